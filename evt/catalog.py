@@ -1,0 +1,291 @@
+"""The trigger catalog: one YAML per event in triggers/, loaded into Trigger records.
+
+A trigger says what one op does in each mode (a native action in evt.native, or a
+script template in triggers/scripts/), what it needs from the host, the comm names its
+own tooling runs under (for Tracee's --scope bypass filters) and its ground truth: which
+probe sees the target event, how the run's marker tells ours from noise, and how many
+target events one op yields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from evt import host
+from evt.errors import UsageError
+from evt.paths import TRIGGERS_DIR
+from evt.spec import EVENT_NAME, MODES, validate_event_name
+
+TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
+
+
+class CatalogError(Exception):
+    """A malformed or duplicate catalog entry."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """Per-run values by which a tracer tells this run's events from anything else."""
+
+    token: str
+
+    @classmethod
+    def for_run(cls, run_id: str, event: str) -> Marker:
+        return cls(hashlib.sha1(f"{run_id}/{event}".encode()).hexdigest()[:8])
+
+    @property
+    def dir(self) -> str:
+        return f"/tmp/evt-{self.token}"
+
+    @property
+    def file(self) -> str:
+        return f"{self.dir}/marker"
+
+    @property
+    def exe(self) -> str:
+        return f"{self.dir}/true"
+
+    @property
+    def comm(self) -> str:
+        """The comm native workers take while they run ops (12 characters)."""
+        return f"evt-{self.token}"
+
+    @property
+    def child_comm(self) -> str:
+        """The comm of processes native workers fork (12 characters)."""
+        return f"evc-{self.token}"
+
+    @property
+    def port(self) -> int:
+        return 20000 + int(self.token, 16) % 40000
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in ("token", "dir", "file", "exe", "comm", "child_comm", "port")}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Ground truth of one mode: the probe that sees the target event and its filter."""
+
+    probe: str
+    filter: str
+    per_op: int
+    exact: bool
+
+
+@dataclass(frozen=True)
+class Needs:
+    binaries: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    kernel: tuple[str, ...] = ()
+
+    def merged(self, other: Needs) -> Needs:
+        return Needs(
+            tuple(dict.fromkeys(self.binaries + other.binaries)),
+            tuple(dict.fromkeys(self.capabilities + other.capabilities)),
+            tuple(dict.fromkeys(self.kernel + other.kernel)),
+        )
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    needs: Needs
+    target: Target
+    action: str | None = None  # native: the evt.native action
+    template: str | None = None  # script: the template under triggers/scripts/
+
+
+@dataclass(frozen=True)
+class Trigger:
+    event: str
+    description: str
+    modes: dict[str, Mode]
+    needs: Needs
+    bypass_comms: tuple[str, ...]
+    source: Path = field(compare=False)
+
+    @property
+    def default_mode(self) -> str:
+        return "native" if "native" in self.modes else "script"
+
+    def mode(self, name: str | None) -> Mode:
+        name = name or self.default_mode
+        if name not in self.modes:
+            raise UsageError(
+                f"event {self.event!r} has no {name} mode; its modes are: {', '.join(self.modes)}."
+            )
+        return self.modes[name]
+
+    def mode_needs(self, mode: str | None) -> Needs:
+        return self.needs.merged(self.mode(mode).needs)
+
+    def unmet(self, mode: str | None = None) -> list[str]:
+        """Why this trigger cannot run here in that mode; empty when it can."""
+        needs = self.mode_needs(mode)
+        reasons = [host.check_binary(b) for b in needs.binaries]
+        reasons += [host.check_capability(c) for c in needs.capabilities]
+        reasons += [host.check_kernel_feature(k) for k in needs.kernel]
+        return [r for r in reasons if r]
+
+    def require(self, mode: str | None = None) -> None:
+        reasons = self.unmet(mode)
+        if reasons:
+            raise UsageError(
+                f"event {self.event!r} cannot run on this host in {mode or self.default_mode} mode: "
+                f"{'; '.join(reasons)}. Install or grant what is missing (`make setup` installs the tools), "
+                "or choose another mode or event (`evt list` shows what runs here)."
+            )
+
+    def bypass_flags(self) -> list[str]:
+        """Tracee --scope filters hiding the trigger's own processes, as the original prints."""
+        shell = os.path.basename(os.environ.get("SHELL", "") or "sh")
+        comms: list[str] = []
+        for comm in self.bypass_comms:
+            comms.append(comm)
+            if comm == "sh":
+                comms.append(shell)
+        flags: list[str] = []
+        for comm in dict.fromkeys(c[:TASK_COMM_LEN] for c in comms):
+            flags += ["-s", f"comm!={comm}"]
+        return flags
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise CatalogError(f"{where}: expected a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _needs(raw: object, where: str) -> Needs:
+    if raw is None:
+        return Needs()
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a mapping with binaries/capabilities/kernel")
+    unknown = set(raw) - {"binaries", "capabilities", "kernel"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use binaries, capabilities, kernel")
+    needs = Needs(
+        _strings(raw.get("binaries"), f"{where}.binaries"),
+        _strings(raw.get("capabilities"), f"{where}.capabilities"),
+        _strings(raw.get("kernel"), f"{where}.kernel"),
+    )
+    for cap in needs.capabilities:
+        if cap not in host.CAPABILITIES:
+            raise CatalogError(f"{where}.capabilities: unknown capability {cap!r}")
+    for feature in needs.kernel:
+        if feature not in host.KERNEL_FEATURES:
+            raise CatalogError(f"{where}.kernel: unknown feature {feature!r}; known: {', '.join(host.KERNEL_FEATURES)}")
+    return needs
+
+
+def _target(raw: object, where: str, exact: bool) -> Target:
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
+    probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
+    if not isinstance(probe, str) or not probe.startswith(("tracepoint:", "kprobe:", "rawtracepoint:")):
+        raise CatalogError(f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {probe!r}")
+    if not isinstance(flt, str) or not flt.strip():
+        raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {flt!r}")
+    if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
+        raise CatalogError(f"{where}.per_op: expected a positive integer, got {per_op!r}")
+    return Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact)
+
+
+def parse_trigger(raw: object, source: Path) -> Trigger:
+    """Validate one catalog entry; CatalogError names the file and the field."""
+    from evt import native  # the registry of native actions
+
+    where = source.name
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a mapping")
+    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+    event = raw.get("event")
+    if not isinstance(event, str) or not EVENT_NAME.fullmatch(event):
+        raise CatalogError(f"{where}: event must match [a-z0-9_]+, got {event!r}")
+    if source.stem != event:
+        raise CatalogError(f"{where}: file name must be {event}.yaml")
+    description = raw.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise CatalogError(f"{where}: description missing")
+    raw_modes = raw.get("modes")
+    if not isinstance(raw_modes, dict) or not raw_modes:
+        raise CatalogError(f"{where}: modes must map native and/or script to their definitions")
+    modes: dict[str, Mode] = {}
+    for name, body in raw_modes.items():
+        mwhere = f"{where}: modes.{name}"
+        if name not in MODES:
+            raise CatalogError(f"{mwhere}: unknown mode; use {' or '.join(MODES)}")
+        if not isinstance(body, dict):
+            raise CatalogError(f"{mwhere}: expected a mapping")
+        extra = set(body) - {"action", "template", "needs", "target"}
+        if extra:
+            raise CatalogError(f"{mwhere}: unknown keys {sorted(extra)}")
+        needs = _needs(body.get("needs"), f"{mwhere}.needs")
+        target = _target(body.get("target"), f"{mwhere}.target", exact=(name == "native"))
+        if name == "native":
+            action = body.get("action")
+            if action not in native.ACTIONS:
+                raise CatalogError(f"{mwhere}.action: {action!r} is not an action in evt/native.py ({', '.join(sorted(native.ACTIONS))})")
+            modes[name] = Mode(name, needs, target, action=action)
+        else:
+            template = body.get("template")
+            if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
+                raise CatalogError(f"{mwhere}.template: {template!r} is not a file in {source.parent / 'scripts'}")
+            modes[name] = Mode(name, needs, target, template=template)
+    bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
+    if not bypass:
+        raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
+    return Trigger(
+        event=event,
+        description=description.strip(),
+        modes=modes,
+        needs=_needs(raw.get("needs"), f"{where}: needs"),
+        bypass_comms=bypass,
+        source=source,
+    )
+
+
+def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
+    """Every trigger in the directory, by event; refuses duplicates and malformed entries."""
+    catalog: dict[str, Trigger] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"{path.name}: not valid YAML: {exc}") from exc
+        trigger = parse_trigger(raw, path)
+        if trigger.event in catalog:
+            raise CatalogError(
+                f"{path.name}: duplicate trigger for event {trigger.event!r} (already in {catalog[trigger.event].source.name})"
+            )
+        catalog[trigger.event] = trigger
+    if not catalog:
+        raise CatalogError(f"no triggers found in {directory}")
+    return catalog
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> dict[str, Trigger]:
+    return load_catalog()
+
+
+def get_trigger(event: str, catalog: dict[str, Trigger] | None = None) -> Trigger:
+    catalog = default_catalog() if catalog is None else catalog
+    validate_event_name(event)
+    if event not in catalog:
+        close = difflib.get_close_matches(event, list(catalog), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"trigger for the event {event} does not exist.{hint} `evt list` shows every event.")
+    return catalog[event]

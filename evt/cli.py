@@ -1,0 +1,176 @@
+"""Command-line entry point: parses arguments and wires them to the modules that act.
+
+Nothing here decides how a run goes; it turns flags into calls (and, for `evt stress`,
+seed-style flags into Hydra overrides) and maps errors to exit codes: 2 for bad input,
+1 for a failed run, 130 for Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+
+from evt.errors import RunError, UsageError
+
+# Hydra's and the original's defaults for `evt trigger` (reference/TRACEE.md)
+TRIGGER_DEFAULTS = {"ops": "1", "parallel": "1", "sleep": "10ns", "signal_timeout": "1m"}
+
+
+def _trigger_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trigger", help="trigger one event at a controlled rate",
+                       description="Trigger a specific event type to test a tracer's detection.")
+    p.add_argument("--event", "-e", default=None, help="event type to trigger (required)")
+    p.add_argument("--ops", "-o", default=TRIGGER_DEFAULTS["ops"], help="number of operations per worker (default 1)")
+    p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
+    p.add_argument("--sleep", "-s", default=TRIGGER_DEFAULTS["sleep"], help="sleep between operations, a Go duration (default 10ns; 0 for none)")
+    p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
+    p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
+    p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
+    p.add_argument("--mode", choices=None, default=None, help="native (syscalls from Python, no fork per op) or script (the original's shell script per op); default: native where the trigger has it")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    p.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # marker seed, set by evt stress
+    p.add_argument("--start-fifo", default=None, help=argparse.SUPPRESS)  # stress start barrier
+    p.add_argument("--progress", default=None, help=argparse.SUPPRESS)  # seconds between progress lines
+
+
+def _list_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list the triggers and whether each can run on this host")
+    p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+
+
+def _image_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("image", help="build the trigger-runner image (or its local Debian base)")
+    isub = p.add_subparsers(dest="image_command", required=True)
+    build = isub.add_parser("build", help="build the trigger-runner image (EVT_TRIGGER_RUNNER_IMAGE honoured)")
+    build.add_argument("--tag", default=None, help="image name (default $EVT_TRIGGER_RUNNER_IMAGE or evt-trigger-runner:latest)")
+    build.add_argument("--base-image", default=None, help="BASE_IMAGE for the Dockerfile (default: its public Python base)")
+    build.add_argument("--if-stale", action="store_true", help="build only when the image is missing or built from other sources")
+    base = isub.add_parser("base", help="build a Debian base image locally with mmdebstrap (no registry needed)")
+    base.add_argument("--tag", default="evt-base:bookworm")
+    base.add_argument("--suite", default="bookworm")
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from evt import image
+
+    if args.image_command == "base":
+        image.build_base(args.tag, args.suite)
+    elif args.if_stale and image.image_status(args.tag) == "current":
+        print(f"image {args.tag or image.image_name()} is up to date")
+    else:
+        image.build(args.tag, args.base_image)
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from evt import catalog, trigger
+    from evt.catalog import Marker
+    from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
+
+    if args.event is None:
+        raise UsageError('required flag "event" not set: give --event <name> (see `evt list`).')
+    event = validate_event_name(args.event.strip())
+    ops = positive_int(args.ops, "ops")
+    parallel = positive_int(args.parallel, "parallel")
+    sleep_ns = parse_duration(args.sleep, "sleep duration")
+    timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
+    mode = validate_mode(args.mode) if args.mode else None
+    trig = catalog.get_trigger(event)
+    if args.bypass_flags:
+        print(" ".join(trig.bypass_flags()))
+        print(f"If running trigger from this shell, also use: -s tree={os.getppid()}")
+        return 0
+    mode = mode or trig.default_mode
+    trig.mode(mode)
+    trig.require(mode)
+    marker = Marker.for_run(args.run_id or uuid.uuid4().hex[:12], event)
+    if args.start_fifo:
+        gate: trigger.Gate = trigger.FifoGate(args.start_fifo, timeout_ns)
+    elif args.wait_signal:
+        gate = trigger.SignalGate(timeout_ns)
+    else:
+        gate = trigger.Gate()
+    out = trigger.Output(event, prefixed=bool(args.wait_signal or args.start_fifo))
+    progress = float(args.progress) if args.progress else None
+    try:
+        result = trigger.run(trig, mode, ops, parallel, sleep_ns, marker, gate, out, progress)
+    except trigger.GateTimeout as exc:
+        raise RunError(str(exc)) from exc
+    if args.json:
+        out(result.to_json())
+    if result.errors:
+        failed = [w for w in result.per_worker if w.errors]
+        details = "; ".join(f"worker {w.worker}: {w.errors} of {w.ops} ops failed, first: {w.first_error}" for w in failed)
+        raise RunError(details)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from evt import catalog
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    for trig in catalog.default_catalog().values():
+        modes = {}
+        for name in trig.modes:
+            modes[name] = trig.unmet(name)
+        rows.append({
+            "event": trig.event,
+            "description": trig.description,
+            "modes": list(trig.modes),
+            "default_mode": trig.default_mode,
+            "available": {m: not r for m, r in modes.items()},
+            "why_not": {m: r for m, r in modes.items() if r},
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="evt triggers")
+    for column in ("event", "modes", "runs here", "why not", "description"):
+        table.add_column(column)
+    for row in rows:
+        modes = ", ".join(m + ("*" if m == row["default_mode"] else "") for m in row["modes"])
+        ok = [m for m, a in row["available"].items() if a]
+        runs = "yes" if len(ok) == len(row["modes"]) else (", ".join(ok) + " only" if ok else "no")
+        why = "; ".join(f"{m}: {', '.join(r)}" for m, r in row["why_not"].items())
+        table.add_row(row["event"], modes, runs, why, row["description"])
+    Console(width=200).print(table)
+    print("* default mode")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evt", description="Generate kernel events and stress-test eBPF tracers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _trigger_parser(sub)
+    _list_parser(sub)
+    _image_parser(sub)
+    return parser
+
+
+COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Structured configs: the typed schema of every Hydra config group.
+
+The YAMLs in conf/ name their schema (`defaults: [<schema name>]`), so a wrong key or
+type in a YAML or an override fails at composition, with Hydra's message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+HYDRA_VERSION_BASE = "1.3"
+
+
+@dataclass
+class GroupConfig:
+    name: str = MISSING
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioConfig:
+    """A scenario in the seed's suite schema: `events` or `groups`, not both."""
+
+    name: str = MISSING
+    description: str = ""
+    events: list[str] = field(default_factory=list)
+    groups: list[GroupConfig] = field(default_factory=list)
+
+
+@dataclass
+class StressConfig:
+    # Sweep knobs: when set they override every event's value.
+    instances: Optional[int] = None
+    ops: Optional[int] = None
+    sleep: Optional[str] = None
+    mode: Optional[str] = None
+    signal_timeout: str = "15m"
+    stress_end_cooldown: str = "10s"
+    timeout: str = "60m"  # whole run
+    wait_before_trigger: bool = False
+    dry_run: bool = False
+    max_loss_pct: Optional[float] = None  # exceeded: exit 1 (a CI gate)
+    progress_interval: str = "500ms"
+
+
+@dataclass
+class RunnerConfig:
+    name: str = MISSING
+    image: str = "${oc.env:EVT_TRIGGER_RUNNER_IMAGE,evt-trigger-runner:latest}"
+    network: str = "none"
+    # auto: privileged where the daemon can grant it, else every capability it holds
+    privileged: str = "auto"  # auto | true | false
+    cap_add: list[str] = field(default_factory=list)  # used when not privileged
+    security_opt: list[str] = field(default_factory=lambda: ["seccomp=unconfined", "apparmor=unconfined"])
+    ready_timeout: str = "60s"  # every unit waiting at the barrier
+
+
+@dataclass
+class TracerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class TraceeConfig:
+    binary: str = "./dist/tracee"
+    auto: bool = True
+    keep: bool = False
+    output: str = "none"  # none | json:<path> | a destinations.* spec
+    output_syntax: str = "destinations"  # destinations (current Tracee) | legacy (json:<path>)
+    metrics: bool = True
+    pprof: bool = True
+    pyroscope: bool = False
+    healthz: bool = True
+    http_address: str = "127.0.0.1:3366"
+    template: str = "tracee.cmd.j2"
+    init_cooldown: str = "5s"
+    ready_timeout: str = "60s"
+    start_grace: str = "3s"  # without /healthz: alive this long counts as started
+    stop_timeout: str = "10s"
+    drain: str = "1s"  # before the final scrape: lost counters lag
+    extra_args: list[str] = field(default_factory=list)
+    pidfile: str = "/tmp/tracee/tracee.pid"
+
+
+@dataclass
+class BpftraceConfig:
+    binary: str = "bpftrace"
+    template: str = "bpftrace_count.bt.j2"
+    ready_timeout: str = "60s"
+    init_cooldown: str = "0s"
+    stop_timeout: str = "10s"
+
+
+@dataclass
+class EvtConfig:
+    scenario: Optional[ScenarioConfig] = None
+    tracer: TracerConfig = MISSING
+    runner: RunnerConfig = MISSING
+    events: list[str] = field(default_factory=list)  # the seed's -e specs
+    events_files: list[str] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=list)  # more scenarios, by name
+    all_scenarios: bool = False
+    stress: StressConfig = field(default_factory=StressConfig)
+    tracee: TraceeConfig = field(default_factory=TraceeConfig)
+    bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
+    run_id: Optional[str] = None
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="evt_schema", node=EvtConfig)
+    cs.store(group="scenario", name="scenario_schema", node=ScenarioConfig)
+    cs.store(group="runner", name="runner_schema", node=RunnerConfig)
+    cs.store(group="tracer", name="tracer_schema", node=TracerConfig)
+
+
+register()

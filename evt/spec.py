@@ -1,0 +1,175 @@
+"""Event specs (`event[:instances=N:ops=N:sleep=dur:mode=M]`) and Go-style durations.
+
+Both follow the original Go tool: durations are Go's `time.ParseDuration` syntax
+(`10ns`, `1.5s`, `1h30m`) and specs take the keys `instances|i`, `ops|o`, `sleep|s`;
+`mode|m` is ours.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from evt.errors import UsageError
+
+EVENT_NAME = re.compile(r"[a-z0-9_]+")
+MODES = ("native", "script")
+
+# Go's units, in nanoseconds; Go accepts both micro signs.
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+DEFAULT_INSTANCES = 1
+DEFAULT_OPS = 100
+DEFAULT_SLEEP = "10ns"
+
+
+def parse_duration(text: str, what: str = "duration") -> int:
+    """Parse a Go duration string into nanoseconds (>= 0).
+
+    Raises UsageError naming the bad value and showing valid examples.
+    """
+    raw = str(text).strip()
+    if raw == "0":
+        return 0
+    pos, total = 0, Decimal(0)
+    while pos < len(raw):
+        match = _DURATION_PART.match(raw, pos)
+        if not match:
+            break
+        try:
+            total += Decimal(match.group(1)) * _UNITS[match.group(2)]
+        except InvalidOperation:  # pragma: no cover - the regex admits only numbers
+            break
+        pos = match.end()
+    if not raw or pos != len(raw):
+        raise UsageError(
+            f"invalid {what} {text!r}: expected a Go duration such as 10ns, 500us, 1ms, "
+            "1.5s, 2m or 1h30m (a number followed by ns, us, ms, s, m or h, no spaces)."
+        )
+    return int(total)
+
+
+def format_duration(ns: int) -> str:
+    """Render nanoseconds the way Go's time.Duration.String() does (1.5s, 2m0s, 10ns)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_trim(ns, 1_000)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{_trim(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _trim(rest, 1_000_000_000)
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}s"
+    return f"{sign}{seconds}s"
+
+
+def _trim(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
+def validate_event_name(name: str) -> str:
+    """Event names reach templates, container names and argv: only [a-z0-9_]+ passes."""
+    if not name:
+        raise UsageError("event name cannot be empty: give an event such as security_file_open (see `evt list`).")
+    if "," in name:
+        raise UsageError(
+            f"invalid event {name!r}: one event per trigger; run separate commands, "
+            "or use `evt stress -e a -e b` for several events."
+        )
+    if not EVENT_NAME.fullmatch(name):
+        raise UsageError(
+            f"invalid event name {name!r}: event names contain only lowercase letters, digits "
+            "and underscores (for example security_file_open); see `evt list`."
+        )
+    return name
+
+
+def positive_int(value: object, what: str) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
+        raise UsageError(f"{what} must be greater than 0, got {value!r}: give a positive whole number such as 1 or 100.")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event of a stress run: who runs it, how often, how fast."""
+
+    event: str
+    instances: int = DEFAULT_INSTANCES
+    ops: int = DEFAULT_OPS
+    sleep: str = DEFAULT_SLEEP
+    mode: str | None = None  # None: the trigger's default mode
+
+    @property
+    def sleep_ns(self) -> int:
+        return parse_duration(self.sleep, "sleep")
+
+    @property
+    def total_ops(self) -> int:
+        return self.instances * self.ops
+
+    def __str__(self) -> str:
+        text = f"{self.event}:instances={self.instances}:ops={self.ops}:sleep={self.sleep}"
+        return text + (f":mode={self.mode}" if self.mode else "")
+
+
+_KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep", "mode": "mode", "m": "mode"}
+VALID_KEYS = "instances (i), ops (o), sleep (s), mode (m)"
+
+
+def parse_spec(text: str) -> EventSpec:
+    """Parse `event[:key=value...]` as the original does, plus `mode=`."""
+    parts = str(text).strip().split(":")
+    name = parts[0].strip()
+    if not name:
+        raise UsageError(f"invalid event spec {text!r}: event name cannot be empty; write event[:instances=N:ops=N:sleep=dur].")
+    validate_event_name(name)
+    values: dict[str, object] = {}
+    for part in parts[1:]:
+        if "=" not in part:
+            raise UsageError(
+                f"invalid event spec {text!r}: part {part!r} is not key=value; "
+                f"write event[:instances=N:ops=N:sleep=dur] with keys {VALID_KEYS}."
+            )
+        key, value = (s.strip() for s in part.split("=", 1))
+        if key not in _KEYS:
+            raise UsageError(f"invalid event spec {text!r}: unknown key {key!r}; valid keys are {VALID_KEYS}.")
+        field = _KEYS[key]
+        if field in ("instances", "ops"):
+            values[field] = positive_int(value, f"{field} in spec {text!r}")
+        elif field == "sleep":
+            parse_duration(value, f"sleep in spec {text!r}")
+            values[field] = value
+        else:
+            values[field] = validate_mode(value)
+    return EventSpec(event=name, **values)  # type: ignore[arg-type]
+
+
+def validate_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"invalid mode {mode!r}: use native or script.")
+    return mode

@@ -1,0 +1,36 @@
+"""One Jinja environment for every template evt renders (scripts, Tracee, bpftrace).
+
+StrictUndefined: a template that names a value the caller did not pass fails loudly
+instead of rendering an empty string into a command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from evt.paths import TEMPLATES_DIR, TRIGGERS_DIR
+
+
+def environment(search_path: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(search_path)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render(template: str, search_path: Path = TEMPLATES_DIR, **context: object) -> str:
+    return environment(search_path).get_template(template).render(**context)
+
+
+def render_string(source: str, **context: object) -> str:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(**context)
+
+
+def render_script(template: str, **context: object) -> str:
+    return render(template, TRIGGERS_DIR / "scripts", **context)

@@ -1,0 +1,1 @@
+"""Tracers evt can drive, behind one interface (evt.tracers.base.Tracer)."""
