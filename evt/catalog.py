@@ -12,16 +12,18 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+import jinja2
 import yaml
 
 from evt import host
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
 from evt.spec import EVENT_NAME, MODES, validate_event_name
+from evt.templating import render_string
 
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
 
@@ -78,6 +80,11 @@ class Target:
     filter: str
     per_op: int
     exact: bool
+
+    def rendered(self, event: str, marker: Marker) -> Target:
+        """This target with its filter rendered for one run: the Jinja placeholders
+        (`{{ marker.comm }}`, `{{ event }}`, ...) replaced by the run's values."""
+        return replace(self, filter=render_string(self.filter, event=event, marker=marker.as_dict()))
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,7 @@ def _needs(raw: object, where: str) -> Needs:
     return needs
 
 
-def _target(raw: object, where: str, exact: bool) -> Target:
+def _target(raw: object, where: str, exact: bool, event: str) -> Target:
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
@@ -198,7 +205,12 @@ def _target(raw: object, where: str, exact: bool) -> Target:
         raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {flt!r}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {per_op!r}")
-    return Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact)
+    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact)
+    try:  # a placeholder the run cannot fill fails here, not in the middle of a run
+        target.rendered(event, Marker("0" * 8))
+    except jinja2.TemplateError as exc:
+        raise CatalogError(f"{where}.filter: {exc} in {flt!r}; placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
+    return target
 
 
 def parse_trigger(raw: object, source: Path) -> Trigger:
@@ -215,7 +227,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     if not isinstance(event, str) or not EVENT_NAME.fullmatch(event):
         raise CatalogError(f"{where}: event must match [a-z0-9_]+, got {event!r}")
     if source.stem != event:
-        raise CatalogError(f"{where}: file name must be {event}.yaml")
+        raise CatalogError(f"{where}: file name must be {event}.yaml (the event it triggers)")
     description = raw.get("description")
     if not isinstance(description, str) or not description.strip():
         raise CatalogError(f"{where}: description missing")
@@ -233,7 +245,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         if extra:
             raise CatalogError(f"{mwhere}: unknown keys {sorted(extra)}")
         needs = _needs(body.get("needs"), f"{mwhere}.needs")
-        target = _target(body.get("target"), f"{mwhere}.target", exact=(name == "native"))
+        target = _target(body.get("target"), f"{mwhere}.target", exact=(name == "native"), event=event)
         if name == "native":
             action = body.get("action")
             if action not in native.ACTIONS:
@@ -260,16 +272,18 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
 def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
     """Every trigger in the directory, by event; refuses duplicates and malformed entries."""
     catalog: dict[str, Trigger] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
             raise CatalogError(f"{path.name}: not valid YAML: {exc}") from exc
-        trigger = parse_trigger(raw, path)
-        if trigger.event in catalog:
+        event = raw.get("event") if isinstance(raw, dict) else None
+        if isinstance(event, str) and event in catalog:
             raise CatalogError(
-                f"{path.name}: duplicate trigger for event {trigger.event!r} (already in {catalog[trigger.event].source.name})"
+                f"{path.name}: duplicate trigger for event {event!r} (already in {catalog[event].source.name}); "
+                "keep one file per event"
             )
+        trigger = parse_trigger(raw, path)
         catalog[trigger.event] = trigger
     if not catalog:
         raise CatalogError(f"no triggers found in {directory}")

@@ -65,6 +65,125 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
+# Seed flags of `evt stress` and the config key each sets: one table, one config model.
+# kind: list (repeatable, appended), value (takes a value), bool (Go-style: --f, --f=false)
+STRESS_FLAGS: dict[str, tuple[str, str]] = {
+    "--events": ("list", "events"),
+    "-e": ("list", "events"),
+    "--events-file": ("list", "events_files"),
+    "-E": ("list", "events_files"),
+    "--scenario": ("list", "scenarios"),
+    "--all-scenarios": ("bool", "all_scenarios"),
+    "--image": ("value", "runner.image"),
+    "--auto-tracee": ("bool", "tracee.auto"),
+    "--keep-tracee": ("bool", "tracee.keep"),
+    "--tracee-binary": ("value", "tracee.binary"),
+    "--tracee-output": ("value", "tracee.output"),
+    "--metrics": ("bool", "tracee.metrics"),
+    "--pprof": ("bool", "tracee.pprof"),
+    "--pyroscope": ("bool", "tracee.pyroscope"),
+    "--wait-before-trigger": ("bool", "stress.wait_before_trigger"),
+    "--signal-timeout": ("value", "stress.signal_timeout"),
+    "--tracee-init-cooldown": ("value", "tracee.init_cooldown"),
+    "--stress-end-cooldown": ("value", "stress.stress_end_cooldown"),
+    "--dry-run": ("bool", "stress.dry_run"),
+}
+DURATION_KEYS = {"stress.signal_timeout", "tracee.init_cooldown", "stress.stress_end_cooldown"}
+# Hydra's own flags, passed through untouched (the ones taking a value list it)
+HYDRA_FLAGS = {"-m": False, "--multirun": False, "--cfg": True, "-c": True, "--package": True, "-p": True,
+               "--info": False, "-i": False, "--resolve": False, "--help": False, "-h": False, "--hydra-help": False,
+               "--run": False, "-r": False}
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def quote_override(value: str) -> str:
+    """A Hydra quoted string: any value reaches the config verbatim, never parsed."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split `evt stress` arguments into Hydra arguments and the overrides the seed flags
+    stand for. Raises UsageError for unknown flags and bad values."""
+    from evt.spec import parse_duration
+
+    hydra_args: list[str] = []
+    lists: dict[str, list[str]] = {}
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        name, eq, inline = token.partition("=")
+        if token.startswith("-") and name in STRESS_FLAGS:
+            kind, key = STRESS_FLAGS[name]
+            if kind == "bool":
+                value = inline if eq else "true"
+                if value.lower() not in _BOOLS:
+                    raise UsageError(f"invalid value {value!r} for {name}: use {name}, {name}=true or {name}=false.")
+                overrides.append(f"{key}={'true' if _BOOLS[value.lower()] else 'false'}")
+            else:
+                if eq:
+                    value = inline
+                elif i + 1 < len(argv):
+                    i += 1
+                    value = argv[i]
+                else:
+                    raise UsageError(f"flag {name} needs a value (see `evt stress --help`).")
+                if key in DURATION_KEYS:
+                    parse_duration(value, name)
+                if kind == "list":
+                    lists.setdefault(key, []).append(value)
+                else:
+                    overrides.append(f"{key}={quote_override(value)}")
+        elif token.startswith("-") and name in HYDRA_FLAGS:
+            hydra_args.append(token)
+            if HYDRA_FLAGS[name] and not eq and i + 1 < len(argv):
+                i += 1
+                hydra_args.append(argv[i])
+        elif token.startswith("-"):
+            raise UsageError(
+                f"unknown flag {token!r} for evt stress; flags: {', '.join(sorted(STRESS_FLAGS))}, "
+                "plus Hydra overrides such as scenario=smoke or tracee.pyroscope=true."
+            )
+        else:
+            overrides.append(token)
+        i += 1
+    for key, values in lists.items():
+        overrides.append(f"{key}=[{','.join(quote_override(v) for v in values)}]")
+    return hydra_args, overrides
+
+
+STRESS_HELP = """usage: evt stress [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
+
+Run a stress test: units (one per event) start together, a tracer watches them, and the
+results land in the Hydra run directory (outputs/DATE/TIME/).
+
+Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|none  runner=docker|local
+  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.mode=native|script
+  stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
+
+Seed flags (each maps onto one override):
+""" + "\n".join(f"  {flag:<24} -> {key}" for flag, (_, key) in STRESS_FLAGS.items()) + """
+
+Event spec: event[:instances=N:ops=N:sleep=dur:mode=native|script]
+"""
+
+
+def cmd_stress(argv: list[str]) -> int:
+    from evt import hydra_app
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(STRESS_HELP)
+        return 0
+    hydra_args, overrides = stress_overrides(argv)
+    return hydra_app.run(hydra_args, overrides)
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from evt import cleanup
+
+    return cleanup.run(args.run_id)
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
     from evt.catalog import Marker
@@ -149,17 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     _trigger_parser(sub)
     _list_parser(sub)
     _image_parser(sub)
+    sub.add_parser("stress", help="run a stress test (see `evt stress --help`)", add_help=False)
+    cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
+    cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
-COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image}
+COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        if argv and argv[0] == "stress":  # Hydra parses the rest
+            return cmd_stress(argv[1:])
+        args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"Error: {exc}", file=sys.stderr)

@@ -118,3 +118,40 @@ def check_capability(name: str) -> str | None:
     if name in ("CAP_BPF", "CAP_PERFMON") and "CAP_SYS_ADMIN" in held:
         return None
     return f"needs {name}: run as root or grant the capability"
+
+
+@lru_cache(maxsize=1)
+def cgroup2_root() -> Path | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup or, on hybrid hosts,
+    /sys/fs/cgroup/unified); None without one."""
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                return Path(left.split()[4])
+    except OSError:
+        pass
+    return None
+
+
+def process_cgroup2(pid: int) -> Path | None:
+    """The cgroup v2 directory a process belongs to (bpftrace's `cgroup` builtin is its id)."""
+    root = cgroup2_root()
+    if root is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                return root / line[3:].lstrip("/")
+    except OSError:
+        pass
+    return None
+
+
+def all_capabilities() -> set[str]:
+    """Every capability this kernel knows (0..cap_last_cap)."""
+    try:
+        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        last = max(CAPABILITIES.values())
+    return {name for name, bit in CAPABILITIES.items() if bit <= last}

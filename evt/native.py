@@ -24,6 +24,7 @@ _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c
 _libc.syscall.restype = ctypes.c_long
 
 PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
 PTRACE_PEEKUSER = 3
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
@@ -91,10 +92,11 @@ class FileOpen(Action):
 
     def setup(self) -> None:
         super().setup()
-        _touch(self.marker.file)
+        self.path = self.marker.file  # Marker's paths are properties: resolve once, not per op
+        _touch(self.path)
 
     def op(self) -> None:
-        os.close(os.open(self.marker.file, os.O_RDONLY))
+        os.close(os.open(self.path, os.O_RDONLY))
 
 
 @action("ptrace")
@@ -105,9 +107,18 @@ class Ptrace(Action):
 
     def setup(self) -> None:
         super().setup()
+        worker = os.getpid()
         self.child = os.fork()
         if self.child == 0:  # the tracee: sleeps until the worker kills it
             try:
+                # dies with the worker, even when the worker is killed before close(), and
+                # holds none of its output pipes (a reader would wait for their EOF forever)
+                _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != worker:
+                    os._exit(0)
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 while True:
                     signal.pause()
@@ -137,14 +148,15 @@ class Exec(Action):
     def setup(self) -> None:
         super().setup()
         true = shutil.which("true") or "/bin/true"
-        if not os.path.islink(self.marker.exe):
-            os.symlink(true, self.marker.exe)
+        self.exe, self.argv = self.marker.exe, [self.marker.exe]
+        if not os.path.islink(self.exe):
+            os.symlink(true, self.exe)
 
     def op(self) -> None:
-        pid = os.posix_spawn(self.marker.exe, [self.marker.exe], {})
+        pid = os.posix_spawn(self.exe, self.argv, {})
         _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise OSError(0, f"{self.marker.exe} exited with status {status}")
+        if status:
+            raise OSError(f"{self.exe} exited with status {os.waitstatus_to_exitcode(status)}")
 
 
 @action("fork")
@@ -235,7 +247,7 @@ class BpfProgLoad(Action):
     def setup(self) -> None:
         super().setup()
         if NR_BPF is None:
-            raise OSError(0, f"bpf syscall number unknown on {platform.machine()}")
+            raise OSError(f"bpf syscall number unknown on {platform.machine()}")
         self._insns = (_BpfInsn * 2)(_BpfInsn(0xB7, 0, 0, 0), _BpfInsn(0x95, 0, 0, 0))
         self._license = ctypes.create_string_buffer(b"GPL")
         self._attr = _BpfProgLoadAttr(
@@ -260,10 +272,11 @@ class Symlink(Action):
 
     def setup(self) -> None:
         super().setup()
+        self.target = self.marker.file
         self.link = f"{self.marker.dir}/link-{os.getpid()}"
 
     def op(self) -> None:
-        os.symlink(self.marker.file, self.link)
+        os.symlink(self.target, self.link)
         os.unlink(self.link)
 
 

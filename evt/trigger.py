@@ -27,9 +27,10 @@ from typing import Callable, TextIO
 from evt import native
 from evt.catalog import Marker, Trigger
 from evt.spec import format_duration
-from evt.templating import render_script
+from evt.templating import render
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
+FIRST_OP_PAUSE_S = 0.001  # after the first op: see _loop
 PR_SET_TIMERSLACK = 29
 PR_SET_PDEATHSIG = 1
 
@@ -80,6 +81,11 @@ class Gate:
     def wait(self) -> None:
         pass
 
+    def worker_fd(self) -> int | None:
+        """An fd the workers may poll themselves (POLLIN/POLLHUP = go), saving the hop
+        through the parent; None: the parent releases them."""
+        return None
+
 
 class SignalGate(Gate):
     """SIGUSR1 releases; blocked before anything is printed so an early signal is kept."""
@@ -110,6 +116,9 @@ class FifoGate(Gate):
         if not stat.S_ISFIFO(os.stat(self.path).st_mode):
             raise GateTimeout(f"start barrier {self.path} is not a FIFO")
         self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+
+    def worker_fd(self) -> int | None:
+        return self.fd  # inherited by the workers: one release wakes every worker of every unit
 
     def wait(self) -> None:
         poller = select.poll()
@@ -150,7 +159,8 @@ def prepare_script(trigger: Trigger, mode: str, marker: Marker) -> str:
     assert template is not None
     os.makedirs(marker.dir, exist_ok=True)
     path = os.path.join(marker.dir, f"{trigger.event}.sh")
-    text = render_script(template, event=trigger.event, marker=marker.as_dict())
+    # the scripts beside the trigger's own YAML, wherever its catalog was loaded from
+    text = render(template, trigger.source.parent / "scripts", event=trigger.event, marker=marker.as_dict())
     with open(path, "w") as f:
         f.write(text)
     os.chmod(path, 0o755)
@@ -165,7 +175,7 @@ def _script_op(path: str) -> Callable[[], None]:
     def op() -> None:
         status = waitpid(spawn(path, argv, env), 0)[1]
         if status:
-            raise OSError(0, f"{os.path.basename(path)} exited with status {exitcode(status)}")
+            raise OSError(f"{os.path.basename(path)} exited with status {exitcode(status)}")
 
     return op
 
@@ -178,7 +188,7 @@ def _run_worker(
     sleep_ns: int,
     marker: Marker,
     script: str | None,
-    start_fd: int,
+    start_fds: list[int],
     result_fd: int,
     progress: mmap.mmap,
 ) -> None:
@@ -198,10 +208,13 @@ def _run_worker(
         else:
             assert script is not None
             op = _script_op(script)
-        os.read(start_fd, 1)  # EOF when the parent releases all workers
         own_comm = native.get_comm()
-        if act is not None:
+        if act is not None:  # after set-up, so its syscalls do not carry the marker comm
             native.set_comm(marker.comm)
+        poller = select.poll()
+        for fd in start_fds:  # the parent's pipe (EOF) or the shared FIFO barrier (HUP)
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+        poller.poll()
         result = _loop(op, ops, sleep_ns, index, progress)
         if act is not None:
             native.set_comm(own_comm)
@@ -223,8 +236,20 @@ def _loop(op: Callable[[], None], ops: int, sleep_ns: int, index: int, progress:
     sleep_s = sleep_ns / 1e9
     slot = index * 8
     done = 0
-    t_start = time.time_ns()
-    m_start = time.monotonic_ns()
+    t_start, m_start = time.time_ns(), time.monotonic_ns()
+    if ops:
+        # One release wakes every worker of every unit. Where there are more workers than
+        # cores, those scheduled first would run on and the rest start a scheduler tick
+        # (4 ms) or more later. Pausing once after the first op (sleeping, not yielding:
+        # a yield stays inside the container's CPU cgroup) lets every woken worker make
+        # its first op before anyone runs on.
+        try:
+            op()
+        except OSError as exc:
+            errors, first_error = 1, str(exc)
+        done = 1
+        if ops > 1:
+            time.sleep(max(sleep_s, FIRST_OP_PAUSE_S))
     # Chunks keep the per-op path to the op itself (and the sleep, when asked for).
     while done < ops:
         chunk = min(CHUNK, ops - done)
@@ -257,8 +282,9 @@ class WorkerPool:
         self.pids: list[int] = []
         self.progress = mmap.mmap(-1, 8 * parallel)
 
-    def spawn(self) -> None:
-        """Fork the workers; each sets up and blocks until release()."""
+    def spawn(self, gate_fd: int | None = None) -> None:
+        """Fork the workers; each sets up and blocks until release() (or until the
+        gate's fd, when it has one, says go)."""
         script = prepare_script(self.trigger, self.mode, self.marker) if self.mode == "script" else None
         if self.mode == "native":
             os.makedirs(self.marker.dir, exist_ok=True)
@@ -271,8 +297,9 @@ class WorkerPool:
             if pid == 0:
                 os.close(self.start_w)
                 os.close(self.result_r)
+                start_fds = [self.start_r] + ([gate_fd] if gate_fd is not None else [])
                 _run_worker(index, self.trigger, self.mode, self.ops, self.sleep_ns, self.marker,
-                            script, self.start_r, self.result_w, self.progress)
+                            script, start_fds, self.result_w, self.progress)
             self.pids.append(pid)
         os.close(self.start_r)
         os.close(self.result_w)
@@ -356,18 +383,18 @@ def run(
     workers = WorkerPool(trigger, mode, ops, parallel, sleep_ns, marker)
     try:
         gate.arm()
-        workers.spawn()
+        workers.spawn(gate.worker_fd())
         if gate.description:
             out(gate.description)
         gate.wait()
-        sleep_text = format_duration(sleep_ns)
-        now = clock_text(time.time_ns())
-        if parallel > 1:
-            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {sleep_text} sleep time at {now}")
-        else:
-            out(f"Starting triggering {ops} ops with {sleep_text} sleep time at {now}")
-        m_start = time.monotonic_ns()
+        # Release first, print after: the start skew between units is what the barrier is for.
+        m_start, now_ns = time.monotonic_ns(), time.time_ns()
         workers.release()
+        sleep_text = format_duration(sleep_ns)
+        if parallel > 1:
+            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {sleep_text} sleep time at {clock_text(now_ns)}")
+        else:
+            out(f"Starting triggering {ops} ops with {sleep_text} sleep time at {clock_text(now_ns)}")
         report = None
         if progress_interval_s:
             def report(done: int) -> None:

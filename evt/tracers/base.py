@@ -68,6 +68,10 @@ class Tracer(ABC):
     def drain(self) -> None:
         """After the units finish, before stop(): final scrapes."""
 
+    def pids(self) -> list[int]:
+        """Processes the tracer started (recorded so `evt cleanup` can stop them)."""
+        return []
+
     @abstractmethod
     def stop(self) -> None: ...
 

@@ -1,0 +1,27 @@
+"""CSV and JSON writing for run results: stable column order, one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+WORKER_COLUMNS = ["run_id", "event", "unit", "worker", "mode", "ops", "ok", "errors",
+                  "t_start_ns", "t_end_ns", "duration_s", "ops_per_s"]
+EVENT_COLUMNS = ["run_id", "event", "unit", "mode", "instances", "ops", "ops_ok", "expected", "observed",
+                 "lost", "loss_pct", "events_per_s", "count"]
+TRACER_COLUMNS = ["run_id", "tracer", "cpu_s", "cpu_share", "peak_rss_bytes", "wall_s", "lost_total", "crashed"]
+
+
+def write_csv(frame: pd.DataFrame, path: Path, columns: list[str]) -> Path:
+    """Write with the stable columns first (and any extra ones after, sorted)."""
+    extra = sorted(c for c in frame.columns if c not in columns)
+    frame = frame.reindex(columns=columns + extra)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def write_json(data: dict, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    return path

@@ -1,0 +1,173 @@
+"""Result tables of a stress run (pandas) and the summary printed at the end.
+
+workers.csv: a row per worker. events.csv: a row per unit (event): expected target
+events (ops x events per op), observed by the tracer, lost, loss. tracer.csv: the
+tracer's cost. summary.json: the headline figures.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from evt import csvio
+from evt.plan import Plan
+from evt.runners.base import UnitState
+from evt.tracers.base import TracerReport
+
+
+def workers_frame(plan: Plan, states: dict[str, UnitState]) -> pd.DataFrame:
+    rows = []
+    for unit in plan.units:
+        state = states.get(unit.name)
+        if state is None or state.result is None:
+            continue
+        for w in state.result.per_worker:
+            rows.append({
+                "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
+                "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
+                "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns, "duration_s": w.duration_s,
+                "ops_per_s": w.ops_per_s,
+            })
+    return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
+
+
+def events_frame(plan: Plan, states: dict[str, UnitState], report: TracerReport | None) -> pd.DataFrame:
+    rows = []
+    observed_by_unit = report.observed if report is not None else None
+    for unit in plan.units:
+        state = states.get(unit.name)
+        result = state.result if state else None
+        ops_ok = result.ok if result else 0
+        expected = ops_ok * unit.target.per_op
+        observed = observed_by_unit.get(unit.name, 0) if observed_by_unit is not None else None
+        lost = loss_pct = None
+        if observed is not None:
+            lost = max(expected - observed, 0)
+            loss_pct = (100.0 * lost / expected) if expected else 0.0
+        duration = result.duration_s if result else 0.0
+        rows.append({
+            "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "mode": unit.mode,
+            "instances": unit.instances, "ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
+            "observed": observed, "lost": lost, "loss_pct": loss_pct,
+            "events_per_s": (expected / duration) if duration > 0 else None,
+            "count": "exact" if unit.target.exact else "lower_bound",
+        })
+    return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
+
+
+def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
+    if report is None:
+        return pd.DataFrame([], columns=csvio.TRACER_COLUMNS)
+    row: dict[str, object] = {
+        "run_id": plan.run_id, "tracer": report.tracer, "cpu_s": report.cpu_s,
+        "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
+        "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
+        "lost_total": report.lost_total, "crashed": report.crashed or "",
+    }
+    row.update({f"lost.{k}": v for k, v in report.lost.items()})
+    row.update({f"metric.{k}": v for k, v in report.metrics.items()})
+    return pd.DataFrame([row])
+
+
+def start_skew_ms(states: dict[str, UnitState]) -> float | None:
+    """Spread of the units' first-op times: how simultaneous the start was."""
+    firsts = []
+    for state in states.values():
+        if state.result:
+            starts = [w.t_start_ns for w in state.result.per_worker if w.t_start_ns]
+            if starts:
+                firsts.append(min(starts))
+    return (max(firsts) - min(firsts)) / 1e6 if len(firsts) >= 2 else (0.0 if firsts else None)
+
+
+def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: TracerReport | None,
+              states: dict[str, UnitState], extra: dict) -> dict:
+    ok = int(workers["ok"].sum()) if len(workers) else 0
+    span = (workers["t_end_ns"].max() - workers["t_start_ns"].min()) / 1e9 if len(workers) else 0.0
+    summary: dict[str, object] = {
+        "run_id": plan.run_id,
+        "runner": plan.runner,
+        "tracer": plan.tracer,
+        "units": len(plan.units),
+        "workers": int(len(workers)),
+        "total_ops": plan.total_ops,
+        "ok": ok,
+        "errors": int(workers["errors"].sum()) if len(workers) else 0,
+        "duration_s": float(span),
+        "total_ops_per_s": (ok / span) if span > 0 else 0.0,
+        "start_skew_ms": start_skew_ms(states),
+    }
+    if events["observed"].notna().any():
+        expected = int(events["expected"].sum())
+        observed = int(events["observed"].fillna(0).sum())
+        lost = int(events["lost"].fillna(0).sum())
+        summary["detection"] = {
+            "expected": expected, "observed": observed, "lost": lost,
+            "loss_pct": (100.0 * lost / expected) if expected else 0.0,
+            "exact": bool((events["count"] == "exact").all()),
+        }
+    else:
+        summary["detection"] = None
+    if report is not None:
+        summary["tracer_cost"] = {
+            "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
+            "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
+            "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
+        }
+    summary.update(extra)
+    return summary
+
+
+def write_all(run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: dict) -> None:
+    csvio.write_csv(workers, run_dir / "workers.csv", csvio.WORKER_COLUMNS)
+    csvio.write_csv(events, run_dir / "events.csv", csvio.EVENT_COLUMNS)
+    csvio.write_csv(tracer, run_dir / "tracer.csv", csvio.TRACER_COLUMNS)
+    csvio.write_json(summary, run_dir / "summary.json")
+
+
+def _fmt(value: object, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
+    table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
+    for column in ("event", "mode", "ops ok", "ops/s", "expected", "observed", "lost", "loss %", "count"):
+        table.add_column(column, justify="left" if column in ("event", "mode", "count") else "right")
+    for row in events.to_dict("records"):
+        table.add_row(
+            row["unit"], row["mode"], _fmt(row["ops_ok"]), _fmt(row["events_per_s"]), _fmt(row["expected"]),
+            _fmt(None if pd.isna(row["observed"]) else int(row["observed"])),
+            _fmt(None if pd.isna(row["lost"]) else int(row["lost"])),
+            _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2), row["count"],
+        )
+    console.print(table)
+    line = (f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
+            f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms")
+    console.print(line)
+    cost = summary.get("tracer_cost")
+    if cost:
+        rss = cost.get("peak_rss_bytes")
+        console.print(
+            f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
+            f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
+            f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
+            + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
+        )
+    detection = summary.get("detection")
+    if detection:
+        console.print(
+            f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
+            f"({detection['loss_pct']:.2f}% lost)"
+        )
+    console.print(f"results: {summary['run_dir']}")

@@ -1,0 +1,207 @@
+"""Units as docker containers (docker SDK): one per event, network none, started in
+parallel, each blocked at the bind-mounted FIFO barrier until the run releases it."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from evt import host
+from evt.errors import RunError, UsageError
+from evt.plan import Unit
+from evt.runners.base import Runner, UnitState
+
+LABEL = "evt.run_id"
+BARRIER_MOUNT = "/evt-barrier"
+DOCKER_PIDFILE = Path("/var/run/docker.pid")
+
+
+def docker_client(timeout: int = 120):
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:
+        raise UsageError(
+            f"docker not available ({type(exc).__name__}: {exc}). Ensure Docker is installed and running "
+            "(`make setup` installs docker.io and starts dockerd), or use runner=local."
+        ) from exc
+    return client
+
+
+def daemon_capabilities() -> set[str] | None:
+    """The capability bounding set of the local dockerd, when it can be read."""
+    try:
+        pid = int(DOCKER_PIDFILE.read_text().strip())
+        return host.capability_set("CapBnd", pid)
+    except (OSError, ValueError):
+        return None
+
+
+class DockerRunner(Runner):
+    name = "docker"
+
+    def __init__(self, cfg, run_id: str, run_dir: Path):
+        super().__init__(cfg, run_id, run_dir)
+        self.client = None
+        self.privileged = False
+        self.cap_add: list[str] = []
+        self.notice: str | None = None
+        self.containers: dict[str, object] = {}
+        self.threads: list[threading.Thread] = []
+
+    def check(self, units: list[Unit]) -> None:
+        import docker
+
+        self.client = docker_client()
+        image = self.cfg.runner.image
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise UsageError(
+                f'container image "{image}" not found: build it with `make evt-trigger-runner` '
+                f"(or `evt image build --tag {image}`), or pass another with --image."
+            ) from None
+
+    def barrier_in_unit(self) -> str:
+        return f"{BARRIER_MOUNT}/{self.barrier_path.name}"
+
+    # -- privileges -----------------------------------------------------------------
+    def resolve_privileges(self) -> None:
+        """privileged=auto: as the original (privileged) where the daemon can grant it,
+        else every capability the daemon holds, with a notice naming what was left out."""
+        mode = str(self.cfg.runner.privileged).lower()
+        if mode == "true":
+            self.privileged = True
+            return
+        if mode == "false":
+            self.cap_add = [c.removeprefix("CAP_") for c in self.cfg.runner.cap_add]
+            return
+        if mode != "auto":
+            raise UsageError(f"runner.privileged={self.cfg.runner.privileged!r}: use auto, true or false.")
+        held = daemon_capabilities()
+        wanted = host.all_capabilities()
+        if held is not None and wanted <= held:
+            self.privileged = True
+            return
+        if held is None:  # a daemon we cannot inspect: ask for the usual set
+            held = wanted - {"CAP_SYS_RESOURCE"}
+        self.cap_add = sorted(c.removeprefix("CAP_") for c in held)
+        unknown = self._probe_caps()
+        left_out = sorted(c.removeprefix("CAP_") for c in wanted - held) + unknown
+        self.notice = (
+            "notice: the Docker daemon cannot run privileged containers here (it lacks "
+            f"{', '.join('CAP_' + c for c in sorted(c.removeprefix('CAP_') for c in wanted - held)) or 'some capabilities'}); "
+            f"units get every capability it holds instead; left out: {', '.join(left_out)}"
+        )
+
+    def _probe_caps(self) -> list[str]:
+        """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF)."""
+        import docker
+
+        unknown: list[str] = []
+        while True:
+            try:
+                probe = self.client.containers.create(
+                    self.cfg.runner.image, command=["--help"], cap_add=self.cap_add,
+                    network_mode="none", labels={LABEL: self.run_id},
+                )
+                probe.remove(force=True)
+                return unknown
+            except docker.errors.APIError as exc:
+                match = re.search(r'unknown capability: "?(?:CAP_)?([A-Z_]+)', str(exc))
+                if not match or match.group(1) not in self.cap_add:
+                    raise RunError(f"docker refused the capability set: {exc}") from exc
+                self.cap_add.remove(match.group(1))
+                unknown.append(match.group(1))
+
+    # -- units ----------------------------------------------------------------------
+    def start(self, units: list[Unit]) -> None:
+        self.resolve_privileges()
+        if self.notice:
+            print(self.notice, file=sys.stderr)
+        self.make_barrier()
+        for unit in units:
+            self.states[unit.name] = UnitState(unit.name, unit.total_ops)
+
+        def create_and_start(unit: Unit) -> None:
+            container = self.client.containers.create(
+                self.cfg.runner.image,
+                entrypoint=[unit.argv[0]],
+                command=unit.argv[1:],
+                name=unit.container_name,
+                labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
+                network_mode=self.cfg.runner.network,
+                privileged=self.privileged,
+                cap_add=self.cap_add or None,
+                security_opt=list(self.cfg.runner.security_opt) or None,
+                volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
+                detach=True,
+            )
+            self.containers[unit.name] = container
+            try:
+                container.start()
+            except Exception as exc:
+                if "unable to apply caps" in str(exc) and self.privileged:
+                    raise RunError(
+                        "privileged containers fail on this Docker daemon (unable to apply caps: the daemon "
+                        "does not hold every capability, e.g. CAP_SYS_RESOURCE). Use runner.privileged=auto "
+                        "(every capability the daemon holds) or runner.privileged=false runner.cap_add=[SYS_ADMIN,...]."
+                    ) from exc
+                raise RunError(f"container for {unit.name} did not start: {exc}") from exc
+            container.reload()
+            unit.container_id = container.id
+            unit.pid = int(container.attrs["State"]["Pid"]) or None
+            if unit.pid:
+                cgroup = host.process_cgroup2(unit.pid)
+                unit.cgroup_path = str(cgroup) if cgroup else None
+            thread = threading.Thread(target=self._follow, args=(container, self.states[unit.name]),
+                                      name=f"logs-{unit.name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
+            for future in [pool.submit(create_and_start, u) for u in units]:
+                future.result()
+
+    @staticmethod
+    def _follow(container, state: UnitState) -> None:
+        pending = b""
+        try:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    state.feed(line.decode(errors="replace"))
+            if pending:
+                state.feed(pending.decode(errors="replace"))
+            state.exit_code = int(container.wait().get("StatusCode", -1))
+        except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
+            state.lines.append(f"(log stream ended: {exc})")
+            if state.exit_code is None:
+                state.exit_code = -1
+
+    def cleanup(self) -> None:
+        if self.client is None:
+            return
+        remove_run_containers(self.client, self.run_id)
+
+
+def remove_run_containers(client, run_id: str | None = None) -> list[str]:
+    """Remove the containers of one run (or of every evt run) by label, in parallel."""
+    label = f"{LABEL}={run_id}" if run_id else LABEL
+    containers = client.containers.list(all=True, filters={"label": label})
+
+    def remove(container) -> str:
+        try:
+            container.remove(force=True)
+        except Exception:  # already gone
+            pass
+        return container.name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(remove, containers))

@@ -1,0 +1,133 @@
+"""Units as host processes: each in its own process group (session) and, where the host
+has cgroup v2, in its own cgroup evt-<run_id>/<unit>, entered before it forks workers,
+so tracers can be scoped to it exactly. For machines without Docker and fast tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from evt import host, runstate
+from evt.errors import UsageError
+from evt.plan import Unit
+from evt.runners.base import Runner, UnitState
+
+
+def evt_executable() -> str:
+    """The evt console script beside this interpreter (the virtualenv's)."""
+    candidate = Path(sys.executable).parent / "evt"
+    return str(candidate) if candidate.exists() else "evt"
+
+
+class LocalRunner(Runner):
+    name = "local"
+
+    def __init__(self, cfg, run_id: str, run_dir: Path):
+        super().__init__(cfg, run_id, run_dir)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.cgroup_dir: Path | None = None
+
+    def check(self, units: list[Unit]) -> None:
+        from evt.catalog import get_trigger
+
+        for unit in units:  # units run here, so every need is checked on this host
+            get_trigger(unit.event).require(unit.mode)
+
+    def barrier_in_unit(self) -> str:
+        return str(self.barrier_path)
+
+    def _unit_cgroup(self, unit: Unit) -> Path | None:
+        root = host.cgroup2_root()
+        if root is None:
+            return None
+        try:
+            if self.cgroup_dir is None:
+                self.cgroup_dir = root / f"evt-{self.run_id}"
+                self.cgroup_dir.mkdir(exist_ok=True)
+                runstate.add_cgroup(self.run_id, str(self.cgroup_dir))
+            path = self.cgroup_dir / unit.name
+            path.mkdir(exist_ok=True)
+            return path
+        except OSError:
+            return None  # not root, or a read-only cgroupfs: scope by pid tree instead
+
+    def start(self, units: list[Unit]) -> None:
+        self.make_barrier()
+        executable = evt_executable()
+        for unit in units:
+            state = self.states[unit.name] = UnitState(unit.name, unit.total_ops)
+            cgroup = self._unit_cgroup(unit)
+            procs_file = str(cgroup / "cgroup.procs") if cgroup else None
+
+            def enter_cgroup(procs_file: str | None = procs_file) -> None:
+                # runs in the child between fork and exec: before any worker exists
+                if procs_file:
+                    with open(procs_file, "w") as f:
+                        f.write(str(os.getpid()))
+
+            proc = subprocess.Popen(
+                [executable, *unit.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=enter_cgroup,
+            )
+            self.procs[unit.name] = proc
+            runstate.add_process(self.run_id, proc.pid, f"unit:{unit.name}")
+            unit.pid = proc.pid
+            unit.cgroup_path = str(cgroup) if cgroup else None
+            threading.Thread(target=self._follow, args=(proc, state), name=f"out-{unit.name}", daemon=True).start()
+
+    @staticmethod
+    def _follow(proc: subprocess.Popen, state: UnitState) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            state.feed(raw.decode(errors="replace"))
+        state.exit_code = proc.wait()
+
+    def cleanup(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.cgroup_dir is not None:
+            remove_cgroup_tree(self.cgroup_dir)
+
+
+def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:
+    """Kill what is left in a run's cgroups, then remove them (children first)."""
+    if not path.is_dir():
+        return
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True) + [path]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                pids = [int(p) for p in (child / "cgroup.procs").read_text().split()]
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                child.rmdir()
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)  # killed processes leave the cgroup asynchronously
+
+
+def check_local_scope_supported() -> None:
+    if os.geteuid() != 0:
+        raise UsageError("runner=local needs root (it places units in their own cgroups); run as root.")

@@ -1,0 +1,103 @@
+"""A small record of what a run started, so `evt cleanup` can remove what a killed run
+left behind: containers by the run's label, processes by pid *and* start time (a pid
+reused by an unrelated process is never touched), cgroup directories by path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+STATE_DIR = Path(os.environ.get("EVT_STATE_DIR", "/tmp/evt-runs"))
+
+
+def _path(run_id: str) -> Path:
+    return STATE_DIR / f"{run_id}.json"
+
+
+def load(run_id: str) -> dict:
+    try:
+        return json.loads(_path(run_id).read_text())
+    except (OSError, ValueError):
+        return {"run_id": run_id, "processes": [], "cgroups": [], "containers": False}
+
+
+def _save(state: dict) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = _path(state["run_id"]).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(_path(state["run_id"]))
+
+
+def begin(run_id: str, run_dir: str) -> None:
+    state = load(run_id)
+    state.update(orchestrator=os.getpid(), run_dir=run_dir)
+    _save(state)
+
+
+def add_process(run_id: str, pid: int, role: str) -> None:
+    state = load(run_id)
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return
+    state["processes"].append({"pid": pid, "create_time": created, "role": role})
+    _save(state)
+
+
+def add_cgroup(run_id: str, path: str) -> None:
+    state = load(run_id)
+    state["cgroups"].append(path)
+    _save(state)
+
+
+def mark_containers(run_id: str) -> None:
+    state = load(run_id)
+    state["containers"] = True
+    _save(state)
+
+
+def finish(run_id: str) -> None:
+    try:
+        _path(run_id).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def leftovers() -> list[dict]:
+    """States of runs whose orchestrator is gone."""
+    states = []
+    for path in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        orchestrator = state.get("orchestrator")
+        if orchestrator and psutil.pid_exists(orchestrator) and orchestrator != os.getpid():
+            continue  # still running
+        states.append(state)
+    return states
+
+
+def kill_recorded(state: dict) -> list[int]:
+    """SIGKILL the recorded processes (and their process groups) that still are who we started."""
+    killed = []
+    for entry in state.get("processes", []):
+        try:
+            proc = psutil.Process(entry["pid"])
+            if abs(proc.create_time() - entry["create_time"]) > 0.01:
+                continue  # the pid now belongs to someone else
+        except psutil.NoSuchProcess:
+            continue
+        try:
+            os.killpg(entry["pid"], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        killed.append(entry["pid"])
+    return killed

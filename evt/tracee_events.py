@@ -1,0 +1,227 @@
+"""Counting Tracee's JSON event output: per event name and container, and per unit.
+
+Tracee writes one JSON object per line. Two shapes exist (samples in
+shared/fixtures/tracee/):
+- older: `eventName`, `containerId` (newer old-style builds: `container: {id}`),
+  `hostProcessId`, `hostParentProcessId`, `processId`, `cgroupId`;
+- current (`v1beta1.Event`): `name`, `workload.container.id`,
+  `workload.process.host_pid` / `pid` (a number or `{"value": N}`),
+  `workload.process.thread.host_tid`, `workload.process.ancestors[].host_pid`.
+
+Events are matched to units by container id (full id or its 12-character prefix, either
+side), by the unit's cgroup (the cgroup v2 directory's inode is Tracee's `cgroupId`),
+or, for units running as host processes, by the unit's process tree: the pids seen
+under the unit while it ran, grown with every event whose parent or ancestor is in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+SHORT_ID = 12  # docker's short container id
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """The fields of one Tracee event that counting needs, from either JSON shape."""
+
+    name: str
+    container_id: str = ""
+    host_pid: int | None = None
+    host_ppid: int | None = None
+    ancestors: tuple[int, ...] = ()
+    cgroup_id: int | None = None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, dict):  # protobuf wrapper types: {"value": N}
+        value = value.get("value")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def event_info(raw: object) -> EventInfo | None:
+    """Normalise one decoded JSON event; None when it is not a Tracee event."""
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("eventName"), str):  # older shape
+        container = raw.get("containerId")
+        if not isinstance(container, str) or not container:
+            nested = raw.get("container")
+            container = nested.get("id") if isinstance(nested, dict) else ""
+        pid = _int(raw.get("hostProcessId"))
+        if pid is None:
+            pid = _int(raw.get("processId"))
+        ppid = _int(raw.get("hostParentProcessId"))
+        if ppid is None:
+            ppid = _int(raw.get("parentProcessId"))
+        return EventInfo(
+            name=raw["eventName"],
+            container_id=_str(container),
+            host_pid=pid,
+            host_ppid=ppid,
+            cgroup_id=_int(raw.get("cgroupId")),
+        )
+    if isinstance(raw.get("name"), str):  # current shape (v1beta1.Event)
+        workload = raw.get("workload") if isinstance(raw.get("workload"), dict) else {}
+        container = workload.get("container") if isinstance(workload.get("container"), dict) else {}
+        process = workload.get("process") if isinstance(workload.get("process"), dict) else {}
+        thread = process.get("thread") if isinstance(process.get("thread"), dict) else {}
+        pid = _int(process.get("host_pid"))
+        if pid is None:
+            pid = _int(thread.get("host_pid"))
+        if pid is None:
+            pid = _int(process.get("pid"))
+        ancestors: list[int] = []
+        for anc in process.get("ancestors") or []:
+            if isinstance(anc, dict):
+                apid = _int(anc.get("host_pid"))
+                if apid is None:
+                    apid = _int(anc.get("pid"))
+                if apid is not None:
+                    ancestors.append(apid)
+        return EventInfo(
+            name=raw["name"],
+            container_id=_str(container.get("id")),
+            host_pid=pid,
+            host_ppid=ancestors[0] if ancestors else None,
+            ancestors=tuple(ancestors),
+        )
+    return None
+
+
+def iter_events(path: str | os.PathLike) -> Iterator[EventInfo | None]:
+    """Each line of a Tracee JSON output file as an EventInfo (None: not an event)."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                yield None
+                continue
+            yield event_info(raw)
+
+
+def same_container(a: str, b: str) -> bool:
+    """Full id or 12-character prefix on either side."""
+    if not a or not b:
+        return False
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    short, full = (a, b) if len(a) <= len(b) else (b, a)
+    return len(short) >= SHORT_ID and full.startswith(short)
+
+
+@dataclass
+class UnitScope:
+    """How events are told to belong to one unit."""
+
+    name: str
+    event: str
+    container_id: str | None = None
+    cgroup_id: int | None = None
+    pids: set[int] = field(default_factory=set)  # the unit's process tree, host pids
+
+
+@dataclass
+class EventCounts:
+    path: str
+    lines: int = 0
+    malformed: int = 0  # lines that were not a Tracee JSON event
+    by_event_container: Counter = field(default_factory=Counter)  # (event, container id) -> n
+    by_unit: dict[str, Counter] = field(default_factory=dict)  # unit -> event -> n
+    unmatched: int = 0  # events matched to no unit
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_event_container.values())
+
+    def observed(self, units: Iterable[UnitScope]) -> dict[str, int]:
+        """Per unit: the events of the unit's own event name matched to it."""
+        return {u.name: self.by_unit.get(u.name, Counter()).get(u.event, 0) for u in units}
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "lines": self.lines,
+            "malformed": self.malformed,
+            "events": self.total,
+            "unmatched": self.unmatched,
+            "by_event_container": [
+                {"event": ev, "container_id": cid, "count": n}
+                for (ev, cid), n in sorted(self.by_event_container.items())
+            ],
+            "by_unit": {name: dict(sorted(c.items())) for name, c in self.by_unit.items()},
+        }
+
+
+def _match(info: EventInfo, scopes: list[UnitScope]) -> UnitScope | None:
+    if info.container_id:
+        for scope in scopes:
+            if scope.container_id and same_container(info.container_id, scope.container_id):
+                return scope
+    if info.cgroup_id is not None and info.cgroup_id > 1:
+        for scope in scopes:
+            if scope.cgroup_id is not None and scope.cgroup_id == info.cgroup_id:
+                return scope
+    if info.host_pid is not None:
+        for scope in scopes:
+            if scope.pids and info.host_pid in scope.pids:
+                return scope
+        parents = ((info.host_ppid,) if info.host_ppid is not None else ()) + info.ancestors
+        for parent in parents:
+            for scope in scopes:
+                if scope.pids and parent in scope.pids:
+                    scope.pids.add(info.host_pid)  # children appear after their parents
+                    return scope
+    return None
+
+
+def count_events(path: str | os.PathLike, scopes: Iterable[UnitScope] = ()) -> EventCounts:
+    """Count a Tracee JSON output file per (event, container) and per unit."""
+    scopes = [UnitScope(s.name, s.event, s.container_id, s.cgroup_id, set(s.pids)) for s in scopes]
+    counts = EventCounts(path=str(path), by_unit={s.name: Counter() for s in scopes})
+    for info in iter_events(path):
+        counts.lines += 1
+        if info is None:
+            counts.malformed += 1
+            continue
+        counts.by_event_container[(info.name, info.container_id)] += 1
+        scope = _match(info, scopes) if scopes else None
+        if scope is None:
+            counts.unmatched += 1
+        else:
+            counts.by_unit[scope.name][info.name] += 1
+    return counts
+
+
+def cgroup_inode(path: str | None) -> int | None:
+    """The inode of a cgroup v2 directory: what Tracee reports as the event's cgroupId."""
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def write_counts(counts: EventCounts, dest: Path) -> None:
+    dest.write_text(json.dumps(counts.as_dict(), indent=2) + "\n")

@@ -1,0 +1,300 @@
+"""bpftrace as the tracer: counts every unit's target events exactly, as a reference.
+
+One probe block per unit (templates/bpftrace_count.bt.j2): the unit's ground-truth probe
+and marker filter from its trigger, narrowed to the unit's scope (its cgroup v2 when the
+runner knows it, else its process tree, else the marker alone). Counts are per-CPU
+count() maps that bpftrace prints as JSON (`-f json`) when it exits on SIGINT; the
+lost-event lines it prints (`{"type": "lost_events"}` or `Lost N events`) are kept.
+
+Ready means attached: bpftrace prints `Attaching N probes...` *before* it attaches, so
+the tracer asks for the notice bpftrace prints once every probe is attached
+(`__BPFTRACE_NOTIFY_PROBES_ATTACHED`, on stderr in v0.17, on stdout in later versions)
+and polls for it up to bpftrace.ready_timeout.
+
+Files in <run_dir>/tracer/: bpftrace.bt (the program as run), bpftrace.log (stderr),
+bpftrace.out (stdout: JSON lines).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from evt import host
+from evt.errors import RunError, UsageError
+from evt.plan import Unit
+from evt.spec import parse_duration
+from evt.templating import render
+from evt.tracers.base import ProcessSampler, Tracer, TracerReport
+
+ATTACHED = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
+TREE_DEPTH = 8  # ancestors a pid-tree scope looks through (worker, sh, timeout, nc, ...)
+MAP = "@evt_events"
+LOST_COUNTER = "bpftrace_lost_events"
+_LOST_TEXT = re.compile(r"^Lost (\d+) events")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9_./:@+-]*")
+LOG_TAIL = 20
+
+
+class BpftraceTracer(Tracer):
+    name = "bpftrace"
+
+    def __init__(self, cfg, run_dir: Path):
+        super().__init__(cfg, run_dir)
+        self.bcfg = cfg.bpftrace
+        self.dir = self.run_dir / "tracer"
+        self.program_path = self.dir / "bpftrace.bt"
+        self.log_path = self.dir / "bpftrace.log"
+        self.out_path = self.dir / "bpftrace.out"
+        self.proc: subprocess.Popen | None = None
+        self.sampler: ProcessSampler | None = None
+        self.crashed: str | None = None
+        self.stopped = False  # stop() was called: an exit from now on is ours
+        self._argv: list[str] = []
+
+    # -- before anything starts -------------------------------------------------------
+
+    def binary(self) -> str:
+        """The bpftrace executable, resolved on PATH; UsageError when it is missing."""
+        configured = str(self.bcfg.binary)
+        found = shutil.which(configured)
+        if not found:
+            raise UsageError(
+                f"bpftrace not found: {configured!r} is not an executable on PATH. Install it "
+                "(`apt-get install bpftrace`, or `make setup`) or point bpftrace.binary=/path/to/bpftrace "
+                "at it, or pick another tracer (tracer=tracee or tracer=none)."
+            )
+        return found
+
+    def check(self, units: list[Unit]) -> None:
+        self.binary()
+        if not host.tracefs_mounted():
+            raise UsageError(
+                f"tracefs is not mounted at {host.TRACEFS}: bpftrace needs it for tracepoints. "
+                f"Mount it with `mount -t tracefs tracefs {host.TRACEFS}` and retry."
+            )
+        for unit in units:
+            _check_name(unit.name)
+            for probe in probes_of(unit):
+                reason = missing_probe(probe)
+                if reason:
+                    raise UsageError(
+                        f"probe {probe} of unit {unit.name} ({unit.event}, {unit.mode} mode) does not exist on "
+                        f"this kernel: {reason}. Fix the target in triggers/{unit.event}.yaml, run the event in "
+                        "another mode, or list what exists with `bpftrace -l 'tracepoint:*'`."
+                    )
+
+    def command(self, units: list[Unit]) -> list[str]:
+        try:
+            binary = self.binary()
+        except UsageError:
+            binary = str(self.bcfg.binary)
+        return [binary, "-f", "json", str(self.program_path)]
+
+    def program(self, units: list[Unit]) -> str:
+        """The counting program for these units, scoped as far as the runner allows."""
+        rows = []
+        for unit in units:
+            _check_name(unit.name)
+            cgroup = unit.cgroup_path
+            if cgroup and not _SAFE_PATH.fullmatch(str(cgroup)):
+                raise UsageError(f"unit {unit.name}: cgroup path {cgroup!r} has characters a bpftrace string cannot take")
+            rows.append({
+                "name": unit.name, "event": unit.event, "mode": unit.mode, "per_op": unit.target.per_op,
+                "probes": probes_of(unit), "filter": unit.target.filter,
+                "cgroup_path": str(cgroup) if cgroup else None, "pid": int(unit.pid) if unit.pid else None,
+            })
+        run_id = getattr(self.cfg, "run_id", None) or self.run_dir.name
+        return render(str(self.bcfg.template), units=rows, tree_depth=TREE_DEPTH, run_id=run_id)
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(self, units: list[Unit]) -> None:
+        for unit in units:
+            if unit.cgroup_path and not Path(unit.cgroup_path).is_dir():
+                raise RunError(f"unit {unit.name}: its cgroup {unit.cgroup_path} does not exist (did the unit exit already?)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.program_path.write_text(self.program(units))
+        self._argv = self.command(units)
+        env = dict(os.environ, **{ATTACHED: "1"})
+        with open(self.out_path, "wb") as out, open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                start_new_session=True,  # Ctrl+C on the terminal reaches evt, which stops bpftrace in order
+            )
+        self.sampler = ProcessSampler(self.proc.pid).start()
+
+    def wait_ready(self) -> None:
+        """Poll until bpftrace reports every probe attached, it exits, or the deadline passes."""
+        assert self.proc is not None, "start() first"
+        timeout_s = parse_duration(self.bcfg.ready_timeout, "bpftrace.ready_timeout") / 1e9
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._attached():
+                break
+            if self.proc.poll() is not None:
+                raise RunError(
+                    f"bpftrace exited with code {self.proc.returncode} before attaching its probes "
+                    f"(program {self.program_path}); its log:\n{self.log_tail()}"
+                )
+            if time.monotonic() >= deadline:
+                raise RunError(
+                    f"bpftrace did not attach its probes within {self.bcfg.ready_timeout} "
+                    f"(raise bpftrace.ready_timeout); its log:\n{self.log_tail()}"
+                )
+            time.sleep(0.02)
+        cooldown_s = parse_duration(self.bcfg.init_cooldown, "bpftrace.init_cooldown") / 1e9
+        if cooldown_s:
+            time.sleep(cooldown_s)  # a configured settling time on top of readiness, default 0s
+
+    def _attached(self) -> bool:
+        for path in (self.log_path, self.out_path):
+            try:
+                if ATTACHED in path.read_text(errors="replace"):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def poll(self) -> str | None:
+        if self.proc is None or self.proc.poll() is None or self.stopped:
+            return self.crashed
+        if self.crashed is None:
+            self.crashed = f"bpftrace exited with code {self.proc.returncode} while the units ran; its log:\n{self.log_tail()}"
+        return self.crashed
+
+    def stop(self) -> None:
+        """SIGINT (bpftrace runs END and prints its maps), up to stop_timeout, then SIGKILL."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is not None and not self.stopped:
+            self.poll()  # it died on its own: keep why
+        self.stopped = True
+        if proc.poll() is None:
+            timeout_s = parse_duration(self.bcfg.stop_timeout, "bpftrace.stop_timeout") / 1e9
+            _signal(proc, signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _signal(proc, signal.SIGKILL)
+                proc.wait()
+                self.crashed = self.crashed or f"bpftrace did not exit within {self.bcfg.stop_timeout} of SIGINT and was killed"
+        if self.sampler is not None:
+            self.sampler.stop()
+
+    # -- results ------------------------------------------------------------------------
+
+    def parse_output(self) -> tuple[dict[str, int] | None, int]:
+        """Counts by unit name (None when bpftrace printed no map) and lost events."""
+        counts: dict[str, int] | None = None
+        lost = 0
+        lines: list[str] = []
+        for path in (self.out_path, self.log_path):
+            try:
+                lines += path.read_text(errors="replace").splitlines()
+            except FileNotFoundError:
+                pass
+        for line in lines:
+            text = line.strip()
+            match = _LOST_TEXT.match(text)
+            if match:
+                lost += int(match.group(1))
+                continue
+            if not text.startswith("{"):
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            kind, data = record.get("type"), record.get("data")
+            if kind == "lost_events" and isinstance(data, dict):
+                lost += int(data.get("events", 0))
+            elif kind == "map" and isinstance(data, dict) and MAP in data:
+                counts = {str(k): int(v) for k, v in (data[MAP] or {}).items()}
+        if counts is None and self.proc is not None and self.proc.returncode == 0:
+            counts = {}  # a clean exit prints no map when nothing was counted
+        return counts, lost
+
+    def report(self, units: list[Unit]) -> TracerReport:
+        counts, lost = self.parse_output()
+        observed = None if counts is None else {u.name: counts.get(u.name, 0) for u in units}
+        crashed = self.crashed
+        if counts is None and crashed is None and self.proc is not None:
+            crashed = f"bpftrace printed no counts (exit code {self.proc.returncode}); its log:\n{self.log_tail()}"
+        sampler = self.sampler
+        return TracerReport(
+            tracer=self.name,
+            command=self._argv or self.command(units),
+            observed=observed,
+            lost={LOST_COUNTER: lost},
+            cpu_s=sampler.cpu_s if sampler else None,
+            peak_rss_bytes=sampler.peak_rss if sampler else None,
+            wall_s=sampler.wall_s if sampler else None,
+            log_path=str(self.log_path),
+            crashed=crashed,
+        )
+
+    def log_tail(self, n: int = LOG_TAIL) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "    (no log)"
+        lines = [line for line in lines if line.strip() and ATTACHED not in line]
+        return "\n".join(f"    {line}" for line in lines[-n:]) or "    (empty log)"
+
+
+def probes_of(unit: Unit) -> list[str]:
+    """The probes of a unit's target (a comma-separated list in the catalog)."""
+    return [p.strip() for p in unit.target.probe.split(",") if p.strip()]
+
+
+def missing_probe(probe: str) -> str | None:
+    """None when the probe exists on this kernel, else why not (checked in tracefs)."""
+    kind, _, rest = probe.partition(":")
+    events = host.TRACEFS / "events"
+    if kind in ("tracepoint", "t"):
+        category, _, name = rest.partition(":")
+        if not category or not name:
+            return f"expected tracepoint:<category>:<name>, got {probe!r}"
+        if glob.glob(str(events / category / name)):
+            return None
+        return f"no {events / category / name} in tracefs"
+    if kind in ("rawtracepoint", "rt"):
+        name = rest.rpartition(":")[2]
+        if name and glob.glob(str(events / "*" / name)):
+            return None
+        return f"no tracepoint named {name!r} under {events}"
+    if kind in ("kprobe", "k", "kretprobe", "kr"):
+        missing = host.check_kernel_feature("kprobes")
+        if missing:
+            return missing
+        functions = host.TRACEFS / "available_filter_functions"
+        try:
+            with open(functions) as f:
+                if any(line.split(" ", 1)[0].strip() == rest for line in f):
+                    return None
+        except OSError as exc:
+            return f"cannot read {functions}: {exc.strerror}"
+        return f"{rest} is not in {functions}"
+    return f"evt checks tracepoint, rawtracepoint and kprobe probes only, got {kind!r}"
+
+
+def _check_name(name: str) -> None:
+    if not _SAFE_NAME.fullmatch(name):
+        raise UsageError(f"unit name {name!r} cannot be a bpftrace map key: use letters, digits, _ . -")
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        pass

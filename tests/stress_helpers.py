@@ -1,0 +1,29 @@
+"""Helpers shared by the stress tests: composing configs and running `evt stress`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EVT = str(Path(sys.executable).parent / "evt")
+
+
+def compose(overrides: list[str]):
+    from evt.hydra_app import compose as evt_compose
+
+    return evt_compose(overrides)
+
+
+def run_evt(args: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([EVT, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=env, **kwargs)
+
+
+def run_containers(run_id: str) -> list:
+    import docker
+
+    return docker.from_env().containers.list(all=True, filters={"label": f"evt.run_id={run_id}"})

@@ -1,0 +1,261 @@
+"""The trigger catalog (evt/catalog.py): the real one loads whole, bad ones are refused."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evt import catalog, native
+from evt.catalog import CatalogError, Marker, Trigger, get_trigger, load_catalog
+from evt.errors import UsageError
+from evt.paths import TRIGGERS_DIR
+from evt.templating import render_script
+
+# The original's catalog (reference/TRACEE.md, "The trigger catalog of the original").
+ORIGINAL_EVENTS = {
+    "arch_prctl", "sched_process_exec", "sched_process_exit", "security_file_open", "shared_object_loaded",
+    "ptrace", "security_bpf_prog", "bpf_attach", "kprobe_attach", "kallsyms_lookup_name",
+    "commit_creds", "socked_dup", "security_inode_symlink", "security_inode_unlink",
+    "security_socket_connect", "security_socket_create", "security_socket_bind", "sched_process_fork",
+    "process_execute_failed", "magic_write", "do_truncate", "debugfs_create_dir", "debugfs_create_file",
+    "device_add", "security_sb_mount", "switch_task_ns", "security_path_notify",
+}
+
+MARKER = Marker.for_run("test-run", "x")
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, Trigger]:
+    return load_catalog()
+
+
+def test_original_list_has_27_events():
+    assert len(ORIGINAL_EVENTS) == 27
+
+
+def test_real_catalog_holds_exactly_the_original_events(real):
+    assert set(real) == ORIGINAL_EVENTS
+
+
+def test_every_event_keeps_a_script_mode_like_the_original(real):
+    assert [e for e, t in real.items() if "script" not in t.modes] == []
+
+
+@pytest.mark.parametrize("event", sorted(ORIGINAL_EVENTS))
+def test_real_trigger_is_complete(real, event):
+    trig = real[event]
+    assert trig.source == TRIGGERS_DIR / f"{event}.yaml"
+    assert trig.description
+    assert trig.default_mode == ("native" if "native" in trig.modes else "script")
+    # the original's bypass comms: sh, evt and the script's own name
+    assert {"sh", "evt", f"{event}.sh"} <= set(trig.bypass_comms)
+    for name, mode in trig.modes.items():
+        assert mode.target.per_op >= 1
+        assert mode.target.exact == (name == "native")
+        rendered = mode.target.rendered(event, MARKER)
+        assert "{{" not in rendered.filter and "{%" not in rendered.filter
+        if name == "native":
+            assert mode.action in native.ACTIONS
+            # native counts must be told apart by the run's marker, not by a shared comm
+            assert "marker." in mode.target.filter, f"{event}: native filter does not use the marker"
+        else:
+            script = render_script(mode.template, event=event, marker=MARKER.as_dict())
+            assert script.startswith("#!/bin/sh\n")
+            check = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True)
+            assert check.returncode == 0, check.stderr
+
+
+def test_target_rendering_fills_the_marker(real):
+    target = real["security_file_open"].modes["native"].target
+    rendered = target.rendered("security_file_open", MARKER)
+    assert MARKER.file in rendered.filter and MARKER.comm in rendered.filter
+    assert rendered.probe == target.probe and rendered.per_op == target.per_op
+    magic = real["magic_write"].modes["script"].target.rendered("magic_write", MARKER)
+    assert 'comm == "magic_write.sh"' in magic.filter
+
+
+def test_marker_is_per_run_and_fits_the_kernel_comm():
+    a, b = Marker.for_run("run1", "ptrace"), Marker.for_run("run2", "ptrace")
+    assert a == Marker.for_run("run1", "ptrace") and a != b
+    assert a.dir == f"/tmp/evt-{a.token}" and a.file.startswith(a.dir + "/")
+    assert len(a.comm) <= 15 and len(a.child_comm) <= 15 and a.comm != a.child_comm
+    assert 20000 <= a.port < 60000
+    assert set(a.as_dict()) == {"token", "dir", "file", "exe", "comm", "child_comm", "port"}
+
+
+# -- lookups -----------------------------------------------------------------------------
+
+
+def test_unknown_event_suggests_close_names(real):
+    with pytest.raises(UsageError) as err:
+        get_trigger("security_file_opn", real)
+    assert "trigger for the event security_file_opn does not exist" in str(err.value)
+    assert "Did you mean security_file_open" in str(err.value)
+
+
+def test_unknown_event_without_close_names(real):
+    with pytest.raises(UsageError) as err:
+        get_trigger("zzzz", real)
+    assert "does not exist" in str(err.value) and "Did you mean" not in str(err.value)
+
+
+def test_lookup_validates_the_name_first(real):
+    with pytest.raises(UsageError, match="lowercase"):
+        get_trigger("Ptrace", real)
+
+
+def test_unknown_mode_names_the_modes(real):
+    with pytest.raises(UsageError, match="has no native mode; its modes are: script"):
+        real["arch_prctl"].mode("native")
+    assert real["ptrace"].mode(None).name == "native"
+
+
+# -- bypass flags ------------------------------------------------------------------------
+
+
+def test_bypass_flags_cut_comms_and_add_the_shell(real, monkeypatch):
+    monkeypatch.setenv("SHELL", "/usr/bin/zsh")
+    flags = real["security_inode_symlink"].bypass_flags()
+    assert flags == ["-s", "comm!=sh", "-s", "comm!=zsh", "-s", "comm!=evt", "-s", "comm!=security_inode_"]
+    assert all(len(f.split("!=", 1)[1]) <= 15 for f in flags[1::2])
+
+
+def test_bypass_flags_short_names_are_kept_whole(real, monkeypatch):
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    assert real["ptrace"].bypass_flags() == ["-s", "comm!=sh", "-s", "comm!=bash", "-s", "comm!=evt", "-s", "comm!=ptrace.sh"]
+
+
+@pytest.mark.parametrize("shell", ["", "/bin/sh"])
+def test_bypass_flags_without_a_shell_name_sh_once(real, monkeypatch, shell):
+    monkeypatch.setenv("SHELL", shell)
+    assert real["ptrace"].bypass_flags() == ["-s", "comm!=sh", "-s", "comm!=evt", "-s", "comm!=ptrace.sh"]
+
+
+# -- bad catalogs ------------------------------------------------------------------------
+
+GOOD = {
+    "event": "ptrace",
+    "description": "Process tracing events",
+    "bypass_comms": ["sh", "evt", "ptrace.sh"],
+    "modes": {
+        "native": {"action": "ptrace", "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace",
+                                                  "filter": 'comm == "{{ marker.comm }}"', "per_op": 1}},
+        "script": {"template": "true.sh.j2", "needs": {"binaries": ["strace"], "capabilities": ["CAP_SYS_PTRACE"]},
+                   "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace", "filter": 'comm == "strace"', "per_op": 1}},
+    },
+}
+
+
+def make_catalog(directory: Path, entries: dict[str, object]) -> Path:
+    """A catalog directory: file name -> YAML text or data; scripts/true.sh.j2 beside."""
+    (directory / "scripts").mkdir(parents=True, exist_ok=True)
+    shutil.copy(TRIGGERS_DIR / "scripts" / "true.sh.j2", directory / "scripts" / "true.sh.j2")
+    for name, body in entries.items():
+        (directory / name).write_text(body if isinstance(body, str) else yaml.safe_dump(body))
+    return directory
+
+
+def variant(**changes) -> dict:
+    """GOOD with dotted keys replaced (value None deletes the key)."""
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    for dotted, value in changes.items():
+        node = data
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node[key]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return data
+
+
+def test_a_good_catalog_loads(tmp_path):
+    cat = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": GOOD}))
+    trig = cat["ptrace"]
+    assert trig.modes["script"].needs.binaries == ("strace",)
+    assert trig.mode_needs("script").capabilities == ("CAP_SYS_PTRACE",)
+    assert trig.mode_needs("native").binaries == ()
+
+
+def test_duplicate_events_are_refused(tmp_path):
+    directory = make_catalog(tmp_path, {"ptrace.yaml": GOOD, "ptrace.yml": GOOD})
+    with pytest.raises(CatalogError, match=r"ptrace.yml: duplicate trigger for event 'ptrace' \(already in ptrace.yaml\)"):
+        load_catalog(directory)
+
+
+def test_a_copy_under_another_name_is_refused(tmp_path):
+    directory = make_catalog(tmp_path, {"ptrace.yaml": GOOD, "ptrace_copy.yaml": GOOD})
+    with pytest.raises(CatalogError, match="duplicate trigger for event 'ptrace'"):
+        load_catalog(directory)
+
+
+def test_empty_catalog_is_refused(tmp_path):
+    with pytest.raises(CatalogError, match="no triggers found"):
+        load_catalog(make_catalog(tmp_path, {}))
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("event: [unclosed", "ptrace.yaml: not valid YAML"),
+        ("- a list", "ptrace.yaml: expected a mapping"),
+        (variant(color="red"), "unknown keys ['color']"),
+        (variant(event="Ptrace"), "event must match [a-z0-9_]+"),
+        (variant(event="strace"), "file name must be strace.yaml"),
+        (variant(description=" "), "description missing"),
+        (variant(modes={}), "modes must map native and/or script"),
+        (variant(**{"modes.fast": {"action": "ptrace"}}), "modes.fast: unknown mode; use native or script"),
+        (variant(**{"modes.native": "ptrace"}), "modes.native: expected a mapping"),
+        (variant(**{"modes.native.speed": 3}), "modes.native: unknown keys ['speed']"),
+        (variant(**{"modes.native.action": "teleport"}), "'teleport' is not an action in evt/native.py"),
+        (variant(**{"modes.script.template": "nope.sh.j2"}), "'nope.sh.j2' is not a file in"),
+        (variant(**{"modes.native.target": None}), "modes.native.target: missing target"),
+        (variant(**{"modes.native.target.probe": "syscalls:sys_enter_ptrace"}), "expected a bpftrace probe"),
+        (variant(**{"modes.native.target.filter": ""}), "expected a bpftrace predicate"),
+        (variant(**{"modes.native.target.filter": 'comm == "{{ marker.nope }}"'}), "modes.native.target.filter"),
+        (variant(**{"modes.native.target.per_op": 0}), "per_op: expected a positive integer"),
+        (variant(**{"modes.native.target.per_op": True}), "per_op: expected a positive integer"),
+        (variant(**{"modes.native.target.per_op": "1"}), "per_op: expected a positive integer"),
+        (variant(**{"modes.script.needs.capabilities": ["CAP_FLY"]}), "unknown capability 'CAP_FLY'"),
+        (variant(**{"modes.script.needs.kernel": ["warp"]}), "unknown feature 'warp'"),
+        (variant(**{"modes.script.needs.binaries": "strace"}), "expected a list of non-empty strings"),
+        (variant(**{"modes.script.needs.packages": ["x"]}), "unknown keys ['packages']"),
+        (variant(needs=["strace"]), "expected a mapping with binaries/capabilities/kernel"),
+        (variant(bypass_comms=None), "bypass_comms missing"),
+        (variant(bypass_comms=["sh", ""]), "expected a list of non-empty strings"),
+    ],
+)
+def test_malformed_entries_are_refused(tmp_path, body, message):
+    directory = make_catalog(tmp_path, {"ptrace.yaml": body})
+    with pytest.raises(CatalogError) as err:
+        load_catalog(directory)
+    assert message in str(err.value)
+    assert str(err.value).startswith("ptrace.yaml")  # names the file
+
+
+# -- host requirements -------------------------------------------------------------------
+
+
+def test_unmet_needs_name_what_is_missing(tmp_path):
+    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"]})
+    trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
+    assert trig.unmet("script") == ["evt-test-no-such-binary not installed"]
+    with pytest.raises(UsageError) as err:
+        trig.require("script")
+    assert "cannot run on this host in script mode: evt-test-no-such-binary not installed" in str(err.value)
+    assert "evt list" in str(err.value)
+
+
+def test_trigger_level_needs_apply_to_every_mode(tmp_path):
+    body = variant(needs={"binaries": ["evt-test-no-such-binary"]})
+    trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
+    assert trig.unmet("native") == trig.unmet("script")[:1] == ["evt-test-no-such-binary not installed"]
+
+
+def test_default_catalog_is_the_real_one(real):
+    assert catalog.default_catalog() == real

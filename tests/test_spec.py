@@ -1,0 +1,186 @@
+"""Go-style durations and event specs (evt/spec.py), rule by rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from evt.errors import UsageError
+from evt.spec import (
+    EventSpec,
+    format_duration,
+    parse_duration,
+    parse_spec,
+    positive_int,
+    validate_event_name,
+    validate_mode,
+)
+
+
+@pytest.mark.parametrize(
+    "text, ns",
+    [
+        ("0", 0),
+        ("0s", 0),
+        ("10ns", 10),
+        ("500us", 500_000),
+        ("500µs", 500_000),  # U+00B5 MICRO SIGN, as Go prints it
+        ("500μs", 500_000),  # U+03BC GREEK SMALL LETTER MU, also accepted by Go
+        ("1ms", 1_000_000),
+        ("1.5s", 1_500_000_000),
+        (".5s", 500_000_000),
+        ("1.s", 1_000_000_000),
+        ("2m", 120_000_000_000),
+        ("1h30m", 5_400_000_000_000),
+        ("1h0m0.25s", 3_600_250_000_000),
+        ("1s500ms", 1_500_000_000),
+        ("1.000000001s", 1_000_000_001),
+        (" 3s ", 3_000_000_000),
+    ],
+)
+def test_parse_duration_accepts_go_syntax(text, ns):
+    assert parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "s", ".s", "1 s", "-1s", "+1s", "1s 2m", "ms10", "1.2.3s", "abc", "1e3s"])
+def test_parse_duration_refuses_non_go_syntax(text):
+    with pytest.raises(UsageError) as err:
+        parse_duration(text, "sleep")
+    message = str(err.value)
+    assert f"invalid sleep {text!r}" in message
+    assert "10ns" in message and "1h30m" in message  # shows what valid input looks like
+
+
+@pytest.mark.parametrize(
+    "ns, text",
+    [
+        (0, "0s"),
+        (10, "10ns"),
+        (999, "999ns"),
+        (1_000, "1µs"),
+        (1_500, "1.5µs"),
+        (1_000_000, "1ms"),
+        (2_500_000, "2.5ms"),
+        (1_000_000_000, "1s"),
+        (1_500_000_000, "1.5s"),
+        (60_000_000_000, "1m0s"),
+        (90_000_000_000, "1m30s"),
+        (3_600_000_000_000, "1h0m0s"),
+        (5_400_000_000_000, "1h30m0s"),
+        (3_723_000_000_001, "1h2m3.000000001s"),
+        (-1_500_000_000, "-1.5s"),
+        (-10, "-10ns"),
+    ],
+)
+def test_format_duration_matches_go(ns, text):
+    assert format_duration(ns) == text
+
+
+@pytest.mark.parametrize("ns", [0, 10, 1_500, 2_500_000, 1_500_000_000, 90_000_000_000, 5_400_000_000_000, 3_723_000_000_001])
+def test_format_then_parse_round_trips(ns):
+    assert parse_duration(format_duration(ns)) == ns
+
+
+# -- event names -------------------------------------------------------------------------
+
+
+def test_empty_event_name_is_refused():
+    with pytest.raises(UsageError, match="event name cannot be empty"):
+        validate_event_name("")
+
+
+def test_comma_in_event_is_refused_with_a_hint():
+    with pytest.raises(UsageError) as err:
+        validate_event_name("security_file_open,ptrace")
+    assert "one event per trigger" in str(err.value)
+    assert "evt stress" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["Security_file_open", "ptrace-x", "a b", "x;rm -rf /", "é", "a/b", "ptrace\n"])
+def test_event_names_outside_the_alphabet_are_refused(name):
+    with pytest.raises(UsageError, match="lowercase letters, digits and underscores"):
+        validate_event_name(name)
+
+
+@pytest.mark.parametrize("name", ["ptrace", "security_file_open", "a1_2"])
+def test_valid_event_names_pass(name):
+    assert validate_event_name(name) == name
+
+
+# -- specs -------------------------------------------------------------------------------
+
+
+def test_spec_defaults_follow_the_original():
+    spec = parse_spec("ptrace")
+    assert spec == EventSpec("ptrace", instances=1, ops=100, sleep="10ns", mode=None)
+    assert spec.sleep_ns == 10
+    assert spec.total_ops == 100
+
+
+def test_spec_long_and_short_keys():
+    long = parse_spec("security_file_open:instances=4:ops=1000:sleep=1ms:mode=script")
+    short = parse_spec("security_file_open:i=4:o=1000:s=1ms:m=script")
+    assert long == short == EventSpec("security_file_open", 4, 1000, "1ms", "script")
+    assert long.total_ops == 4000
+    assert long.sleep_ns == 1_000_000
+    assert str(long) == "security_file_open:instances=4:ops=1000:sleep=1ms:mode=script"
+    assert parse_spec(str(long)) == long
+
+
+def test_spec_later_key_wins():
+    assert parse_spec("ptrace:ops=5:o=7").ops == 7
+
+
+@pytest.mark.parametrize("text", ["", ":ops=5", "  :i=2"])
+def test_spec_with_empty_event_name(text):
+    with pytest.raises(UsageError, match="event name cannot be empty"):
+        parse_spec(text)
+
+
+@pytest.mark.parametrize("text, part", [("ptrace:ops", "'ops'"), ("ptrace:ops=1:5", "'5'"), ("ptrace:", "''")])
+def test_spec_part_without_equals(text, part):
+    with pytest.raises(UsageError) as err:
+        parse_spec(text)
+    assert f"part {part} is not key=value" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["instances", "i", "ops", "o"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "", "1e3"])
+def test_spec_counts_must_be_positive_integers(key, value):
+    with pytest.raises(UsageError, match="must be greater than 0"):
+        parse_spec(f"ptrace:{key}={value}")
+
+
+@pytest.mark.parametrize("value", ["10", "fast", "1 ms", "-1s", ""])
+def test_spec_bad_sleep(value):
+    with pytest.raises(UsageError, match=r"invalid sleep in spec .*Go duration"):
+        parse_spec(f"ptrace:sleep={value}")
+
+
+def test_spec_unknown_key_lists_valid_keys():
+    with pytest.raises(UsageError) as err:
+        parse_spec("ptrace:count=5")
+    message = str(err.value)
+    assert "unknown key 'count'" in message
+    for key in ("instances (i)", "ops (o)", "sleep (s)", "mode (m)"):
+        assert key in message
+
+
+def test_spec_bad_mode():
+    with pytest.raises(UsageError, match="use native or script"):
+        parse_spec("ptrace:mode=fast")
+
+
+@pytest.mark.parametrize("text", ["Ptrace:ops=1", "pt-race", "a,b:ops=1"])
+def test_spec_event_name_rules_apply(text):
+    with pytest.raises(UsageError, match="invalid event"):
+        parse_spec(text)
+
+
+def test_positive_int_and_mode_helpers():
+    assert positive_int("+5", "ops") == 5
+    assert positive_int(7, "ops") == 7
+    with pytest.raises(UsageError, match="parallel must be greater than 0, got '0'"):
+        positive_int("0", "parallel")
+    assert validate_mode("native") == "native"
+    with pytest.raises(UsageError):
+        validate_mode("Native")
