@@ -102,16 +102,19 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], barrier_in_unit: str) -
 
 
 def print_plan(console: Console, plan: Plan) -> None:
-    console.print(f"[bold]Dry run[/bold] {plan.run_id}: runner={plan.runner} tracer={plan.tracer}; nothing is started")
+    def say(text: str) -> None:  # argv and filters are data: no wrapping, no markup
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    say(f"Dry run {plan.run_id}: runner={plan.runner} tracer={plan.tracer}; nothing is started")
     for phase in plan.phases:
-        console.print(f"  {phase}")
+        say(f"  {phase}")
     for unit in plan.units:
         where = f"container {unit.container_name}" if unit.container_name else "local process group"
-        console.print(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, sleep {unit.sleep}, {unit.mode}): {' '.join(unit.argv)}")
-        console.print(f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
+        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, sleep {unit.sleep}, {unit.mode}): {' '.join(unit.argv)}")
+        say(f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
     if plan.tracer_command:
-        console.print(f"  tracer: {' '.join(plan.tracer_command)}")
-    console.print(f"  total ops: {plan.total_ops}")
+        say(f"  tracer: {' '.join(plan.tracer_command)}")
+    say(f"  total ops: {plan.total_ops}")
 
 
 class Progress:
@@ -205,9 +208,13 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         bus.emit("phase", f"Phase 2: starting {len(plan.units)} units ({runner.name})")
         runner.start(plan.units)
         ready_s = parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout") / 1e9
-        runner.wait_until_waiting(ready_s)
+        early = runner.wait_until_waiting(ready_s)
         extra["time_to_waiting_s"] = time.monotonic() - t_command
-        bus.emit("units_waiting", f"All {len(plan.units)} units waiting at the start barrier after {extra['time_to_waiting_s']:.2f}s")
+        for state in early:
+            bus.emit("error", "\n".join([f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
+                                        + [f"  {line}" for line in state.tail()]))
+        waiting = len(plan.units) - len(early)
+        bus.emit("units_waiting", f"{waiting} of {len(plan.units)} units waiting at the start barrier after {extra['time_to_waiting_s']:.2f}s")
 
         phase = "tracer"
         if tracer is not None:
@@ -254,7 +261,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         for unit in plan.units:
             state = runner.states[unit.name]
             bus.emit("unit_done", f"[{plan.units.index(unit) + 1}/{len(plan.units)}] unit {unit.name} completed with exit code: {state.exit_code}")
-            if state.exit_code not in (0, None):
+            if state.exit_code not in (0, None) and state.waiting_since is not None:
                 bus.emit("error", "\n".join([f"unit {unit.name} failed; last log lines:"] + [f"  {l}" for l in state.tail()]))
         failed_units = [u.name for u in plan.units if runner.states[u.name].exit_code != 0]
         if failed_units and not failure:

@@ -98,18 +98,22 @@ class Runner(ABC):
     def start(self, units: list[Unit]) -> None:
         """Create and start every unit; fill in unit.container_id / pid / cgroup_path."""
 
-    def wait_until_waiting(self, timeout_s: float) -> float:
-        """Poll until every unit reports waiting at the barrier; returns when the last did."""
+    def wait_until_waiting(self, timeout_s: float) -> list[UnitState]:
+        """Poll until every unit is waiting at the barrier or has already exited.
+
+        Returns the units that exited early (reported by the caller; the others still
+        run). RunError when none is left to run or the deadline passes.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
-            early = [s for s in self.states.values() if s.finished]
-            if early:
+            states = list(self.states.values())
+            early = [s for s in states if s.finished and s.waiting_since is None]
+            if len(early) == len(states):
                 raise RunError(self._failure("exited before the start barrier was released", early))
-            waiting = [s.waiting_since for s in self.states.values()]
-            if all(w is not None for w in waiting):
-                return max(waiting)  # type: ignore[type-var]
+            if all(s.waiting_since is not None or s.finished for s in states):
+                return early
             if time.monotonic() >= deadline:
-                late = [s.name for s in self.states.values() if s.waiting_since is None]
+                late = [s.name for s in states if s.waiting_since is None and not s.finished]
                 raise RunError(f"units not waiting at the start barrier after {timeout_s:.0f}s: {', '.join(late)}")
             time.sleep(0.01)
 

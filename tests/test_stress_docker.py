@@ -1,0 +1,148 @@
+"""`evt stress` end to end with a real dockerd and real containers (runner=docker)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stress_helpers import EVT, run_containers, run_evt
+
+pytestmark = pytest.mark.integration
+
+QUICK = ["tracer=none", "stress.stress_end_cooldown=0s"]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
+    run_id = "e2e-" + tmp_path.name[-12:]
+    result = run_evt(["stress", "-e", "security_file_open:instances=2:ops=500", "-e", "ptrace:ops=300:sleep=0",
+                      *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    workers = read_csv(tmp_path / "workers.csv")
+    assert [(w["event"], w["worker"]) for w in workers] == [("security_file_open", "0"), ("security_file_open", "1"), ("ptrace", "0")]
+    assert sum(int(w["ok"]) for w in workers) == 1300 and sum(int(w["errors"]) for w in workers) == 0
+    assert all(float(w["ops_per_s"]) > 0 and int(w["t_end_ns"]) > int(w["t_start_ns"]) for w in workers)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["partial"] is False and summary["exit_code"] == 0
+    assert summary["total_ops"] == 1300 and summary["ok"] == 1300
+    assert summary["start_skew_ms"] is not None and summary["start_skew_ms"] >= 0
+    assert (tmp_path / ".hydra" / "config.yaml").exists() and (tmp_path / "evt.log").exists()
+    events = read_csv(tmp_path / "events.csv")
+    assert {e["event"]: int(e["expected"]) for e in events} == {"security_file_open": 1000, "ptrace": 300}
+    assert "security_file_open" in result.stdout and "start skew" in result.stdout
+    assert run_containers(run_id) == []
+
+
+def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
+    # Without CAP_SYS_ADMIN (runner.privileged=false, no cap_add) the unit refuses to start.
+    run_id = "fail-" + tmp_path.name[-12:]
+    result = run_evt(["stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
+                      "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 1
+    assert "unit switch_task_ns exited before the start (exit code 2); last log lines:" in result.stderr
+    assert "needs CAP_SYS_ADMIN" in result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "switch_task_ns" in summary["failure"]
+    rows = {w["event"]: w for w in read_csv(tmp_path / "workers.csv")}
+    assert rows["security_file_open"]["ok"] == "200"  # the other unit ran to the end
+    assert "switch_task_ns" not in rows
+    assert run_containers(run_id) == []
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
+    run_id = "dry-" + tmp_path.name[-12:]
+    result = run_evt(["stress", "scenario=smoke", "--dry-run", *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr
+    assert f"evt-stress-security-file-open-{run_id}" in result.stdout
+    assert "evt trigger --event security_file_open --ops 5000" in result.stdout
+    assert "total ops: 14200" in result.stdout
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["total_ops"] == 14200 and len(plan["units"]) == 4
+    assert not (tmp_path / "summary.json").exists()
+    assert run_containers(run_id) == []
+
+
+def test_missing_image_gets_the_original_message_and_fix(tmp_path):
+    result = run_evt(["stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 2
+    assert 'container image "evt-no-such-image:latest" not found' in result.stderr
+    assert "make evt-trigger-runner" in result.stderr
+
+
+def start_stress(tmp_path: Path, run_id: str, extra: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [EVT, "stress", *extra, "tracer=none", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not printed; got:\n{''.join(seen)}")
+
+
+LONG_RUN = ["-e", "security_file_open:instances=2:ops=100000:sleep=1ms", "-e", "ptrace:ops=100000:sleep=1ms"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase, needle, extra", [
+    ("start", "Phase 2: starting", ["stress.stress_end_cooldown=0s"]),
+    ("run", "Phase 5: monitoring", ["stress.stress_end_cooldown=0s"]),
+    ("cooldown", "End cooldown", ["stress.stress_end_cooldown=60s"]),
+])
+def test_interrupt_at_any_phase_leaves_no_container(tmp_path, signum, phase, needle, extra):
+    run_id = f"sig-{phase}-{signum.name.lower()}-{tmp_path.name[-8:]}"
+    events = LONG_RUN if phase != "cooldown" else ["-e", "ptrace:ops=100"]
+    proc = start_stress(tmp_path, run_id, [*events, *extra])
+    try:
+        wait_for_line(proc, needle)
+        if phase == "run":
+            time.sleep(0.5)
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == (130 if signum == signal.SIGINT else 143), output
+    if phase == "run":
+        assert "Monitoring interrupted (containers will be cleaned up)" in output
+    assert run_containers(run_id) == []
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["partial"] is True
+
+
+def test_cleanup_removes_what_a_killed_run_left(tmp_path):
+    run_id = "killed-" + tmp_path.name[-10:]
+    proc = start_stress(tmp_path, run_id, [*LONG_RUN, "stress.stress_end_cooldown=0s"])
+    try:
+        wait_for_line(proc, "Phase 5: monitoring")
+        proc.kill()  # no chance to clean up
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert run_containers(run_id), "the killed run should have left its containers"
+    result = run_evt(["cleanup", "--run-id", run_id])
+    assert result.returncode == 0, result.stderr
+    assert "removed 2 containers" in result.stdout
+    assert run_containers(run_id) == []
