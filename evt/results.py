@@ -123,6 +123,21 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
     return summary
 
 
+def apply_loss_gate(summary: dict, max_loss_pct: float | None) -> bool:
+    """stress.max_loss_pct as a CI gate: records the verdict; False when the loss exceeds
+    the limit. Runs without counts (tracer=none, Tracee without JSON output) record
+    that the gate could not be applied and pass."""
+    if max_loss_pct is None:
+        return True
+    detection = summary.get("detection")
+    if not detection:
+        summary["max_loss_pct"] = {"limit": float(max_loss_pct), "passed": None, "why": "no event counts in this run"}
+        return True
+    passed = detection["loss_pct"] <= float(max_loss_pct)
+    summary["max_loss_pct"] = {"limit": float(max_loss_pct), "passed": passed}
+    return passed
+
+
 def write_all(run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: dict) -> None:
     csvio.write_csv(workers, run_dir / "workers.csv", csvio.WORKER_COLUMNS)
     csvio.write_csv(events, run_dir / "events.csv", csvio.EVENT_COLUMNS)

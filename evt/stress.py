@@ -163,6 +163,9 @@ def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer | Non
         raise UsageError("--keep-tracee requires --auto-tracee=true (evt can only keep a Tracee it started).")
     for key in ("timeout", "stress_end_cooldown", "signal_timeout", "progress_interval"):
         parse_duration(cfg.stress[key], f"stress.{key}")
+    max_loss = cfg.stress.get("max_loss_pct")
+    if max_loss is not None and not 0 <= float(max_loss) <= 100:
+        raise UsageError(f"stress.max_loss_pct={max_loss} is not a percentage: give a number from 0 to 100.")
     specs = resolve_specs(cfg)
     runner = make_runner(cfg, run_id, run_dir)
     plan = build_plan(cfg, run_id, specs, runner.barrier_in_unit())
@@ -321,13 +324,10 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
     events = results.events_frame(plan, runner.states, report)
     tracer_table = results.tracer_frame(plan, report)
     summary = results.summarize(plan, workers, events, report, runner.states, extra)
-    max_loss = cfg.stress.get("max_loss_pct")
-    if max_loss is not None and summary.get("detection"):
-        gate_ok = summary["detection"]["loss_pct"] <= float(max_loss)
-        summary["max_loss_pct"] = {"limit": float(max_loss), "passed": gate_ok}
-        if not gate_ok and exit_code == 0:
-            exit_code = 1
-            summary["status"] = status = "loss_exceeded"
+    if not results.apply_loss_gate(summary, cfg.stress.get("max_loss_pct")) and exit_code == 0:
+        exit_code = 1
+        summary["status"] = status = "loss_exceeded"
+        bus.emit("error", f"loss {summary['detection']['loss_pct']:.2f}% exceeds stress.max_loss_pct={cfg.stress.max_loss_pct}")
     summary["exit_code"] = exit_code
     results.write_all(run_dir, workers, events, tracer_table, summary)
     (run_dir / "plan.json").write_text(json.dumps(plan.as_dict(), indent=2, default=str))
