@@ -171,9 +171,12 @@ def _script_op(path: str) -> Callable[[], None]:
     argv = [path]
     env = dict(os.environ)
     spawn, waitpid, exitcode = os.posix_spawn, os.waitpid, os.waitstatus_to_exitcode
+    # the script starts with default signal handling, as from a shell: Python ignores
+    # SIGPIPE and SIGXFSZ, and the start gate may have blocked SIGUSR1 in this worker
+    defaults = (signal.SIGPIPE, signal.SIGXFSZ)
 
     def op() -> None:
-        status = waitpid(spawn(path, argv, env), 0)[1]
+        status = waitpid(spawn(path, argv, env, setsigdef=defaults, setsigmask=()), 0)[1]
         if status:
             raise OSError(f"{os.path.basename(path)} exited with status {exitcode(status)}")
 

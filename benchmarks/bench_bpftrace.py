@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""bpftrace as the tracer: the highest native security_file_open rate (2 workers, this
+machine) at which it still counts every event, and its CPU cost per million events.
+
+Raises the rate step by step (the per-op sleep shrinks from 1 ms to none, as Falco's
+event-generator `bench` halves its sleep), each step one `evt stress` run of about
+--seconds seconds in containers with tracer=bpftrace, and reports every step.
+Usage: benchmarks/bench_bpftrace.py [--seconds S] [--runner docker|local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EVT = str(Path(sys.executable).parent / "evt")
+STEPS = [("1ms", 900), ("100us", 8000), ("10us", 30000), ("0", 60000)]  # sleep, ops/s guess per worker
+
+
+def step(tmp: Path, sleep: str, ops: int, runner: str) -> dict:
+    run_dir = tmp / f"sleep-{sleep}"
+    result = subprocess.run(
+        [EVT, "stress", "tracer=bpftrace", f"runner={runner}", "stress.stress_end_cooldown=0s",
+         f"hydra.run.dir={run_dir}", "-e", f"security_file_open:instances=2:ops={ops}:sleep={sleep}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"evt stress failed at sleep={sleep}: {result.stderr[-2000:]}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "events.csv") as f:
+        row = next(csv.DictReader(f))
+    detection, cost = summary["detection"], summary["tracer_cost"]
+    rate = int(row["expected"]) / float(summary["duration_s"])
+    return {
+        "sleep": sleep, "events": detection["expected"], "observed": detection["observed"],
+        "loss_pct": detection["loss_pct"], "rate": rate, "cpu_s": cost["cpu_s"],
+        "cpu_s_per_million": cost["cpu_s"] / (detection["observed"] / 1e6) if detection["observed"] else None,
+        "lost_reported": sum(cost["lost"].values()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="target length of each step")
+    parser.add_argument("--runner", default="docker")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="evt-bench-bpftrace-") as tmp:
+        for sleep, per_worker_rate in STEPS:
+            rows.append(step(Path(tmp), sleep, int(per_worker_rate * args.seconds), args.runner))
+    print("native security_file_open, 2 workers, tracer=bpftrace:")
+    print(f"  {'sleep':>6} {'events/s':>10} {'events':>9} {'observed':>9} {'loss %':>7} {'bpftrace cpu s':>14} {'cpu s / 1M ev':>13}")
+    for r in rows:
+        print(f"  {r['sleep']:>6} {r['rate']:>10,.0f} {r['events']:>9,} {r['observed']:>9,} {r['loss_pct']:>7.2f} "
+              f"{r['cpu_s']:>14.2f} {r['cpu_s_per_million'] or 0:>13.2f}")
+    complete = [r for r in rows if r["loss_pct"] == 0 and r["lost_reported"] == 0]
+    if complete:
+        best = max(complete, key=lambda r: r["rate"])
+        print(f"highest rate counted completely: {best['rate']:,.0f} events/s "
+              f"(bpftrace {best['cpu_s_per_million']:.2f} CPU s per million events)")
+    else:
+        print("no step was counted completely")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
