@@ -25,6 +25,7 @@ from evt.paths import TRIGGERS_DIR
 from evt.spec import EVENT_NAME, MODES, validate_event_name
 from evt.templating import render_string
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: every unit loads the catalog at start
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
 
 
@@ -274,7 +275,7 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
     catalog: dict[str, Trigger] = {}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             raise CatalogError(f"{path.name}: not valid YAML: {exc}") from exc
         event = raw.get("event") if isinstance(raw, dict) else None

@@ -9,10 +9,12 @@ cleanup, always (normal end, errors, Ctrl+C, SIGTERM).
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import signal
+import threading
 import sys
 import time
 import uuid
@@ -23,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from evt import results, runstate
+from evt import runstate
 from evt.catalog import Marker, get_trigger
 from evt.errors import RunError, UsageError
 from evt.events import EventBus, console_listener, log_listener
@@ -244,6 +246,8 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         phase = "monitoring"
         bus.emit("phase", f"Phase 4: releasing {len(plan.units)} units at once")
         extra["released_ns"] = runner.release()
+        # pandas takes half a second to import: do it while the units run, not after
+        threading.Thread(target=importlib.import_module, args=("evt.results",), daemon=True).start()
         bus.emit("phase", "Phase 5: monitoring units")
         progress = Progress(runner, plan)
         crashed: list[str] = []
@@ -317,6 +321,8 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    from evt import results
 
     extra.update(status=status, partial=partial, failure=failure, started_at=started_at,
                  wall_s=time.monotonic() - t_command)

@@ -74,6 +74,7 @@ class Runner(ABC):
         self.run_id = run_id
         self.run_dir = Path(run_dir)
         self.states: dict[str, UnitState] = {}
+        self.changed = threading.Event()  # set whenever a unit exits
         self.barrier_dir = self.run_dir / ".barrier"
 
     @property
@@ -133,7 +134,8 @@ class Runner(ABC):
                 on_tick()
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(tick_s)
+            self.changed.wait(min(tick_s, max(deadline - time.monotonic(), 0)))
+            self.changed.clear()
         if on_tick:
             on_tick()
         return True
@@ -141,6 +143,11 @@ class Runner(ABC):
     @abstractmethod
     def cleanup(self) -> None:
         """Remove every unit of this run; safe at any phase and more than once."""
+
+    def unit_exited(self, state: UnitState, exit_code: int) -> None:
+        """Called by the thread following a unit when it has exited."""
+        state.exit_code = exit_code
+        self.changed.set()
 
     @staticmethod
     def _failure(what: str, states: list[UnitState]) -> str:

@@ -168,8 +168,7 @@ class DockerRunner(Runner):
             for future in [pool.submit(create_and_start, u) for u in units]:
                 future.result()
 
-    @staticmethod
-    def _follow(container, state: UnitState) -> None:
+    def _follow(self, container, state: UnitState) -> None:
         pending = b""
         try:
             for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
@@ -179,11 +178,11 @@ class DockerRunner(Runner):
                     state.feed(line.decode(errors="replace"))
             if pending:
                 state.feed(pending.decode(errors="replace"))
-            state.exit_code = int(container.wait().get("StatusCode", -1))
+            self.unit_exited(state, int(container.wait().get("StatusCode", -1)))
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
             state.lines.append(f"(log stream ended: {exc})")
             if state.exit_code is None:
-                state.exit_code = -1
+                self.unit_exited(state, -1)
 
     def cleanup(self) -> None:
         if self.client is None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from evt import host, runstate
-from evt.errors import UsageError
 from evt.plan import Unit
 from evt.runners.base import Runner, UnitState
 
@@ -80,12 +79,11 @@ class LocalRunner(Runner):
             unit.cgroup_path = str(cgroup) if cgroup else None
             threading.Thread(target=self._follow, args=(proc, state), name=f"out-{unit.name}", daemon=True).start()
 
-    @staticmethod
-    def _follow(proc: subprocess.Popen, state: UnitState) -> None:
+    def _follow(self, proc: subprocess.Popen, state: UnitState) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             state.feed(raw.decode(errors="replace"))
-        state.exit_code = proc.wait()
+        self.unit_exited(state, proc.wait())
 
     def cleanup(self) -> None:
         for proc in self.procs.values():
@@ -127,7 +125,3 @@ def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:
                     break
                 time.sleep(0.02)  # killed processes leave the cgroup asynchronously
 
-
-def check_local_scope_supported() -> None:
-    if os.geteuid() != 0:
-        raise UsageError("runner=local needs root (it places units in their own cgroups); run as root.")
