@@ -246,8 +246,9 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         phase = "monitoring"
         bus.emit("phase", f"Phase 4: releasing {len(plan.units)} units at once")
         extra["released_ns"] = runner.release()
-        # pandas takes half a second to import: do it while the units run, not after
-        threading.Thread(target=importlib.import_module, args=("evt.results",), daemon=True).start()
+        # pandas takes half a second of CPU to import: do it while the units run, not
+        # after them, and not in the milliseconds in which they all start
+        threading.Timer(0.1, importlib.import_module, args=("evt.results",)).start()
         bus.emit("phase", "Phase 5: monitoring units")
         progress = Progress(runner, plan)
         crashed: list[str] = []

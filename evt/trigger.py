@@ -30,7 +30,8 @@ from evt.spec import format_duration
 from evt.templating import render
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
-FIRST_OP_PAUSE_S = 0.001  # after the first op: see _loop
+FIRST_OP_PAUSE_S = 0.005  # after the first op: see _loop
+QUIET_AFTER_RELEASE_S = 0.02  # the parent's pause after a shared release: see run()
 PR_SET_TIMERSLACK = 29
 PR_SET_PDEATHSIG = 1
 
@@ -74,6 +75,7 @@ class Gate:
     """What the trigger waits for before its workers start."""
 
     description = ""
+    releases_workers = False  # True: the workers poll worker_fd() themselves
 
     def arm(self) -> None:
         """Prepare before the unit reports waiting (so no release can be missed)."""
@@ -105,6 +107,8 @@ class SignalGate(Gate):
 class FifoGate(Gate):
     """A FIFO shared by every unit of a run: one open-for-write by the orchestrator
     makes every reader's poll() return together (POLLHUP once that writer closes)."""
+
+    releases_workers = True
 
     def __init__(self, path: str, timeout_ns: int):
         self.path = path
@@ -393,6 +397,10 @@ def run(
         # Release first, print after: the start skew between units is what the barrier is for.
         m_start, now_ns = time.monotonic_ns(), time.time_ns()
         workers.release()
+        if gate.releases_workers:
+            # The same release woke every worker of every unit: stay off the CPU while they
+            # make their first ops (a line printed now also wakes the container runtime).
+            time.sleep(QUIET_AFTER_RELEASE_S)
         sleep_text = format_duration(sleep_ns)
         if parallel > 1:
             out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {sleep_text} sleep time at {clock_text(now_ns)}")
