@@ -23,7 +23,7 @@ from evt import host
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
 from evt.spec import EVENT_NAME, MODES, validate_event_name
-from evt.templating import render_string
+from evt.templating import render, render_string
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: every unit loads the catalog at start
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
@@ -131,6 +131,13 @@ class Trigger:
                 f"event {self.event!r} has no {name} mode; its modes are: {', '.join(self.modes)}."
             )
         return self.modes[name]
+
+    def script(self, mode: str | None, marker: Marker) -> str:
+        """The mode's script rendered for one run, from the scripts beside this trigger's YAML."""
+        template = self.mode(mode).template
+        if template is None:
+            raise UsageError(f"event {self.event!r} has no script in {mode or self.default_mode} mode")
+        return render(template, self.source.parent / "scripts", event=self.event, marker=marker.as_dict())
 
     def mode_needs(self, mode: str | None) -> Needs:
         return self.needs.merged(self.mode(mode).needs)
@@ -260,7 +267,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
         raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
-    return Trigger(
+    trigger = Trigger(
         event=event,
         description=description.strip(),
         modes=modes,
@@ -268,6 +275,12 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         bypass_comms=bypass,
         source=source,
     )
+    if "script" in modes:
+        try:  # a template that cannot render fails here, not in the middle of a run
+            trigger.script("script", Marker("0" * 8))
+        except jinja2.TemplateError as exc:
+            raise CatalogError(f"{where}: modes.script.template: {modes['script'].template} does not render: {exc}") from exc
+    return trigger
 
 
 def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:

@@ -29,6 +29,7 @@ from evt import runstate
 from evt.catalog import Marker, get_trigger
 from evt.errors import RunError, UsageError
 from evt.events import EventBus, console_listener, log_listener
+from evt.host import check_kernel_feature
 from evt.plan import Plan, Unit
 from evt.runners import make_runner
 from evt.spec import EventSpec, format_duration, parse_duration
@@ -72,8 +73,6 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], barrier_in_unit: str) -
         mode = spec.mode or trig.default_mode
         target = trig.mode(mode).target
         for feature in trig.mode_needs(mode).kernel:  # the host kernel serves containers too
-            from evt.host import check_kernel_feature
-
             reason = check_kernel_feature(feature)
             if reason:
                 raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. Remove it from the run (`evt list` shows what runs here).")
@@ -175,6 +174,8 @@ def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer | Non
     if tracer is not None:
         tracer.check(plan.units)
         plan.tracer_command = tracer.command(plan.units)
+    if not cfg.stress.dry_run:  # a dry run needs no engine and no image
+        runner.check(plan.units)
     return plan, runner, tracer
 
 
@@ -194,7 +195,6 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         print_plan(console, plan)
         (run_dir / "plan.json").write_text(json.dumps(plan.as_dict(), indent=2, default=str))
         return 0
-    runner.check(plan.units)
 
     # -- run ---------------------------------------------------------------------------
     t_command = time.monotonic()

@@ -27,13 +27,11 @@ from typing import Callable, TextIO
 from evt import native
 from evt.catalog import Marker, Trigger
 from evt.spec import format_duration
-from evt.templating import render
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
 FIRST_OP_PAUSE_S = 0.005  # after the first op: see _loop
 QUIET_AFTER_RELEASE_S = 0.02  # the parent's pause after a shared release: see run()
 PR_SET_TIMERSLACK = 29
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -159,12 +157,9 @@ def clock_text(ns: int) -> str:
 def prepare_script(trigger: Trigger, mode: str, marker: Marker) -> str:
     """Render the trigger's script once per run into the marker directory, named
     <event>.sh as the original's scripts are (its comm is in the bypass flags)."""
-    template = trigger.mode(mode).template
-    assert template is not None
+    text = trigger.script(mode, marker)
     os.makedirs(marker.dir, exist_ok=True)
     path = os.path.join(marker.dir, f"{trigger.event}.sh")
-    # the scripts beside the trigger's own YAML, wherever its catalog was loaded from
-    text = render(template, trigger.source.parent / "scripts", event=trigger.event, marker=marker.as_dict())
     with open(path, "w") as f:
         f.write(text)
     os.chmod(path, 0o755)
@@ -204,7 +199,7 @@ def _run_worker(
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        native._libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        native._libc.prctl(native.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if sleep_ns:
             native._libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # honour sub-50us sleeps
         act = None

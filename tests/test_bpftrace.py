@@ -347,3 +347,10 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
         tracer.stop()
     assert json.loads(out.splitlines()[-1].split("] ", 1)[1])["ok"] == ops * workers
     assert report.observed == {"scoped": ops * workers, "unscoped": ops * workers + noise_ops}
+
+
+@pytest.mark.parametrize("key", ["ready_timeout", "init_cooldown", "stop_timeout"])
+def test_bad_durations_in_the_config_are_refused_by_check(cfg, tmp_path, key):
+    cfg.bpftrace[key] = "soon"
+    with pytest.raises(UsageError, match=f"invalid bpftrace.{key} 'soon'"):
+        BpftraceTracer(cfg, tmp_path).check([make_unit()])

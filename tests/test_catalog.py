@@ -13,7 +13,6 @@ from evt import catalog, native
 from evt.catalog import CatalogError, Marker, Trigger, get_trigger, load_catalog
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
-from evt.templating import render_script
 
 # The original's catalog (reference/TRACEE.md, "The trigger catalog of the original").
 ORIGINAL_EVENTS = {
@@ -63,7 +62,7 @@ def test_real_trigger_is_complete(real, event):
             # native counts must be told apart by the run's marker, not by a shared comm
             assert "marker." in mode.target.filter, f"{event}: native filter does not use the marker"
         else:
-            script = render_script(mode.template, event=event, marker=MARKER.as_dict())
+            script = trig.script(name, MARKER)
             assert script.startswith("#!/bin/sh\n")
             check = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True)
             assert check.returncode == 0, check.stderr
@@ -236,6 +235,22 @@ def test_malformed_entries_are_refused(tmp_path, body, message):
         load_catalog(directory)
     assert message in str(err.value)
     assert str(err.value).startswith("ptrace.yaml")  # names the file
+
+
+def test_a_script_template_that_cannot_render_is_refused(tmp_path):
+    directory = make_catalog(tmp_path, {"ptrace.yaml": GOOD})
+    (directory / "scripts" / "true.sh.j2").write_text("#!/bin/sh\n{{ marker.nope }}\n")
+    with pytest.raises(CatalogError, match=r"ptrace.yaml: modes.script.template: true.sh.j2 does not render: .*nope"):
+        load_catalog(directory)
+
+
+def test_scripts_render_from_their_own_catalog(tmp_path):
+    directory = make_catalog(tmp_path, {"ptrace.yaml": GOOD})
+    (directory / "scripts" / "true.sh.j2").write_text("#!/bin/sh\n# {{ event }} at {{ marker.dir }}\n")
+    trig = load_catalog(directory)["ptrace"]
+    assert trig.script("script", MARKER) == f"#!/bin/sh\n# ptrace at {MARKER.dir}\n"
+    with pytest.raises(UsageError, match="has no script in native mode"):
+        trig.script("native", MARKER)
 
 
 # -- host requirements -------------------------------------------------------------------

@@ -75,10 +75,12 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
 
 
 def test_missing_image_gets_the_original_message_and_fix(tmp_path):
-    result = run_evt(["stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={tmp_path}"])
+    out = tmp_path / "out"
+    result = run_evt(["stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={out}"])
     assert result.returncode == 2
     assert 'container image "evt-no-such-image:latest" not found' in result.stderr
     assert "make evt-trigger-runner" in result.stderr
+    assert not out.exists()  # refused before Hydra made a run directory
 
 
 def start_stress(tmp_path: Path, run_id: str, extra: list[str]) -> subprocess.Popen:

@@ -75,6 +75,8 @@ class BpftraceTracer(Tracer):
         return found
 
     def check(self, units: list[Unit]) -> None:
+        for key in ("ready_timeout", "init_cooldown", "stop_timeout"):
+            parse_duration(self.bcfg[key], f"bpftrace.{key}")
         self.binary()
         if not host.tracefs_mounted():
             raise UsageError(

@@ -1,0 +1,92 @@
+"""Result tables: expected vs observed, loss, start skew, the loss gate, stable columns."""
+
+from __future__ import annotations
+
+import csv
+
+from evt import csvio, results
+from evt.catalog import Marker, Target
+from evt.plan import Plan, Unit
+from evt.runners.base import UnitState
+from evt.tracers.base import TracerReport
+from evt.trigger import TriggerResult, WorkerResult
+
+
+def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100) -> Unit:
+    return Unit(name=name, event=name, mode="native" if exact else "script", instances=instances, ops=ops,
+                sleep="0", marker=Marker("0123abcd"), target=Target("tracepoint:x:y", "1", per_op, exact),
+                argv=["evt", "trigger"])
+
+
+def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> UnitState:
+    workers = [WorkerResult(i, u.ops, ok, u.ops - ok, t, t + 2_000_000_000, 2.0, ok / 2.0)
+               for i, (ok, t) in enumerate(zip(ok_per_worker, starts))]
+    s = UnitState(u.name, u.total_ops, exit_code=0)
+    s.result = TriggerResult(u.event, u.mode, len(workers), u.total_ops, sum(ok_per_worker),
+                             u.total_ops - sum(ok_per_worker), 2.0, sum(ok_per_worker) / 2.0,
+                             min(starts), max(starts) + 2_000_000_000, workers)
+    return s
+
+
+def make_plan():
+    a, b = unit("security_file_open", 1, True, instances=2), unit("ptrace", 2, False)
+    plan = Plan(run_id="r1", runner="docker", tracer="bpftrace", units=[a, b])
+    states = {a.name: state(a, [100, 90], [1_000_000_000, 1_003_000_000]), b.name: state(b, [100], [1_001_000_000])}
+    return plan, states
+
+
+def test_expected_counts_ok_ops_and_loss_follows_observed():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 180, "ptrace": 250}, cpu_s=1.0, wall_s=4.0)
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "expected"] == 190  # 100 + 90 ops ok, one event each
+    assert events.loc["security_file_open", "lost"] == 10
+    assert round(events.loc["security_file_open", "loss_pct"], 4) == round(100 * 10 / 190, 4)
+    assert events.loc["ptrace", "expected"] == 200 and events.loc["ptrace", "lost"] == 0  # more seen than the lower bound
+    assert list(events["count"]) == ["exact", "lower_bound"]
+
+
+def test_without_counts_observed_and_loss_stay_empty():
+    plan, states = make_plan()
+    events = results.events_frame(plan, states, TracerReport("none", observed=None))
+    assert events["observed"].isna().all() and events["lost"].isna().all()
+    summary = results.summarize(plan, results.workers_frame(plan, states), events, None, states, {})
+    assert summary["detection"] is None
+
+
+def test_summary_totals_skew_and_detection():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 190, "ptrace": 200}, cpu_s=1.0, wall_s=4.0)
+    workers = results.workers_frame(plan, states)
+    summary = results.summarize(plan, workers, results.events_frame(plan, states, report), report, states, {"x": 1})
+    assert summary["ok"] == 290 and summary["errors"] == 10 and summary["workers"] == 3
+    assert summary["start_skew_ms"] == 1.0  # units' first ops at 1.000 s and 1.001 s
+    assert summary["detection"] == {"expected": 390, "observed": 390, "lost": 0, "loss_pct": 0.0, "exact": False}
+    assert summary["tracer_cost"]["cpu_share"] == 0.25 and summary["x"] == 1
+
+
+def test_loss_gate():
+    assert results.apply_loss_gate({"detection": {"loss_pct": 0.5}}, None)
+    summary = {"detection": {"loss_pct": 0.5}}
+    assert not results.apply_loss_gate(summary, 0.1) and summary["max_loss_pct"] == {"limit": 0.1, "passed": False}
+    summary = {"detection": {"loss_pct": 0.5}}
+    assert results.apply_loss_gate(summary, 1) and summary["max_loss_pct"]["passed"] is True
+    summary = {"detection": None}
+    assert results.apply_loss_gate(summary, 0) and summary["max_loss_pct"]["passed"] is None
+
+
+def test_files_have_the_stable_columns_first(tmp_path):
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={}, lost={"bpftrace_lost_events": 3}, metrics={"m": 1.0})
+    workers = results.workers_frame(plan, states)
+    events = results.events_frame(plan, states, report)
+    tracer = results.tracer_frame(plan, report)
+    results.write_all(tmp_path, workers, events, tracer, {"run_id": "r1"})
+    for name, columns in (("workers.csv", csvio.WORKER_COLUMNS), ("events.csv", csvio.EVENT_COLUMNS),
+                          ("tracer.csv", csvio.TRACER_COLUMNS)):
+        with open(tmp_path / name) as f:
+            header = next(csv.reader(f))
+        assert header[: len(columns)] == columns
+    with open(tmp_path / "tracer.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["lost.bpftrace_lost_events"] == "3" and row["metric.m"] == "1.0" and row["lost_total"] == "3"
