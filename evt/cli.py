@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import uuid
 
@@ -184,6 +185,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return cleanup.run(args.run_id)
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
     from evt.catalog import Marker
@@ -206,6 +211,9 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     trig.mode(mode)
     trig.require(mode)
     marker = Marker.for_run(args.run_id or uuid.uuid4().hex[:12], event)
+    # SIGTERM (a stress run stopping its units) unwinds like Ctrl+C: workers are killed
+    # and the marker directory removed on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if args.start_fifo:
         gate: trigger.Gate = trigger.FifoGate(args.start_fifo, timeout_ns)
     elif args.wait_signal:

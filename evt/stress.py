@@ -34,7 +34,6 @@ from evt.plan import Plan, Unit
 from evt.runners import make_runner
 from evt.spec import EventSpec, format_duration, parse_duration
 from evt.suite import resolve_specs
-from evt.templating import render_string
 from evt.tracers.base import Tracer, TracerReport
 
 log = logging.getLogger("evt.stress")
@@ -80,7 +79,7 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], barrier_in_unit: str) -
         name = spec.event if seen[spec.event] == 1 else f"{spec.event}-{seen[spec.event]}"
         unit_run_id = f"{run_id}-{name}"
         marker = Marker.for_run(unit_run_id, spec.event)
-        rendered = replace(target, filter=render_string(target.filter, marker=marker.as_dict(), event=spec.event))
+        rendered = target.rendered(spec.event, marker)
         argv = [
             "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), "--sleep", spec.sleep,
             "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from evt.paths import TEMPLATES_DIR, TRIGGERS_DIR
+from evt.paths import TEMPLATES_DIR
 
 
 def environment(search_path: Path) -> jinja2.Environment:
@@ -31,6 +31,3 @@ def render(template: str, search_path: Path = TEMPLATES_DIR, **context: object) 
 def render_string(source: str, **context: object) -> str:
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(**context)
 
-
-def render_script(template: str, **context: object) -> str:
-    return render(template, TRIGGERS_DIR / "scripts", **context)

@@ -5,6 +5,7 @@ so tracers can be scoped to it exactly. For machines without Docker and fast tes
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ class LocalRunner(Runner):
         super().__init__(cfg, run_id, run_dir)
         self.procs: dict[str, subprocess.Popen] = {}
         self.cgroup_dir: Path | None = None
+        self.marker_dirs: list[str] = []
 
     def check(self, units: list[Unit]) -> None:
         from evt.catalog import get_trigger
@@ -74,6 +76,7 @@ class LocalRunner(Runner):
                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=enter_cgroup,
             )
             self.procs[unit.name] = proc
+            self.marker_dirs.append(unit.marker.dir)
             runstate.add_process(self.run_id, proc.pid, f"unit:{unit.name}")
             unit.pid = proc.pid
             unit.cgroup_path = str(cgroup) if cgroup else None
@@ -99,6 +102,8 @@ class LocalRunner(Runner):
                 pass
         if self.cgroup_dir is not None:
             remove_cgroup_tree(self.cgroup_dir)
+        for marker_dir in self.marker_dirs:  # a killed unit cannot remove its own
+            shutil.rmtree(marker_dir, ignore_errors=True)
 
 
 def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:
