@@ -157,7 +157,7 @@ def _fmt(value: object, digits: int = 0) -> str:
 
 def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
     table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
-    for column in ("event", "mode", "ops ok", "ops/s", "expected", "observed", "lost", "loss %", "count"):
+    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "loss %", "count"):
         table.add_column(column, justify="left" if column in ("event", "mode", "count") else "right")
     for row in events.to_dict("records"):
         table.add_row(
@@ -177,6 +177,8 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
             f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
             f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
             f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
+            + (f", BPF programs in the kernel {cost['metrics']['bpf_run_time_s']:.2f} s"
+               if "bpf_run_time_s" in (cost.get("metrics") or {}) else "")
             + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
         )
     detection = summary.get("detection")

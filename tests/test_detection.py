@@ -25,6 +25,7 @@ def events_by_unit(run_dir: Path) -> dict[str, dict]:
 
 
 def test_native_triggers_are_counted_exactly(tmp_path):
+    bpf_stats_before = Path("/proc/sys/kernel/bpf_stats_enabled").read_text()
     run_id = "exact-" + tmp_path.name[-10:]
     result = run_evt(["stress", *BASE, "stress.max_loss_pct=0", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
                       "-e", "security_file_open:instances=2:ops=5000:sleep=0", "-e", "ptrace:ops=2000:sleep=0",
@@ -42,6 +43,10 @@ def test_native_triggers_are_counted_exactly(tmp_path):
     assert summary["max_loss_pct"] == {"limit": 0.0, "passed": True}
     cost = summary["tracer_cost"]
     assert cost["cpu_s"] > 0 and cost["peak_rss_bytes"] > 10 * 2**20 and cost["crashed"] is None
+    # the probes' in-kernel cost: every target event ran a program; the sysctl is put back
+    assert cost["metrics"]["bpf_programs"] >= 5  # one per unit probe (BEGIN/END may add theirs)
+    assert cost["metrics"]["bpf_run_cnt"] >= 14400 and cost["metrics"]["bpf_run_time_s"] > 0
+    assert Path("/proc/sys/kernel/bpf_stats_enabled").read_text() == bpf_stats_before
     with open(tmp_path / "tracer.csv") as f:
         tracer_row = next(csv.DictReader(f))
     assert tracer_row["tracer"] == "bpftrace" and float(tracer_row["cpu_s"]) > 0

@@ -42,6 +42,7 @@ _LOST_TEXT = re.compile(r"^Lost (\d+) events")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./:@+-]*")
 LOG_TAIL = 20
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 class BpftraceTracer(Tracer):
@@ -58,6 +59,9 @@ class BpftraceTracer(Tracer):
         self.sampler: ProcessSampler | None = None
         self.crashed: str | None = None
         self.stopped = False  # stop() was called: an exit from now on is ours
+        self.bpf_stats_on = False  # the kernel accounts BPF run time during this run
+        self.bpf_stats_restore: str | None = None  # kernel.bpf_stats_enabled before we set it
+        self.bpf_run: dict[str, float] = {}  # in-kernel run time of bpftrace's programs
         self._argv: list[str] = []
 
     # -- before anything starts -------------------------------------------------------
@@ -127,12 +131,61 @@ class BpftraceTracer(Tracer):
         self.program_path.write_text(self.program(units))
         self._argv = self.command(units)
         env = dict(os.environ, **{ATTACHED: "1"})
+        self._enable_bpf_stats()
         with open(self.out_path, "wb") as out, open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
                 start_new_session=True,  # Ctrl+C on the terminal reaches evt, which stops bpftrace in order
             )
         self.sampler = ProcessSampler(self.proc.pid).start()
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None else []
+
+    # The BPF programs run in the kernel, in the context of the traced processes: their
+    # cost is not in bpftrace's own CPU time. With kernel.bpf_stats_enabled the kernel
+    # accounts each program's run time and run count (shown in /proc/<pid>/fdinfo of
+    # every bpf-prog fd bpftrace holds), which drain() reads before bpftrace exits.
+
+    def _enable_bpf_stats(self) -> None:
+        try:
+            old = BPF_STATS.read_text().strip()
+            if old != "1":
+                BPF_STATS.write_text("1")
+                self.bpf_stats_restore = old
+            self.bpf_stats_on = True
+        except OSError:
+            pass  # not root, or an old kernel: the in-kernel cost stays unknown
+
+    def _restore_bpf_stats(self) -> None:
+        if self.bpf_stats_restore is not None:
+            try:
+                BPF_STATS.write_text(self.bpf_stats_restore)
+            except OSError:
+                pass
+            self.bpf_stats_restore = None
+
+    def drain(self) -> None:
+        """Read the in-kernel run time of bpftrace's programs while they still exist."""
+        if self.proc is None or self.proc.poll() is not None or not self.bpf_stats_on:
+            return
+        run_time_ns = run_cnt = programs = 0
+        fd_dir = Path(f"/proc/{self.proc.pid}/fd")
+        try:
+            fds = [fd for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:bpf-prog"]
+        except OSError:
+            return
+        for fd in fds:
+            try:
+                info = dict(line.split(":", 1) for line in (fd_dir.parent / "fdinfo" / fd.name).read_text().splitlines() if ":" in line)
+            except OSError:
+                continue
+            if "run_time_ns" in info:
+                programs += 1
+                run_time_ns += int(info["run_time_ns"])
+                run_cnt += int(info["run_cnt"])
+        if programs:
+            self.bpf_run = {"bpf_programs": programs, "bpf_run_time_s": run_time_ns / 1e9, "bpf_run_cnt": run_cnt}
 
     def wait_ready(self) -> None:
         """Poll until bpftrace reports every probe attached, it exits, or the deadline passes."""
@@ -192,6 +245,7 @@ class BpftraceTracer(Tracer):
                 self.crashed = self.crashed or f"bpftrace did not exit within {self.bcfg.stop_timeout} of SIGINT and was killed"
         if self.sampler is not None:
             self.sampler.stop()
+        self._restore_bpf_stats()
 
     # -- results ------------------------------------------------------------------------
 
@@ -241,6 +295,7 @@ class BpftraceTracer(Tracer):
             cpu_s=sampler.cpu_s if sampler else None,
             peak_rss_bytes=sampler.peak_rss if sampler else None,
             wall_s=sampler.wall_s if sampler else None,
+            metrics=dict(self.bpf_run),
             log_path=str(self.log_path),
             crashed=crashed,
         )
