@@ -202,6 +202,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
     report: TracerReport | None = None
     failure: str | None = None
     extra: dict[str, object] = {"run_dir": str(run_dir)}
+    timed_out = False
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     runstate.begin(run_id, str(run_dir))
     phase = "start"
@@ -211,6 +212,8 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
             runstate.mark_containers(run_id)
         bus.emit("phase", f"Phase 2: starting {len(plan.units)} units ({runner.name})")
         runner.start(plan.units)
+        if runner.notice:
+            bus.emit("notice", runner.notice)
         ready_s = parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout") / 1e9
         early = runner.wait_until_waiting(ready_s)
         extra["time_to_waiting_s"] = time.monotonic() - t_command
@@ -247,7 +250,9 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         extra["released_ns"] = runner.release()
         # pandas takes half a second of CPU to import: do it while the units run, not
         # after them, and not in the milliseconds in which they all start
-        threading.Timer(0.1, importlib.import_module, args=("evt.results",)).start()
+        warm_up = threading.Timer(0.1, importlib.import_module, args=("evt.results",))
+        warm_up.daemon = True
+        warm_up.start()
         bus.emit("phase", "Phase 5: monitoring units")
         progress = Progress(runner, plan)
         crashed: list[str] = []
@@ -265,6 +270,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
             finished = runner.wait_until_done(timeout_s, tick)
         if not finished:
             failure = f"run timed out after {cfg.stress.timeout} (stress.timeout)"
+            timed_out = True
         for unit in plan.units:
             state = runner.states[unit.name]
             bus.emit("unit_done", f"[{plan.units.index(unit) + 1}/{len(plan.units)}] unit {unit.name} completed with exit code: {state.exit_code}")
@@ -285,7 +291,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
             report = tracer.report(plan.units)
             if crashed and not report.crashed:
                 report.crashed = crashed[0]
-        partial = bool(failure and "timed out" in failure)
+        partial = timed_out  # units still running were stopped: their figures are missing
         if report is not None and report.crashed:
             status = "tracer_crashed"
             exit_code = 1

@@ -148,3 +148,38 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "removed 2 containers" in result.stdout
     assert run_containers(run_id) == []
+
+
+def test_privileges_auto_follow_what_the_daemon_can_grant(tmp_path):
+    from evt import host
+    from evt.runners.docker import DockerRunner, daemon_capabilities, docker_client
+    from stress_helpers import compose
+
+    runner = DockerRunner(compose(["runner=docker"]), "priv-" + tmp_path.name[-8:], tmp_path)
+    runner.client = docker_client()
+    runner.resolve_privileges()
+    held = daemon_capabilities()
+    assert held is not None, "the test host's dockerd writes /var/run/docker.pid"
+    if host.all_capabilities() <= held:
+        assert runner.privileged and runner.notice is None
+    else:
+        missing = sorted(host.all_capabilities() - held)
+        assert not runner.privileged
+        assert f"it lacks {', '.join(missing)}" in runner.notice
+        assert "SYS_ADMIN" in runner.cap_add and "SYS_PTRACE" in runner.cap_add
+        assert not set(c.removeprefix("CAP_") for c in missing) & set(runner.cap_add)
+
+
+def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):
+    from evt import host
+    from evt.runners.docker import daemon_capabilities
+
+    if host.all_capabilities() <= (daemon_capabilities() or set()):
+        pytest.skip("this daemon can run privileged containers")
+    run_id = "privtrue-" + tmp_path.name[-8:]
+    result = run_evt(["stress", "-e", "ptrace:ops=10", *QUICK, "runner.privileged=true", f"run_id={run_id}",
+                      f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 1
+    assert "privileged containers fail on this Docker daemon (unable to apply caps" in result.stderr
+    assert "runner.privileged=auto" in result.stderr
+    assert run_containers(run_id) == []

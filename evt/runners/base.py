@@ -75,6 +75,7 @@ class Runner(ABC):
         self.run_dir = Path(run_dir)
         self.states: dict[str, UnitState] = {}
         self.changed = threading.Event()  # set whenever a unit exits
+        self.notice: str | None = None  # one line for the user about how units run
         self.barrier_dir = self.run_dir / ".barrier"
 
     @property

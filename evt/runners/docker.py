@@ -4,7 +4,6 @@ parallel, each blocked at the bind-mounted FIFO barrier until the run releases i
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,7 +49,6 @@ class DockerRunner(Runner):
         self.client = None
         self.privileged = False
         self.cap_add: list[str] = []
-        self.notice: str | None = None
         self.containers: dict[str, object] = {}
         self.threads: list[threading.Thread] = []
 
@@ -92,11 +90,11 @@ class DockerRunner(Runner):
             held = wanted - {"CAP_SYS_RESOURCE"}
         self.cap_add = sorted(c.removeprefix("CAP_") for c in held)
         unknown = self._probe_caps()
-        left_out = sorted(c.removeprefix("CAP_") for c in wanted - held) + unknown
+        lacking = sorted(wanted - held)
         self.notice = (
-            "notice: the Docker daemon cannot run privileged containers here (it lacks "
-            f"{', '.join('CAP_' + c for c in sorted(c.removeprefix('CAP_') for c in wanted - held)) or 'some capabilities'}); "
-            f"units get every capability it holds instead; left out: {', '.join(left_out)}"
+            f"notice: the Docker daemon cannot run privileged containers here (it lacks {', '.join(lacking)}); "
+            "units get every capability it holds instead; left out: "
+            + ", ".join([c.removeprefix("CAP_") for c in lacking] + unknown)
         )
 
     def _probe_caps(self) -> list[str]:
@@ -122,8 +120,6 @@ class DockerRunner(Runner):
     # -- units ----------------------------------------------------------------------
     def start(self, units: list[Unit]) -> None:
         self.resolve_privileges()
-        if self.notice:
-            print(self.notice, file=sys.stderr)
         self.make_barrier()
         for unit in units:
             self.states[unit.name] = UnitState(unit.name, unit.total_ops)
