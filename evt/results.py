@@ -171,7 +171,7 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
             f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms")
     console.print(line)
     cost = summary.get("tracer_cost")
-    if cost:
+    if cost and (cost.get("cpu_s") is not None or cost.get("metrics")):
         rss = cost.get("peak_rss_bytes")
         console.print(
             f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "

@@ -138,10 +138,7 @@ class Progress:
         return table
 
 
-def _make_tracer(cfg, run_dir: Path) -> Tracer | None:
-    """The tracer this run starts; None when Tracee is managed by hand (--auto-tracee=false)."""
-    if cfg.tracer.name == "tracee" and not cfg.tracee.auto:
-        return None
+def _make_tracer(cfg, run_dir: Path) -> Tracer:
     from evt.tracers.registry import make_tracer
 
     return make_tracer(cfg, run_dir)
@@ -157,7 +154,7 @@ def _wait_for_enter(prompt: str, bus: EventBus) -> None:
         bus.emit("notice", "(no input: continuing)")
 
 
-def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer | None]:
+def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer]:
     """Validate everything and build the plan, runner and tracer; starts nothing."""
     if cfg.tracee.keep and not cfg.tracee.auto and cfg.tracer.name == "tracee":
         raise UsageError("--keep-tracee requires --auto-tracee=true (evt can only keep a Tracee it started).")
@@ -170,9 +167,8 @@ def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer | Non
     runner = make_runner(cfg, run_id, run_dir)
     plan = build_plan(cfg, run_id, specs, runner.barrier_in_unit())
     tracer = _make_tracer(cfg, run_dir)
-    if tracer is not None:
-        tracer.check(plan.units)
-        plan.tracer_command = tracer.command(plan.units)
+    tracer.check(plan.units)
+    plan.tracer_command = tracer.command(plan.units)
     if not cfg.stress.dry_run:  # a dry run needs no engine and no image
         runner.check(plan.units)
     return plan, runner, tracer
@@ -224,19 +220,19 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         bus.emit("units_waiting", f"{waiting} of {len(plan.units)} units waiting at the start barrier after {extra['time_to_waiting_s']:.2f}s")
 
         phase = "tracer"
-        if tracer is not None:
-            bus.emit("phase", f"Phase 3: starting tracer {tracer.name}")
-            tracer.start(plan.units)
-            for proc_pid in tracer.pids():
-                runstate.add_process(run_id, proc_pid, f"tracer:{tracer.name}")
-            tracer.wait_ready()
-            bus.emit("tracer_ready", f"Tracer {tracer.name} ready")
-        elif cfg.tracer.name == "tracee":
-            from evt.tracers.tracee import manual_instructions
-
-            for line in manual_instructions(plan.units, cfg):
+        manual = cfg.tracer.name == "tracee" and not cfg.tracee.auto
+        bus.emit("phase", f"Phase 3: {'scoping the Tracee you start' if manual else 'starting tracer ' + tracer.name}")
+        tracer.start(plan.units)
+        for proc_pid in tracer.pids():
+            runstate.add_process(run_id, proc_pid, f"tracer:{tracer.name}")
+        if manual:  # --auto-tracee=false: the user starts Tracee; evt still scrapes and samples it
+            for line in tracer.manual_instructions(plan.units):
                 bus.emit("manual", line)
-            _wait_for_enter("Start Tracee now, then press ENTER to trigger events...", bus)
+            from evt.tracers.tracee import MANUAL_PROMPT
+
+            _wait_for_enter(MANUAL_PROMPT, bus)
+        tracer.wait_ready()
+        bus.emit("tracer_ready", f"Tracer {tracer.name} ready")
         if cfg.stress.wait_before_trigger:
             if cfg.tracer.name == "tracee":
                 from evt.tracers.tracee import endpoints
@@ -258,7 +254,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         crashed: list[str] = []
 
         def tick() -> None:
-            if tracer is not None and not crashed:
+            if not crashed:
                 reason = tracer.poll()
                 if reason:
                     crashed.append(reason)
@@ -285,12 +281,11 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         if cooldown:
             bus.emit("phase", f"End cooldown {cfg.stress.stress_end_cooldown}")
             time.sleep(cooldown)
-        if tracer is not None:
-            tracer.drain()
-            tracer.stop()
-            report = tracer.report(plan.units)
-            if crashed and not report.crashed:
-                report.crashed = crashed[0]
+        tracer.drain()
+        tracer.stop()
+        report = tracer.report(plan.units)
+        if crashed and not report.crashed:
+            report.crashed = crashed[0]
         partial = timed_out  # units still running were stopped: their figures are missing
         if report is not None and report.crashed:
             status = "tracer_crashed"
@@ -312,16 +307,15 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
         try:
-            if tracer is not None:
+            try:
+                tracer.stop()
+            except Exception as exc:  # keep cleaning up
+                bus.emit("error", f"stopping tracer: {exc}")
+            if report is None:
                 try:
-                    tracer.stop()
-                except Exception as exc:  # keep cleaning up
-                    bus.emit("error", f"stopping tracer: {exc}")
-                if report is None:
-                    try:
-                        report = tracer.report(plan.units)
-                    except Exception:
-                        report = None
+                    report = tracer.report(plan.units)
+                except Exception:
+                    report = None
             runner.cleanup()
             runstate.finish(run_id)
         finally:
