@@ -17,8 +17,9 @@ def compose(overrides: list[str]):
     return evt_compose(overrides)
 
 
-def run_evt(args: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200")
+def run_evt(args: list[str], timeout: float = 300, env_extra: dict[str, str] | None = None,
+            **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200", **(env_extra or {}))
     return subprocess.run([EVT, *args], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=env, **kwargs)
 

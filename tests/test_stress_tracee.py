@@ -55,3 +55,15 @@ def test_manual_tracee_prints_the_scope_and_measures_the_users_tracee(tmp_path):
         assert users_tracee.poll() is None  # evt never stops a Tracee it did not start
     finally:
         reap(users_tracee.pid)
+
+
+def test_tracee_dying_mid_run_marks_the_run_and_results_are_still_written(tmp_path):
+    port = free_port()
+    args = standin_args(tmp_path, port)[:-2] + ["-e", "ptrace:ops=3000:sleep=1ms"]
+    result = run_evt(["stress", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+                     env_extra={"EVT_STANDIN_MODE": "crash_after=0.5"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "tracer tracee died mid-run" in result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "tracer_crashed" and summary["tracer_cost"]["crashed"]
+    assert summary["ok"] == 3000  # the units ran to the end and their figures were kept
