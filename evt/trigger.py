@@ -29,7 +29,7 @@ from evt.catalog import Marker, Trigger
 from evt.spec import format_duration
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
-FIRST_OP_PAUSE_S = 0.005  # after the first op: see _loop
+FIRST_OP_PAUSE_S = 0.005  # after the first op, when a shared release woke every worker: see _loop
 QUIET_AFTER_RELEASE_S = 0.02  # the parent's pause after a shared release: see run()
 PR_SET_TIMERSLACK = 29
 
@@ -73,7 +73,6 @@ class Gate:
     """What the trigger waits for before its workers start."""
 
     description = ""
-    releases_workers = False  # True: the workers poll worker_fd() themselves
 
     def arm(self) -> None:
         """Prepare before the unit reports waiting (so no release can be missed)."""
@@ -105,8 +104,6 @@ class SignalGate(Gate):
 class FifoGate(Gate):
     """A FIFO shared by every unit of a run: one open-for-write by the orchestrator
     makes every reader's poll() return together (POLLHUP once that writer closes)."""
-
-    releases_workers = True
 
     def __init__(self, path: str, timeout_ns: int):
         self.path = path
@@ -193,6 +190,7 @@ def _run_worker(
     start_fds: list[int],
     result_fd: int,
     progress: mmap.mmap,
+    first_op_pause_s: float = 0.0,
 ) -> None:
     """Body of one worker process; never returns."""
     code = 0
@@ -217,7 +215,7 @@ def _run_worker(
         for fd in start_fds:  # the parent's pipe (EOF) or the shared FIFO barrier (HUP)
             poller.register(fd, select.POLLIN | select.POLLHUP)
         poller.poll()
-        result = _loop(op, ops, sleep_ns, index, progress)
+        result = _loop(op, ops, sleep_ns, index, progress, first_op_pause_s)
         if act is not None:
             native.set_comm(own_comm)
             act.close()
@@ -232,26 +230,27 @@ def _run_worker(
         os._exit(code)
 
 
-def _loop(op: Callable[[], None], ops: int, sleep_ns: int, index: int, progress: mmap.mmap) -> WorkerResult:
+def _loop(op: Callable[[], None], ops: int, sleep_ns: int, index: int, progress: mmap.mmap,
+          first_op_pause_s: float = 0.0) -> WorkerResult:
     errors = 0
     first_error: str | None = None
     sleep_s = sleep_ns / 1e9
     slot = index * 8
     done = 0
     t_start, m_start = time.time_ns(), time.monotonic_ns()
-    if ops:
-        # One release wakes every worker of every unit. Where there are more workers than
-        # cores, those scheduled first would run on and the rest start a scheduler tick
-        # (4 ms) or more later. Pausing once after the first op (sleeping, not yielding:
-        # a yield stays inside the container's CPU cgroup) lets every woken worker make
-        # its first op before anyone runs on.
+    if first_op_pause_s:
+        # One shared release wakes every worker of every unit. Where there are more
+        # workers than cores, those scheduled first would run on and the rest start a
+        # scheduler tick (4 ms) or more later. Pausing once after the first op (sleeping,
+        # not yielding: a yield stays inside the container's CPU cgroup) lets every woken
+        # worker make its first op before anyone runs on.
         try:
             op()
         except OSError as exc:
             errors, first_error = 1, str(exc)
         done = 1
         if ops > 1:
-            time.sleep(max(sleep_s, FIRST_OP_PAUSE_S))
+            time.sleep(max(sleep_s, first_op_pause_s))
     # Chunks keep the per-op path to the op itself (and the sleep, when asked for).
     while done < ops:
         chunk = min(CHUNK, ops - done)
@@ -286,7 +285,8 @@ class WorkerPool:
 
     def spawn(self, gate_fd: int | None = None) -> None:
         """Fork the workers; each sets up and blocks until release() (or until the
-        gate's fd, when it has one, says go)."""
+        gate's fd, when it has one, says go: then they pause after their first op)."""
+        first_op_pause_s = FIRST_OP_PAUSE_S if gate_fd is not None else 0.0
         script = prepare_script(self.trigger, self.mode, self.marker) if self.mode == "script" else None
         if self.mode == "native":
             os.makedirs(self.marker.dir, exist_ok=True)
@@ -301,7 +301,7 @@ class WorkerPool:
                 os.close(self.result_r)
                 start_fds = [self.start_r] + ([gate_fd] if gate_fd is not None else [])
                 _run_worker(index, self.trigger, self.mode, self.ops, self.sleep_ns, self.marker,
-                            script, start_fds, self.result_w, self.progress)
+                            script, start_fds, self.result_w, self.progress, first_op_pause_s)
             self.pids.append(pid)
         os.close(self.start_r)
         os.close(self.result_w)
@@ -385,14 +385,15 @@ def run(
     workers = WorkerPool(trigger, mode, ops, parallel, sleep_ns, marker)
     try:
         gate.arm()
-        workers.spawn(gate.worker_fd())
+        shared_fd = gate.worker_fd()
+        workers.spawn(shared_fd)
         if gate.description:
             out(gate.description)
         gate.wait()
         # Release first, print after: the start skew between units is what the barrier is for.
         m_start, now_ns = time.monotonic_ns(), time.time_ns()
         workers.release()
-        if gate.releases_workers:
+        if shared_fd is not None:
             # The same release woke every worker of every unit: stay off the CPU while they
             # make their first ops (a line printed now also wakes the container runtime).
             time.sleep(QUIET_AFTER_RELEASE_S)
