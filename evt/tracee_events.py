@@ -8,6 +8,8 @@ shared/fixtures/tracee/):
   `workload.process.host_pid` / `pid` (a number or `{"value": N}`),
   `workload.process.thread.host_tid`, `workload.process.ancestors[].host_pid`.
 
+Events of native units count only when they carry the run's marker (the workers'
+marker comm, or a path in the marker directory), as bpftrace's filters do.
 Events are matched to units by container id (full id or its 12-character prefix, either
 side), by the unit's cgroup (the cgroup v2 directory's inode is Tracee's `cgroupId`),
 or, for units running as host processes, by the unit's process tree: the pids seen
@@ -36,6 +38,8 @@ class EventInfo:
     host_ppid: int | None = None
     ancestors: tuple[int, ...] = ()
     cgroup_id: int | None = None
+    process_name: str = ""  # the thread's comm
+    strings: tuple[str, ...] = ()  # the string arguments (pathname, ...)
 
 
 def _int(value: object) -> int | None:
@@ -52,6 +56,13 @@ def _int(value: object) -> int | None:
 
 def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _strings(args: object, key: str) -> tuple[str, ...]:
+    """String argument values: legacy `args[].value`, v1beta1 `data[].str`."""
+    if not isinstance(args, list):
+        return ()
+    return tuple(a[key] for a in args if isinstance(a, dict) and isinstance(a.get(key), str))
 
 
 def event_info(raw: object) -> EventInfo | None:
@@ -75,6 +86,8 @@ def event_info(raw: object) -> EventInfo | None:
             host_pid=pid,
             host_ppid=ppid,
             cgroup_id=_int(raw.get("cgroupId")),
+            process_name=_str(raw.get("processName")),
+            strings=_strings(raw.get("args"), "value"),
         )
     if isinstance(raw.get("name"), str):  # current shape (v1beta1.Event)
         workload = raw.get("workload") if isinstance(raw.get("workload"), dict) else {}
@@ -100,6 +113,8 @@ def event_info(raw: object) -> EventInfo | None:
             host_pid=pid,
             host_ppid=ancestors[0] if ancestors else None,
             ancestors=tuple(ancestors),
+            process_name=_str(thread.get("name")),
+            strings=_strings(raw.get("data"), "str"),
         )
     return None
 
@@ -139,6 +154,18 @@ class UnitScope:
     container_id: str | None = None
     cgroup_id: int | None = None
     pids: set[int] = field(default_factory=set)  # the unit's process tree, host pids
+    # The run's marker, for native units: their comms and the marker directory. An event
+    # of the unit counts only when it carries one (the unit's own set-up, e.g. Python
+    # opening its modules, is not a target event). Empty: every event in scope counts.
+    comms: tuple[str, ...] = ()
+    marker_dir: str | None = None
+
+    def marked(self, info: EventInfo) -> bool:
+        if not self.comms and not self.marker_dir:
+            return True
+        if info.process_name in self.comms:
+            return True
+        return bool(self.marker_dir) and any(s.startswith(self.marker_dir + "/") for s in info.strings)
 
 
 @dataclass
@@ -148,6 +175,7 @@ class EventCounts:
     malformed: int = 0  # lines that were not a Tracee JSON event
     by_event_container: Counter = field(default_factory=Counter)  # (event, container id) -> n
     by_unit: dict[str, Counter] = field(default_factory=dict)  # unit -> event -> n
+    marked: dict[str, Counter] = field(default_factory=dict)  # the same, carrying the unit's marker
     unmatched: int = 0  # events matched to no unit
 
     @property
@@ -155,8 +183,8 @@ class EventCounts:
         return sum(self.by_event_container.values())
 
     def observed(self, units: Iterable[UnitScope]) -> dict[str, int]:
-        """Per unit: the events of the unit's own event name matched to it."""
-        return {u.name: self.by_unit.get(u.name, Counter()).get(u.event, 0) for u in units}
+        """Per unit: the events of the unit's own event name matched to it and its marker."""
+        return {u.name: self.marked.get(u.name, Counter()).get(u.event, 0) for u in units}
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -170,6 +198,7 @@ class EventCounts:
                 for (ev, cid), n in sorted(self.by_event_container.items())
             ],
             "by_unit": {name: dict(sorted(c.items())) for name, c in self.by_unit.items()},
+            "by_unit_marked": {name: dict(sorted(c.items())) for name, c in self.marked.items()},
         }
 
 
@@ -197,8 +226,10 @@ def _match(info: EventInfo, scopes: list[UnitScope]) -> UnitScope | None:
 
 def count_events(path: str | os.PathLike, scopes: Iterable[UnitScope] = ()) -> EventCounts:
     """Count a Tracee JSON output file per (event, container) and per unit."""
-    scopes = [UnitScope(s.name, s.event, s.container_id, s.cgroup_id, set(s.pids)) for s in scopes]
-    counts = EventCounts(path=str(path), by_unit={s.name: Counter() for s in scopes})
+    scopes = [UnitScope(s.name, s.event, s.container_id, s.cgroup_id, set(s.pids), s.comms, s.marker_dir)
+              for s in scopes]
+    counts = EventCounts(path=str(path), by_unit={s.name: Counter() for s in scopes},
+                         marked={s.name: Counter() for s in scopes})
     for info in iter_events(path):
         counts.lines += 1
         if info is None:
@@ -210,6 +241,8 @@ def count_events(path: str | os.PathLike, scopes: Iterable[UnitScope] = ()) -> E
             counts.unmatched += 1
         else:
             counts.by_unit[scope.name][info.name] += 1
+            if scope.marked(info):
+                counts.marked[scope.name][info.name] += 1
     return counts
 
 

@@ -471,15 +471,18 @@ def test_lifecycle_json_output_counted_per_unit(tmp_path, tracers, monkeypatch, 
     legacy = [json.loads(line) for line in fixture("events-legacy.jsonl").read_text().splitlines() if line]
     current = json.loads(fixture("events-v1beta1.jsonl").read_text())
     lines = []
-    for _ in range(3):
-        e = dict(legacy[0], containerId=CID_A)
+    for _ in range(3):  # the unit's native worker: it carries the run's marker comm
+        e = dict(legacy[0], containerId=CID_A, processName=UNITS[0].marker.comm)
         lines.append(e)
     e = dict(legacy[1], containerId=CID_A[:12])  # openat: in the container, not the unit's event
     lines.append(e)
+    # in the container, the unit's event, but no marker: evt's own start-up opening files
+    lines.append(dict(legacy[0], containerId=CID_A, processName="python3"))
     for _ in range(2):
         c = json.loads(json.dumps(current))
         c["name"] = "ptrace"
         c["workload"]["container"] = {"id": CID_B[:12]}
+        c["workload"]["process"]["thread"]["name"] = UNITS[1].marker.comm
         lines.append(c)
     source = tmp_path / "emit.jsonl"
     source.write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -497,7 +500,9 @@ def test_lifecycle_json_output_counted_per_unit(tmp_path, tracers, monkeypatch, 
     report = tracer.report(UNITS)
     assert report.observed == {"security_file_open": 3, "ptrace": 2}
     counts = json.loads((tmp_path / "run" / "tracer" / "event-counts.json").read_text())
-    assert counts["events"] == 6 and counts["by_unit"]["security_file_open"]["openat"] == 1
+    assert counts["events"] == 7 and counts["by_unit"]["security_file_open"]["openat"] == 1
+    assert counts["by_unit"]["security_file_open"]["security_file_open"] == 4  # in scope
+    assert counts["by_unit_marked"]["security_file_open"]["security_file_open"] == 3  # and marked
 
 
 def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkeypatch, procs):
@@ -505,9 +510,10 @@ def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkey
     time.sleep(0.2)
     child = psutil.Process(unit_proc.pid).children()[0].pid
     legacy = json.loads(fixture("events-legacy.jsonl").read_text().splitlines()[0])
-    events = [dict(legacy, hostProcessId=child, hostParentProcessId=unit_proc.pid),
-              dict(legacy, hostProcessId=unit_proc.pid, hostParentProcessId=1),
-              dict(legacy, hostProcessId=1, hostParentProcessId=0)]
+    comm = make_unit("security_file_open").marker.comm
+    events = [dict(legacy, hostProcessId=child, hostParentProcessId=unit_proc.pid, processName=comm),
+              dict(legacy, hostProcessId=unit_proc.pid, hostParentProcessId=1, processName=comm),
+              dict(legacy, hostProcessId=1, hostParentProcessId=0, processName=comm)]
     source = tmp_path / "emit.jsonl"
     source.write_text("".join(json.dumps(x) + "\n" for x in events))
     monkeypatch.setenv("EVT_STANDIN_EVENTS", str(source))

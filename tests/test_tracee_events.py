@@ -180,3 +180,25 @@ def test_observed_is_zero_for_a_unit_without_events(tmp_path, shape):
     path = write_jsonl(tmp_path / "e.json", [event])
     scopes = [UnitScope("ptrace", "ptrace", container_id=CID_A)]
     assert count_events(path, scopes).observed(scopes) == {"ptrace": 0}
+
+
+def test_native_units_count_only_events_carrying_the_run_marker(tmp_path):
+    from evt.catalog import Marker
+    from evt.tracee_events import UnitScope, count_events
+
+    marker = Marker.for_run("run-1", "sched_process_exec")
+    current = json.loads(fixture("events-v1beta1.jsonl").read_text())  # sched_process_exec, thread "bash"
+    marked = json.loads(json.dumps(current))
+    marked["workload"]["container"] = {"id": "c" * 64}
+    marked["data"][0]["str"] = marker.exe  # the exec of the marker's /bin/true link
+    unmarked = json.loads(json.dumps(marked))
+    unmarked["data"][0]["str"] = "/usr/bin/ls"  # same container, same event: not one of ours
+    path = tmp_path / "events.json"
+    path.write_text("".join(json.dumps(e) + "\n" for e in (marked, marked, unmarked)))
+    scope = UnitScope("sched_process_exec", "sched_process_exec", container_id="c" * 12,
+                      comms=(marker.comm, marker.child_comm), marker_dir=marker.dir)
+    counts = count_events(path, [scope])
+    assert counts.by_unit["sched_process_exec"]["sched_process_exec"] == 3
+    assert counts.observed([scope]) == {"sched_process_exec": 2}
+    script_scope = UnitScope("sched_process_exec", "sched_process_exec", container_id="c" * 12)  # no marker
+    assert count_events(path, [script_scope]).observed([script_scope]) == {"sched_process_exec": 3}

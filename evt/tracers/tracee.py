@@ -647,6 +647,9 @@ class TraceeTracer(Tracer):
                     container_id=u.container_id,
                     cgroup_id=self._cgroups.get(u.name),
                     pids=set(self._trees.get(u.name, set())) | ({u.pid} if u.pid and not u.container_id else set()),
+                    # native workers carry the run's marker; script ops run the original's tools
+                    comms=(u.marker.comm, u.marker.child_comm) if u.mode == "native" else (),
+                    marker_dir=u.marker.dir if u.mode == "native" else None,
                 ))
         counts = tracee_events.count_events(path, scopes)
         self.dir.mkdir(parents=True, exist_ok=True)
