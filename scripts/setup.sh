@@ -44,7 +44,7 @@ if ! "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, pro
    || [ pyproject.toml -nt "$VENV/.evt-installed" ]; then
   log "installing evt into $VENV"
   "$VENV/bin/pip" install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import evt, hydra, docker' # fail loudly if the install did not take
+  "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest' # fail loudly if the install did not take
   touch "$VENV/.evt-installed"
 fi
 
