@@ -4,29 +4,15 @@ orchestrator still lives are left alone."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import psutil
-
 from evt import runstate
-
-
-def active_run_ids() -> set[str]:
-    active = set()
-    if runstate.STATE_DIR.is_dir():
-        for path in runstate.STATE_DIR.glob("*.json"):
-            state = runstate.load(path.stem)
-            pid = state.get("orchestrator")
-            if pid and pid != os.getpid() and psutil.pid_exists(pid):
-                active.add(path.stem)
-    return active
 
 
 def run(run_id: str | None = None) -> int:
     from evt.runners.local import remove_cgroup_tree
 
-    active = active_run_ids()
+    active = runstate.active_run_ids()
     removed_processes = removed_cgroups = 0
     for state in runstate.leftovers():
         if run_id and state["run_id"] != run_id:

@@ -7,7 +7,7 @@ type in a YAML or an override fails at composition, with Hydra's message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING

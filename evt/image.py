@@ -18,6 +18,7 @@ import sh
 
 from evt.errors import RunError, UsageError
 from evt.paths import HOME
+from evt.runners.docker import docker_client
 
 DEFAULT_IMAGE = "evt-trigger-runner:latest"
 DEFAULT_BASE = "evt-base:bookworm"
@@ -46,20 +47,9 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _client():
-    import docker
-
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-        return client
-    except Exception as exc:
-        raise UsageError(f"docker not available ({exc}): start the Docker engine (`make setup` starts dockerd).") from exc
-
-
 def build_base(tag: str = DEFAULT_BASE, suite: str = "bookworm") -> None:
     """Debian rootfs via mmdebstrap, imported as an image."""
-    client = _client()
+    client = docker_client(timeout=600)
     with tempfile.TemporaryDirectory(prefix="evt-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
         try:
@@ -90,7 +80,7 @@ def prepare_wheels(target: Path) -> None:
 
 def build(tag: str | None = None, base_image: str | None = None) -> str:
     tag = tag or image_name()
-    client = _client()
+    client = docker_client(timeout=600)
     prepare_wheels(HOME / ".build" / "wheels")
     buildargs = {"BASE_IMAGE": base_image} if base_image else {}
     print(f"building {tag}" + (f" FROM {base_image}" if base_image else ""))
@@ -110,7 +100,7 @@ def image_status(tag: str | None = None) -> str:
 
     tag = tag or image_name()
     try:
-        image = _client().images.get(tag)
+        image = docker_client(timeout=600).images.get(tag)
     except docker.errors.ImageNotFound:
         return "missing"
     return "current" if image.labels.get(SOURCE_LABEL) == source_hash() else "stale"

@@ -22,7 +22,7 @@ def load(run_id: str) -> dict:
     try:
         return json.loads(_path(run_id).read_text())
     except (OSError, ValueError):
-        return {"run_id": run_id, "processes": [], "cgroups": [], "containers": False}
+        return {"run_id": run_id, "processes": [], "cgroups": []}
 
 
 def _save(state: dict) -> None:
@@ -54,12 +54,6 @@ def add_cgroup(run_id: str, path: str) -> None:
     _save(state)
 
 
-def mark_containers(run_id: str) -> None:
-    state = load(run_id)
-    state["containers"] = True
-    _save(state)
-
-
 def finish(run_id: str) -> None:
     try:
         _path(run_id).unlink()
@@ -67,19 +61,29 @@ def finish(run_id: str) -> None:
         pass
 
 
-def leftovers() -> list[dict]:
-    """States of runs whose orchestrator is gone."""
+def _states() -> list[dict]:
     states = []
     for path in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
         try:
-            state = json.loads(path.read_text())
+            states.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-        orchestrator = state.get("orchestrator")
-        if orchestrator and psutil.pid_exists(orchestrator) and orchestrator != os.getpid():
-            continue  # still running
-        states.append(state)
     return states
+
+
+def _running(state: dict) -> bool:
+    orchestrator = state.get("orchestrator")
+    return bool(orchestrator) and orchestrator != os.getpid() and psutil.pid_exists(orchestrator)
+
+
+def leftovers() -> list[dict]:
+    """States of runs whose orchestrator is gone."""
+    return [s for s in _states() if not _running(s)]
+
+
+def active_run_ids() -> set[str]:
+    """Runs whose orchestrator still lives: `evt cleanup` leaves them alone."""
+    return {s["run_id"] for s in _states() if _running(s)}
 
 
 def kill_recorded(state: dict) -> list[int]:

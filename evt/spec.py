@@ -60,6 +60,11 @@ def parse_duration(text: str, what: str = "duration") -> int:
     return int(total)
 
 
+def parse_seconds(text: str, what: str = "duration") -> float:
+    """parse_duration in seconds, for waits and timeouts."""
+    return parse_duration(text, what) / 1e9
+
+
 def format_duration(ns: int) -> str:
     """Render nanoseconds the way Go's time.Duration.String() does (1.5s, 2m0s, 10ns)."""
     if ns == 0:

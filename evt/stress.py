@@ -12,13 +12,11 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import signal
 import threading
 import sys
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -32,9 +30,10 @@ from evt.events import EventBus, console_listener, log_listener
 from evt.host import check_kernel_feature
 from evt.plan import Plan, Unit
 from evt.runners import make_runner
-from evt.spec import EventSpec, format_duration, parse_duration
+from evt.spec import EventSpec, format_duration, parse_duration, parse_seconds
 from evt.suite import resolve_specs
 from evt.tracers.base import Tracer, TracerReport
+from evt.tracers.registry import make_tracer
 
 log = logging.getLogger("evt.stress")
 
@@ -66,7 +65,7 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], barrier_in_unit: str) -
     units: list[Unit] = []
     seen: dict[str, int] = {}
     signal_timeout = format_duration(parse_duration(cfg.stress.signal_timeout, "stress.signal_timeout"))
-    progress = parse_duration(cfg.stress.progress_interval, "stress.progress_interval") / 1e9
+    progress = parse_seconds(cfg.stress.progress_interval, "stress.progress_interval")
     for spec in specs:
         trig = get_trigger(spec.event)
         mode = spec.mode or trig.default_mode
@@ -138,12 +137,6 @@ class Progress:
         return table
 
 
-def _make_tracer(cfg, run_dir: Path) -> Tracer:
-    from evt.tracers.registry import make_tracer
-
-    return make_tracer(cfg, run_dir)
-
-
 def _wait_for_enter(prompt: str, bus: EventBus) -> None:
     bus.emit("prompt", prompt)
     try:
@@ -166,7 +159,7 @@ def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer]:
     specs = resolve_specs(cfg)
     runner = make_runner(cfg, run_id, run_dir)
     plan = build_plan(cfg, run_id, specs, runner.barrier_in_unit())
-    tracer = _make_tracer(cfg, run_dir)
+    tracer = make_tracer(cfg, run_dir)
     tracer.check(plan.units)
     plan.tracer_command = tracer.command(plan.units)
     if not cfg.stress.dry_run:  # a dry run needs no engine and no image
@@ -204,13 +197,11 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
     phase = "start"
     try:
         bus.emit("phase", f"Phase 1: prerequisites ok ({len(plan.units)} units, {plan.total_ops:,} ops, run {run_id})")
-        if cfg.runner.name == "docker":
-            runstate.mark_containers(run_id)
         bus.emit("phase", f"Phase 2: starting {len(plan.units)} units ({runner.name})")
         runner.start(plan.units)
         if runner.notice:
             bus.emit("notice", runner.notice)
-        ready_s = parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout") / 1e9
+        ready_s = parse_seconds(cfg.runner.ready_timeout, "runner.ready_timeout")
         early = runner.wait_until_waiting(ready_s)
         extra["time_to_waiting_s"] = time.monotonic() - t_command
         for state in early:
@@ -261,7 +252,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
                     bus.emit("error", f"tracer {tracer.name} died mid-run: {reason}")
             live.update(progress.table())
 
-        timeout_s = parse_duration(cfg.stress.timeout, "stress.timeout") / 1e9
+        timeout_s = parse_seconds(cfg.stress.timeout, "stress.timeout")
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = runner.wait_until_done(timeout_s, tick)
         if not finished:
@@ -277,7 +268,7 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
             failure = f"units failed: {', '.join(failed_units)}"
 
         phase = "cooldown"
-        cooldown = parse_duration(cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown") / 1e9
+        cooldown = parse_seconds(cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown")
         if cooldown:
             bus.emit("phase", f"End cooldown {cfg.stress.stress_end_cooldown}")
             time.sleep(cooldown)

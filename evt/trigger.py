@@ -402,11 +402,10 @@ def run(
             out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {sleep_text} sleep time at {clock_text(now_ns)}")
         else:
             out(f"Starting triggering {ops} ops with {sleep_text} sleep time at {clock_text(now_ns)}")
-        report = None
-        if progress_interval_s:
-            def report(done: int) -> None:
-                out(json.dumps({"progress": {"done": done, "total": ops * parallel}}))
-        rows = workers.wait(report, progress_interval_s or 0.5)
+        def report_progress(done: int) -> None:
+            out(json.dumps({"progress": {"done": done, "total": ops * parallel}}))
+
+        rows = workers.wait(report_progress if progress_interval_s else None, progress_interval_s or 0.5)
         elapsed = time.monotonic_ns() - m_start
         out(f"Finished triggering {ops * parallel} ops after {format_duration(elapsed)} at {clock_text(time.time_ns())}")
         return summarize(trigger.event, mode, ops, rows)

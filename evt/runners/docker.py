@@ -49,8 +49,6 @@ class DockerRunner(Runner):
         self.client = None
         self.privileged = False
         self.cap_add: list[str] = []
-        self.containers: dict[str, object] = {}
-        self.threads: list[threading.Thread] = []
 
     def check(self, units: list[Unit]) -> None:
         import docker
@@ -138,7 +136,6 @@ class DockerRunner(Runner):
                 volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
                 detach=True,
             )
-            self.containers[unit.name] = container
             try:
                 container.start()
             except Exception as exc:
@@ -155,10 +152,8 @@ class DockerRunner(Runner):
             if unit.pid:
                 cgroup = host.process_cgroup2(unit.pid)
                 unit.cgroup_path = str(cgroup) if cgroup else None
-            thread = threading.Thread(target=self._follow, args=(container, self.states[unit.name]),
-                                      name=f"logs-{unit.name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            threading.Thread(target=self._follow, args=(container, self.states[unit.name]),
+                             name=f"logs-{unit.name}", daemon=True).start()
 
         with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
             for future in [pool.submit(create_and_start, u) for u in units]:

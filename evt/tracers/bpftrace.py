@@ -30,7 +30,7 @@ from pathlib import Path
 from evt import host
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
-from evt.spec import parse_duration
+from evt.spec import parse_duration, parse_seconds
 from evt.templating import render
 from evt.tracers.base import ProcessSampler, Tracer, TracerReport
 
@@ -190,7 +190,7 @@ class BpftraceTracer(Tracer):
     def wait_ready(self) -> None:
         """Poll until bpftrace reports every probe attached, it exits, or the deadline passes."""
         assert self.proc is not None, "start() first"
-        timeout_s = parse_duration(self.bcfg.ready_timeout, "bpftrace.ready_timeout") / 1e9
+        timeout_s = parse_seconds(self.bcfg.ready_timeout, "bpftrace.ready_timeout")
         deadline = time.monotonic() + timeout_s
         while True:
             if self._attached():
@@ -206,7 +206,7 @@ class BpftraceTracer(Tracer):
                     f"(raise bpftrace.ready_timeout); its log:\n{self.log_tail()}"
                 )
             time.sleep(0.02)
-        cooldown_s = parse_duration(self.bcfg.init_cooldown, "bpftrace.init_cooldown") / 1e9
+        cooldown_s = parse_seconds(self.bcfg.init_cooldown, "bpftrace.init_cooldown")
         if cooldown_s:
             time.sleep(cooldown_s)  # a configured settling time on top of readiness, default 0s
 
@@ -235,7 +235,7 @@ class BpftraceTracer(Tracer):
             self.poll()  # it died on its own: keep why
         self.stopped = True
         if proc.poll() is None:
-            timeout_s = parse_duration(self.bcfg.stop_timeout, "bpftrace.stop_timeout") / 1e9
+            timeout_s = parse_seconds(self.bcfg.stop_timeout, "bpftrace.stop_timeout")
             _signal(proc, signal.SIGINT)
             try:
                 proc.wait(timeout=timeout_s)

@@ -39,7 +39,7 @@ from evt import tracee_events
 from evt.errors import RunError, UsageError
 from evt.paths import TEMPLATES_DIR
 from evt.plan import Unit
-from evt.spec import EVENT_NAME, format_duration, parse_duration
+from evt.spec import EVENT_NAME, format_duration, parse_seconds
 from evt.templating import render
 from evt.tracers.base import ProcessSampler, Tracer, TracerReport
 
@@ -65,7 +65,7 @@ def _runner_name(cfg) -> str | None:
 
 
 def _seconds(text: object, what: str) -> float:
-    return parse_duration(str(text), what) / 1e9
+    return parse_seconds(str(text), what)
 
 
 # ---------------------------------------------------------------- output
