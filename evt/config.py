@@ -61,12 +61,28 @@ class RunnerConfig:
 
 @dataclass
 class TracerConfig:
+    """The tracer group (conf/tracer/<name>.yaml): its name and the class built for it."""
+
     name: str = MISSING
+    _target_: str = MISSING  # a evt.tracers.base.Tracer subclass, built by evt.plugins
 
 
 @dataclass
-class TraceeConfig:
+class ProcessTracerConfig:
+    """What every tracer that runs a program shares (tracee.*, bpftrace.*)."""
+
+    binary: str = MISSING
+    template: str = MISSING  # the Jinja template under templates/ it renders
+    ready_timeout: str = "60s"  # start -> ready, at most
+    init_cooldown: str = "0s"  # settling time after ready, before the units are released
+    stop_timeout: str = "10s"  # first signal -> SIGKILL
+
+
+@dataclass
+class TraceeConfig(ProcessTracerConfig):
     binary: str = "./dist/tracee"
+    template: str = "tracee.cmd.j2"
+    init_cooldown: str = "5s"
     auto: bool = True
     keep: bool = False
     output: str = "none"  # none | json:<path> | a destinations.* spec
@@ -76,23 +92,16 @@ class TraceeConfig:
     pyroscope: bool = False
     healthz: bool = True
     http_address: str = "127.0.0.1:3366"
-    template: str = "tracee.cmd.j2"
-    init_cooldown: str = "5s"
-    ready_timeout: str = "60s"
     start_grace: str = "3s"  # without /healthz: alive this long counts as started
-    stop_timeout: str = "10s"
     drain: str = "1s"  # before the final scrape: lost counters lag
     extra_args: list[str] = field(default_factory=list)
     pidfile: str = "/tmp/tracee/tracee.pid"
 
 
 @dataclass
-class BpftraceConfig:
+class BpftraceConfig(ProcessTracerConfig):
     binary: str = "bpftrace"
     template: str = "bpftrace_count.bt.j2"
-    ready_timeout: str = "60s"
-    init_cooldown: str = "0s"
-    stop_timeout: str = "10s"
 
 
 @dataclass

@@ -32,8 +32,8 @@ from evt.plan import Plan, Unit
 from evt.runners import make_runner
 from evt.spec import EventSpec, format_duration, parse_duration, parse_seconds
 from evt.suite import resolve_specs
+from evt.plugins import make_tracer
 from evt.tracers.base import Tracer, TracerReport
-from evt.tracers.registry import make_tracer
 
 log = logging.getLogger("evt.stress")
 
@@ -149,8 +149,6 @@ def _wait_for_enter(prompt: str, bus: EventBus) -> None:
 
 def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer]:
     """Validate everything and build the plan, runner and tracer; starts nothing."""
-    if cfg.tracee.keep and not cfg.tracee.auto and cfg.tracer.name == "tracee":
-        raise UsageError("--keep-tracee requires --auto-tracee=true (evt can only keep a Tracee it started).")
     for key in ("timeout", "stress_end_cooldown", "signal_timeout", "progress_interval"):
         parse_duration(cfg.stress[key], f"stress.{key}")
     max_loss = cfg.stress.get("max_loss_pct")
@@ -167,13 +165,35 @@ def prepare(cfg, run_dir: Path, run_id: str) -> tuple[Plan, object, Tracer]:
     return plan, runner, tracer
 
 
+def show_tracer_lines() -> None:
+    """Tracers say what they do through logging (evt.tracers.*): show it on stdout, as
+    their lines always were, besides the log file Hydra's root handler writes.
+    (Temporary: the session's logging set-up takes this over.)"""
+    logger = logging.getLogger("evt.tracers")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler())
+
+
+class _StdoutHandler(logging.Handler):
+    """The message alone, to whatever sys.stdout is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stdout, flush=True)
+        except Exception:  # a closed stdout must not stop a run
+            self.handleError(record)
+
+
 def validate(cfg, run_dir: Path) -> None:
+    show_tracer_lines()
     prepare(cfg, run_dir, cfg.get("run_id") or new_run_id())
 
 
 def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
     """Run one stress job; returns the exit code (0 ok, 1 failed, 130/143 interrupted)."""
     console = console or make_console()
+    show_tracer_lines()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     bus = EventBus([console_listener(), log_listener(log)])
@@ -211,25 +231,20 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
         bus.emit("units_waiting", f"{waiting} of {len(plan.units)} units waiting at the start barrier after {extra['time_to_waiting_s']:.2f}s")
 
         phase = "tracer"
-        manual = cfg.tracer.name == "tracee" and not cfg.tracee.auto
-        bus.emit("phase", f"Phase 3: {'scoping the Tracee you start' if manual else 'starting tracer ' + tracer.name}")
+        bus.emit("phase", f"Phase 3: {tracer.start_title()}")
         tracer.start(plan.units)
         for proc_pid in tracer.pids():
             runstate.add_process(run_id, proc_pid, f"tracer:{tracer.name}")
-        if manual:  # --auto-tracee=false: the user starts Tracee; evt still scrapes and samples it
-            for line in tracer.manual_instructions(plan.units):
-                bus.emit("manual", line)
-            from evt.tracers.tracee import MANUAL_PROMPT
-
-            _wait_for_enter(MANUAL_PROMPT, bus)
+        for line in tracer.manual_instructions(plan.units):
+            bus.emit("manual", line)
+        prompt = tracer.manual_prompt()
+        if prompt is not None:  # e.g. --auto-tracee=false: the user starts Tracee now
+            _wait_for_enter(prompt, bus)
         tracer.wait_ready()
         bus.emit("tracer_ready", f"Tracer {tracer.name} ready")
         if cfg.stress.wait_before_trigger:
-            if cfg.tracer.name == "tracee":
-                from evt.tracers.tracee import endpoints
-
-                for line in endpoints(cfg):
-                    bus.emit("endpoint", line)
+            for line in tracer.endpoints():
+                bus.emit("endpoint", line)
             _wait_for_enter("Press ENTER to start triggering events...", bus)
 
         phase = "monitoring"

@@ -202,6 +202,7 @@ def tracer(cfg, tmp_path):
     t = BpftraceTracer(cfg, tmp_path)
     yield t
     t.stop()
+    assert t.proc is None or not t.proc.running
 
 
 @needs_bpftrace
@@ -217,11 +218,15 @@ def test_a_program_bpftrace_refuses_fails_wait_ready_with_its_error(tracer):
 
 @needs_bpftrace
 @pytest.mark.integration
-def test_ready_timeout(tracer):
-    tracer.bcfg.ready_timeout = "1ns"
-    tracer.start([make_unit()])
-    with pytest.raises(RunError, match="did not attach its probes within 1ns"):
-        tracer.wait_ready()
+def test_ready_timeout(cfg, tmp_path):
+    cfg.bpftrace.ready_timeout = "1ns"
+    tracer = BpftraceTracer(cfg, tmp_path)
+    try:
+        tracer.start([make_unit()])
+        with pytest.raises(RunError, match="did not attach its probes within 1ns"):
+            tracer.wait_ready()
+    finally:
+        tracer.stop()
 
 
 @needs_bpftrace
@@ -232,7 +237,7 @@ def test_a_tracer_that_dies_is_reported(tracer):
     tracer.wait_ready()
     assert tracer.poll() is None
     os.kill(tracer.proc.pid, signal.SIGKILL)
-    tracer.proc.wait()
+    tracer.proc.wait_exit(10)
     reason = tracer.poll()
     assert reason and "bpftrace exited with code -9 while the units ran" in reason
     tracer.stop()
@@ -350,7 +355,7 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
 
 
 @pytest.mark.parametrize("key", ["ready_timeout", "init_cooldown", "stop_timeout"])
-def test_bad_durations_in_the_config_are_refused_by_check(cfg, tmp_path, key):
+def test_bad_durations_in_the_config_are_refused_when_the_tracer_is_built(cfg, tmp_path, key):
     cfg.bpftrace[key] = "soon"
     with pytest.raises(UsageError, match=f"invalid bpftrace.{key} 'soon'"):
-        BpftraceTracer(cfg, tmp_path).check([make_unit()])
+        BpftraceTracer(cfg, tmp_path)

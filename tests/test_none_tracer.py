@@ -1,8 +1,6 @@
-"""tracer=none and the tracer registry."""
+"""tracer=none, and building the tracer a config names (evt.plugins)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 from omegaconf import OmegaConf
@@ -11,7 +9,7 @@ from tracee_helpers import compose_cfg, make_unit
 from evt.errors import UsageError
 from evt.tracers.base import TracerReport
 from evt.tracers.none import NoneTracer
-from evt.tracers.registry import TRACERS, make_tracer
+from evt.plugins import make_tracer, tracer_names
 
 
 def test_none_tracer_does_nothing(tmp_path):
@@ -36,23 +34,32 @@ def test_none_tracer_does_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # it writes nothing
 
 
-def test_registry_picks_tracee(tmp_path):
+def test_config_picks_tracee(tmp_path):
     from evt.tracers.tracee import TraceeTracer
 
     tracer = make_tracer(compose_cfg("tracer=tracee"), tmp_path)
     assert isinstance(tracer, TraceeTracer) and tracer.name == "tracee"
 
 
-def test_registry_picks_bpftrace_lazily(tmp_path):
-    if importlib.util.find_spec("evt.tracers.bpftrace") is None:
-        pytest.skip("evt.tracers.bpftrace is not in this tree yet (written separately)")
+def test_config_picks_bpftrace(tmp_path):
     tracer = make_tracer(compose_cfg("tracer=bpftrace"), tmp_path)
     assert tracer.name == "bpftrace"
 
 
-def test_registry_unknown_tracer(tmp_path):
+def test_unknown_tracer_names_the_valid_ones(tmp_path):
     cfg = compose_cfg("tracer=none")
     OmegaConf.update(cfg, "tracer.name", "falco")
-    with pytest.raises(UsageError, match="unknown tracer 'falco'.*tracer=tracee, tracer=bpftrace or tracer=none"):
+    OmegaConf.update(cfg, "tracer._target_", "evt.tracers.falco.FalcoTracer")
+    with pytest.raises(UsageError, match="unknown tracer 'falco'.*use one of tracer=bpftrace, tracer=none, tracer=tracee"):
         make_tracer(cfg, tmp_path)
-    assert TRACERS == ("tracee", "bpftrace", "none")
+    OmegaConf.update(cfg, "tracer._target_", "evt.plan.Unit")  # a class, but no tracer
+    with pytest.raises(UsageError, match="is not a tracer class"):
+        make_tracer(cfg, tmp_path)
+    assert tracer_names() == ["bpftrace", "none", "tracee"]
+
+
+def test_the_none_tracer_keeps_the_hook_defaults(tmp_path):
+    tracer = make_tracer(compose_cfg("tracer=none"), tmp_path)
+    assert tracer.start_title() == "starting tracer none"
+    assert tracer.manual_instructions([make_unit("ptrace", pid=1)]) == []
+    assert tracer.manual_prompt() is None and tracer.endpoints() == []

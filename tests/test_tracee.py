@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,15 +32,11 @@ from tracee_helpers import (
 )
 
 from evt.errors import RunError, UsageError
-from evt.tracers.tracee import (
-    MANUAL_PROMPT,
-    TraceeTracer,
-    endpoints,
-    find_tracee_processes,
-    manual_instructions,
-    parse_output,
-    render_command,
-)
+from evt.tracers.tracee import TraceeTracer
+from evt.tracers.tracee.checks import find_tracee_processes
+from evt.tracers.tracee.command import parse_output, render_command
+from evt.tracers.tracee.manual import MANUAL_PROMPT, manual_instructions
+from evt.tracers.tracee.metrics import endpoints
 
 CID_A = "a1" * 32
 CID_B = "b2" * 32
@@ -56,6 +53,13 @@ def render(*overrides: str, units=None, run_dir=Path("/run/evt"), **updates):
 
 def pairs(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+@pytest.fixture
+def said(caplog):
+    """The lines the tracer said (through logging, under evt.tracers), in order."""
+    caplog.set_level(logging.INFO, logger="evt.tracers")
+    return lambda: [r.getMessage() for r in caplog.records if r.name.startswith("evt.tracers")]
 
 
 # ------------------------------------------------------------------ rendering
@@ -232,53 +236,77 @@ def test_manual_instructions_and_endpoints(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", "tracee.auto=false",
                       "tracee.http_address=127.0.0.1:4000", "tracee.pyroscope=true")
     units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
-    lines = manual_instructions(units, cfg, tmp_path)
-    assert manual_instructions(cfg, units, tmp_path) == lines  # either argument order
+    lines = manual_instructions(cfg, units, tmp_path)
     assert lines[0] == f"Container scope filter: --scope container={CID_A},{CID_B}"
     assert "Please start Tracee in another terminal with:" in lines
     suggested = lines[-1].strip()
     assert suggested.startswith(f"sudo {BIN} --scope container={CID_A},{CID_B} --events security_file_open,ptrace")
     assert "--server http-address=127.0.0.1:4000" in suggested
     assert MANUAL_PROMPT == "Press ENTER when Tracee is ready to continue..."
-    assert endpoints(cfg) == [
+    assert endpoints(cfg.tracee) == [
         "Pyroscope UI: http://localhost:4040/?query=tracee.cpu",
         "Grafana dashboard: http://localhost:3000/",
         "Pprof endpoint: http://localhost:4000/debug/pprof",
         "Metrics endpoint: http://localhost:4000/metrics",
     ]
-    tracer = TraceeTracer(cfg, tmp_path, out=lambda m: None)
+    tracer = TraceeTracer(cfg, tmp_path)  # the hooks the session calls
+    assert tracer.start_title() == "scoping the Tracee you start"
     assert tracer.manual_instructions(units) == lines
-    assert tracer.endpoints() == endpoints(cfg)
+    assert tracer.manual_prompt() == MANUAL_PROMPT
+    assert tracer.endpoints() == endpoints(cfg.tracee)
 
 
-def test_manual_instructions_from_units_alone():
+def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
+    cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}")
+    tracer = TraceeTracer(cfg, tmp_path)
+    assert tracer.start_title() == "starting tracer tracee"
+    assert tracer.manual_instructions([make_unit("ptrace", container_id=CID_A)]) == []
+    assert tracer.manual_prompt() is None
+    assert tracer.endpoints() == endpoints(cfg.tracee)
+
+
+def test_manual_instructions_with_the_default_settings(tmp_path):
+    cfg = compose_cfg("tracer=tracee", "tracee.auto=false")
     units = [make_unit("security_file_open", container_id=CID_A)]
-    lines = manual_instructions(units)
+    lines = manual_instructions(cfg, units, tmp_path)
     assert lines[0] == f"Container scope filter: --scope container={CID_A}"
     assert lines[-1].startswith(f"  sudo ./dist/tracee --scope container={CID_A} --events security_file_open --output none")
-    local = manual_instructions([make_unit("ptrace", pid=77)])
+    local = manual_instructions(compose_cfg("tracer=tracee", "runner=local"), [make_unit("ptrace", pid=77)], tmp_path)
     assert local[0] == "Process tree scope filter: --scope tree=77"
 
 
 def test_endpoints_defaults_and_toggles():
     cfg = compose_cfg("tracer=tracee")
-    assert endpoints(cfg) == ["Pprof endpoint: http://localhost:3366/debug/pprof",
-                              "Metrics endpoint: http://localhost:3366/metrics",
-                              "Grafana dashboard: http://localhost:3000/"]
+    assert endpoints(cfg.tracee) == ["Pprof endpoint: http://localhost:3366/debug/pprof",
+                                     "Metrics endpoint: http://localhost:3366/metrics",
+                                     "Grafana dashboard: http://localhost:3000/"]
     cfg = compose_cfg("tracer=tracee", "tracee.metrics=false", "tracee.pprof=false")
-    assert endpoints(cfg) == []
+    assert endpoints(cfg.tracee) == []
 
 
 def test_manual_mode_skips_binary_and_running_checks(tmp_path):
     cfg = compose_cfg("tracer=tracee", "tracee.binary=/nonexistent/tracee", "tracee.auto=false")
-    TraceeTracer(cfg, tmp_path, out=lambda m: None).check([])
+    TraceeTracer(cfg, tmp_path).check([])
+
+
+def test_manual_mode_refuses_keep(tmp_path):
+    cfg = compose_cfg("tracer=tracee", "tracee.auto=false", "tracee.keep=true")
+    with pytest.raises(UsageError, match=r"--keep-tracee requires --auto-tracee=true"):
+        TraceeTracer(cfg, tmp_path).check([])
+    TraceeTracer(compose_cfg("tracer=tracee", "tracee.keep=true", "tracee.binary=/bin/true"), tmp_path)
+
+
+@pytest.mark.parametrize("key", ["ready_timeout", "init_cooldown", "stop_timeout", "start_grace", "drain"])
+def test_bad_durations_are_refused_when_the_tracer_is_built(tmp_path, key):
+    with pytest.raises(UsageError, match=f"invalid tracee.{key} 'soon'"):
+        TraceeTracer(compose_cfg("tracer=tracee", f"tracee.{key}=soon"), tmp_path)
 
 
 # ------------------------------------------------------------------ checks
 
 
-def tracer_for(cfg, tmp_path, sink=None) -> TraceeTracer:
-    return TraceeTracer(cfg, tmp_path / "run", out=(sink.append if sink is not None else (lambda m: None)))
+def tracer_for(cfg, tmp_path) -> TraceeTracer:
+    return TraceeTracer(cfg, tmp_path / "run")
 
 
 def test_check_missing_binary(tmp_path):
@@ -340,15 +368,14 @@ def test_check_refuses_live_pidfile(tmp_path, procs):
     assert "--auto-tracee=false" in msg
 
 
-def test_check_warns_on_stale_pidfile(tmp_path, procs):
+def test_check_warns_on_stale_pidfile(tmp_path, procs, said):
     dead = spawn(procs, ["true"])
     dead.wait()
     pidfile = tmp_path / "tracee.pid"
     pidfile.write_text(f"{dead.pid}\n")
-    said: list[str] = []
     cfg = standin_cfg(tmp_path, free_port())
-    tracer_for(cfg, tmp_path, said).check([])
-    assert any(f"stale Tracee PID file at {pidfile} (PID: {dead.pid})" in m for m in said)
+    tracer_for(cfg, tmp_path).check([])
+    assert f"Warning: Found stale Tracee PID file at {pidfile} (PID: {dead.pid})" in said()
 
 
 def test_check_ignores_commands_merely_mentioning_tracee(tmp_path, procs):
@@ -388,16 +415,17 @@ def tracers():
     made: list[TraceeTracer] = []
     yield made
     for tracer in made:
-        if tracer.proc is not None:
-            if tracer.proc.poll() is None:
-                reap(tracer.proc.pid)
-            tracer.proc.wait(timeout=5)
-            assert gone(tracer.proc.pid), f"stand-in {tracer.proc.pid} still running"
-            assert group_gone(tracer.proc.pid), f"process group {tracer.proc.pid} still has live members"
+        proc = getattr(tracer.lifecycle, "proc", None)  # manual mode starts none
+        if proc is not None:
+            if proc.running:
+                reap(proc.pid)
+            proc.wait_exit(5)
+            assert gone(proc.pid), f"stand-in {proc.pid} still running"
+            assert group_gone(proc.pid), f"process group {proc.pid} still has live members"
 
 
-def new_tracer(tracers, cfg, tmp_path, said=None) -> TraceeTracer:
-    tracer = TraceeTracer(cfg, tmp_path / "run", out=(said.append if said is not None else (lambda m: None)))
+def new_tracer(tracers, cfg, tmp_path) -> TraceeTracer:
+    tracer = TraceeTracer(cfg, tmp_path / "run")
     tracers.append(tracer)
     return tracer
 
@@ -411,20 +439,19 @@ def test_standin_is_executable():
     assert "NOT TRACEE" in STANDIN.read_text()[:200]
 
 
-def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monkeypatch):
+def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monkeypatch, said):
     monkeypatch.setenv("EVT_STANDIN_MODE", "slow_ready=0.6")
     monkeypatch.setenv("EVT_STANDIN_LOST_PER_SCRAPE", "7")
     monkeypatch.setenv("EVT_STANDIN_WRITE_LOST_PER_SCRAPE", "3")
     cfg = standin_cfg(tmp_path, free_port(), "tracee.init_cooldown=200ms", "tracee.extra_args=[--log,debug]")
-    said: list[str] = []
-    tracer = new_tracer(tracers, cfg, tmp_path, said)
+    tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.check(UNITS)
     tracer.start(UNITS)
-    assert tracer.pids() == [tracer.proc.pid]
+    assert tracer.pids() == [tracer.lifecycle.proc.pid]
     t0 = time.monotonic()
     tracer.wait_ready()
     assert time.monotonic() - t0 >= 0.3  # it waited for /healthz, not just for the process
-    assert tracer.ready and tracer.poll() is None
+    assert tracer.lifecycle.ready and tracer.poll() is None
     run = tmp_path / "run" / "tracer"
     record = json.loads((run / "command.json").read_text())
     assert record["argv"] == tracer.argv and record["argv"][0] == str(STANDIN)
@@ -433,8 +460,8 @@ def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monk
     tracer.drain()
     assert (run / "metrics-end.prom").is_file()
     tracer.stop()
-    assert tracer.stop_method == "sigterm"
-    assert tracer.proc.poll() is not None
+    assert tracer.lifecycle.stop_method == "sigterm"
+    assert not tracer.lifecycle.proc.running
     report = tracer.report(UNITS)
     assert report.metrics["tracee_events_total"] == 1000  # one scrape apart
     assert report.metrics["tracee_lostevents_total"] == 7
@@ -447,7 +474,9 @@ def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monk
     assert report.command == tracer.argv and report.crashed is None
     log = Path(report.log_path).read_text()
     assert "NOT TRACEE" in log and "'--log', 'debug'" in log and "SIGTERM received" in log
-    assert "Tracee stopped gracefully" in said
+    pid = tracer.lifecycle.pid
+    assert f"Tracee started with PID: {pid}" in said() and f"Tracee is ready (PID: {pid})" in said()
+    assert "Tracee stopped gracefully" in said()
     lifecycle = json.loads((run / "lifecycle.json").read_text())
     assert lifecycle["stopped_by"] == "sigterm"
 
@@ -540,7 +569,7 @@ def test_lifecycle_crash_at_start(tmp_path, tracers, monkeypatch):
     assert "tracee finished before it became ready: exited with code 1" in msg
     assert "Tracee log output" in msg and "crash_at_start" in msg
     tracer.stop()
-    assert tracer.stop_method == "exited"
+    assert tracer.lifecycle.stop_method == "exited"
 
 
 def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch):
@@ -562,7 +591,7 @@ def test_lifecycle_start_grace_without_healthz(tmp_path, tracers):
     tracer.start(UNITS)
     assert "--server" not in tracer.argv
     tracer.wait_ready()
-    assert tracer.ready
+    assert tracer.lifecycle.ready
     tracer.drain()
     tracer.stop()
     report = tracer.report(UNITS)
@@ -586,7 +615,7 @@ def test_lifecycle_crash_mid_run(tmp_path, tracers, monkeypatch):
     assert tracer.poll() == reason
     tracer.drain()
     tracer.stop()
-    assert tracer.stop_method == "exited"
+    assert tracer.lifecycle.stop_method == "exited"
     report = tracer.report(UNITS)
     assert report.crashed == reason
     assert report.cpu_s is not None
@@ -594,42 +623,40 @@ def test_lifecycle_crash_mid_run(tmp_path, tracers, monkeypatch):
     assert (tmp_path / "run" / "tracer" / "metrics-start.prom").is_file()
 
 
-def test_lifecycle_ignores_sigterm_gets_sigkill(tmp_path, tracers, monkeypatch):
+def test_lifecycle_ignores_sigterm_gets_sigkill(tmp_path, tracers, monkeypatch, said):
     monkeypatch.setenv("EVT_STANDIN_MODE", "ignore_sigterm")
     cfg = standin_cfg(tmp_path, free_port(), "tracee.stop_timeout=1s")
-    said: list[str] = []
-    tracer = new_tracer(tracers, cfg, tmp_path, said)
+    tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     tracer.wait_ready()
-    pid = tracer.proc.pid
+    pid = tracer.lifecycle.proc.pid
     t0 = time.monotonic()
     tracer.stop()
     assert time.monotonic() - t0 >= 1.0
-    assert tracer.stop_method == "sigkill"
-    assert tracer.proc.returncode == -signal.SIGKILL
+    assert tracer.lifecycle.stop_method == "sigkill"
+    assert tracer.lifecycle.proc.returncode == -signal.SIGKILL
     assert gone(pid)
-    assert "Tracee did not stop within 1s, sending SIGKILL..." in said
+    assert "Tracee did not stop within 1s, sending SIGKILL..." in said()
     assert "SIGTERM received and ignored" in (tmp_path / "run" / "tracer" / "tracee.log").read_text()
     tracer.stop()  # again: nothing happens
 
 
-def test_lifecycle_keep_leaves_it_running(tmp_path, tracers):
+def test_lifecycle_keep_leaves_it_running(tmp_path, tracers, said):
     cfg = standin_cfg(tmp_path, free_port(), "tracee.keep=true")
-    said: list[str] = []
-    tracer = new_tracer(tracers, cfg, tmp_path, said)
+    tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     tracer.wait_ready()
     tracer.drain()
     tracer.stop()
-    pid = tracer.proc.pid
-    assert tracer.stop_method == "kept"
-    assert tracer.proc.poll() is None and not gone(pid)
-    assert f"Tracee is still running (PID: {pid})" in said
-    assert f"To stop Tracee later, run: sudo kill -TERM {pid}" in said
+    pid = tracer.lifecycle.proc.pid
+    assert tracer.lifecycle.stop_method == "kept"
+    assert tracer.lifecycle.proc.running and not gone(pid)
+    assert f"Tracee is still running (PID: {pid})" in said()
+    assert f"To stop Tracee later, run: sudo kill -TERM {pid}" in said()
     report = tracer.report(UNITS)
     assert report.metrics["tracee_events_total"] == 1000
     reap(pid)  # the test stops what it kept
-    tracer.proc.wait(timeout=5)
+    tracer.lifecycle.proc.wait_exit(5)
     assert gone(pid)
 
 
@@ -641,7 +668,7 @@ def test_lifecycle_keep_does_not_keep_a_failed_start(tmp_path, tracers, monkeypa
     with pytest.raises(RunError):
         tracer.wait_ready()
     tracer.stop()
-    assert tracer.stop_method == "sigterm" and tracer.proc.poll() is not None
+    assert tracer.lifecycle.stop_method == "sigterm" and not tracer.lifecycle.proc.running
 
 
 def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
@@ -660,7 +687,7 @@ def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
     assert "HTTP 503" in msg and "tracee.ready_timeout" in msg
     assert tracer.poll() is None  # alive but not ready: stop() ends it
     tracer.stop()
-    assert tracer.proc.poll() is not None
+    assert not tracer.lifecycle.proc.running
 
 
 def test_lifecycle_stop_before_start_and_twice(tmp_path, tracers):
@@ -674,7 +701,7 @@ def test_lifecycle_start_refuses_units_without_ids(tmp_path, tracers):
     tracer = new_tracer(tracers, standin_cfg(tmp_path, free_port()), tmp_path)
     with pytest.raises(RunError, match="no container id or pid for: security_file_open"):
         tracer.start([make_unit("security_file_open")])
-    assert tracer.proc is None
+    assert tracer.pids() == []
 
 
 def test_lifecycle_unstartable_binary(tmp_path, tracers):
@@ -687,17 +714,16 @@ def test_lifecycle_unstartable_binary(tmp_path, tracers):
         tracer.start(UNITS)
 
 
-def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs):
+def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
     port = free_port()
     env = dict(os.environ, EVT_STANDIN_LOST_PER_SCRAPE="5")
     user = spawn(procs, [str(STANDIN), "--server", "metrics", "--server", f"http-address=127.0.0.1:{port}"],
                  env=env)
     cfg = standin_cfg(tmp_path, port, "tracee.auto=false")
-    said: list[str] = []
-    tracer = new_tracer(tracers, cfg, tmp_path, said)
+    tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.check(UNITS)
     tracer.start(UNITS)
-    assert tracer.proc is None
+    assert tracer.pids() == []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the user's Tracee comes up
         try:
@@ -711,8 +737,8 @@ def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs):
     tracer.wait_ready()
     tracer.drain()
     tracer.stop()
-    assert tracer.stop_method == "manual"
-    assert "Tracee was manually started by you." in said
+    assert tracer.lifecycle.stop_method == "manual"
+    assert "Tracee was manually started by you." in said()
     assert user.poll() is None  # evt leaves the user's Tracee alone
     report = tracer.report(UNITS)
     assert report.lost["tracee_lostevents_total"] == 5

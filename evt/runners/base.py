@@ -16,10 +16,10 @@ from typing import Callable
 
 from evt.errors import RunError
 from evt.plan import Unit
+from evt.procs import LOG_TAIL
 from evt.trigger import TriggerResult, WorkerResult
 
 _PREFIX = re.compile(r"^\[trigger:\d+:[a-z0-9_]+\] ")
-LOG_TAIL = 20  # lines shown for a failed unit, as the original does
 BARRIER_NAME = "barrier"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from evt import host, runstate
 from evt.plan import Unit
+from evt.procs import KILL_WAIT_S, stop_group
 from evt.runners.base import Runner, UnitState
 
 
@@ -89,17 +90,8 @@ class LocalRunner(Runner):
         self.unit_exited(state, proc.wait())
 
     def cleanup(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        for proc in self.procs.values():  # a unit still running at cleanup is not waited for
+            stop_group(proc, timeout_s=KILL_WAIT_S, first_signal=signal.SIGKILL)
         if self.cgroup_dir is not None:
             remove_cgroup_tree(self.cgroup_dir)
         for marker_dir in self.marker_dirs:  # a killed unit cannot remove its own

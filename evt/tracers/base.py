@@ -5,19 +5,24 @@ plan and dry-run, start(units) once the units exist (their container ids, pids a
 cgroups are known), wait_ready() up to a deadline, poll() while the units run,
 drain() after they finish (final scrapes, letting lost counters settle), stop(), and
 report(). stop() must be safe to call at any point, more than once, and after a crash.
+
+Around the phases the session calls the hooks below, whichever tracer it has; their
+defaults do nothing, so a tracer overrides only what it needs: start_title() (the
+phase 3 header), manual_instructions(units) (lines shown after start()),
+manual_prompt() (when not None, the session waits for ENTER before wait_ready()) and
+endpoints() (lines shown before the --wait-before-trigger prompt).
+
+Tracers say what they do through logging (`logging.getLogger(__name__)`), never print.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import psutil
-
 from evt.plan import Unit
+from evt.spec import parse_seconds
 
 
 @dataclass
@@ -37,6 +42,25 @@ class TracerReport:
     @property
     def lost_total(self) -> int:
         return sum(self.lost.values())
+
+
+@dataclass(frozen=True)
+class Durations:
+    """A tracer's durations in seconds, parsed once from its config section when the
+    tracer is built: field `<key>_s` holds `<section>.<key>` (a bad one is a UsageError
+    naming it). Tracers with more durations extend it."""
+
+    ready_timeout_s: float
+    init_cooldown_s: float
+    stop_timeout_s: float
+
+    @classmethod
+    def parse(cls, section, prefix: str):
+        values = {}
+        for f in fields(cls):
+            key = f.name.removesuffix("_s")
+            values[f.name] = parse_seconds(str(section[key]), f"{prefix}.{key}")
+        return cls(**values)
 
 
 class Tracer(ABC):
@@ -78,61 +102,20 @@ class Tracer(ABC):
     @abstractmethod
     def report(self, units: list[Unit]) -> TracerReport: ...
 
+    # -- hooks the session calls around the phases (no-op defaults) ------------------
 
-class ProcessSampler:
-    """Samples a process tree's CPU seconds and resident memory with psutil.
+    def start_title(self) -> str:
+        """The phase 3 header."""
+        return f"starting tracer {self.name}"
 
-    CPU is user+sys of every process seen in the tree, each kept at its last reading
-    once it exits (children's counters are not added: a waited-for child would count
-    twice); the peak RSS is the largest sum over one sample.
-    """
+    def manual_instructions(self, units: list[Unit]) -> list[str]:
+        """Lines for the user, shown after start() (e.g. a command to run by hand)."""
+        return []
 
-    def __init__(self, pid: int, interval_s: float = 0.1):
-        self.pid = pid
-        self.interval_s = interval_s
-        self.cpu_s = 0.0
-        self.peak_rss = 0
-        self.started = time.monotonic()
-        self.ended: float | None = None
-        self._seen: dict[int, float] = {}  # last CPU reading per pid, kept after it exits
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{pid}", daemon=True)
+    def manual_prompt(self) -> str | None:
+        """When not None, the session waits for ENTER with this prompt before wait_ready()."""
+        return None
 
-    def start(self) -> ProcessSampler:
-        self._thread.start()
-        return self
-
-    def sample(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root] + root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            return
-        rss = 0
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    self._seen[proc.pid] = t.user + t.system
-                    rss += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        self.cpu_s = sum(self._seen.values())
-        self.peak_rss = max(self.peak_rss, rss)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval_s)
-
-    def stop(self) -> None:
-        if self.ended is None:
-            self.sample()
-            self.ended = time.monotonic()
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
-
-    @property
-    def wall_s(self) -> float:
-        return (self.ended or time.monotonic()) - self.started
+    def endpoints(self) -> list[str]:
+        """Lines shown before the --wait-before-trigger prompt (where to watch the tracer)."""
+        return []

@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from evt import host
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
-from evt.spec import parse_duration, parse_seconds
+from evt.procs import ManagedProcess, Stop, log_tail
 from evt.templating import render
-from evt.tracers.base import ProcessSampler, Tracer, TracerReport
+from evt.tracers.base import Durations, Tracer, TracerReport
+
+log = logging.getLogger(__name__)
 
 ATTACHED = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
 TREE_DEPTH = 8  # ancestors a pid-tree scope looks through (worker, sh, timeout, nc, ...)
@@ -41,7 +44,6 @@ LOST_COUNTER = "bpftrace_lost_events"
 _LOST_TEXT = re.compile(r"^Lost (\d+) events")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./:@+-]*")
-LOG_TAIL = 20
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
@@ -51,14 +53,13 @@ class BpftraceTracer(Tracer):
     def __init__(self, cfg, run_dir: Path):
         super().__init__(cfg, run_dir)
         self.bcfg = cfg.bpftrace
+        self.durations = Durations.parse(self.bcfg, "bpftrace")
         self.dir = self.run_dir / "tracer"
         self.program_path = self.dir / "bpftrace.bt"
         self.log_path = self.dir / "bpftrace.log"
         self.out_path = self.dir / "bpftrace.out"
-        self.proc: subprocess.Popen | None = None
-        self.sampler: ProcessSampler | None = None
+        self.proc: ManagedProcess | None = None
         self.crashed: str | None = None
-        self.stopped = False  # stop() was called: an exit from now on is ours
         self.bpf_stats_on = False  # the kernel accounts BPF run time during this run
         self.bpf_stats_restore: str | None = None  # kernel.bpf_stats_enabled before we set it
         self.bpf_run: dict[str, float] = {}  # in-kernel run time of bpftrace's programs
@@ -79,8 +80,6 @@ class BpftraceTracer(Tracer):
         return found
 
     def check(self, units: list[Unit]) -> None:
-        for key in ("ready_timeout", "init_cooldown", "stop_timeout"):
-            parse_duration(self.bcfg[key], f"bpftrace.{key}")
         self.binary()
         if not host.tracefs_mounted():
             raise UsageError(
@@ -132,12 +131,13 @@ class BpftraceTracer(Tracer):
         self._argv = self.command(units)
         env = dict(os.environ, **{ATTACHED: "1"})
         self._enable_bpf_stats()
-        with open(self.out_path, "wb") as out, open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True,  # Ctrl+C on the terminal reaches evt, which stops bpftrace in order
-            )
-        self.sampler = ProcessSampler(self.proc.pid).start()
+        log.info("Starting bpftrace: %s", shlex.join(self._argv))
+        try:
+            self.proc = ManagedProcess(self._argv, self.log_path, stdout_path=self.out_path, env=env)
+        except OSError as exc:
+            self._restore_bpf_stats()
+            raise RunError(f"could not start bpftrace ({self._argv[0]}): {exc}") from exc
+        log.info("bpftrace started with PID: %d", self.proc.pid)
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None else []
@@ -167,7 +167,7 @@ class BpftraceTracer(Tracer):
 
     def drain(self) -> None:
         """Read the in-kernel run time of bpftrace's programs while they still exist."""
-        if self.proc is None or self.proc.poll() is not None or not self.bpf_stats_on:
+        if self.proc is None or not self.proc.running or not self.bpf_stats_on:
             return
         run_time_ns = run_cnt = programs = 0
         fd_dir = Path(f"/proc/{self.proc.pid}/fd")
@@ -190,12 +190,11 @@ class BpftraceTracer(Tracer):
     def wait_ready(self) -> None:
         """Poll until bpftrace reports every probe attached, it exits, or the deadline passes."""
         assert self.proc is not None, "start() first"
-        timeout_s = parse_seconds(self.bcfg.ready_timeout, "bpftrace.ready_timeout")
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + self.durations.ready_timeout_s
         while True:
             if self._attached():
                 break
-            if self.proc.poll() is not None:
+            if not self.proc.running:
                 raise RunError(
                     f"bpftrace exited with code {self.proc.returncode} before attaching its probes "
                     f"(program {self.program_path}); its log:\n{self.log_tail()}"
@@ -206,9 +205,9 @@ class BpftraceTracer(Tracer):
                     f"(raise bpftrace.ready_timeout); its log:\n{self.log_tail()}"
                 )
             time.sleep(0.02)
-        cooldown_s = parse_seconds(self.bcfg.init_cooldown, "bpftrace.init_cooldown")
-        if cooldown_s:
-            time.sleep(cooldown_s)  # a configured settling time on top of readiness, default 0s
+        log.info("bpftrace is ready (PID: %d): every probe attached", self.proc.pid)
+        if self.durations.init_cooldown_s:
+            time.sleep(self.durations.init_cooldown_s)  # a configured settling time on top of readiness, default 0s
 
     def _attached(self) -> bool:
         for path in (self.log_path, self.out_path):
@@ -220,32 +219,26 @@ class BpftraceTracer(Tracer):
         return False
 
     def poll(self) -> str | None:
-        if self.proc is None or self.proc.poll() is None or self.stopped:
-            return self.crashed
-        if self.crashed is None:
+        if self.crashed is None and self.proc is not None and self.proc.poll():
             self.crashed = f"bpftrace exited with code {self.proc.returncode} while the units ran; its log:\n{self.log_tail()}"
         return self.crashed
 
     def stop(self) -> None:
         """SIGINT (bpftrace runs END and prints its maps), up to stop_timeout, then SIGKILL."""
-        proc = self.proc
-        if proc is None:
+        if self.proc is None or self.proc.stopping:
             return
-        if proc.poll() is not None and not self.stopped:
-            self.poll()  # it died on its own: keep why
-        self.stopped = True
-        if proc.poll() is None:
-            timeout_s = parse_seconds(self.bcfg.stop_timeout, "bpftrace.stop_timeout")
-            _signal(proc, signal.SIGINT)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _signal(proc, signal.SIGKILL)
-                proc.wait()
-                self.crashed = self.crashed or f"bpftrace did not exit within {self.bcfg.stop_timeout} of SIGINT and was killed"
-        if self.sampler is not None:
-            self.sampler.stop()
+        self.poll()  # if it died on its own: keep why
+        if self.proc.running:
+            log.info("Stopping bpftrace (PID: %d) with SIGINT...", self.proc.pid)
+        outcome = self.proc.stop(self.durations.stop_timeout_s, signal.SIGINT, before_kill=self._say_kill)
+        if outcome in (Stop.KILLED, Stop.STUCK):
+            self.crashed = self.crashed or f"bpftrace did not exit within {self.bcfg.stop_timeout} of SIGINT and was killed"
+        elif outcome is Stop.SIGNALLED:
+            log.info("bpftrace stopped (exit code %s)", self.proc.returncode)
         self._restore_bpf_stats()
+
+    def _say_kill(self) -> None:
+        log.warning("bpftrace did not stop within %s, sending SIGKILL...", self.bcfg.stop_timeout)
 
     # -- results ------------------------------------------------------------------------
 
@@ -286,7 +279,7 @@ class BpftraceTracer(Tracer):
         crashed = self.crashed
         if counts is None and crashed is None and self.proc is not None:
             crashed = f"bpftrace printed no counts (exit code {self.proc.returncode}); its log:\n{self.log_tail()}"
-        sampler = self.sampler
+        sampler = self.proc.sampler if self.proc is not None else None
         return TracerReport(
             tracer=self.name,
             command=self._argv or self.command(units),
@@ -300,13 +293,12 @@ class BpftraceTracer(Tracer):
             crashed=crashed,
         )
 
-    def log_tail(self, n: int = LOG_TAIL) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+    def log_tail(self) -> str:
+        """The end of bpftrace's stderr, indented, for an error message."""
+        if not self.log_path.exists():
             return "    (no log)"
-        lines = [line for line in lines if line.strip() and ATTACHED not in line]
-        return "\n".join(f"    {line}" for line in lines[-n:]) or "    (empty log)"
+        lines = log_tail(self.log_path, skip=ATTACHED)
+        return "\n".join(f"    {line}" for line in lines) or "    (empty log)"
 
 
 def probes_of(unit: Unit) -> list[str]:
@@ -349,9 +341,3 @@ def _check_name(name: str) -> None:
     if not _SAFE_NAME.fullmatch(name):
         raise UsageError(f"unit name {name!r} cannot be a bpftrace map key: use letters, digits, _ . -")
 
-
-def _signal(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.kill(proc.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -1,4 +1,4 @@
-"""Counting Tracee's JSON output (evt.tracee_events) in both shapes from the fixtures."""
+"""Counting Tracee's JSON output (evt.tracers.tracee.counting) in both shapes from the fixtures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tracee_helpers import fixture
 
-from evt.tracee_events import (
+from evt.tracers.tracee.counting import (
     UnitScope,
     cgroup_inode,
     count_events,
@@ -184,7 +184,7 @@ def test_observed_is_zero_for_a_unit_without_events(tmp_path, shape):
 
 def test_native_units_count_only_events_carrying_the_run_marker(tmp_path):
     from evt.catalog import Marker
-    from evt.tracee_events import UnitScope, count_events
+    from evt.tracers.tracee.counting import UnitScope, count_events
 
     marker = Marker.for_run("run-1", "sched_process_exec")
     current = json.loads(fixture("events-v1beta1.jsonl").read_text())  # sched_process_exec, thread "bash"

@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import psutil
+
+from evt.plan import Unit
 
 SHORT_ID = 12  # docker's short container id
 
@@ -258,3 +263,63 @@ def cgroup_inode(path: str | None) -> int | None:
 
 def write_counts(counts: EventCounts, dest: Path) -> None:
     dest.write_text(json.dumps(counts.as_dict(), indent=2) + "\n")
+
+
+class UnitWatch:
+    """What counting needs to know of the units while they run: each unit's cgroup
+    inode, and for units running as host processes every pid seen under the unit, so
+    events of its short-lived children still match after those are gone."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self._trees: dict[str, set[int]] = {}
+        self._cgroups: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, units: list[Unit], follow_trees: bool) -> None:
+        """Note the units' cgroups; with `follow_trees`, follow local units' process trees."""
+        for u in units:
+            self._cgroups[u.name] = cgroup_inode(u.cgroup_path)
+        local = [u for u in units if u.pid and not u.container_id]
+        if not local or not follow_trees:
+            return
+        for u in local:
+            self._trees[u.name] = {u.pid}
+        self._thread = threading.Thread(target=self._follow, args=(local,), name="tracee-unit-trees", daemon=True)
+        self._thread.start()
+
+    def _follow(self, units: list[Unit]) -> None:
+        while not self._stop.is_set():
+            for u in units:
+                try:
+                    kids = psutil.Process(u.pid).children(recursive=True)
+                except psutil.Error:
+                    continue
+                with self._lock:
+                    self._trees[u.name].update(k.pid for k in kids)
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def scopes(self, units: list[Unit]) -> list[UnitScope]:
+        """How each unit's events are told apart: container, cgroup, process tree, marker."""
+        scopes = []
+        with self._lock:
+            for u in units:
+                local = {u.pid} if u.pid and not u.container_id else set()
+                native = u.mode == "native"  # native workers carry the run's marker; script ops run the original's tools
+                scopes.append(UnitScope(
+                    name=u.name,
+                    event=u.event,
+                    container_id=u.container_id,
+                    cgroup_id=self._cgroups.get(u.name),
+                    pids=set(self._trees.get(u.name, set())) | local,
+                    comms=(u.marker.comm, u.marker.child_comm) if native else (),
+                    marker_dir=u.marker.dir if native else None,
+                ))
+        return scopes

@@ -1,0 +1,220 @@
+"""Processes evt starts and looks after: a tracer's binary (Tracee, bpftrace), a local unit.
+
+What every such process needs, in one place: its own session (a Ctrl+C on the terminal
+reaches evt, which then stops it in order, and a signal to its process group reaches the
+children it forked), its output captured to a log file, its CPU seconds and peak memory
+sampled with psutil, the last lines of its log for error messages, and a stop that is
+safe at any time and more than once: a first signal (SIGTERM, or the one the program
+wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+LOG_TAIL = 20  # log lines shown with an error, as the original does
+KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
+_TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is
+
+
+class Stop(str, enum.Enum):
+    """How a stop ended."""
+
+    EXITED = "exited"  # it had exited before the stop
+    SIGNALLED = "signalled"  # the first signal ended it within the timeout
+    KILLED = "killed"  # SIGKILL after the timeout
+    STUCK = "stuck"  # still there after SIGKILL (uninterruptible sleep, another owner)
+
+
+def exit_text(code: int | None) -> str:
+    """A process's end in words: `exited with code 1`, `was killed by SIGKILL`."""
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def log_tail(path: str | os.PathLike, n: int = LOG_TAIL, skip: str | None = None) -> list[str]:
+    """The last `n` non-blank lines of a log file (those containing `skip` left out);
+    [] when the file is missing or empty."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - _TAIL_BYTES))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    lines = [line for line in data.splitlines() if line.strip() and not (skip and skip in line)]
+    return lines[-n:] if n > 0 else []
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the process group `proc` leads (it was started in its own session); the
+    process alone when the group is gone or not ours. Never raises for a dead process."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.send_signal(sig)  # a no-op once it has been reaped
+        except ProcessLookupError:
+            pass
+
+
+def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM,
+               before_kill: Callable[[], None] | None = None) -> Stop:
+    """`first_signal` to the group, up to `timeout_s` for `proc` to exit, then SIGKILL.
+    Whatever the group still holds afterwards is SIGKILLed too. `before_kill` runs just
+    before the SIGKILL that ends a process which outlived the timeout."""
+    if proc.poll() is not None:
+        signal_group(proc, signal.SIGKILL)  # what it left behind in its group
+        return Stop.EXITED
+    signal_group(proc, first_signal)
+    try:
+        proc.wait(timeout=max(0.0, timeout_s))
+        outcome = Stop.SIGNALLED
+    except subprocess.TimeoutExpired:
+        if before_kill is not None:
+            before_kill()
+        signal_group(proc, signal.SIGKILL)
+        try:
+            proc.wait(timeout=KILL_WAIT_S)
+            outcome = Stop.KILLED
+        except subprocess.TimeoutExpired:
+            return Stop.STUCK
+    signal_group(proc, signal.SIGKILL)  # children it left behind in its group
+    return outcome
+
+
+class ProcessSampler:
+    """Samples a process tree's CPU seconds and resident memory with psutil.
+
+    CPU is user+sys of every process seen in the tree, each kept at its last reading
+    once it exits (children's counters are not added: a waited-for child would count
+    twice); the peak RSS is the largest sum over one sample.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.1):
+        self.pid = pid
+        self.interval_s = interval_s
+        self.cpu_s = 0.0
+        self.peak_rss = 0
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self._seen: dict[int, float] = {}  # last CPU reading per pid, kept after it exits
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sampler-{pid}", daemon=True)
+
+    def start(self) -> ProcessSampler:
+        self._thread.start()
+        return self
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    self._seen[proc.pid] = t.user + t.system
+                    rss += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        self.cpu_s = sum(self._seen.values())
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        """A last sample, then no more; the figures stay as they are."""
+        if self.ended is None:
+            self.sample()
+            self.ended = time.monotonic()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    @property
+    def wall_s(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+
+class ManagedProcess:
+    """A process evt started: in its own session, output in `log_path` (stdout in
+    `stdout_path` when given, else in the log too), sampled from its start."""
+
+    def __init__(self, argv: list[str], log_path: Path, stdout_path: Path | None = None,
+                 env: dict[str, str] | None = None):
+        """Start it; OSError when it cannot be executed."""
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        out = open(stdout_path, "wb") if stdout_path else log
+        try:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                start_new_session=True, close_fds=True,
+            )
+        finally:
+            log.close()
+            out.close()
+        self.pid = self.popen.pid
+        self.sampler = ProcessSampler(self.pid).start()
+        self.stopping = False  # stop() was called: an exit from then on is ours
+        self.outcome: Stop | None = None  # how the first stop() ended
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """Wait up to `timeout_s` for it to exit: its exit code, or None while it runs."""
+        try:
+            return self.popen.wait(timeout=max(0.0, timeout_s))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def poll(self) -> str | None:
+        """None while it runs, and after stop() (that exit is ours); otherwise how it ended."""
+        if self.stopping or self.running:
+            return None
+        return exit_text(self.popen.returncode)
+
+    def tail(self, n: int = LOG_TAIL, skip: str | None = None) -> list[str]:
+        return log_tail(self.log_path, n, skip)
+
+    def stop(self, timeout_s: float, first_signal: int = signal.SIGTERM,
+             before_kill: Callable[[], None] | None = None) -> Stop | None:
+        """Stop it (see stop_group) and take the sampler's last figures. A later call
+        does nothing and returns how the first one ended."""
+        if not self.stopping:
+            self.stopping = True
+            if self.running:
+                self.sampler.sample()  # its figures while it still runs in full
+            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill)
+            self.sampler.stop()
+        return self.outcome

@@ -1,0 +1,229 @@
+"""Tracee's command line: its argv, rendered from a Jinja template, and the record of it.
+
+The command line is a Jinja template (templates/tracee.cmd.j2, or tracee.template) that
+renders one argument per line; the lines become the argv list as they are, so no shell
+ever parses them. The template keeps the one difference between Tracee versions evt
+cares about: the output syntax (`destinations.*` today, `json:<path>` before).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evt.errors import RunError, UsageError
+from evt.paths import TEMPLATES_DIR
+from evt.plan import Unit
+from evt.spec import EVENT_NAME
+from evt.templating import render
+
+OUTPUT_SYNTAXES = ("destinations", "legacy")
+DESTINATION_NAME = "evt"  # the --output destinations.<name>.* evt declares
+
+_CONTAINER_ID = re.compile(r"[0-9a-fA-F]{12,64}")
+_HTTP_ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]*):(\d{1,5})")
+
+
+def runner_name(cfg) -> str | None:
+    try:
+        return str(cfg.runner.name)
+    except Exception:  # no runner composed (a bare structured config): placeholders say container
+        return None
+
+
+# ---------------------------------------------------------------- output
+
+
+@dataclass
+class OutputSpec:
+    """tracee.output, understood: none, JSON to a file, or --output values passed as given."""
+
+    kind: str  # none | json | raw
+    path: str | None = None  # kind json: the file (or stdout)
+    specs: list[str] = field(default_factory=list)  # kind raw: each one --output value
+    json_file: str | None = None  # a JSON file evt can count, whatever the kind
+    name: str = DESTINATION_NAME
+
+    def as_context(self) -> dict[str, object]:
+        return {"kind": self.kind, "path": self.path, "specs": self.specs, "name": self.name}
+
+
+def parse_output(value: object, syntax: str, run_dir: Path) -> OutputSpec:
+    """tracee.output: `none`; `json` (a file in run_dir/tracer/) or `json:<path>`;
+    or one or more raw --output values separated by spaces (`destinations.x.format=json
+    destinations.x.path=/tmp/e.json`, `table`, `webhook:<url>`, ...)."""
+    if syntax not in OUTPUT_SYNTAXES:
+        raise UsageError(
+            f"invalid tracee.output_syntax {syntax!r}: use destinations (current Tracee, "
+            "`--output destinations.<name>.path=...`) or legacy (Tracee before it, `--output json:<path>`)."
+        )
+    text = str(value if value is not None else "none").strip()
+    if "\n" in text or "\r" in text:
+        raise UsageError(f"invalid tracee.output {text!r}: no line breaks.")
+    if text in ("", "none"):
+        return OutputSpec("none")
+    if text in ("json", "json:"):
+        path = str((run_dir / "tracer" / "events.json").resolve())
+        return OutputSpec("json", path=path, json_file=path)
+    if text.startswith("json:") and " " not in text:
+        path = text[len("json:"):]
+        if path in ("stdout", "stderr"):
+            return OutputSpec("json", path=path)
+        path = os.path.abspath(path)
+        return OutputSpec("json", path=path, json_file=path)
+    specs = text.split()
+    return OutputSpec("raw", specs=specs, json_file=_json_file_of(specs))
+
+
+def _json_file_of(specs: list[str]) -> str | None:
+    """The JSON file a list of raw --output values writes, when there is one."""
+    dests: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        if spec.startswith("json:"):
+            path = spec[len("json:"):]
+            if path and path not in ("stdout", "stderr"):
+                return os.path.abspath(path)
+        if spec.startswith("destinations.") and "=" in spec:
+            key, val = spec.split("=", 1)
+            parts = key.split(".")
+            if len(parts) == 3:
+                dests.setdefault(parts[1], {})[parts[2]] = val
+    for dest in dests.values():
+        if dest.get("type", "file") == "file" and dest.get("format") == "json":
+            path = dest.get("path", "stdout")
+            if path not in ("", "stdout", "stderr"):
+                return os.path.abspath(path)
+    return None
+
+
+# ---------------------------------------------------------------- command line
+
+
+def http_parts(address: str) -> tuple[str, int]:
+    match = _HTTP_ADDRESS.fullmatch(str(address).strip())
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise UsageError(
+            f"invalid tracee.http_address {address!r}: expected host:port such as 127.0.0.1:3366."
+        )
+    return match.group(1), int(match.group(2))
+
+
+def base_url(address: str) -> str:
+    """Where evt reaches Tracee's HTTP server (an any-address listens on loopback too)."""
+    host, port = http_parts(address)
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host in ("[::]",):
+        host = "[::1]"
+    return f"http://{host}:{port}"
+
+
+def scopes_for(units: list[Unit], runner: str | None = None) -> list[str]:
+    """Tracee --scope values for the units: their containers, else their process trees.
+    Units not started yet get placeholders (for the plan and --dry-run)."""
+    ids = [u.container_id for u in units if u.container_id]
+    pids = [u.pid for u in units if u.pid and not u.container_id]
+    if ids and pids:
+        raise RunError(
+            "some units run in containers and some as host processes; Tracee ANDs a container "
+            "scope with a tree scope, so one Tracee cannot be scoped to both. Use one runner."
+        )
+    if ids:
+        for cid in ids:
+            if not _CONTAINER_ID.fullmatch(cid):
+                raise RunError(f"unexpected container id {cid!r} (expected 12-64 hex digits)")
+        return ["container=" + ",".join(ids)]
+    if pids:
+        return [f"tree={int(pid)}" for pid in pids]
+    if not units:
+        return []
+    if runner == "local":
+        return [f"tree=<pid-of-{u.name}>" for u in units]
+    return ["container=" + ",".join(f"<id-of-{u.container_name or u.name}>" for u in units)]
+
+
+def _no_newline(value: str, what: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise UsageError(f"invalid {what} {value!r}: arguments cannot contain line breaks.")
+    return value
+
+
+def template_location(template: str) -> tuple[str, Path]:
+    """(template name, search directory): a name under templates/ or a path to a file."""
+    template = str(template)
+    candidate = Path(template)
+    if os.sep in template or candidate.is_absolute():
+        if not candidate.is_file():
+            raise UsageError(
+                f"tracee.template {template!r} does not exist; give a file path or a name under "
+                f"{TEMPLATES_DIR} (default tracee.cmd.j2)."
+            )
+        return candidate.name, candidate.resolve().parent
+    if not (TEMPLATES_DIR / template).is_file():
+        raise UsageError(
+            f"tracee.template {template!r} not found in {TEMPLATES_DIR}; use tracee.cmd.j2 or a path to a template."
+        )
+    return template, TEMPLATES_DIR
+
+
+def render_command(cfg, units: list[Unit], run_dir: Path, binary: str | None = None) -> list[str]:
+    """Tracee's argv, rendered from tracee.template (one argument per line)."""
+    tcfg = cfg.tracee
+    events = list(dict.fromkeys(u.event for u in units))
+    for event in events:
+        if not EVENT_NAME.fullmatch(event):
+            raise UsageError(f"invalid event name {event!r}: only [a-z0-9_]+ reaches Tracee's command line.")
+    output = parse_output(tcfg.output, str(tcfg.output_syntax), run_dir)
+    for value in (output.path or "", *output.specs):
+        _no_newline(value, "tracee.output")
+    http_parts(tcfg.http_address)
+    extra = [_no_newline(str(a), "tracee.extra_args entry") for a in (tcfg.extra_args or [])]
+    name, search = template_location(str(tcfg.template))
+    runner = runner_name(cfg)
+    text = render(
+        name,
+        search,
+        binary=_no_newline(str(binary or tcfg.binary), "tracee.binary"),
+        scopes=scopes_for(units, runner),
+        events=events,
+        output=output.as_context(),
+        output_syntax=str(tcfg.output_syntax),
+        server={
+            "metrics": bool(tcfg.metrics),
+            "healthz": bool(tcfg.healthz),
+            "pprof": bool(tcfg.pprof),
+            "pyroscope": bool(tcfg.pyroscope),
+        },
+        http_address=str(tcfg.http_address).strip(),
+        extra_args=extra,
+    )
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+
+def resolve_binary(binary: str) -> str:
+    """The executable the argv starts with: a bare name found on PATH, else an absolute path."""
+    if os.sep not in binary and not Path(binary).exists():
+        return shutil.which(binary) or binary
+    return os.path.abspath(binary)
+
+
+def write_command(dest: Path, cfg, argv: list[str], output: OutputSpec) -> None:
+    """command.json (argv, shell form, template, output) and command.txt in `dest`."""
+    tcfg = cfg.tracee
+    name, search = template_location(str(tcfg.template))
+    record = {
+        "argv": argv,
+        "shell": shlex.join(argv),
+        "template": str(search / name),
+        "output_syntax": str(tcfg.output_syntax),
+        "json_output": output.json_file,
+        "auto": bool(tcfg.auto),
+    }
+    (dest / "command.json").write_text(json.dumps(record, indent=2) + "\n")
+    (dest / "command.txt").write_text(shlex.join(argv) + "\n")

@@ -1,0 +1,65 @@
+"""Tracee's HTTP server as evt uses it: /healthz for readiness, /metrics scraped at both
+ends of the run (the pages kept in the run directory, their deltas reported), and the
+endpoint lines the original prints for --wait-before-trigger."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from evt import metrics as prom
+from evt.tracers.tracee.command import http_parts
+
+log = logging.getLogger(__name__)
+
+PYROSCOPE_UI = "http://localhost:4040/?query=tracee.cpu"
+GRAFANA_UI = "http://localhost:3000/"
+
+
+class TraceeServer:
+    """One Tracee's HTTP server at `url`; scraped pages go to `dest` as metrics-<which>.prom."""
+
+    def __init__(self, url: str, dest: Path):
+        self.url = url
+        self.dest = dest
+        self.scrapes = prom.Scrapes()
+
+    def not_healthy(self) -> str | None:
+        """None when /healthz answers 200; otherwise what it answered."""
+        status, body = prom.http_get(f"{self.url}/healthz", timeout=1.0)
+        if status == 200:
+            return None
+        return f"HTTP {status}" if status else body
+
+    def scrape(self, which: str) -> None:
+        """Keep the /metrics page as the run's `start` or `end` scrape; a failed scrape
+        is a warning and an entry in scrapes.errors (the run goes on without it)."""
+        try:
+            text = prom.scrape(f"{self.url}/metrics")
+            prom.parse(text)
+        except prom.ScrapeError as exc:
+            self.scrapes.errors.append(f"{which}: {exc}")
+            log.warning("Warning: %s; Tracee's counters will be missing from the results", exc)
+            return
+        self.dest.mkdir(parents=True, exist_ok=True)
+        (self.dest / f"metrics-{which}.prom").write_text(text)
+        if which == "start":
+            self.scrapes.start_text = text
+        else:
+            self.scrapes.end_text = text
+
+
+def endpoints(tcfg) -> list[str]:
+    """The original's endpoint lines for --wait-before-trigger (port from tracee.http_address)."""
+    host, port = http_parts(tcfg.http_address)
+    shown = "localhost" if host in ("", "0.0.0.0", "127.0.0.1", "localhost", "[::]", "[::1]") else host
+    lines: list[str] = []
+    if tcfg.pyroscope:
+        lines += [f"Pyroscope UI: {PYROSCOPE_UI}", f"Grafana dashboard: {GRAFANA_UI}"]
+    if tcfg.pprof:
+        lines.append(f"Pprof endpoint: http://{shown}:{port}/debug/pprof")
+    if tcfg.metrics:
+        lines.append(f"Metrics endpoint: http://{shown}:{port}/metrics")
+        if not tcfg.pyroscope:
+            lines.append(f"Grafana dashboard: {GRAFANA_UI}")
+    return lines

@@ -1,0 +1,164 @@
+"""TraceeTracer: Tracee as the tracer under test, whoever starts it.
+
+What does not depend on who starts Tracee lives here: the command line and its record,
+the units it is scoped to, the metric scrapes at both ends of the run and their deltas,
+the per-unit counts of its JSON output, the report. Starting, readiness and stopping are
+the lifecycle's (auto.py or manual.py, chosen by tracee.auto when the tracer is built).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from evt import metrics as prom
+from evt.errors import RunError, UsageError
+from evt.plan import Unit
+from evt.tracers.base import Tracer, TracerReport
+from evt.tracers.tracee.auto import AutoLifecycle
+from evt.tracers.tracee.command import (base_url, parse_output, render_command, resolve_binary,
+                                        template_location, write_command)
+from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
+from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
+from evt.tracers.tracee.manual import ManualLifecycle
+from evt.tracers.tracee.metrics import TraceeServer, endpoints
+
+log = logging.getLogger(__name__)
+
+
+class TraceeTracer(Tracer):
+    name = "tracee"
+
+    def __init__(self, cfg, run_dir: Path):
+        super().__init__(cfg, run_dir)
+        self.tcfg = cfg.tracee
+        self.durations = TraceeDurations.parse(self.tcfg, "tracee")
+        self.dir = self.run_dir / "tracer"
+        self.output = parse_output(self.tcfg.output, str(self.tcfg.output_syntax), self.run_dir)
+        self.server = TraceeServer(base_url(self.tcfg.http_address), self.dir)
+        self.lifecycle: Lifecycle = (
+            AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log")
+            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir)
+        )
+        self.argv: list[str] = []
+        self.watch = UnitWatch()
+        self._drained = False
+
+    # -- plan
+
+    def check(self, units: list[Unit]) -> None:
+        template_location(str(self.tcfg.template))
+        self.lifecycle.check()
+
+    def command(self, units: list[Unit]) -> list[str]:
+        return render_command(self.cfg, units, self.run_dir, resolve_binary(str(self.tcfg.binary)))
+
+    def pids(self) -> list[int]:
+        return self.lifecycle.pids()
+
+    # -- hooks
+
+    def start_title(self) -> str:
+        return self.lifecycle.start_title() or super().start_title()
+
+    def manual_instructions(self, units: list[Unit]) -> list[str]:
+        return self.lifecycle.instructions(units)
+
+    def manual_prompt(self) -> str | None:
+        return self.lifecycle.prompt()
+
+    def endpoints(self) -> list[str]:
+        return endpoints(self.tcfg)
+
+    # -- lifecycle
+
+    def start(self, units: list[Unit]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        missing = [u.name for u in units if not u.container_id and not u.pid]
+        if missing:
+            raise RunError(
+                f"Tracee cannot be scoped before every unit exists; no container id or pid for: {', '.join(missing)}"
+            )
+        self.argv = self.command(units)
+        write_command(self.dir, self.cfg, self.argv, self.output)
+        self.watch.start(units, follow_trees=bool(self.output.json_file))
+        self.lifecycle.start(self.argv, self.output.json_file)
+
+    def wait_ready(self) -> None:
+        self.lifecycle.wait_ready()
+        if self.tcfg.metrics:
+            self.server.scrape("start")
+
+    def poll(self) -> str | None:
+        return self.lifecycle.poll()
+
+    def drain(self) -> None:
+        if self._drained:
+            return
+        self._drained = True
+        self.watch.stop()
+        if not self.lifecycle.ready:
+            return
+        if self.durations.drain_s > 0:
+            self.lifecycle.wait_alive(self.durations.drain_s)
+        if self.tcfg.metrics and self.lifecycle.alive():
+            self.server.scrape("end")
+
+    def stop(self) -> None:
+        if self.lifecycle.stopped:
+            return
+        self.watch.stop()
+        self.lifecycle.stop()
+        if self.argv:  # started: what became of it
+            self._write_lifecycle()
+
+    def _write_lifecycle(self) -> None:
+        record = dict(self.lifecycle.record(), scrape_errors=self.server.scrapes.errors)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "lifecycle.json").write_text(json.dumps(record, indent=2) + "\n")
+        except OSError as exc:  # pragma: no cover - a full or vanished run dir
+            log.warning("could not write %s: %s", self.dir / "lifecycle.json", exc)
+
+    # -- results
+
+    def report(self, units: list[Unit]) -> TracerReport:
+        delta = self.server.scrapes.deltas()
+        command = list(self.argv)
+        if not command:
+            try:
+                command = self.command(units)
+            except (UsageError, RunError):
+                command = []
+        sampler = self.lifecycle.sampler
+        rep = TracerReport(
+            tracer=self.name,
+            command=command,
+            observed=self._observed(units),
+            lost=prom.lost(delta),
+            metrics=delta,
+            log_path=str(self.lifecycle.log_path) if self.lifecycle.log_path else None,
+            crashed=self.lifecycle.crashed,
+            cpu_s=sampler.cpu_s if sampler else None,
+            peak_rss_bytes=sampler.peak_rss if sampler else None,
+            wall_s=sampler.wall_s if sampler else None,
+        )
+        if delta:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "metrics-deltas.json").write_text(json.dumps(delta, indent=2, sort_keys=True) + "\n")
+        return rep
+
+    def _observed(self, units: list[Unit]) -> dict[str, int] | None:
+        """Per-unit counts of Tracee's JSON output; None without one (its counters only)."""
+        path = self.output.json_file
+        if not path:
+            return None
+        if not Path(path).is_file():
+            log.warning("Warning: Tracee's JSON output %s does not exist; no per-unit counts", path)
+            return None
+        scopes = self.watch.scopes(units)
+        counts = count_events(path, scopes)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_counts(counts, self.dir / "event-counts.json")
+        return counts.observed(scopes)

@@ -1,0 +1,199 @@
+"""evt.procs: the managed-process helper, with real processes (Python children)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+from tracee_helpers import gone, group_gone, reap
+
+from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, exit_text, log_tail, stop_group
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def started():
+    """Every ManagedProcess a test starts; its whole group is killed and must be gone."""
+    made: list[ManagedProcess] = []
+    yield made
+    for proc in made:
+        if proc.running:
+            reap(proc.pid)
+        proc.wait_exit(5)
+        proc.sampler.stop()
+        assert gone(proc.pid) and group_gone(proc.pid)
+
+
+def start(started, argv, tmp_path, **kw) -> ManagedProcess:
+    proc = ManagedProcess(argv, tmp_path / "logs" / "p.log", **kw)
+    started.append(proc)
+    return proc
+
+
+def log_says(proc: ManagedProcess, text: str) -> bool:
+    return wait_for(lambda: text in proc.log_path.read_text())
+
+
+IGNORES_TERM = """
+    import os, signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, lambda *a: print("SIGTERM received and ignored", file=sys.stderr, flush=True))
+    child = subprocess.Popen(["sleep", "60"])  # in its group: must not outlive the stop
+    print(f"child {child.pid}", file=sys.stderr, flush=True)
+    print("ready", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_runs_in_its_own_session_with_output_in_the_log(started, tmp_path):
+    proc = start(started, py("import sys; print('to stdout', flush=True); print('to stderr', file=sys.stderr)"),
+                 tmp_path)
+    assert os.getsid(proc.pid) == proc.pid and os.getpgid(proc.pid) == proc.pid
+    assert proc.wait_exit(10) == 0
+    assert proc.log_path.read_text().splitlines() == ["to stdout", "to stderr"]
+
+
+def test_stdout_to_a_file_of_its_own(started, tmp_path):
+    out = tmp_path / "p.out"
+    proc = start(started, py("import sys; print('data'); print('noise', file=sys.stderr)"), tmp_path, stdout_path=out)
+    assert proc.wait_exit(10) == 0
+    assert out.read_text() == "data\n" and proc.log_path.read_text() == "noise\n"
+
+
+def test_sigterm_ignored_means_sigkill_after_the_timeout(started, tmp_path):
+    proc = start(started, py(IGNORES_TERM), tmp_path)
+    assert log_says(proc, "ready")
+    child = int(next(line for line in proc.tail() if line.startswith("child ")).split()[1])
+    said: list[float] = []
+    t0 = time.monotonic()
+    outcome = proc.stop(0.5, before_kill=lambda: said.append(time.monotonic() - t0))
+    assert outcome is Stop.KILLED
+    assert len(said) == 1 and said[0] >= 0.5  # told before the SIGKILL, after the timeout
+    assert proc.returncode == -signal.SIGKILL
+    assert "SIGTERM received and ignored" in proc.log_path.read_text()
+    assert wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE)
+    assert group_gone(proc.pid)
+    t1 = time.monotonic()
+    assert proc.stop(0.5) is Stop.KILLED and time.monotonic() - t1 < 0.2  # again: nothing more happens
+    assert proc.poll() is None  # an exit evt caused is no crash
+
+
+def test_a_graceful_stop_uses_the_first_signal(started, tmp_path):
+    code = """
+        import sys, time
+        print("ready", file=sys.stderr, flush=True)
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("END ran", flush=True)
+            sys.exit(0)
+    """
+    proc = start(started, py(code), tmp_path)
+    assert log_says(proc, "ready")
+    assert proc.stop(10, first_signal=signal.SIGINT) is Stop.SIGNALLED
+    assert proc.returncode == 0 and "END ran" in proc.log_path.read_text()
+
+
+def test_stop_after_it_exited(started, tmp_path):
+    proc = start(started, py("raise SystemExit(3)"), tmp_path)
+    assert proc.wait_exit(10) == 3
+    assert proc.stop(5) is Stop.EXITED
+
+
+def test_poll_says_why_it_died(started, tmp_path):
+    proc = start(started, py("import sys, time; time.sleep(0.3); sys.exit(2)"), tmp_path)
+    assert proc.poll() is None
+    assert wait_for(lambda: proc.poll() is not None)
+    assert proc.poll() == "exited with code 2"
+    killed = start(started, py("import time; time.sleep(60)"), tmp_path)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait_exit(10)
+    assert killed.poll() == "was killed by SIGKILL"
+
+
+def test_tail_is_the_last_non_blank_lines(started, tmp_path):
+    code = """
+        import sys
+        for i in range(1, 31):
+            print(f"line {i}", file=sys.stderr)
+            print("", file=sys.stderr)
+        print("ATTACHED marker", file=sys.stderr)
+    """
+    proc = start(started, py(code), tmp_path)
+    proc.wait_exit(10)
+    assert LOG_TAIL == 20
+    assert proc.tail() == [f"line {i}" for i in range(12, 31)] + ["ATTACHED marker"]
+    assert proc.tail(3, skip="ATTACHED") == ["line 28", "line 29", "line 30"]
+    assert log_tail(tmp_path / "missing.log") == []
+
+
+def test_cpu_and_memory_are_sampled(started, tmp_path):
+    code = """
+        import time
+        block = bytearray(64 * 2**20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1  # touched: resident
+        end = time.process_time() + 0.6
+        while time.process_time() < end:
+            pass
+        time.sleep(0.5)
+    """
+    proc = start(started, py(code), tmp_path)
+    assert proc.wait_exit(30) == 0
+    proc.stop(1)
+    assert proc.sampler.cpu_s >= 0.5
+    assert proc.sampler.peak_rss >= 64 * 2**20
+    assert proc.sampler.wall_s >= 1.0
+
+
+def test_the_sampler_counts_children(tmp_path):
+    parent = subprocess.Popen(py("""
+        import subprocess, sys
+        subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.5\\nwhile time.process_time() < end: pass\\ntime.sleep(0.4)"])
+    """), start_new_session=True)
+    sampler = ProcessSampler(parent.pid, interval_s=0.05).start()
+    try:
+        parent.wait(timeout=30)
+    finally:
+        sampler.stop()
+        reap(parent.pid)
+    assert sampler.cpu_s >= 0.4  # the child's CPU, read while it ran
+
+
+def test_a_program_that_cannot_run_is_an_oserror(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x00\x01 not a program")
+    bad.chmod(0o755)
+    with pytest.raises(OSError):
+        ManagedProcess([str(bad)], tmp_path / "bad.log")
+
+
+def test_stop_group_of_a_plain_popen(tmp_path):
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    assert stop_group(proc, 5, first_signal=signal.SIGKILL) is Stop.SIGNALLED
+    assert proc.returncode == -signal.SIGKILL and gone(proc.pid)
+
+
+def test_exit_text():
+    assert exit_text(None) == "is still running"
+    assert exit_text(0) == "exited with code 0"
+    assert exit_text(-signal.SIGTERM) == "was killed by SIGTERM"
+    assert exit_text(-200) == "was killed by signal 200"
