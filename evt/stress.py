@@ -29,10 +29,10 @@ from evt.errors import RunError, UsageError
 from evt.events import EventBus, console_listener, log_listener
 from evt.host import check_kernel_feature
 from evt.plan import Plan, Unit
+from evt.plugins import make_tracer
 from evt.runners import make_runner
 from evt.spec import EventSpec, format_duration, parse_duration, parse_seconds
 from evt.suite import resolve_specs
-from evt.plugins import make_tracer
 from evt.tracers.base import Tracer, TracerReport
 
 log = logging.getLogger("evt.stress")

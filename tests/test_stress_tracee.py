@@ -67,3 +67,16 @@ def test_tracee_dying_mid_run_marks_the_run_and_results_are_still_written(tmp_pa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "tracer_crashed" and summary["tracer_cost"]["crashed"]
     assert summary["ok"] == 3000  # the units ran to the end and their figures were kept
+
+
+def test_wait_before_trigger_shows_the_tracers_endpoints(tmp_path):
+    port = free_port()
+    proc = subprocess.run([EVT, "stress", *standin_args(tmp_path, port), "--wait-before-trigger",
+                           f"hydra.run.dir={tmp_path / 'run'}"], input="\n", capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"Metrics endpoint: http://localhost:{port}/metrics" in lines
+    assert lines.index(f"Metrics endpoint: http://localhost:{port}/metrics") < lines.index(
+        "Press ENTER to start triggering events...")
+    assert "Phase 3: starting tracer tracee" in lines and "Tracee is ready (PID: " in proc.stdout
