@@ -35,7 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evt import trigger  # noqa: E402
-from evt.catalog import Marker, get_trigger  # noqa: E402
+from evt.catalog import get_trigger  # noqa: E402
+from evt.marker import Marker  # noqa: E402
 
 EVENT = "security_file_open"
 

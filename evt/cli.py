@@ -191,7 +191,7 @@ def _exit_on_sigterm(signum, frame):
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
-    from evt.catalog import Marker
+    from evt.marker import Marker
     from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:

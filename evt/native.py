@@ -16,7 +16,7 @@ import signal
 import socket
 from typing import Callable
 
-from evt.catalog import Marker
+from evt.marker import Marker
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.restype = ctypes.c_long

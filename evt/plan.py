@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from evt.catalog import Marker, Target
+from evt.marker import Marker, Target
 
 
 @dataclass

@@ -24,7 +24,8 @@ from rich.live import Live
 from rich.table import Table
 
 from evt import runstate
-from evt.catalog import Marker, get_trigger
+from evt.catalog import get_trigger
+from evt.marker import Marker
 from evt.errors import RunError, UsageError
 from evt.events import EventBus, console_listener, log_listener
 from evt.host import check_kernel_feature

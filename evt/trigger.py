@@ -25,7 +25,8 @@ from datetime import datetime
 from typing import Callable, TextIO
 
 from evt import native
-from evt.catalog import Marker, Trigger
+from evt.catalog import Trigger
+from evt.marker import Marker
 from evt.spec import format_duration
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import EVT, needs_bpftrace
 from evt import host
-from evt.catalog import Marker, Target, get_trigger
+from evt.catalog import get_trigger
+from evt.marker import Marker, Target
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
 from evt.tracers.bpftrace import TREE_DEPTH, BpftraceTracer, missing_probe

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from evt import catalog, native
-from evt.catalog import CatalogError, Marker, Trigger, get_trigger, load_catalog
+from evt.catalog import CatalogError, Trigger, get_trigger, load_catalog
+from evt.marker import Marker
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
 

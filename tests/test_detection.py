@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evt.catalog import Marker
+from evt.marker import Marker
 from stress_helpers import run_containers, run_evt
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from evt import native
-from evt.catalog import Marker, default_catalog
+from evt.catalog import default_catalog
+from evt.marker import Marker
 
 
 def in_child(fn):

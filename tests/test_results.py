@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 from evt import csvio, results
-from evt.catalog import Marker, Target
+from evt.marker import Marker, Target
 from evt.plan import Plan, Unit
 from evt.runners.base import UnitState
 from evt.tracers.base import TracerReport

@@ -183,7 +183,7 @@ def test_observed_is_zero_for_a_unit_without_events(tmp_path, shape):
 
 
 def test_native_units_count_only_events_carrying_the_run_marker(tmp_path):
-    from evt.catalog import Marker
+    from evt.marker import Marker
     from evt.tracers.tracee.counting import UnitScope, count_events
 
     marker = Marker.for_run("run-1", "sched_process_exec")

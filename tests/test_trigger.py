@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from evt import trigger
-from evt.catalog import Marker, get_trigger, load_catalog
+from evt.catalog import get_trigger, load_catalog
+from evt.marker import Marker
 from evt.paths import TRIGGERS_DIR
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")

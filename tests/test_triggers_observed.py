@@ -21,7 +21,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import EVT, needs_bpftrace
-from evt.catalog import Marker, default_catalog
+from evt.catalog import default_catalog
+from evt.marker import Marker
 from evt.config import EvtConfig
 from evt.plan import Unit
 from evt.tracers.bpftrace import BpftraceTracer

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import evt.config  # noqa: F401 - registers the structured configs
-from evt.catalog import Marker, Target
+from evt.marker import Marker, Target
 from evt.config import HYDRA_VERSION_BASE
 from evt.paths import CONF_DIR
 from evt.plan import Unit
