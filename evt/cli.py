@@ -32,7 +32,7 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
     p.add_argument("--mode", choices=None, default=None, help="native (syscalls from Python, no fork per op) or script (the original's shell script per op); default: native where the trigger has it")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
-    p.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # marker seed, set by evt stress
+    p.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # marker seed; set by evt stress: a unit, speaks evt.protocol
     p.add_argument("--start-fifo", default=None, help=argparse.SUPPRESS)  # stress start barrier
     p.add_argument("--progress", default=None, help=argparse.SUPPRESS)  # seconds between progress lines
 
@@ -189,9 +189,32 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _gate(args: argparse.Namespace, timeout_ns: int):
+    from evt import trigger
+
+    if args.start_fifo:
+        return trigger.FifoGate(args.start_fifo, timeout_ns)
+    if args.wait_signal:
+        return trigger.SignalGate(timeout_ns)
+    return trigger.Gate()
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
+    """A unit of `evt stress` (it has a --run-id) also speaks evt.protocol, failures included."""
+    from evt import protocol
+
+    try:
+        return _trigger(args)
+    except (UsageError, RunError) as exc:
+        if args.run_id is not None:
+            print(protocol.encode(protocol.Error(str(exc))), flush=True)
+        raise
+
+
+def _trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
     from evt.marker import Marker
+    from evt.protocol import Result
     from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:
@@ -214,19 +237,16 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     # SIGTERM (a stress run stopping its units) unwinds like Ctrl+C: workers are killed
     # and the marker directory removed on the way out.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if args.start_fifo:
-        gate: trigger.Gate = trigger.FifoGate(args.start_fifo, timeout_ns)
-    elif args.wait_signal:
-        gate = trigger.SignalGate(timeout_ns)
-    else:
-        gate = trigger.Gate()
-    out = trigger.Output(event, prefixed=bool(args.wait_signal or args.start_fifo))
+    gate = _gate(args, timeout_ns)
+    out = trigger.Output(event, prefixed=bool(args.wait_signal or args.start_fifo), protocol=args.run_id is not None)
     progress = float(args.progress) if args.progress else None
     try:
         result = trigger.run(trig, mode, ops, parallel, sleep_ns, marker, gate, out, progress)
     except trigger.GateTimeout as exc:
         raise RunError(str(exc)) from exc
-    if args.json:
+    if out.protocol:  # the record carries every field of the --json object
+        out.send(Result(result))
+    elif args.json:
         out(result.to_json())
     if result.errors:
         failed = [w for w in result.per_worker if w.errors]

@@ -16,17 +16,17 @@ from rich.table import Table
 
 from evt import csvio
 from evt.plan import Plan
-from evt.runners.base import UnitState
+from evt.protocol import TriggerResult
 from evt.tracers.base import TracerReport
 
 
-def workers_frame(plan: Plan, states: dict[str, UnitState]) -> pd.DataFrame:
+def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.DataFrame:
     rows = []
     for unit in plan.units:
-        state = states.get(unit.name)
-        if state is None or state.result is None:
+        result = results.get(unit.name)
+        if result is None:
             continue
-        for w in state.result.per_worker:
+        for w in result.per_worker:
             rows.append({
                 "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
                 "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
@@ -36,12 +36,11 @@ def workers_frame(plan: Plan, states: dict[str, UnitState]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
 
-def events_frame(plan: Plan, states: dict[str, UnitState], report: TracerReport | None) -> pd.DataFrame:
+def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None) -> pd.DataFrame:
     rows = []
     observed_by_unit = report.observed if report is not None else None
     for unit in plan.units:
-        state = states.get(unit.name)
-        result = state.result if state else None
+        result = results.get(unit.name)
         ops_ok = result.ok if result else 0
         expected = ops_ok * unit.target.per_op
         observed = observed_by_unit.get(unit.name, 0) if observed_by_unit is not None else None
@@ -74,19 +73,19 @@ def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def start_skew_ms(states: dict[str, UnitState]) -> float | None:
+def start_skew_ms(results: dict[str, TriggerResult | None]) -> float | None:
     """Spread of the units' first-op times: how simultaneous the start was."""
     firsts = []
-    for state in states.values():
-        if state.result:
-            starts = [w.t_start_ns for w in state.result.per_worker if w.t_start_ns]
+    for result in results.values():
+        if result:
+            starts = [w.t_start_ns for w in result.per_worker if w.t_start_ns]
             if starts:
                 firsts.append(min(starts))
     return (max(firsts) - min(firsts)) / 1e6 if len(firsts) >= 2 else (0.0 if firsts else None)
 
 
 def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: TracerReport | None,
-              states: dict[str, UnitState], extra: dict) -> dict:
+              results: dict[str, TriggerResult | None], extra: dict) -> dict:
     ok = int(workers["ok"].sum()) if len(workers) else 0
     span = (workers["t_end_ns"].max() - workers["t_start_ns"].min()) / 1e9 if len(workers) else 0.0
     summary: dict[str, object] = {
@@ -100,7 +99,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "errors": int(workers["errors"].sum()) if len(workers) else 0,
         "duration_s": float(span),
         "total_ops_per_s": (ok / span) if span > 0 else 0.0,
-        "start_skew_ms": start_skew_ms(states),
+        "start_skew_ms": start_skew_ms(results),
     }
     if events["observed"].notna().any():
         expected = int(events["expected"].sum())

@@ -333,10 +333,11 @@ def run_stress(cfg, run_dir: Path, console: Console | None = None) -> int:
 
     extra.update(status=status, partial=partial, failure=failure, started_at=started_at,
                  wall_s=time.monotonic() - t_command)
-    workers = results.workers_frame(plan, runner.states)
-    events = results.events_frame(plan, runner.states, report)
+    unit_results = runner.unit_results()
+    workers = results.workers_frame(plan, unit_results)
+    events = results.events_frame(plan, unit_results, report)
     tracer_table = results.tracer_frame(plan, report)
-    summary = results.summarize(plan, workers, events, report, runner.states, extra)
+    summary = results.summarize(plan, workers, events, report, unit_results, extra)
     if not results.apply_loss_gate(summary, cfg.stress.get("max_loss_pct")) and exit_code == 0:
         exit_code = 1
         summary["status"] = status = "loss_exceeded"

@@ -20,50 +20,20 @@ import stat
 import struct
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from typing import Callable, TextIO
 
 from evt import native
 from evt.catalog import Trigger
 from evt.marker import Marker
+from evt.protocol import Message, Progress, TriggerResult, Waiting, WorkerResult, encode
 from evt.spec import format_duration
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
 FIRST_OP_PAUSE_S = 0.005  # after the first op, when a shared release woke every worker: see _loop
 QUIET_AFTER_RELEASE_S = 0.02  # the parent's pause after a shared release: see run()
 PR_SET_TIMERSLACK = 29
-
-
-@dataclass
-class WorkerResult:
-    worker: int
-    ops: int
-    ok: int
-    errors: int
-    t_start_ns: int  # wall clock (CLOCK_REALTIME) of the first op
-    t_end_ns: int
-    duration_s: float  # from the monotonic clock
-    ops_per_s: float
-    first_error: str | None = None
-
-
-@dataclass
-class TriggerResult:
-    event: str
-    mode: str
-    workers: int
-    ops: int
-    ok: int
-    errors: int
-    duration_s: float
-    ops_per_s: float
-    t_start_ns: int
-    t_end_ns: int
-    per_worker: list[WorkerResult] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
 
 
 class GateTimeout(Exception):
@@ -137,15 +107,21 @@ class FifoGate(Gate):
 
 class Output:
     """Prints the trigger's lines; while waiting-mode is on each line carries the
-    original's `[trigger:<pid>:<event>] ` prefix."""
+    original's `[trigger:<pid>:<event>] ` prefix. A unit (protocol=True) also sends the
+    records of evt.protocol, the only lines its orchestrator reads."""
 
-    def __init__(self, event: str, prefixed: bool, stream: TextIO | None = None):
+    def __init__(self, event: str, prefixed: bool, stream: TextIO | None = None, protocol: bool = False):
         self.prefix = f"[trigger:{os.getpid()}:{event}] " if prefixed else ""
         self.stream = stream or sys.stdout
+        self.protocol = protocol
 
     def __call__(self, line: str) -> None:
         self.stream.write(f"{self.prefix}{line}\n")
         self.stream.flush()
+
+    def send(self, msg: Message) -> None:
+        if self.protocol:
+            self(encode(msg))
 
 
 def clock_text(ns: int) -> str:
@@ -390,6 +366,7 @@ def run(
         workers.spawn(shared_fd)
         if gate.description:
             out(gate.description)
+        out.send(Waiting())
         gate.wait()
         # Release first, print after: the start skew between units is what the barrier is for.
         m_start, now_ns = time.monotonic_ns(), time.time_ns()
@@ -404,7 +381,7 @@ def run(
         else:
             out(f"Starting triggering {ops} ops with {sleep_text} sleep time at {clock_text(now_ns)}")
         def report_progress(done: int) -> None:
-            out(json.dumps({"progress": {"done": done, "total": ops * parallel}}))
+            out.send(Progress(done, ops * parallel))
 
         rows = workers.wait(report_progress if progress_interval_s else None, progress_interval_s or 0.5)
         elapsed = time.monotonic_ns() - m_start

@@ -7,9 +7,8 @@ import csv
 from evt import csvio, results
 from evt.marker import Marker, Target
 from evt.plan import Plan, Unit
-from evt.runners.base import UnitState
 from evt.tracers.base import TracerReport
-from evt.trigger import TriggerResult, WorkerResult
+from evt.protocol import TriggerResult, WorkerResult
 
 
 def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100) -> Unit:
@@ -18,14 +17,12 @@ def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100
                 argv=["evt", "trigger"])
 
 
-def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> UnitState:
+def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> TriggerResult:
     workers = [WorkerResult(i, u.ops, ok, u.ops - ok, t, t + 2_000_000_000, 2.0, ok / 2.0)
                for i, (ok, t) in enumerate(zip(ok_per_worker, starts))]
-    s = UnitState(u.name, u.total_ops, exit_code=0)
-    s.result = TriggerResult(u.event, u.mode, len(workers), u.total_ops, sum(ok_per_worker),
-                             u.total_ops - sum(ok_per_worker), 2.0, sum(ok_per_worker) / 2.0,
-                             min(starts), max(starts) + 2_000_000_000, workers)
-    return s
+    return TriggerResult(u.event, u.mode, len(workers), u.total_ops, sum(ok_per_worker),
+                         u.total_ops - sum(ok_per_worker), 2.0, sum(ok_per_worker) / 2.0,
+                         min(starts), max(starts) + 2_000_000_000, workers)
 
 
 def make_plan():

@@ -44,3 +44,25 @@ def test_a_sweep_writes_one_row_per_job(tmp_path):
     assert ["stress.instances=2" in r["overrides"].split() for r in rows] == [False, True]
     assert [int(r["ok"]) for r in rows] == [200, 400]
     assert all(r["status"] == "ok" for r in rows)
+
+
+def unit_log_is_whole(log: Path, ops: int) -> None:
+    """units/<unit>.log holds the unit's whole output: from its waiting line through
+    every progress record to its result (far more lines than any in-memory tail kept)."""
+    from evt.protocol import Progress, Result, Waiting, decode
+
+    lines = log.read_text().splitlines()
+    records = [decode(line) for line in lines]
+    assert lines[0].endswith(")") and "Waiting at start barrier" in lines[0]
+    assert records[1] == Waiting()
+    assert "Starting triggering" in lines[2] and any("Finished triggering" in line for line in lines)
+    assert sum(isinstance(r, Progress) for r in records) > 200, len(lines)
+    assert isinstance(records[-1], Result) and records[-1].result.ok == ops
+
+
+def test_each_units_whole_output_is_saved(tmp_path):
+    result = run_evt(["stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+                      "stress.progress_interval=0.005s", "-e", "security_file_open:ops=300:sleep=10ms",
+                      f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)

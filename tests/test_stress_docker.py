@@ -45,6 +45,15 @@ def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
     assert run_containers(run_id) == []
 
 
+def test_each_containers_whole_output_is_saved(tmp_path):
+    from test_runner_local import unit_log_is_whole
+
+    result = run_evt(["stress", "-e", "security_file_open:ops=300:sleep=10ms", "stress.progress_interval=0.005s",
+                      *QUICK, f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)
+
+
 def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
     # Without CAP_SYS_ADMIN (runner.privileged=false, no cap_add) the unit refuses to start.
     run_id = "fail-" + tmp_path.name[-12:]

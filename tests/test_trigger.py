@@ -19,6 +19,7 @@ import yaml
 from evt import trigger
 from evt.catalog import get_trigger, load_catalog
 from evt.marker import Marker
+from evt.protocol import Progress, Waiting, decode
 from evt.paths import TRIGGERS_DIR
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
@@ -33,9 +34,9 @@ def marker():
     shutil.rmtree(m.dir, ignore_errors=True)
 
 
-def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progress=None):
+def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progress=None, protocol=False):
     stream = io.StringIO()
-    out = trigger.Output(event, prefixed=False, stream=stream)
+    out = trigger.Output(event, prefixed=False, stream=stream, protocol=protocol)
     marker = marker or Marker.for_run(uuid.uuid4().hex, event)
     result = trigger.run(get_trigger(event), mode, ops, parallel, sleep_ns, marker, gate, out, progress)
     return result, stream.getvalue().splitlines()
@@ -130,12 +131,19 @@ def test_a_worker_that_dies_is_reported(marker):
     assert (rows[1].ok, rows[1].errors, rows[1].first_error) == (0, 10, "worker died without reporting")
 
 
-def test_progress_lines_while_running():
-    result, lines = run("security_file_open", "native", 12, sleep_ns=25_000_000, progress=0.05)
-    progress = [json.loads(line)["progress"] for line in lines if line.startswith('{"progress"')]
+def test_progress_records_while_running():
+    result, lines = run("security_file_open", "native", 12, sleep_ns=25_000_000, progress=0.05, protocol=True)
+    progress = [m for m in map(decode, lines) if isinstance(m, Progress)]
     assert progress, lines
-    assert all(p["total"] == 12 for p in progress)
+    assert all(p.total == 12 for p in progress)
     assert result.ok == 12
+
+
+def test_only_a_unit_sends_protocol_records():
+    _, lines = run("security_file_open", "native", 3, progress=0.05)
+    assert [decode(line) for line in lines] == [None] * len(lines)
+    _, lines = run("security_file_open", "native", 3, progress=0.05, protocol=True)
+    assert Waiting() in [decode(line) for line in lines]
 
 
 def test_output_prefix_when_waiting():

@@ -1,67 +1,85 @@
-"""What every runner shares: unit states fed from the units' output, the start
-barrier, and waits that poll a condition up to a deadline."""
+"""What every runner shares: unit states fed by the unit protocol, each unit's output
+kept whole in <run_dir>/units/<unit>.log, the start barrier, and waits that poll a
+condition up to a deadline."""
 
 from __future__ import annotations
 
-import collections
-import json
 import os
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
+from evt import protocol
 from evt.errors import RunError
 from evt.plan import Unit
-from evt.procs import LOG_TAIL
-from evt.trigger import TriggerResult, WorkerResult
+from evt.procs import LOG_TAIL, log_tail
+from evt.protocol import TriggerResult
 
-_PREFIX = re.compile(r"^\[trigger:\d+:[a-z0-9_]+\] ")
 BARRIER_NAME = "barrier"
+UNITS_DIR = "units"
 
 
 @dataclass
 class UnitState:
-    """What the orchestrator knows of one unit, from its output lines and exit."""
+    """What the orchestrator knows of one unit: the protocol records it sent (evt.protocol)
+    and its exit. Every line it printed goes to log_path; nothing else is read from them."""
 
     name: str
     total_ops: int
+    log_path: Path
     waiting_since: float | None = None  # monotonic time it reported waiting
     done_ops: int = 0
     result: TriggerResult | None = None
+    error: str | None = None  # the message of its Error record
     exit_code: int | None = None
-    lines: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _log: TextIO | None = field(default=None, repr=False)
 
     def feed(self, raw: str) -> None:
-        line = _PREFIX.sub("", raw.rstrip("\n"))
+        line = raw.rstrip("\n")
+        msg = protocol.decode(line)
         with self.lock:
-            if not line.startswith('{"progress"'):
-                self.lines.append(line)
-            if line.startswith("Waiting at start barrier") and self.waiting_since is None:
+            self._write(line)
+            if isinstance(msg, protocol.Waiting) and self.waiting_since is None:
                 self.waiting_since = time.monotonic()
-            elif line.startswith("{"):
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    return
-                if "progress" in data:
-                    self.done_ops = max(self.done_ops, int(data["progress"]["done"]))
-                elif "per_worker" in data:
-                    workers = [WorkerResult(**w) for w in data.pop("per_worker")]
-                    self.result = TriggerResult(**data, per_worker=workers)
-                    self.done_ops = self.result.ok + self.result.errors
+            elif isinstance(msg, protocol.Progress):
+                self.done_ops = max(self.done_ops, msg.done)
+            elif isinstance(msg, protocol.Result):
+                self.result = msg.result
+                self.done_ops = msg.result.ok + msg.result.errors
+            elif isinstance(msg, protocol.Error):
+                self.error = msg.message
+
+    def note(self, line: str) -> None:
+        """A line of the runner's own about this unit (e.g. why its output ended)."""
+        with self.lock:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        if self._log is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "a", buffering=1)
+        self._log.write(line + "\n")
+
+    def close_log(self) -> None:
+        with self.lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     @property
     def finished(self) -> bool:
         return self.exit_code is not None
 
     def tail(self, n: int = LOG_TAIL) -> list[str]:
+        """The last n human lines of the unit's log (its protocol records left out)."""
         with self.lock:
-            return list(self.lines)[-n:]
+            if self._log is not None:
+                self._log.flush()
+        return log_tail(self.log_path, n, skip=protocol.RECORD_START)
 
 
 class Runner(ABC):
@@ -77,6 +95,16 @@ class Runner(ABC):
         self.changed = threading.Event()  # set whenever a unit exits
         self.notice: str | None = None  # one line for the user about how units run
         self.barrier_dir = self.run_dir / ".barrier"
+        self.units_dir = self.run_dir / UNITS_DIR
+
+    def add_state(self, unit: Unit) -> UnitState:
+        """The state of a unit about to start; its output goes to units/<unit>.log."""
+        state = self.states[unit.name] = UnitState(unit.name, unit.total_ops, self.units_dir / f"{unit.name}.log")
+        return state
+
+    def unit_results(self) -> dict[str, TriggerResult | None]:
+        """Each unit's reported figures (None: it sent no result), for the result tables."""
+        return {name: state.result for name, state in self.states.items()}
 
     @property
     def barrier_path(self) -> Path:
@@ -147,6 +175,7 @@ class Runner(ABC):
 
     def unit_exited(self, state: UnitState, exit_code: int) -> None:
         """Called by the thread following a unit when it has exited."""
+        state.close_log()
         state.exit_code = exit_code
         self.changed.set()
 

@@ -120,7 +120,7 @@ class DockerRunner(Runner):
         self.resolve_privileges()
         self.make_barrier()
         for unit in units:
-            self.states[unit.name] = UnitState(unit.name, unit.total_ops)
+            self.add_state(unit)
 
         def create_and_start(unit: Unit) -> None:
             container = self.client.containers.create(
@@ -171,7 +171,7 @@ class DockerRunner(Runner):
                 state.feed(pending.decode(errors="replace"))
             self.unit_exited(state, int(container.wait().get("StatusCode", -1)))
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
-            state.lines.append(f"(log stream ended: {exc})")
+            state.note(f"(log stream ended: {exc})")
             if state.exit_code is None:
                 self.unit_exited(state, -1)
 

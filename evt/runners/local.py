@@ -62,7 +62,7 @@ class LocalRunner(Runner):
         self.make_barrier()
         executable = evt_executable()
         for unit in units:
-            state = self.states[unit.name] = UnitState(unit.name, unit.total_ops)
+            state = self.add_state(unit)
             cgroup = self._unit_cgroup(unit)
             procs_file = str(cgroup / "cgroup.procs") if cgroup else None
 
