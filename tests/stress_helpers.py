@@ -28,3 +28,17 @@ def run_containers(run_id: str) -> list:
     import docker
 
     return docker.from_env().containers.list(all=True, filters={"label": f"evt.run_id={run_id}"})
+
+
+def unit_log_is_whole(log: Path, ops: int) -> None:
+    """units/<unit>.log holds the unit's whole output: from its waiting line through
+    every progress record to its result (far more lines than any in-memory tail kept)."""
+    from evt.protocol import Progress, Result, Waiting, decode
+
+    lines = log.read_text().splitlines()
+    records = [decode(line) for line in lines]
+    assert lines[0].endswith(")") and "Waiting at start barrier" in lines[0]
+    assert records[1] == Waiting()
+    assert "Starting triggering" in lines[2] and any("Finished triggering" in line for line in lines)
+    assert sum(isinstance(r, Progress) for r in records) > 200, len(lines)
+    assert isinstance(records[-1], Result) and records[-1].result.ok == ops

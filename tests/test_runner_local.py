@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from evt import host
-from stress_helpers import run_evt
+from stress_helpers import run_evt, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +44,6 @@ def test_a_sweep_writes_one_row_per_job(tmp_path):
     assert ["stress.instances=2" in r["overrides"].split() for r in rows] == [False, True]
     assert [int(r["ok"]) for r in rows] == [200, 400]
     assert all(r["status"] == "ok" for r in rows)
-
-
-def unit_log_is_whole(log: Path, ops: int) -> None:
-    """units/<unit>.log holds the unit's whole output: from its waiting line through
-    every progress record to its result (far more lines than any in-memory tail kept)."""
-    from evt.protocol import Progress, Result, Waiting, decode
-
-    lines = log.read_text().splitlines()
-    records = [decode(line) for line in lines]
-    assert lines[0].endswith(")") and "Waiting at start barrier" in lines[0]
-    assert records[1] == Waiting()
-    assert "Starting triggering" in lines[2] and any("Finished triggering" in line for line in lines)
-    assert sum(isinstance(r, Progress) for r in records) > 200, len(lines)
-    assert isinstance(records[-1], Result) and records[-1].result.ok == ops
 
 
 def test_each_units_whole_output_is_saved(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stress_helpers import EVT, run_containers, run_evt
+from stress_helpers import EVT, run_containers, run_evt, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,6 @@ def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
 
 
 def test_each_containers_whole_output_is_saved(tmp_path):
-    from test_runner_local import unit_log_is_whole
-
     result = run_evt(["stress", "-e", "security_file_open:ops=300:sleep=10ms", "stress.progress_interval=0.005s",
                       *QUICK, f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 0, result.stdout + result.stderr
