@@ -1,6 +1,7 @@
 """Where the data directories (conf/, templates/, triggers/) live.
 
-They sit at the top of the checkout beside the package; EVT_HOME points elsewhere.
+A checkout keeps them at its top level, beside the package; an installed wheel carries
+them inside the package (pyproject.toml maps them there). EVT_HOME points elsewhere.
 """
 
 from __future__ import annotations
@@ -8,7 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HOME = Path(os.environ.get("EVT_HOME") or Path(__file__).resolve().parent.parent)
+PACKAGE = Path(__file__).resolve().parent
+# The checkout this evt runs from (None when installed from a wheel): the image build needs it.
+CHECKOUT = PACKAGE.parent if (PACKAGE.parent / "pyproject.toml").is_file() and (PACKAGE.parent / "triggers").is_dir() else None
+HOME = Path(os.environ.get("EVT_HOME") or CHECKOUT or PACKAGE)
 CONF_DIR = HOME / "conf"
 TEMPLATES_DIR = HOME / "templates"
 TRIGGERS_DIR = HOME / "triggers"
