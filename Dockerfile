@@ -16,15 +16,22 @@ RUN set -e; missing=; \
       rm -rf /var/lib/apt/lists/*; \
     fi
 
-# Python dependencies come as wheels prepared by `evt image build`: no index at build time.
-COPY .build/wheels /tmp/wheels
-COPY pyproject.toml /opt/evt/
-COPY evt /opt/evt/evt
-COPY conf /opt/evt/conf
-COPY templates /opt/evt/templates
-COPY triggers /opt/evt/triggers
+# Python dependencies first, in a layer of their own: pinned by constraints.txt and
+# present as wheels prepared by `evt image build` (no index at build time). A change to
+# evt's sources rebuilds only the layers below.
+COPY constraints.txt /tmp/evt-build/constraints.txt
+COPY .build/wheels /tmp/evt-build/wheels
 RUN python3 -m venv /opt/evt/.venv \
- && /opt/evt/.venv/bin/pip install -q --no-index --find-links /tmp/wheels -e /opt/evt \
- && rm -rf /tmp/wheels
+ && /opt/evt/.venv/bin/pip install -q --no-index -c /tmp/evt-build/constraints.txt /tmp/evt-build/wheels/*.whl \
+ && rm -rf /tmp/evt-build
+
+# evt itself, installed as a wheel (conf/, templates/, triggers/ become package data).
+COPY pyproject.toml /tmp/evt-src/
+COPY evt /tmp/evt-src/evt
+COPY conf /tmp/evt-src/conf
+COPY templates /tmp/evt-src/templates
+COPY triggers /tmp/evt-src/triggers
+RUN /opt/evt/.venv/bin/pip install -q --no-index --no-deps --no-build-isolation /tmp/evt-src \
+ && rm -rf /tmp/evt-src
 ENV PATH=/opt/evt/.venv/bin:$PATH
 ENTRYPOINT ["evt"]

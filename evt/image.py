@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,12 +18,13 @@ from pathlib import Path
 import sh
 
 from evt.errors import RunError, UsageError
-from evt.paths import HOME
+from evt import paths
 from evt.runners.docker import docker_client
 
 DEFAULT_IMAGE = "evt-trigger-runner:latest"
 DEFAULT_BASE = "evt-base:bookworm"
 SOURCE_LABEL = "evt.source-hash"
+CONSTRAINTS = "constraints.txt"  # the pinned versions, also used by make setup
 # What the catalog's scripts run, plus Python for evt itself.
 BASE_PACKAGES = [
     "python3", "python3-venv", "ca-certificates", "strace", "bpftool", "bpftrace", "inotify-tools",
@@ -34,15 +36,26 @@ def image_name() -> str:
     return os.environ.get("EVT_TRIGGER_RUNNER_IMAGE") or DEFAULT_IMAGE
 
 
-def source_hash() -> str:
+def checkout() -> Path:
+    """The sources the image is built from: only a checkout has the Dockerfile."""
+    if paths.CHECKOUT is None:
+        raise UsageError(
+            f"evt runs from an installed wheel ({paths.PACKAGE}); the trigger-runner image is built from a "
+            "checkout: clone evt and run `make image` (or `evt image build`) there."
+        )
+    return paths.CHECKOUT
+
+
+def source_hash(source: Path | None = None) -> str:
     """Hash of everything the image copies in: an image with another hash is stale."""
+    source = source or checkout()
     digest = hashlib.sha256()
-    for rel in ["Dockerfile", "pyproject.toml"]:
-        digest.update((HOME / rel).read_bytes())
+    for rel in ["Dockerfile", "pyproject.toml", CONSTRAINTS]:
+        digest.update((source / rel).read_bytes())
     for folder in ["evt", "conf", "templates", "triggers"]:
-        for path in sorted((HOME / folder).rglob("*")):
+        for path in sorted((source / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(HOME)).encode())
+                digest.update(str(path.relative_to(source)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -64,29 +77,43 @@ def build_base(tag: str = DEFAULT_BASE, suite: str = "bookworm") -> None:
     print(f"base image {tag} imported")
 
 
-def prepare_wheels(target: Path) -> None:
-    """Wheels of evt's dependencies (and the build backend) for an offline image build."""
+def prepare_wheels(target: Path, source: Path) -> None:
+    """Wheels of evt's dependencies (and the build backend), at the versions pinned in
+    constraints.txt, for an offline image build. The directory holds exactly these, so
+    the image's dependency layer is rebuilt only when a pin or a dependency changes;
+    they are made again only then (a stamp beside them records what they were made from)."""
     import tomllib
 
-    deps = tomllib.loads((HOME / "pyproject.toml").read_text())["project"]["dependencies"]
-    target.mkdir(parents=True, exist_ok=True)
+    deps = tomllib.loads((source / "pyproject.toml").read_text())["project"]["dependencies"]
+    constraints = (source / CONSTRAINTS).read_text()
+    wanted = hashlib.sha256("\n".join([constraints, *deps]).encode()).hexdigest()
+    stamp = target.with_name(target.name + ".stamp")
+    if target.is_dir() and stamp.is_file() and stamp.read_text() == wanted:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
     pip = sh.Command(sys.executable).bake("-m", "pip")
     try:
         # `pip wheel` also turns sdist-only dependencies (antlr4 for omegaconf) into wheels
-        pip("wheel", "-q", "-w", str(target), *deps, "setuptools>=64", "wheel", _err=sys.stderr)
+        pip("wheel", "-q", "-w", str(target), "-c", str(source / CONSTRAINTS), *deps, "setuptools", "wheel",
+            _err=sys.stderr)
     except sh.ErrorReturnCode as exc:
         raise RunError(f"pip could not prepare the image's Python dependencies (exit {exc.exit_code})") from exc
+    stamp.write_text(wanted)
 
 
-def build(tag: str | None = None, base_image: str | None = None) -> str:
+def build(tag: str | None = None, base_image: str | None = None, source: Path | None = None,
+          nocache: bool = False) -> str:
+    """Build the image from a checkout (default: the one evt runs from)."""
     tag = tag or image_name()
     client = docker_client(timeout=600)
-    prepare_wheels(HOME / ".build" / "wheels")
+    source = source or checkout()
+    prepare_wheels(source / ".build" / "wheels", source)
     buildargs = {"BASE_IMAGE": base_image} if base_image else {}
     print(f"building {tag}" + (f" FROM {base_image}" if base_image else ""))
     try:
-        client.images.build(path=str(HOME), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
-                            labels={SOURCE_LABEL: source_hash()})
+        client.images.build(path=str(source), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
+                            nocache=nocache, labels={SOURCE_LABEL: source_hash(source)})
     except Exception as exc:  # docker.errors.BuildError carries the build log
         log = "".join(chunk.get("stream", "") for chunk in getattr(exc, "build_log", []) or [])
         raise RunError(f"image build failed: {exc}\n{log[-2000:]}") from exc
