@@ -32,6 +32,7 @@ bench: image
 	$(PYTHON) benchmarks/bench_trigger.py
 	$(PYTHON) benchmarks/bench_stress.py
 	$(PYTHON) benchmarks/bench_bpftrace.py
+	$(PYTHON) benchmarks/bench_image.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .build
