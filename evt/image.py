@@ -77,16 +77,24 @@ def build_base(tag: str = DEFAULT_BASE, suite: str = "bookworm") -> None:
     print(f"base image {tag} imported")
 
 
+def dependencies(source: Path) -> list[str]:
+    import tomllib
+
+    return tomllib.loads((source / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def wheels_key(source: Path) -> str:
+    """What the image's dependency wheels are made from: the pins and the dependencies."""
+    return hashlib.sha256("\n".join([(source / CONSTRAINTS).read_text(), *dependencies(source)]).encode()).hexdigest()
+
+
 def prepare_wheels(target: Path, source: Path) -> None:
     """Wheels of evt's dependencies (and the build backend), at the versions pinned in
     constraints.txt, for an offline image build. The directory holds exactly these, so
     the image's dependency layer is rebuilt only when a pin or a dependency changes;
     they are made again only then (a stamp beside them records what they were made from)."""
-    import tomllib
-
-    deps = tomllib.loads((source / "pyproject.toml").read_text())["project"]["dependencies"]
-    constraints = (source / CONSTRAINTS).read_text()
-    wanted = hashlib.sha256("\n".join([constraints, *deps]).encode()).hexdigest()
+    deps = dependencies(source)
+    wanted = wheels_key(source)
     stamp = target.with_name(target.name + ".stamp")
     if target.is_dir() and stamp.is_file() and stamp.read_text() == wanted:
         return
