@@ -17,8 +17,8 @@ from pathlib import Path
 
 import sh
 
-from evt.errors import RunError, UsageError
 from evt import paths
+from evt.errors import RunError, UsageError
 from evt.runners.docker import docker_client
 
 DEFAULT_IMAGE = "evt-trigger-runner:latest"
