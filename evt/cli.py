@@ -97,14 +97,10 @@ HYDRA_FLAGS = {"-m": False, "--multirun": False, "--cfg": True, "-c": True, "--p
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def quote_override(value: str) -> str:
-    """A Hydra quoted string: any value reaches the config verbatim, never parsed."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split `evt stress` arguments into Hydra arguments and the overrides the seed flags
     stand for. Raises UsageError for unknown flags and bad values."""
+    from evt.config import quote_override
     from evt.spec import parse_duration
 
     hydra_args: list[str] = []

@@ -15,6 +15,11 @@ from omegaconf import MISSING
 HYDRA_VERSION_BASE = "1.3"
 
 
+def quote_override(value: str) -> str:
+    """A Hydra quoted string: any value reaches the config verbatim, never parsed."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclass
 class GroupConfig:
     name: str = MISSING
@@ -50,6 +55,7 @@ class StressConfig:
 @dataclass
 class RunnerConfig:
     name: str = MISSING
+    _target_: str = MISSING  # the Runner class (evt.plugins.make_runner builds it)
     image: str = "${oc.env:EVT_TRIGGER_RUNNER_IMAGE,evt-trigger-runner:latest}"
     network: str = "none"
     # auto: privileged where the daemon can grant it, else every capability it holds

@@ -1,24 +1,30 @@
 """Running `evt stress` as a Hydra application.
 
-The overrides are first composed and validated with Hydra's compose API (bad input:
-exit 2 before Hydra makes a run directory); then the Hydra app runs the job(s), so
-run directories, `.hydra/`, logging, `--cfg`, multirun sweeps and callbacks are Hydra's.
+A single run is composed, validated and planned once, before Hydra makes its run
+directory (bad input: exit 2, nothing created): its session is prepared for the run
+directory Hydra is then told to use, and the Hydra job runs that same session. Run
+directories, `.hydra/`, logging (evt.log, see evt/runlog.py), `--cfg`, multirun sweeps
+(each job prepared inside its job) and callbacks are Hydra's.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-import tempfile
 from pathlib import Path
 
 from evt import config as evt_config
+from evt import runlog
 from evt.errors import RunError, UsageError
 from evt.paths import CONF_DIR
+from evt.session import StressSession
 
+log = logging.getLogger("evt.session")
 _exit_codes: list[int] = []
+_prepared: list[StressSession] = []  # the single run's session, prepared before Hydra starts
 
 
-def compose(overrides: list[str]):
+def compose(overrides: list[str], with_hydra: bool = False):
     """The composed config for these overrides (no run directory, nothing started)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -27,44 +33,55 @@ def compose(overrides: list[str]):
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=evt_config.HYDRA_VERSION_BASE):
-            return hydra_compose("config", overrides=overrides)
+            return hydra_compose("config", overrides=overrides, return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split())
         raise UsageError(f"invalid configuration: {message}") from exc
 
 
-def validate(cfg) -> None:
-    """Everything a run checks before it starts anything (specs, catalog, tracer)."""
-    from evt import stress
+def prepare_single_run(overrides: list[str]) -> tuple[StressSession, str]:
+    """The session of a single run and the run directory Hydra is to use for it."""
+    from omegaconf import OmegaConf, open_dict
 
-    with tempfile.TemporaryDirectory(prefix="evt-validate-") as tmp:
-        stress.validate(cfg, Path(tmp))
+    cfg = compose(overrides, with_hydra=True)
+    run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # ${now:...} resolved once, here
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job's config, as Hydra hands it to a job
+    with runlog.terminal_only():
+        return StressSession.prepare(cfg, Path(run_dir).absolute()), run_dir
+
+
+def _job(cfg) -> int:
+    """One Hydra job: the prepared session, or (in a sweep) this job's own."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        session = _prepared.pop() if _prepared else StressSession.prepare(cfg, Path(HydraConfig.get().runtime.output_dir))
+        return session.run()
+    except UsageError as exc:
+        log.error("Error: %s", exc)
+        return 2
+    except RunError as exc:
+        log.error("Error: %s", exc)
+        return 1
 
 
 def run(hydra_args: list[str], overrides: list[str]) -> int:
     import hydra
-    from hydra.core.hydra_config import HydraConfig
 
     multirun = any(a in ("-m", "--multirun") for a in hydra_args)
     info_only = any(a in ("--cfg", "-c", "--info", "-i", "--hydra-help") for a in hydra_args)
-    if not multirun:
-        cfg = compose(overrides)
-        if not info_only:
-            validate(cfg)
+    _prepared.clear()
+    if not multirun and info_only:
+        compose(overrides)
+    elif not multirun:
+        session, run_dir = prepare_single_run(overrides)
+        _prepared.append(session)
+        overrides = [*overrides, f"hydra.run.dir={evt_config.quote_override(run_dir)}"]
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=evt_config.HYDRA_VERSION_BASE)
     def stress_job(cfg) -> int:
-        from evt import stress
-
-        output_dir = Path(HydraConfig.get().runtime.output_dir)
-        try:
-            code = stress.run_stress(cfg, output_dir)
-        except UsageError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 2
-        except RunError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 1
+        code = _job(cfg)
         _exit_codes.append(code)
         return code
 

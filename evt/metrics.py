@@ -40,8 +40,6 @@ COUNTERS["process_cpu_seconds_total"] = ("process_cpu_seconds_total",)
 
 # The counters that mean "events the tracer lost" (submission and write buffers).
 LOST_COUNTERS = ("tracee_lostevents_total", "tracee_write_lostevents_total")
-# The four every report shows (0 when a scrape lacks them is NOT assumed: they are omitted).
-HEADLINE = ("tracee_events_total", "tracee_lostevents_total", "tracee_write_lostevents_total", "tracee_errors_total")
 
 
 class ScrapeError(Exception):

@@ -43,15 +43,10 @@ class Plan:
     units: list[Unit] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
     tracer_command: list[str] = field(default_factory=list)
-    settings: dict[str, object] = field(default_factory=dict)
 
     @property
     def total_ops(self) -> int:
         return sum(u.total_ops for u in self.units)
-
-    @property
-    def events(self) -> list[str]:
-        return list(dict.fromkeys(u.event for u in self.units))
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)

@@ -7,6 +7,7 @@ tracer's cost. summary.json: the headline figures.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from evt import csvio
 from evt.plan import Plan
 from evt.protocol import TriggerResult
 from evt.tracers.base import TracerReport
+
+log = logging.getLogger("evt.results")
 
 
 def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.DataFrame:
@@ -155,6 +158,7 @@ def _fmt(value: object, digits: int = 0) -> str:
 
 
 def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
+    """The table on the terminal; the headline lines through the run's log (evt.log too)."""
     table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
     for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "loss %", "count"):
         table.add_column(column, justify="left" if column in ("event", "mode", "count") else "right")
@@ -168,12 +172,12 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
     console.print(table)
     line = (f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
             f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms")
-    console.print(line)
+    log.info("%s", line)
     cost = summary.get("tracer_cost")
     if cost and (cost.get("cpu_s") is not None or cost.get("metrics")):
         rss = cost.get("peak_rss_bytes")
-        console.print(
-            f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
+        log.info(
+            "%s", f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
             f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
             f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
             + (f", BPF programs in the kernel {cost['metrics']['bpf_run_time_s']:.2f} s"
@@ -182,8 +186,8 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
         )
     detection = summary.get("detection")
     if detection:
-        console.print(
-            f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
+        log.info(
+            "%s", f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
             f"({detection['loss_pct']:.2f}% lost)"
         )
-    console.print(f"results: {summary['run_dir']}")
+    log.info("results: %s", summary["run_dir"])

@@ -15,23 +15,14 @@ import uuid
 
 import pytest
 
-from conftest import EVT, needs_bpftrace
+from helpers import EVT, make_unit, needs_bpftrace
 from evt import host
 from evt.catalog import get_trigger
 from evt.marker import Marker, Target
 from evt.errors import RunError, UsageError
-from evt.plan import Unit
 from evt.tracers.bpftrace import TREE_DEPTH, BpftraceTracer, missing_probe
 
 EVENT = "security_file_open"
-
-
-def make_unit(name: str = EVENT, run_id: str = "r1", event: str = EVENT, mode: str = "native",
-              target: Target | None = None, **scope) -> Unit:
-    marker = Marker.for_run(run_id, event)
-    target = target or get_trigger(event).modes[mode].target.rendered(event, marker)
-    return Unit(name=name, event=event, mode=mode, instances=1, ops=1, sleep="0s", marker=marker,
-                target=target, argv=[], **scope)
 
 
 def block_of(program: str, name: str) -> str:
@@ -69,8 +60,8 @@ def test_program_with_a_process_tree_scope(cfg, tmp_path):
 
 
 def test_program_lists_every_probe_of_a_target_and_every_unit(cfg, tmp_path):
-    a = make_unit("symlinks", event="security_inode_symlink")
-    b = make_unit("opens", pid=7)
+    a = make_unit("security_inode_symlink", name="symlinks")
+    b = make_unit(name="opens", pid=7)
     program = BpftraceTracer(cfg, tmp_path).program([a, b])
     assert "tracepoint:syscalls:sys_enter_symlink,\ntracepoint:syscalls:sys_enter_symlinkat\n/" in block_of(program, "symlinks")
     assert program.count("= count();") == 2
@@ -93,7 +84,7 @@ def test_unit_names_that_would_break_the_program_are_refused(cfg, tmp_path):
 @pytest.mark.parametrize("scope", ["none", "pid", "cgroup"])
 def test_rendered_program_compiles(cfg, tmp_path, scope):
     extra = {"pid": {"pid": os.getpid()}, "cgroup": {"cgroup_path": str(host.process_cgroup2(os.getpid()))}}.get(scope, {})
-    units = [make_unit(**extra), make_unit("symlinks", event="security_inode_symlink", **extra)]
+    units = [make_unit(**extra), make_unit("security_inode_symlink", name="symlinks", **extra)]
     program = tmp_path / "p.bt"
     program.write_text(BpftraceTracer(cfg, tmp_path).program(units))
     proc = subprocess.run(["bpftrace", "--emit-elf", str(tmp_path / "p.elf"), str(program)], capture_output=True, text=True)
@@ -150,12 +141,11 @@ def test_probe_checks(tmp_path):
 def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
     """Runs the check in a mount namespace of its own where tracefs is unmounted."""
     code = textwrap.dedent(f"""
-        from omegaconf import OmegaConf
-        from evt.config import EvtConfig
         from evt.errors import UsageError
+        from evt.hydra_app import compose
         from evt.tracers.bpftrace import BpftraceTracer
         try:
-            BpftraceTracer(OmegaConf.structured(EvtConfig), {str(tmp_path)!r}).check([])
+            BpftraceTracer(compose([]), {str(tmp_path)!r}).check([])
         except UsageError as exc:
             print(exc)
     """)
@@ -332,9 +322,9 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
             assert host.process_cgroup2(trig.pid) == cgroup_dir
             assert host.process_cgroup2(noise.pid) != cgroup_dir
         target = get_trigger(EVENT).modes["native"].target.rendered(EVENT, marker)
-        scoped = make_unit("scoped", run_id=run_id, target=target,
+        scoped = make_unit(name="scoped", run_id=run_id, target=target,
                            **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.pid}))
-        unscoped = make_unit("unscoped", run_id=run_id, target=target)
+        unscoped = make_unit(name="unscoped", run_id=run_id, target=target)
         units = [scoped, unscoped]
         tracer.check(units)
         tracer.start(units)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from evt.cli import STRESS_FLAGS, quote_override, stress_overrides
+from evt.cli import STRESS_FLAGS, stress_overrides
+from evt.config import quote_override
 from evt.errors import UsageError
-from stress_helpers import compose, run_containers, run_evt
+from helpers import compose_cfg, run_containers, run_evt
 
 
 def as_dict(cfg):
@@ -34,7 +35,7 @@ def as_dict(cfg):
 ])
 def test_seed_flags_give_the_same_config_as_their_overrides(flags, overrides):
     _, from_flags = stress_overrides(flags)
-    assert as_dict(compose(from_flags)) == as_dict(compose(overrides))
+    assert as_dict(compose_cfg(*from_flags)) == as_dict(compose_cfg(*overrides))
 
 
 def test_every_seed_flag_is_in_the_table():
@@ -54,7 +55,7 @@ def test_overrides_and_hydra_flags_pass_through():
 def test_values_are_quoted_so_hydra_never_parses_them():
     assert quote_override("a'b\\c") == "'a\\'b\\\\c'"
     _, overrides = stress_overrides(["--tracee-output", "json:/tmp/it's,[x].json"])
-    assert compose(overrides).tracee.output == "json:/tmp/it's,[x].json"
+    assert compose_cfg(*overrides).tracee.output == "json:/tmp/it's,[x].json"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,7 +70,7 @@ def test_bad_flags(argv, message):
 
 
 def test_cfg_job_shows_the_composed_config():
-    result = run_evt(["stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job"])
+    result = run_evt("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
     assert result.returncode == 0, result.stderr
     assert "pyroscope: true" in result.stdout
     assert "security_file_open:instances=2:ops=5000" in result.stdout
@@ -100,7 +101,7 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, 
 
     out = tmp_path / "out"
     run_id = f"badinput-{tmp_path.name[-20:]}"
-    result = run_evt(["stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}"])
+    result = run_evt("stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert re.search(message, result.stderr), result.stderr
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EVT, ROOT, run_evt
+from helpers import EVT, ROOT, run_evt
 from evt import host
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")

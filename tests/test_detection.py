@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from evt.marker import Marker
-from stress_helpers import run_containers, run_evt
+from helpers import run_containers, run_evt
 
 pytestmark = pytest.mark.integration
 BASE = ["tracer=bpftrace", "stress.stress_end_cooldown=0s"]
@@ -28,10 +28,10 @@ def events_by_unit(run_dir: Path) -> dict[str, dict]:
 def test_native_triggers_are_counted_exactly(tmp_path):
     bpf_stats_before = Path("/proc/sys/kernel/bpf_stats_enabled").read_text()
     run_id = "exact-" + tmp_path.name[-10:]
-    result = run_evt(["stress", *BASE, "stress.max_loss_pct=0", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
+    result = run_evt("stress", *BASE, "stress.max_loss_pct=0", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
                       "-e", "security_file_open:instances=2:ops=5000:sleep=0", "-e", "ptrace:ops=2000:sleep=0",
                       "-e", "security_socket_connect:ops=2000:sleep=0", "-e", "sched_process_exec:ops=200",
-                      "-e", "sched_process_fork:ops=200"])
+                      "-e", "sched_process_fork:ops=200")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = events_by_unit(tmp_path)
     expected = {"security_file_open": 10000, "ptrace": 2000, "security_socket_connect": 2000,
@@ -56,8 +56,8 @@ def test_native_triggers_are_counted_exactly(tmp_path):
 
 
 def test_script_triggers_are_counted_as_lower_bounds(tmp_path):
-    result = run_evt(["stress", *BASE, f"hydra.run.dir={tmp_path}", "stress.mode=script",
-                      "-e", "security_file_open:ops=5", "-e", "ptrace:ops=3", "-e", "security_socket_create:ops=3"])
+    result = run_evt("stress", *BASE, f"hydra.run.dir={tmp_path}", "stress.mode=script",
+                      "-e", "security_file_open:ops=5", "-e", "ptrace:ops=3", "-e", "security_socket_create:ops=3")
     assert result.returncode == 0, result.stdout + result.stderr
     for unit, row in events_by_unit(tmp_path).items():
         assert row["count"] == "lower_bound"
@@ -89,8 +89,8 @@ def test_events_outside_the_units_are_not_counted(tmp_path, runner):
     noise = subprocess.Popen([sys.executable, "-c", NOISE, marker.file, marker.comm, "20"],
                              stdout=subprocess.PIPE, text=True)
     try:
-        result = run_evt(["stress", *BASE, f"runner={runner}", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
-                          "-e", "security_file_open:ops=3000:sleep=100us"])
+        result = run_evt("stress", *BASE, f"runner={runner}", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
+                          "-e", "security_file_open:ops=3000:sleep=100us")
     finally:
         noise.terminate()
         noise_out, _ = noise.communicate(timeout=30)
@@ -103,13 +103,13 @@ def test_events_outside_the_units_are_not_counted(tmp_path, runner):
 
 def test_a_run_over_the_loss_limit_fails_when_counts_exist(tmp_path):
     # A tracer that counts nothing cannot gate: the run passes and says why.
-    result = run_evt(["stress", "tracer=none", "stress.stress_end_cooldown=0s", "stress.max_loss_pct=0",
-                      f"hydra.run.dir={tmp_path}", "-e", "ptrace:ops=10"])
+    result = run_evt("stress", "tracer=none", "stress.stress_end_cooldown=0s", "stress.max_loss_pct=0",
+                      f"hydra.run.dir={tmp_path}", "-e", "ptrace:ops=10")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["max_loss_pct"]["passed"] is None and summary["detection"] is None
 
 
 def test_loss_limit_must_be_a_percentage(tmp_path):
-    result = run_evt(["stress", *BASE, "stress.max_loss_pct=150", f"hydra.run.dir={tmp_path}", "-e", "ptrace"])
+    result = run_evt("stress", *BASE, "stress.max_loss_pct=150", f"hydra.run.dir={tmp_path}", "-e", "ptrace")
     assert result.returncode == 2 and "stress.max_loss_pct=150.0 is not a percentage" in result.stderr

@@ -6,7 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from tracee_helpers import fixture, free_port
+from helpers import fixture, free_port
 
 from evt import metrics as prom
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from omegaconf import OmegaConf
-from tracee_helpers import compose_cfg, make_unit
+from helpers import compose_cfg, make_unit
 
 from evt.errors import UsageError
 from evt.tracers.base import TracerReport

@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from tracee_helpers import gone, group_gone, reap
+from helpers import gone, group_gone, reap
 
 from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, exit_text, log_tail, stop_group
 

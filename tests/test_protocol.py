@@ -13,7 +13,7 @@ import pytest
 from evt import protocol
 from evt.protocol import Error, Progress, Result, TriggerResult, Waiting, WorkerResult, decode, encode
 from evt.runners.base import UnitState
-from stress_helpers import run_evt
+from helpers import run_evt
 
 
 def a_result() -> TriggerResult:
@@ -88,8 +88,8 @@ def test_rewording_every_human_line_does_not_change_a_run(tmp_path):
     (hook / "sitecustomize.py").write_text(REWORD)
     out = tmp_path / "run"
     env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    result = run_evt(["stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
-                      "-e", "security_file_open:instances=2:ops=300", f"hydra.run.dir={out}"], env_extra=env)
+    result = run_evt("stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+                      "-e", "security_file_open:instances=2:ops=300", f"hydra.run.dir={out}", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     log = (out / "units" / "security_file_open.log").read_text()
     assert "REWORDED Held at start barrier" in log and "Waiting at start barrier" not in log

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 
+from helpers import make_unit
+
 from evt import csvio, results
-from evt.marker import Marker, Target
+from evt.marker import Target
 from evt.plan import Plan, Unit
 from evt.tracers.base import TracerReport
 from evt.protocol import TriggerResult, WorkerResult
 
 
 def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100) -> Unit:
-    return Unit(name=name, event=name, mode="native" if exact else "script", instances=instances, ops=ops,
-                sleep="0", marker=Marker("0123abcd"), target=Target("tracepoint:x:y", "1", per_op, exact),
-                argv=["evt", "trigger"])
+    return make_unit(name, mode="native" if exact else "script", instances=instances, ops=ops,
+                     target=Target("tracepoint:x:y", "1", per_op, exact))
 
 
 def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> TriggerResult:

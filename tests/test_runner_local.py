@@ -10,16 +10,16 @@ import psutil
 import pytest
 
 from evt import host
-from stress_helpers import run_evt, unit_log_is_whole
+from helpers import run_evt, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
 
 def test_local_units_run_and_leave_nothing_behind(tmp_path):
     run_id = "local-" + tmp_path.name[-10:]
-    result = run_evt(["stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+    result = run_evt("stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
                       "-e", "security_file_open:instances=2:ops=300", "-e", "security_socket_bind:ops=100",
-                      f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+                      f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     with open(tmp_path / "workers.csv") as f:
         rows = list(csv.DictReader(f))
@@ -35,8 +35,8 @@ def test_local_units_run_and_leave_nothing_behind(tmp_path):
 
 
 def test_a_sweep_writes_one_row_per_job(tmp_path):
-    result = run_evt(["stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
-                      "-e", "security_file_open:ops=200", "stress.instances=1,2", f"hydra.sweep.dir={tmp_path}"])
+    result = run_evt("stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+                      "-e", "security_file_open:ops=200", "stress.instances=1,2", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     with open(tmp_path / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
@@ -47,8 +47,8 @@ def test_a_sweep_writes_one_row_per_job(tmp_path):
 
 
 def test_each_units_whole_output_is_saved(tmp_path):
-    result = run_evt(["stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+    result = run_evt("stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
                       "stress.progress_interval=0.005s", "-e", "security_file_open:ops=300:sleep=10ms",
-                      f"hydra.run.dir={tmp_path}"])
+                      f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stress_helpers import EVT, run_containers, run_evt, unit_log_is_whole
+from helpers import EVT, run_containers, run_evt, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,8 @@ def read_csv(path: Path) -> list[dict]:
 
 def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
     run_id = "e2e-" + tmp_path.name[-12:]
-    result = run_evt(["stress", "-e", "security_file_open:instances=2:ops=500", "-e", "ptrace:ops=300:sleep=0",
-                      *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "security_file_open:instances=2:ops=500", "-e", "ptrace:ops=300:sleep=0",
+                      *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     workers = read_csv(tmp_path / "workers.csv")
     assert [(w["event"], w["worker"]) for w in workers] == [("security_file_open", "0"), ("security_file_open", "1"), ("ptrace", "0")]
@@ -46,8 +46,8 @@ def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
 
 
 def test_each_containers_whole_output_is_saved(tmp_path):
-    result = run_evt(["stress", "-e", "security_file_open:ops=300:sleep=10ms", "stress.progress_interval=0.005s",
-                      *QUICK, f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "security_file_open:ops=300:sleep=10ms", "stress.progress_interval=0.005s",
+                      *QUICK, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)
 
@@ -55,8 +55,8 @@ def test_each_containers_whole_output_is_saved(tmp_path):
 def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
     # Without CAP_SYS_ADMIN (runner.privileged=false, no cap_add) the unit refuses to start.
     run_id = "fail-" + tmp_path.name[-12:]
-    result = run_evt(["stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
-                      "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
+                      "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1
     assert "unit switch_task_ns exited before the start (exit code 2); last log lines:" in result.stderr
     assert "needs CAP_SYS_ADMIN" in result.stderr
@@ -70,7 +70,7 @@ def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
 
 def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
     run_id = "dry-" + tmp_path.name[-12:]
-    result = run_evt(["stress", "scenario=smoke", "--dry-run", *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "scenario=smoke", "--dry-run", *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert f"evt-stress-security-file-open-{run_id}" in result.stdout
     assert "evt trigger --event security_file_open --ops 5000" in result.stdout
@@ -83,7 +83,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
 
 def test_missing_image_gets_the_original_message_and_fix(tmp_path):
     out = tmp_path / "out"
-    result = run_evt(["stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={out}"])
+    result = run_evt("stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={out}")
     assert result.returncode == 2
     assert 'container image "evt-no-such-image:latest" not found' in result.stderr
     assert "make evt-trigger-runner" in result.stderr
@@ -151,7 +151,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert run_containers(run_id), "the killed run should have left its containers"
-    result = run_evt(["cleanup", "--run-id", run_id])
+    result = run_evt("cleanup", "--run-id", run_id)
     assert result.returncode == 0, result.stderr
     assert "removed 2 containers" in result.stdout
     assert run_containers(run_id) == []
@@ -160,9 +160,9 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
 def test_privileges_auto_follow_what_the_daemon_can_grant(tmp_path):
     from evt import host
     from evt.runners.docker import DockerRunner, daemon_capabilities, docker_client
-    from stress_helpers import compose
+    from helpers import compose_cfg
 
-    runner = DockerRunner(compose(["runner=docker"]), "priv-" + tmp_path.name[-8:], tmp_path)
+    runner = DockerRunner(compose_cfg("runner=docker"), "priv-" + tmp_path.name[-8:], tmp_path)
     runner.client = docker_client()
     runner.resolve_privileges()
     held = daemon_capabilities()
@@ -184,8 +184,8 @@ def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):
     if host.all_capabilities() <= (daemon_capabilities() or set()):
         pytest.skip("this daemon can run privileged containers")
     run_id = "privtrue-" + tmp_path.name[-8:]
-    result = run_evt(["stress", "-e", "ptrace:ops=10", *QUICK, "runner.privileged=true", f"run_id={run_id}",
-                      f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "ptrace:ops=10", *QUICK, "runner.privileged=true", f"run_id={run_id}",
+                      f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1
     assert "privileged containers fail on this Docker daemon (unable to apply caps" in result.stderr
     assert "runner.privileged=auto" in result.stderr

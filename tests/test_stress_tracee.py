@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from stress_helpers import EVT, run_evt
-from tracee_helpers import STANDIN, free_port, reap
+from helpers import EVT, STANDIN, free_port, reap, run_evt
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +22,7 @@ def standin_args(tmp_path, port):
 
 def test_auto_managed_tracee_is_started_scoped_scraped_and_stopped(tmp_path):
     port = free_port()
-    result = run_evt(["stress", *standin_args(tmp_path, port), f"hydra.run.dir={tmp_path / 'run'}"])
+    result = run_evt("stress", *standin_args(tmp_path, port), f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "run"
     command = json.loads((run / "tracer" / "command.json").read_text())
@@ -36,6 +35,9 @@ def test_auto_managed_tracee_is_started_scoped_scraped_and_stopped(tmp_path):
     assert cost["cpu_s"] is not None and cost["peak_rss_bytes"] > 0
     assert "tracee_events_total" in cost["metrics"]
     assert summary["detection"] is None  # output none: Tracee's counters only, no per-event counts
+    log = (run / "evt.log").read_text()  # the tracer's lifecycle is in the run's one log
+    for line in ("Starting Tracee: ", "Tracee is ready (PID: ", "Stopping Tracee (PID: ", "Tracer tracee stopped"):
+        assert line in log and line in result.stdout, line
 
 
 def test_manual_tracee_prints_the_scope_and_measures_the_users_tracee(tmp_path):
@@ -60,8 +62,8 @@ def test_manual_tracee_prints_the_scope_and_measures_the_users_tracee(tmp_path):
 def test_tracee_dying_mid_run_marks_the_run_and_results_are_still_written(tmp_path):
     port = free_port()
     args = standin_args(tmp_path, port)[:-2] + ["-e", "ptrace:ops=3000:sleep=1ms"]
-    result = run_evt(["stress", *args, f"hydra.run.dir={tmp_path / 'run'}"],
-                     env_extra={"EVT_STANDIN_MODE": "crash_after=0.5"})
+    result = run_evt("stress", *args, f"hydra.run.dir={tmp_path / 'run'}",
+                     env={"EVT_STANDIN_MODE": "crash_after=0.5"})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "tracer tracee died mid-run" in result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

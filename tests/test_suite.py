@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from evt.errors import UsageError
 from evt.spec import EventSpec
 from evt.suite import apply_knobs, embedded_scenarios, load_suite, resolve_specs, select_scenarios
-from stress_helpers import compose
+from helpers import compose_cfg
 
 
 def write(tmp_path, text, name="suite.yaml"):
@@ -86,7 +86,7 @@ def test_scenario_names_without_files_come_from_the_embedded_catalog():
 
 def test_merge_order_is_group_scenario_then_suite_then_cli(tmp_path):
     suite = write(tmp_path, SUITE)
-    cfg = compose(["scenario=bpf", f"events_files=['{suite}']", "scenarios=[smoke]", "events=['switch_task_ns:ops=7']"])
+    cfg = compose_cfg("scenario=bpf", f"events_files=['{suite}']", "scenarios=[smoke]", "events=['switch_task_ns:ops=7']")
     specs = resolve_specs(cfg)
     assert [s.event for s in specs] == ["security_bpf_prog", "security_file_open", "ptrace", "switch_task_ns"]
     assert specs[-1].ops == 7
@@ -94,11 +94,11 @@ def test_merge_order_is_group_scenario_then_suite_then_cli(tmp_path):
 
 def test_no_event_at_all_is_an_error_listing_scenarios():
     with pytest.raises(UsageError, match="no events to run.*smoke"):
-        resolve_specs(compose([]))
+        resolve_specs(compose_cfg())
 
 
 def test_sweep_knobs_override_every_event():
-    cfg = compose(["scenario=smoke", "stress.instances=3", "stress.ops=11", "stress.sleep=1ms", "stress.mode=script"])
+    cfg = compose_cfg("scenario=smoke", "stress.instances=3", "stress.ops=11", "stress.sleep=1ms", "stress.mode=script")
     specs = resolve_specs(cfg)
     assert specs and all((s.instances, s.ops, s.sleep, s.mode) == (3, 11, "1ms", "script") for s in specs)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tracee_helpers import (
+from helpers import (
     STANDIN,
     compose_cfg,
     fixture,

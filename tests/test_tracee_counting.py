@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tracee_helpers import fixture
+from helpers import fixture
 
 from evt.tracers.tracee.counting import (
     UnitScope,

@@ -18,12 +18,9 @@ import time
 import uuid
 
 import pytest
-from omegaconf import OmegaConf
 
-from conftest import EVT, needs_bpftrace
+from helpers import EVT, compose_cfg, make_unit, needs_bpftrace
 from evt.catalog import default_catalog
-from evt.marker import Marker
-from evt.config import EvtConfig
 from evt.plan import Unit
 from evt.tracers.bpftrace import BpftraceTracer
 
@@ -62,7 +59,7 @@ def observed(tmp_path_factory):
     cases = [(e, m) for e, m in CASES if not CATALOG[e].unmet(m)]
     procs: dict[tuple[str, str], subprocess.Popen] = {}
     units: list[Unit] = []
-    tracer = BpftraceTracer(OmegaConf.structured(EvtConfig), run_dir)
+    tracer = BpftraceTracer(compose_cfg(), run_dir)
     try:
         for event, mode in cases:
             run_id = f"{base}-{mode}"
@@ -70,12 +67,8 @@ def observed(tmp_path_factory):
                     "--sleep", "0", "--json", "--start-fifo", str(fifo), "--signal-timeout", "120s", "--run-id", run_id]
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             procs[(event, mode)] = proc
-            marker = Marker.for_run(run_id, event)
-            units.append(Unit(
-                name=f"{event}__{mode}", event=event, mode=mode, instances=1, ops=ops_for(event, mode), sleep="0s",
-                marker=marker, target=CATALOG[event].modes[mode].target.rendered(event, marker), argv=argv,
-                pid=proc.pid,
-            ))
+            units.append(make_unit(event, name=f"{event}__{mode}", mode=mode, run_id=run_id,
+                                   ops=ops_for(event, mode), pid=proc.pid))
         deadline = time.monotonic() + 60
         for (event, mode), proc in procs.items():
             line = wait_for_line(proc, deadline)

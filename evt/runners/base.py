@@ -86,6 +86,7 @@ class Runner(ABC):
     """Starts units blocked at a shared FIFO barrier, releases them, follows them."""
 
     name = "runner"
+    units_noun = "process groups"  # what one unit is here, in the plan's words
 
     def __init__(self, cfg, run_id: str, run_dir: Path):
         self.cfg = cfg
@@ -113,6 +114,10 @@ class Runner(ABC):
     @abstractmethod
     def check(self, units: list[Unit]) -> None:
         """Prerequisites (engine reachable, image present); UsageError if not."""
+
+    def unit_container_name(self, unit_name: str) -> str | None:
+        """The name of the unit's container, for runners that make one."""
+        return None
 
     @abstractmethod
     def barrier_in_unit(self) -> str:

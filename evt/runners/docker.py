@@ -43,6 +43,7 @@ def daemon_capabilities() -> set[str] | None:
 
 class DockerRunner(Runner):
     name = "docker"
+    units_noun = "containers"
 
     def __init__(self, cfg, run_id: str, run_dir: Path):
         super().__init__(cfg, run_id, run_dir)
@@ -62,6 +63,9 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
+
+    def unit_container_name(self, unit_name: str) -> str:
+        return f"evt-stress-{unit_name.replace('_', '-')}-{self.run_id}"
 
     def barrier_in_unit(self) -> str:
         return f"{BARRIER_MOUNT}/{self.barrier_path.name}"

@@ -1,6 +1,6 @@
 """The tracer interface every tracer (tracee, bpftrace, none) implements.
 
-The stress phases call, in order: check() before anything starts, command() for the
+The stress session calls, in order: check() before anything starts, command() for the
 plan and dry-run, start(units) once the units exist (their container ids, pids and
 cgroups are known), wait_ready() up to a deadline, poll() while the units run,
 drain() after they finish (final scrapes, letting lost counters settle), stop(), and

@@ -117,7 +117,7 @@ class BpftraceTracer(Tracer):
                 "probes": probes_of(unit), "filter": unit.target.filter,
                 "cgroup_path": str(cgroup) if cgroup else None, "pid": int(unit.pid) if unit.pid else None,
             })
-        run_id = getattr(self.cfg, "run_id", None) or self.run_dir.name
+        run_id = self.cfg.run_id or self.run_dir.name
         return render(str(self.bcfg.template), units=rows, tree_depth=TREE_DEPTH, run_id=run_id)
 
     # -- running ------------------------------------------------------------------------

@@ -1,0 +1,295 @@
+"""One `evt stress` run as an object with named phases, independent of where the units
+run (the runner) and what watches them (the tracer).
+
+prepare (validate everything, compose plan, runner and tracer; starts nothing)
+-> [dry run: print the plan, stop] -> PREREQUISITES -> START_UNITS (all blocked at the
+start barrier) -> START_TRACER (scoped to them, confirmed ready) -> RELEASE (the barrier,
+for all at once) -> MONITOR (live progress) -> COOLDOWN -> COLLECT (tracer drained,
+stopped, reported) -> CLEANUP (always: normal end, errors, Ctrl+C, SIGTERM) -> WRITE.
+
+Every message goes through the `evt.session` logger (terminal and evt.log, evt/runlog.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.live import Live
+
+from evt import runstate
+from evt.errors import RunError, UsageError
+from evt.plan import Plan
+from evt.plugins import make_runner, make_tracer
+from evt.progress import Progress
+from evt.runlog import make_console
+from evt.spec import parse_seconds
+from evt.stress import build_plan, check_settings, new_run_id, print_plan
+from evt.suite import resolve_specs
+from evt.tracers.base import TracerReport
+
+log = logging.getLogger("evt.session")
+
+
+class Phase(enum.Enum):
+    """The phases of a run, in order; the value is how messages name it."""
+
+    PREREQUISITES = "prerequisites"
+    START_UNITS = "start"
+    START_TRACER = "tracer"
+    RELEASE = "release"
+    MONITOR = "monitoring"
+    COOLDOWN = "cooldown"
+    COLLECT = "collect"
+    CLEANUP = "cleanup"
+    WRITE = "write"
+
+
+class Interrupted(BaseException):
+    """Ctrl+C or SIGTERM: stop, clean up, record a partial result."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def wait_for_enter(prompt: str) -> None:
+    log.info("%s", prompt)
+    try:
+        line = sys.stdin.readline() if sys.stdin and not sys.stdin.closed else ""
+    except (OSError, ValueError):
+        line = ""
+    if line == "":
+        log.warning("(no input: continuing)")
+
+
+class StressSession:
+    """One run: its plan, runner and tracer, composed once, and what happened to them."""
+
+    def __init__(self, cfg, run_dir: Path, plan: Plan, runner, tracer):
+        self.cfg, self.run_dir, self.plan = cfg, Path(run_dir), plan
+        self.runner, self.tracer = runner, tracer
+        self.phase = Phase.PREREQUISITES
+        self.status, self.exit_code, self.partial = "ok", 0, True
+        self.failure: str | None = None
+        self.timed_out = False
+        self.crashed: str | None = None  # why the tracer died while the units ran
+        self.report: TracerReport | None = None
+        self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
+        self._tracer_stopped = False
+        self._t_command = time.monotonic()
+
+    @classmethod
+    def prepare(cls, cfg, run_dir: Path) -> StressSession:
+        """Validate everything and compose the plan, runner and tracer; starts nothing."""
+        check_settings(cfg)
+        specs = resolve_specs(cfg)
+        run_id = cfg.get("run_id") or new_run_id()
+        runner = make_runner(cfg, run_id, run_dir)
+        plan = build_plan(cfg, run_id, specs, runner)
+        tracer = make_tracer(cfg, Path(run_dir))
+        tracer.check(plan.units)
+        plan.tracer_command = tracer.command(plan.units)
+        if not cfg.stress.dry_run:  # a dry run needs no engine and no image
+            runner.check(plan.units)
+        return cls(cfg, run_dir, plan, runner, tracer)
+
+    @property
+    def units(self):
+        return self.plan.units
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run (or, with --dry-run, print) the plan; the exit code (0, 1, 130/143)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.stress.dry_run:
+            print_plan(self.plan)
+            self._write_plan()
+            return 0
+        self._t_command = time.monotonic()
+        self.extra["started_at"] = time.time()
+        previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+        runstate.begin(self.plan.run_id, str(self.run_dir))
+        try:
+            for phase, step in self._steps():
+                self.phase = phase
+                step()
+        except Interrupted as exc:
+            self._interrupted(exc.signame)
+        except (RunError, UsageError) as exc:
+            self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, str(exc)
+            log.error("Error: %s", exc)
+        finally:
+            for sig in previous:  # cleanup itself must complete: ignore further signals
+                signal.signal(sig, signal.SIG_IGN)
+            try:
+                self.phase = Phase.CLEANUP
+                self.cleanup()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        self.phase = Phase.WRITE
+        self.write()
+        return self.exit_code
+
+    def _steps(self):
+        return [(Phase.PREREQUISITES, self.prerequisites), (Phase.START_UNITS, self.start_units),
+                (Phase.START_TRACER, self.start_tracer), (Phase.RELEASE, self.release),
+                (Phase.MONITOR, self.monitor), (Phase.COOLDOWN, self.cooldown), (Phase.COLLECT, self.collect)]
+
+    def _interrupted(self, signame: str) -> None:
+        self.status, self.partial = "interrupted", True
+        self.exit_code = 130 if signame == "SIGINT" else 143
+        if self.phase in (Phase.RELEASE, Phase.MONITOR):
+            log.warning("Monitoring interrupted (containers will be cleaned up)")
+        else:
+            log.warning("Interrupted by %s during %s (cleaning up)", signame, self.phase.value)
+
+    # -- the phases ---------------------------------------------------------------------
+
+    def prerequisites(self) -> None:
+        """Checked in prepare(); the run records that they held."""
+        log.info("Phase 1: prerequisites ok (%s units, %s ops, run %s)",
+                 len(self.units), f"{self.plan.total_ops:,}", self.plan.run_id)
+
+    def start_units(self) -> None:
+        log.info("Phase 2: starting %s units (%s)", len(self.units), self.runner.name)
+        self.runner.start(self.units)
+        if self.runner.notice:
+            log.warning("%s", self.runner.notice)
+        ready_s = parse_seconds(self.cfg.runner.ready_timeout, "runner.ready_timeout")
+        early = self.runner.wait_until_waiting(ready_s)
+        self.extra["time_to_waiting_s"] = took = time.monotonic() - self._t_command
+        for state in early:
+            log.error("%s", "\n".join([f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
+                                      + [f"  {line}" for line in state.tail()]))
+        waiting = len(self.units) - len(early)
+        log.info("%s of %s units waiting at the start barrier after %.2fs", waiting, len(self.units), took)
+
+    def start_tracer(self) -> None:
+        tracer = self.tracer
+        log.info("Phase 3: %s", tracer.start_title())
+        tracer.start(self.units)
+        for pid in tracer.pids():
+            runstate.add_process(self.plan.run_id, pid, f"tracer:{tracer.name}")
+        for line in tracer.manual_instructions(self.units):
+            log.info("%s", line)
+        prompt = tracer.manual_prompt()
+        if prompt is not None:
+            wait_for_enter(prompt)
+        tracer.wait_ready()
+        log.info("Tracer %s ready", tracer.name)
+        if self.cfg.stress.wait_before_trigger:
+            for line in tracer.endpoints():
+                log.info("%s", line)
+            wait_for_enter("Press ENTER to start triggering events...")
+
+    def release(self) -> None:
+        log.info("Phase 4: releasing %s units at once", len(self.units))
+        self.extra["released_ns"] = self.runner.release()
+        # pandas takes half a second of CPU to import: do it while the units run, not
+        # after them, and not in the milliseconds in which they all start
+        warm_up = threading.Timer(0.1, importlib.import_module, args=("evt.results",))
+        warm_up.daemon = True
+        warm_up.start()
+
+    def monitor(self) -> None:
+        log.info("Phase 5: monitoring units")
+        console = make_console()
+        progress = Progress(self.runner, self.plan)
+        timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
+        with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
+            finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
+        if not finished:
+            self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
+            self.timed_out = True
+        for number, unit in enumerate(self.units, 1):
+            state = self.runner.states[unit.name]
+            log.info("[%s/%s] unit %s completed with exit code: %s", number, len(self.units), unit.name, state.exit_code)
+            if state.exit_code not in (0, None) and state.waiting_since is not None:
+                log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:"] + [f"  {l}" for l in state.tail()]))
+        failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
+        if failed_units and not self.failure:
+            self.failure = f"units failed: {', '.join(failed_units)}"
+
+    def _tick(self, live: Live, progress: Progress) -> None:
+        if self.crashed is None:
+            self.crashed = self.tracer.poll()
+            if self.crashed:
+                log.error("tracer %s died mid-run: %s", self.tracer.name, self.crashed)
+        live.update(progress.table())
+
+    def cooldown(self) -> None:
+        cooldown = parse_seconds(self.cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown")
+        if cooldown:
+            log.info("End cooldown %s", self.cfg.stress.stress_end_cooldown)
+            time.sleep(cooldown)
+
+    def collect(self) -> None:
+        self.tracer.drain()
+        self._stop_tracer()
+        self.report = self.tracer.report(self.units)
+        if self.crashed and not self.report.crashed:
+            self.report.crashed = self.crashed
+        self.partial = self.timed_out  # units still running were stopped: their figures are missing
+        if self.report.crashed:
+            self.status, self.exit_code = "tracer_crashed", 1
+        if self.failure:
+            self.status, self.exit_code = "failed", 1
+
+    def _stop_tracer(self) -> None:
+        """The one place the tracer is stopped (collect, or cleanup when collect never ran)."""
+        if self._tracer_stopped:
+            return
+        self._tracer_stopped = True
+        self.tracer.stop()
+        log.info("Tracer %s stopped", self.tracer.name)
+
+    def cleanup(self) -> None:
+        """Stop the tracer and remove every unit; runs whatever happened before."""
+        try:
+            self._stop_tracer()
+        except Exception as exc:  # keep cleaning up
+            log.error("stopping tracer: %s", exc)
+        if self.report is None:
+            try:
+                self.report = self.tracer.report(self.units)
+            except Exception:  # a tracer that never started may have nothing to report
+                self.report = None
+        self.runner.cleanup()
+        runstate.finish(self.plan.run_id)
+
+    def write(self) -> None:
+        from evt import results
+
+        self.extra.update(status=self.status, partial=self.partial, failure=self.failure,
+                          wall_s=time.monotonic() - self._t_command)
+        unit_results = self.runner.unit_results()
+        workers = results.workers_frame(self.plan, unit_results)
+        events = results.events_frame(self.plan, unit_results, self.report)
+        tracer_table = results.tracer_frame(self.plan, self.report)
+        summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra)
+        max_loss = self.cfg.stress.get("max_loss_pct")
+        if not results.apply_loss_gate(summary, max_loss) and self.exit_code == 0:
+            self.exit_code = 1
+            summary["status"] = self.status = "loss_exceeded"
+            log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
+        summary["exit_code"] = self.exit_code
+        results.write_all(self.run_dir, workers, events, tracer_table, summary)
+        self._write_plan()
+        results.print_summary(make_console(), events, summary)
+
+    def _write_plan(self) -> None:
+        (self.run_dir / "plan.json").write_text(json.dumps(self.plan.as_dict(), indent=2, default=str))

@@ -1,0 +1,79 @@
+"""StressSession: composed and validated once, phases in order, one log (terminal and evt.log)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import compose_cfg, needs_bpftrace, run_evt
+
+from evt.session import Phase, StressSession
+
+pytestmark = pytest.mark.integration
+
+# Runs `evt stress` in this interpreter with every prerequisite check counted.
+COUNT_CHECKS = """
+import sys
+from evt import hydra_app
+from evt.runners.local import LocalRunner
+from evt.tracers.none import NoneTracer
+checks = []
+for cls in (LocalRunner, NoneTracer):
+    def counted(self, units, original=cls.check, name=cls.__name__):
+        checks.append(name)
+        return original(self, units)
+    cls.check = counted
+code = hydra_app.run([], sys.argv[1:])
+print("CHECKS", " ".join(checks))
+sys.exit(code)
+"""
+
+
+def test_a_run_is_composed_and_validated_once(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNT_CHECKS, "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+         "events=['ptrace:ops=20']", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "CHECKS NoneTracer LocalRunner\n" in proc.stdout  # once each, before Hydra's job ran the plan
+    assert json.loads((tmp_path / "summary.json").read_text())["ok"] == 20
+
+
+def test_prepare_starts_nothing_and_the_dry_run_prints_the_same_plan(tmp_path, caplog):
+    cfg = compose_cfg("runner=local", "tracer=none", "stress.dry_run=true", "events=['ptrace:ops=3']", "run_id=same-plan")
+    session = StressSession.prepare(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing made yet
+    plan = session.plan
+    with caplog.at_level("INFO", logger="evt"):
+        assert session.run() == 0
+    assert session.plan is plan
+    assert json.loads((tmp_path / "run" / "plan.json").read_text()) == json.loads(json.dumps(plan.as_dict(), default=str))
+    assert f"  unit ptrace (local process group, 1 x 3 ops, sleep 10ns, native): {' '.join(plan.units[0].argv)}" in caplog.messages
+
+
+def test_phases_are_named_in_run_order():
+    assert [p.value for p in Phase] == ["prerequisites", "start", "tracer", "release", "monitoring", "cooldown",
+                                        "collect", "cleanup", "write"]
+
+
+@needs_bpftrace
+def test_evt_log_holds_the_phases_and_the_tracers_lifecycle(tmp_path):
+    result = run_evt("stress", "runner=local", "tracer=bpftrace", "stress.stress_end_cooldown=0s",
+                     "-e", "ptrace:ops=50", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    logged = [re.sub(r"^\[[^]]*\]\[([^]]*)\]\[(\w+)\] - ", r"\1 \2 ", line)
+              for line in (tmp_path / "evt.log").read_text().splitlines()]
+    wanted = ["evt.session INFO Phase 1: prerequisites ok", "evt.session INFO Phase 2: starting 1 units (local)",
+              "evt.session INFO Phase 3: starting tracer bpftrace", "evt.session INFO Tracer bpftrace ready",
+              "evt.session INFO Phase 4: releasing 1 units at once", "evt.session INFO Phase 5: monitoring units",
+              "evt.session INFO [1/1] unit ptrace completed with exit code: 0",
+              "evt.session INFO Tracer bpftrace stopped", "evt.results INFO detection: observed 50 of 50 expected",
+              "evt.results INFO results: "]
+    found = [next(i for i, line in enumerate(logged) if line.startswith(w)) for w in wanted]
+    assert found == sorted(found), logged
+    # the terminal shows the same messages as plain text
+    assert "Phase 3: starting tracer bpftrace\nTracer bpftrace ready\n" in result.stdout
