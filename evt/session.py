@@ -255,7 +255,6 @@ class StressSession:
             return
         self._tracer_stopped = True
         self.tracer.stop()
-        log.info("Tracer %s stopped", self.tracer.name)
 
     def cleanup(self) -> None:
         """Stop the tracer and remove every unit; runs whatever happened before."""

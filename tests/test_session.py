@@ -68,12 +68,16 @@ def test_evt_log_holds_the_phases_and_the_tracers_lifecycle(tmp_path):
     logged = [re.sub(r"^\[[^]]*\]\[([^]]*)\]\[(\w+)\] - ", r"\1 \2 ", line)
               for line in (tmp_path / "evt.log").read_text().splitlines()]
     wanted = ["evt.session INFO Phase 1: prerequisites ok", "evt.session INFO Phase 2: starting 1 units (local)",
-              "evt.session INFO Phase 3: starting tracer bpftrace", "evt.session INFO Tracer bpftrace ready",
+              "evt.session INFO Phase 3: starting tracer bpftrace", "evt.tracers.bpftrace INFO Starting bpftrace: ",
+              "evt.tracers.bpftrace INFO bpftrace is ready (PID: ", "evt.session INFO Tracer bpftrace ready",
               "evt.session INFO Phase 4: releasing 1 units at once", "evt.session INFO Phase 5: monitoring units",
               "evt.session INFO [1/1] unit ptrace completed with exit code: 0",
-              "evt.session INFO Tracer bpftrace stopped", "evt.results INFO detection: observed 50 of 50 expected",
-              "evt.results INFO results: "]
+              "evt.tracers.bpftrace INFO Stopping bpftrace (PID: ", "evt.tracers.bpftrace INFO bpftrace stopped",
+              "evt.results INFO detection: observed 50 of 50 expected", "evt.results INFO results: "]
     found = [next(i for i, line in enumerate(logged) if line.startswith(w)) for w in wanted]
     assert found == sorted(found), logged
-    # the terminal shows the same messages as plain text
-    assert "Phase 3: starting tracer bpftrace\nTracer bpftrace ready\n" in result.stdout
+    # the terminal shows the same messages as plain text, without the log's decoration
+    terminal = result.stdout.splitlines()
+    for message in ("Phase 3: starting tracer bpftrace", "Tracer bpftrace ready", "Phase 5: monitoring units"):
+        assert message in terminal, result.stdout
+    assert any(line.startswith("Stopping bpftrace (PID: ") for line in terminal), result.stdout
