@@ -11,9 +11,9 @@ from evt.progress import Progress
 from evt.runners.base import UnitState
 
 
-def test_rows_follow_the_units_states():
+def test_rows_follow_the_units_states(tmp_path):
     units = [make_unit("ptrace", ops=100), make_unit("security_file_open", instances=2, ops=50)]
-    states = {u.name: UnitState(u.name, u.total_ops) for u in units}
+    states = {u.name: UnitState(u.name, u.total_ops, tmp_path / f"{u.name}.log") for u in units}
     states["ptrace"].done_ops = 25
     states["security_file_open"].done_ops, states["security_file_open"].exit_code = 100, 0
     table = Progress(SimpleNamespace(states=states), Plan(run_id="r", runner="local", tracer="none", units=units)).table()
