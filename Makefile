@@ -32,6 +32,8 @@ bench: image
 	$(PYTHON) benchmarks/bench_trigger.py
 	$(PYTHON) benchmarks/bench_stress.py
 	$(PYTHON) benchmarks/bench_bpftrace.py
+	$(PYTHON) benchmarks/bench_pacing.py
+	$(PYTHON) benchmarks/bench_container.py
 	$(PYTHON) benchmarks/bench_image.py
 
 clean:
