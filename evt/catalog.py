@@ -3,8 +3,8 @@
 A trigger says what one op does in each mode (a native action in evt.native, or a
 script template in triggers/scripts/), what it needs from the host, the comm names its
 own tooling runs under (for Tracee's --scope bypass filters) and its ground truth: which
-probe sees the target event, how the run's marker tells ours from noise, and how many
-target events one op yields.
+probe sees the target event, how the run's marker tells ours from noise, how many
+target events one op yields, and how that count relates to the Tracee event (RELATIONS).
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from evt.templating import render
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: every unit loads the catalog at start
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
+# How a ground truth's count relates to the Tracee event it stands for.
+RELATIONS = {
+    "exact": "the probe is the event's own hook, or a syscall that makes exactly one event",
+    "proxy": "a stand-in syscall the event follows from, for the stated reason",
+    "unverified": "a stand-in whose relation to the event depends on the kernel build",
+}
 
 
 class CatalogError(Exception):
@@ -38,13 +44,13 @@ class Needs:
     binaries: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
     kernel: tuple[str, ...] = ()
+    arch: tuple[str, ...] = ()  # uname -m names; empty: any
 
     def merged(self, other: Needs) -> Needs:
-        return Needs(
-            tuple(dict.fromkeys(self.binaries + other.binaries)),
-            tuple(dict.fromkeys(self.capabilities + other.capabilities)),
-            tuple(dict.fromkeys(self.kernel + other.kernel)),
-        )
+        return Needs(*(tuple(dict.fromkeys(getattr(self, f) + getattr(other, f))) for f in NEEDS_KEYS))
+
+
+NEEDS_KEYS = ("binaries", "capabilities", "kernel", "arch")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,12 @@ class Trigger:
     needs: Needs
     bypass_comms: tuple[str, ...]
     source: Path = field(compare=False)
+    tracee_event: str = ""  # the name Tracee knows the event by, where it differs from `event`
+    aliases: tuple[str, ...] = ()  # other names `evt trigger -e`/`evt stress -e` accept
+
+    @property
+    def tracee_name(self) -> str:
+        return self.tracee_event or self.event
 
     @property
     def default_mode(self) -> str:
@@ -90,9 +102,15 @@ class Trigger:
     def unmet(self, mode: str | None = None) -> list[str]:
         """Why this trigger cannot run here in that mode; empty when it can."""
         needs = self.mode_needs(mode)
-        reasons = [host.check_binary(b) for b in needs.binaries]
+        reasons = [host.check_arch(needs.arch)]
+        reasons += [host.check_binary(b) for b in needs.binaries]
         reasons += [host.check_capability(c) for c in needs.capabilities]
         reasons += [host.check_kernel_feature(k) for k in needs.kernel]
+        return [r for r in reasons if r]
+
+    def unmet_capabilities(self, mode: str | None, held: set[str], where: str) -> list[str]:
+        """The mode's capabilities that a unit holding `held` lacks (`where`: how to grant them)."""
+        reasons = [host.check_capability(c, held, where) for c in self.mode_needs(mode).capabilities]
         return [r for r in reasons if r]
 
     def require(self, mode: str | None = None) -> None:
@@ -130,15 +148,11 @@ def _needs(raw: object, where: str) -> Needs:
     if raw is None:
         return Needs()
     if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: expected a mapping with binaries/capabilities/kernel")
-    unknown = set(raw) - {"binaries", "capabilities", "kernel"}
+        raise CatalogError(f"{where}: expected a mapping with {'/'.join(NEEDS_KEYS)}")
+    unknown = set(raw) - set(NEEDS_KEYS)
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use binaries, capabilities, kernel")
-    needs = Needs(
-        _strings(raw.get("binaries"), f"{where}.binaries"),
-        _strings(raw.get("capabilities"), f"{where}.capabilities"),
-        _strings(raw.get("kernel"), f"{where}.kernel"),
-    )
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use {', '.join(NEEDS_KEYS)}")
+    needs = Needs(*(_strings(raw.get(key), f"{where}.{key}") for key in NEEDS_KEYS))
     for cap in needs.capabilities:
         if cap not in host.CAPABILITIES:
             raise CatalogError(f"{where}.capabilities: unknown capability {cap!r}")
@@ -151,14 +165,23 @@ def _needs(raw: object, where: str) -> Needs:
 def _target(raw: object, where: str, exact: bool, event: str) -> Target:
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
+    unknown = set(raw) - {"probe", "filter", "per_op", "relation", "reason"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use probe, filter, per_op, relation, reason")
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
+    relation, reason = raw.get("relation"), raw.get("reason") or ""
     if not isinstance(probe, str) or not probe.startswith(("tracepoint:", "kprobe:", "rawtracepoint:")):
         raise CatalogError(f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {probe!r}")
     if not isinstance(flt, str) or not flt.strip():
         raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {flt!r}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {per_op!r}")
-    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact)
+    if relation not in RELATIONS:
+        raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} (how the count relates to the Tracee event), got {relation!r}")
+    if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
+        raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
+    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact, relation=relation,
+                    reason=" ".join(reason.split()))
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))
     except jinja2.TemplateError as exc:
@@ -166,14 +189,41 @@ def _target(raw: object, where: str, exact: bool, event: str) -> Target:
     return target
 
 
-def parse_trigger(raw: object, source: Path) -> Trigger:
-    """Validate one catalog entry; CatalogError names the file and the field."""
+def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode:
+    """One mode of a trigger. `kprobe_target`, where given, replaces `target` on kernels with
+    kprobes: the event's kernel function counted directly instead of a stand-in."""
     from evt import native  # the registry of native actions
 
+    if name not in MODES:
+        raise CatalogError(f"{where}: unknown mode; use {' or '.join(MODES)}")
+    if not isinstance(body, dict):
+        raise CatalogError(f"{where}: expected a mapping")
+    extra = set(body) - {"action", "template", "needs", "target", "kprobe_target"}
+    if extra:
+        raise CatalogError(f"{where}: unknown keys {sorted(extra)}")
+    needs = _needs(body.get("needs"), f"{where}.needs")
+    target = _target(body.get("target"), f"{where}.target", exact=(name == "native"), event=event)
+    if "kprobe_target" in body:
+        kprobe_target = _target(body["kprobe_target"], f"{where}.kprobe_target", exact=(name == "native"), event=event)
+        if host.check_kernel_feature("kprobes") is None:
+            target = kprobe_target
+    if name == "native":
+        action = body.get("action")
+        if action not in native.ACTIONS:
+            raise CatalogError(f"{where}.action: {action!r} is not an action in evt/native.py ({', '.join(sorted(native.ACTIONS))})")
+        return Mode(name, needs, target, action=action)
+    template = body.get("template")
+    if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
+        raise CatalogError(f"{where}.template: {template!r} is not a file in {source.parent / 'scripts'}")
+    return Mode(name, needs, target, template=template)
+
+
+def parse_trigger(raw: object, source: Path) -> Trigger:
+    """Validate one catalog entry; CatalogError names the file and the field."""
     where = source.name
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes"}
+    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases"}
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
     event = raw.get("event")
@@ -187,28 +237,12 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     raw_modes = raw.get("modes")
     if not isinstance(raw_modes, dict) or not raw_modes:
         raise CatalogError(f"{where}: modes must map native and/or script to their definitions")
-    modes: dict[str, Mode] = {}
-    for name, body in raw_modes.items():
-        mwhere = f"{where}: modes.{name}"
-        if name not in MODES:
-            raise CatalogError(f"{mwhere}: unknown mode; use {' or '.join(MODES)}")
-        if not isinstance(body, dict):
-            raise CatalogError(f"{mwhere}: expected a mapping")
-        extra = set(body) - {"action", "template", "needs", "target"}
-        if extra:
-            raise CatalogError(f"{mwhere}: unknown keys {sorted(extra)}")
-        needs = _needs(body.get("needs"), f"{mwhere}.needs")
-        target = _target(body.get("target"), f"{mwhere}.target", exact=(name == "native"), event=event)
-        if name == "native":
-            action = body.get("action")
-            if action not in native.ACTIONS:
-                raise CatalogError(f"{mwhere}.action: {action!r} is not an action in evt/native.py ({', '.join(sorted(native.ACTIONS))})")
-            modes[name] = Mode(name, needs, target, action=action)
-        else:
-            template = body.get("template")
-            if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
-                raise CatalogError(f"{mwhere}.template: {template!r} is not a file in {source.parent / 'scripts'}")
-            modes[name] = Mode(name, needs, target, template=template)
+    modes = {name: _mode(name, body, f"{where}: modes.{name}", event, source) for name, body in raw_modes.items()}
+    names = _strings(raw.get("aliases"), f"{where}: aliases")
+    tracee_event = raw.get("tracee_event") or ""
+    for name in (*names, tracee_event):
+        if name and not EVENT_NAME.fullmatch(name):
+            raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {name!r}")
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
         raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
@@ -219,6 +253,8 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         needs=_needs(raw.get("needs"), f"{where}: needs"),
         bypass_comms=bypass,
         source=source,
+        tracee_event=tracee_event,
+        aliases=names,
     )
     if "script" in modes:
         try:  # a template that cannot render fails here, not in the middle of a run
@@ -243,6 +279,10 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
                 "keep one file per event"
             )
         trigger = parse_trigger(raw, path)
+        for name in trigger.aliases:
+            owner = next((t for t in catalog.values() if name in (t.event, *t.aliases)), None)
+            if owner or name in [p.stem for p in directory.glob("*.y*ml")]:
+                raise CatalogError(f"{path.name}: alias {name!r} is already an event or alias; names must be unique")
         catalog[trigger.event] = trigger
     if not catalog:
         raise CatalogError(f"no triggers found in {directory}")
@@ -257,8 +297,18 @@ def default_catalog() -> dict[str, Trigger]:
 def get_trigger(event: str, catalog: dict[str, Trigger] | None = None) -> Trigger:
     catalog = default_catalog() if catalog is None else catalog
     validate_event_name(event)
+    aliased = next((t for t in catalog.values() if event in t.aliases), None)
+    if aliased:
+        return aliased
     if event not in catalog:
         close = difflib.get_close_matches(event, list(catalog), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UsageError(f"trigger for the event {event} does not exist.{hint} `evt list` shows every event.")
     return catalog[event]
+
+
+def tracee_name(event: str) -> str:
+    """The name Tracee knows an event by (the catalog's socked_dup is Tracee's socket_dup);
+    names outside the catalog pass unchanged."""
+    trigger = default_catalog().get(event)
+    return trigger.tracee_name if trigger else event

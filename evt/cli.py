@@ -222,6 +222,7 @@ def _trigger(args: argparse.Namespace) -> int:
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     trig = catalog.get_trigger(event)
+    event = trig.event  # an alias (socket_dup) runs its trigger
     if args.bypass_flags:
         print(" ".join(trig.bypass_flags()))
         print(f"If running trigger from this shell, also use: -s tree={os.getppid()}")
@@ -252,7 +253,10 @@ def _trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from evt import catalog
+    from evt.catalog import RELATIONS
     from rich.console import Console
     from rich.table import Table
 
@@ -263,27 +267,40 @@ def cmd_list(args: argparse.Namespace) -> int:
             modes[name] = trig.unmet(name)
         rows.append({
             "event": trig.event,
+            "tracee_event": trig.tracee_name,
+            "aliases": list(trig.aliases),
             "description": trig.description,
             "modes": list(trig.modes),
             "default_mode": trig.default_mode,
             "available": {m: not r for m, r in modes.items()},
             "why_not": {m: r for m, r in modes.items() if r},
+            "needs": {m: {k: list(v) for k, v in asdict(trig.mode_needs(m)).items() if v} for m in trig.modes},
+            "count": {m: _count_row(mode.target) for m, mode in trig.modes.items()},
         })
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="evt triggers")
-    for column in ("event", "modes", "runs here", "why not", "description"):
+    for column in ("event", "modes", "runs here", "why not", "count", "description"):
         table.add_column(column)
     for row in rows:
         modes = ", ".join(m + ("*" if m == row["default_mode"] else "") for m in row["modes"])
         ok = [m for m, a in row["available"].items() if a]
         runs = "yes" if len(ok) == len(row["modes"]) else (", ".join(ok) + " only" if ok else "no")
         why = "; ".join(f"{m}: {', '.join(r)}" for m, r in row["why_not"].items())
-        table.add_row(row["event"], modes, runs, why, row["description"])
-    Console(width=200).print(table)
-    print("* default mode")
+        count = "; ".join(f"{m}: {c['relation']}" for m, c in row["count"].items())
+        name = row["event"] + (f" (Tracee: {row['tracee_event']})" if row["tracee_event"] != row["event"] else "")
+        table.add_row(name, modes, runs, why, count, row["description"])
+    Console(width=220).print(table)
+    print("* default mode. count: how the ground truth relates to the Tracee event: "
+          + "; ".join(f"{k} = {v}" for k, v in RELATIONS.items()) + " (`evt list --json` gives each reason)")
     return 0
+
+
+def _count_row(target) -> dict[str, object]:
+    """One mode's ground truth as `evt list --json` shows it."""
+    return {"relation": target.relation, "reason": target.reason, "probe": target.probe, "filter": target.filter,
+            "per_op": target.per_op, "per_op_is": "exact" if target.exact else "lower_bound"}
 
 
 def build_parser() -> argparse.ArgumentParser:

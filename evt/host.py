@@ -110,14 +110,26 @@ def check_binary(name: str) -> str | None:
     return None if shutil.which(name) else f"{name} not installed"
 
 
-def check_capability(name: str) -> str | None:
-    held = capability_set()
+def check_capability(name: str, held: set[str] | None = None, where: str = "run as root or grant the capability") -> str | None:
+    """None if `held` (default: this process's effective set) grants the capability."""
+    held = capability_set() if held is None else held
     if name in held:
         return None
     # CAP_BPF and CAP_PERFMON split off CAP_SYS_ADMIN (Linux 5.8); either grants the need.
     if name in ("CAP_BPF", "CAP_PERFMON") and "CAP_SYS_ADMIN" in held:
         return None
-    return f"needs {name}: run as root or grant the capability"
+    return f"needs {name}: {where}"
+
+
+def machine() -> str:
+    return os.uname().machine
+
+
+def check_arch(arches: tuple[str, ...]) -> str | None:
+    """None if this machine is one of the architectures (uname -m names: x86_64, aarch64)."""
+    if not arches or machine() in arches:
+        return None
+    return f"needs {' or '.join(arches)}: this machine is {machine()}"
 
 
 @lru_cache(maxsize=1)

@@ -57,7 +57,9 @@ class Target:
     probe: str
     filter: str
     per_op: int
-    exact: bool
+    exact: bool  # per_op is exact (native ops, scripts with per_op_is: exact); else a lower bound
+    relation: str = "exact"  # how the count relates to the Tracee event: a key of catalog.RELATIONS
+    reason: str = ""  # why, for proxy and unverified
 
     def rendered(self, event: str, marker: Marker) -> Target:
         """This target with its filter rendered for one run: the Jinja placeholders

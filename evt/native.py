@@ -220,6 +220,18 @@ class SocketBind(Action):
             sock.bind(("127.0.0.1", 0))
 
 
+@action("socket_dup")
+class SocketDup(Action):
+    """socket(AF_INET, SOCK_DGRAM) + dup() + close both: one socket_dup per op.
+
+    libc's dup(), not os.dup(): Python duplicates with fcntl(F_DUPFD_CLOEXEC), which Tracee's
+    socket_dup (a dup/dup2/dup3 exit hook) does not see."""
+
+    def op(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            os.close(_check(_libc.dup(sock.fileno()), "dup"))
+
+
 class _BpfInsn(ctypes.Structure):
     _fields_ = [("code", ctypes.c_uint8), ("regs", ctypes.c_uint8), ("off", ctypes.c_int16), ("imm", ctypes.c_int32)]
 

@@ -1,8 +1,10 @@
 """Result tables of a stress run (pandas) and the summary printed at the end.
 
 workers.csv: a row per worker. events.csv: a row per unit (event): expected target
-events (ops x events per op), observed by the tracer, lost, loss. tracer.csv: the
-tracer's cost. summary.json: the headline figures.
+events (ops x events per op), observed by the tracer, lost, loss, whether `expected` is
+exact or a lower bound (`count`) and how the ground truth relates to the Tracee event
+(`relation`: catalog.RELATIONS). tracer.csv: the tracer's cost. summary.json: the
+headline figures.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             "observed": observed, "lost": lost, "loss_pct": loss_pct,
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
+            "relation": unit.target.relation,
         })
     return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
 
@@ -160,14 +163,14 @@ def _fmt(value: object, digits: int = 0) -> str:
 def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
     """The table on the terminal; the headline lines through the run's log (evt.log too)."""
     table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
-    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "loss %", "count"):
-        table.add_column(column, justify="left" if column in ("event", "mode", "count") else "right")
+    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "loss %", "count", "relation"):
+        table.add_column(column, justify="left" if column in ("event", "mode", "count", "relation") else "right")
     for row in events.to_dict("records"):
         table.add_row(
             row["unit"], row["mode"], _fmt(row["ops_ok"]), _fmt(row["events_per_s"]), _fmt(row["expected"]),
             _fmt(None if pd.isna(row["observed"]) else int(row["observed"])),
             _fmt(None if pd.isna(row["lost"]) else int(row["lost"])),
-            _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2), row["count"],
+            _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2), row["count"], row["relation"],
         )
     console.print(table)
     line = (f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "

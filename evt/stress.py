@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 
 from evt.catalog import get_trigger
 from evt.errors import UsageError
-from evt.host import check_kernel_feature
+from evt.host import check_arch, check_kernel_feature
 from evt.marker import Marker
 from evt.plan import Plan, Unit
 from evt.spec import EventSpec, format_duration, parse_duration, parse_seconds
@@ -31,9 +32,9 @@ def check_settings(cfg) -> None:
         raise UsageError(f"stress.max_loss_pct={max_loss} is not a percentage: give a number from 0 to 100.")
 
 
-def _check_runs_here(spec: EventSpec, kernel_features) -> None:
-    for feature in kernel_features:  # the host kernel serves containers too
-        reason = check_kernel_feature(feature)
+def _check_runs_here(spec: EventSpec, needs) -> None:
+    # the host's kernel and machine serve containers too
+    for reason in [check_kernel_feature(feature) for feature in needs.kernel] + [check_arch(needs.arch)]:
         if reason:
             raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. Remove it from the run (`evt list` shows what runs here).")
 
@@ -47,9 +48,10 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
     barrier = runner.barrier_in_unit()
     for spec in specs:
         trig = get_trigger(spec.event)
+        spec = replace(spec, event=trig.event)  # an alias (socket_dup) runs its trigger
         mode = spec.mode or trig.default_mode
         target = trig.mode(mode).target
-        _check_runs_here(spec, trig.mode_needs(mode).kernel)
+        _check_runs_here(spec, trig.mode_needs(mode))
         seen[spec.event] = seen.get(spec.event, 0) + 1
         name = spec.event if seen[spec.event] == 1 else f"{spec.event}-{seen[spec.event]}"
         unit_run_id = f"{run_id}-{name}"

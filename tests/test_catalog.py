@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evt import catalog, native
+from evt import catalog, host, native
 from evt.catalog import CatalogError, Trigger, get_trigger, load_catalog
 from evt.marker import Marker
 from evt.errors import UsageError
@@ -134,9 +134,11 @@ GOOD = {
     "bypass_comms": ["sh", "evt", "ptrace.sh"],
     "modes": {
         "native": {"action": "ptrace", "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace",
-                                                  "filter": 'comm == "{{ marker.comm }}"', "per_op": 1}},
+                                                  "filter": 'comm == "{{ marker.comm }}"', "per_op": 1,
+                                                  "relation": "exact"}},
         "script": {"template": "true.sh.j2", "needs": {"binaries": ["strace"], "capabilities": ["CAP_SYS_PTRACE"]},
-                   "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace", "filter": 'comm == "strace"', "per_op": 1}},
+                   "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace", "filter": 'comm == "strace"', "per_op": 1,
+                              "relation": "exact"}},
     },
 }
 
@@ -212,6 +214,14 @@ def test_empty_catalog_is_refused(tmp_path):
         (variant(**{"modes.native.target.per_op": 0}), "per_op: expected a positive integer"),
         (variant(**{"modes.native.target.per_op": True}), "per_op: expected a positive integer"),
         (variant(**{"modes.native.target.per_op": "1"}), "per_op: expected a positive integer"),
+        (variant(**{"modes.native.target.relation": None}), "relation: expected one of exact, proxy, unverified"),
+        (variant(**{"modes.native.target.relation": "close"}), "relation: expected one of exact, proxy, unverified"),
+        (variant(**{"modes.native.target.relation": "proxy"}), "reason: a proxy count needs the reason"),
+        (variant(**{"modes.native.target.why": "x"}), "modes.native.target: unknown keys ['why']"),
+        (variant(**{"modes.native.kprobe_target": {"probe": "kprobe:x"}}), "modes.native.kprobe_target.filter"),
+        (variant(aliases=["Ptrace"]), "event names must match [a-z0-9_]+, got 'Ptrace'"),
+        (variant(tracee_event="a b"), "event names must match [a-z0-9_]+, got 'a b'"),
+        (variant(**{"modes.script.needs.arch": "x86_64"}), "expected a list of non-empty strings"),
         (variant(**{"modes.script.needs.capabilities": ["CAP_FLY"]}), "unknown capability 'CAP_FLY'"),
         (variant(**{"modes.script.needs.kernel": ["warp"]}), "unknown feature 'warp'"),
         (variant(**{"modes.script.needs.binaries": "strace"}), "expected a list of non-empty strings"),
@@ -266,3 +276,66 @@ def test_trigger_level_needs_apply_to_every_mode(tmp_path):
 
 def test_default_catalog_is_the_real_one(real):
     assert catalog.default_catalog() == real
+
+
+def test_needs_an_architecture(tmp_path):
+    body = variant(**{"modes.script.needs.arch": ["evt_test_arch"]})
+    trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
+    assert trig.unmet("script") == [f"needs evt_test_arch: this machine is {host.machine()}"]
+    assert trig.unmet("native") == []
+
+
+def test_arch_prctl_states_its_architecture(real):
+    assert real["arch_prctl"].mode_needs("script").arch == ("x86_64",)
+
+
+def test_capabilities_a_unit_lacks(real):
+    bpf = real["security_bpf_prog"]
+    assert bpf.unmet_capabilities("script", {"CAP_SETUID"}, "grant it") == ["needs CAP_SYS_ADMIN: grant it"]
+    assert bpf.unmet_capabilities("native", {"CAP_SYS_ADMIN"}, "grant it") == []  # CAP_BPF split off SYS_ADMIN
+    assert real["bpf_attach"].mode_needs("script").capabilities == ("CAP_SYS_ADMIN", "CAP_PERFMON", "CAP_BPF")
+
+
+# -- count relation, Tracee names --------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", sorted(ORIGINAL_EVENTS))
+def test_every_count_states_its_relation_to_the_tracee_event(real, event):
+    for mode in real[event].modes.values():
+        assert mode.target.relation in catalog.RELATIONS
+        assert (mode.target.reason == "") == (mode.target.relation == "exact"), mode.target
+
+
+def test_stand_in_counts_are_marked(real):
+    relations = {(e, m): mode.target.relation for e, t in real.items() for m, mode in t.modes.items()}
+    if host.check_kernel_feature("kprobes"):  # no kprobes: the debugfs and device triggers count unshare
+        assert {e for (e, _), r in relations.items() if r == "unverified"} == {
+            "debugfs_create_dir", "debugfs_create_file", "device_add"}
+    assert relations[("commit_creds", "script")] == relations[("shared_object_loaded", "script")] == "proxy"
+
+
+def test_kprobe_target_replaces_the_stand_in_where_the_kernel_has_kprobes(tmp_path, monkeypatch):
+    body = variant(**{"modes.script.kprobe_target": {"probe": "kprobe:ptrace_attach", "filter": 'comm == "strace"',
+                                                     "per_op": 1, "relation": "exact"},
+                      "modes.script.target.relation": "unverified", "modes.script.target.reason": "a stand-in"})
+    directory = make_catalog(tmp_path, {"ptrace.yaml": body})
+    with_kprobes = host.check_kernel_feature("kprobes") is None
+    assert load_catalog(directory)["ptrace"].modes["script"].target.relation == ("exact" if with_kprobes else "unverified")
+    # the other kind of kernel, as host.check_kernel_feature would report it
+    monkeypatch.setattr(host, "check_kernel_feature", lambda f: "needs kprobes: no" if with_kprobes else None)
+    other = load_catalog(directory)["ptrace"].modes["script"].target
+    assert (other.probe, other.relation) == (("tracepoint:syscalls:sys_enter_ptrace", "unverified") if with_kprobes
+                                             else ("kprobe:ptrace_attach", "exact"))
+
+
+def test_socked_dup_keeps_its_name_and_tells_tracee_socket_dup(real):
+    trig = real["socked_dup"]
+    assert trig.tracee_name == "socket_dup" and catalog.tracee_name("socked_dup") == "socket_dup"
+    assert get_trigger("socket_dup", real) is trig
+    assert catalog.tracee_name("ptrace") == "ptrace" and catalog.tracee_name("not_in_catalog") == "not_in_catalog"
+
+
+def test_an_alias_may_not_shadow_an_event(tmp_path):
+    other = variant(event="strace", aliases=["ptrace"])
+    with pytest.raises(CatalogError, match="alias 'ptrace' is already an event or alias"):
+        load_catalog(make_catalog(tmp_path, {"ptrace.yaml": GOOD, "strace.yaml": other}))

@@ -14,8 +14,9 @@ from evt.protocol import TriggerResult, WorkerResult
 
 
 def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100) -> Unit:
+    relation = ("exact", "") if exact else ("proxy", "a stand-in")
     return make_unit(name, mode="native" if exact else "script", instances=instances, ops=ops,
-                     target=Target("tracepoint:x:y", "1", per_op, exact))
+                     target=Target("tracepoint:x:y", "1", per_op, exact, *relation))
 
 
 def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> TriggerResult:
@@ -42,6 +43,7 @@ def test_expected_counts_ok_ops_and_loss_follows_observed():
     assert round(events.loc["security_file_open", "loss_pct"], 4) == round(100 * 10 / 190, 4)
     assert events.loc["ptrace", "expected"] == 200 and events.loc["ptrace", "lost"] == 0  # more seen than the lower bound
     assert list(events["count"]) == ["exact", "lower_bound"]
+    assert list(events["relation"]) == ["exact", "proxy"]  # from each target, beside count
 
 
 def test_without_counts_observed_and_loss_stay_empty():

@@ -16,6 +16,12 @@ from evt.runners.base import Runner, UnitState
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
 DOCKER_PIDFILE = Path("/var/run/docker.pid")
+# What an unprivileged container holds without cap_add (moby's default capability set).
+DOCKER_DEFAULT_CAPS = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+}
 
 
 def docker_client(timeout: int = 120):
@@ -63,6 +69,28 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
+        self._check_unit_capabilities(units)
+
+    def _check_unit_capabilities(self, units: list[Unit]) -> None:
+        """Refuse a unit whose trigger needs a capability its container would not hold."""
+        from evt.catalog import get_trigger
+
+        mode = str(self.cfg.runner.privileged).lower()
+        if mode == "false":
+            held = DOCKER_DEFAULT_CAPS | {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.cfg.runner.cap_add}
+            fix = "grant it with runner.cap_add=[...] or use runner.privileged=auto"
+        elif mode == "auto":
+            held = daemon_capabilities()  # units get what the daemon holds
+            fix = "the Docker daemon does not hold it"
+        else:
+            held = None  # privileged: every capability
+        for unit in units if held is not None else []:
+            reasons = get_trigger(unit.event).unmet_capabilities(unit.mode, held, fix)
+            if reasons:
+                raise UsageError(
+                    f"event {unit.event!r} cannot run in its container ({unit.mode} mode): {'; '.join(reasons)}. "
+                    "Remove it from the run or give the units the capability (`evt list` shows each trigger's needs)."
+                )
 
     def unit_container_name(self, unit_name: str) -> str:
         return f"evt-stress-{unit_name.replace('_', '-')}-{self.run_id}"

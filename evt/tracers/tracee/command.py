@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evt.catalog import tracee_name
 from evt.errors import RunError, UsageError
 from evt.paths import TEMPLATES_DIR
 from evt.plan import Unit
@@ -174,7 +175,7 @@ def template_location(template: str) -> tuple[str, Path]:
 def render_command(cfg, units: list[Unit], run_dir: Path, binary: str | None = None) -> list[str]:
     """Tracee's argv, rendered from tracee.template (one argument per line)."""
     tcfg = cfg.tracee
-    events = list(dict.fromkeys(u.event for u in units))
+    events = list(dict.fromkeys(tracee_name(u.event) for u in units))  # socked_dup is Tracee's socket_dup
     for event in events:
         if not EVENT_NAME.fullmatch(event):
             raise UsageError(f"invalid event name {event!r}: only [a-z0-9_]+ reaches Tracee's command line.")

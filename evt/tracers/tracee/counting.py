@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 
 import psutil
 
+from evt.catalog import tracee_name
 from evt.plan import Unit
 
 SHORT_ID = 12  # docker's short container id
@@ -315,7 +316,7 @@ class UnitWatch:
                 native = u.mode == "native"  # native workers carry the run's marker; script ops run the original's tools
                 scopes.append(UnitScope(
                     name=u.name,
-                    event=u.event,
+                    event=tracee_name(u.event),  # Tracee's name: socket_dup for socked_dup
                     container_id=u.container_id,
                     cgroup_id=self._cgroups.get(u.name),
                     pids=set(self._trees.get(u.name, set())) | local,
