@@ -165,9 +165,12 @@ def _needs(raw: object, where: str) -> Needs:
 def _target(raw: object, where: str, exact: bool, event: str) -> Target:
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
-    unknown = set(raw) - {"probe", "filter", "per_op", "relation", "reason"}
+    unknown = set(raw) - {"probe", "filter", "per_op", "per_op_is", "relation", "reason"}
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use probe, filter, per_op, relation, reason")
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use probe, filter, per_op, per_op_is, relation, reason")
+    per_op_is = raw.get("per_op_is", "exact" if exact else "lower_bound")
+    if per_op_is not in ("exact", "lower_bound") or (exact and per_op_is != "exact"):
+        raise CatalogError(f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {per_op_is!r}")
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
     relation, reason = raw.get("relation"), raw.get("reason") or ""
     if not isinstance(probe, str) or not probe.startswith(("tracepoint:", "kprobe:", "rawtracepoint:")):
@@ -180,7 +183,7 @@ def _target(raw: object, where: str, exact: bool, event: str) -> Target:
         raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} (how the count relates to the Tracee event), got {relation!r}")
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
-    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=exact, relation=relation,
+    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=per_op_is == "exact", relation=relation,
                     reason=" ".join(reason.split()))
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))

@@ -93,6 +93,8 @@ def test_cfg_job_shows_the_composed_config():
     (["-e", "ptrace", "--keep-tracee", "--auto-tracee=false"], "--keep-tracee requires --auto-tracee=true"),
     ([], "no events to run"),
     (["-e", "bpf_attach", "tracer=none"], "needs kprobes"),
+    (["-e", "security_bpf_prog:mode=script", "tracer=none", "runner.privileged=false"],
+     "event 'security_bpf_prog' cannot run in its container .script mode.: needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
     (["-e", "ptrace", "stress.timeout=later"], "invalid stress.timeout"),
     (["-e", "ptrace", "tracer=tracee", "tracee.binary=/nonexistent/tracee"], 'tracee binary not found at "/nonexistent/tracee"'),
 ])

@@ -158,6 +158,13 @@ def test_json_last_line():
         assert (row["ops"], row["ok"], row["errors"], row["first_error"]) == (100, 100, 0, None)
 
 
+def test_socket_dup_is_an_alias_of_the_originals_socked_dup():
+    proc = run_evt("trigger", "-e", "socket_dup", "-o", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert (result["event"], result["mode"], result["ok"]) == ("socked_dup", "native", 3)
+
+
 def test_script_mode_json():
     proc = run_evt("trigger", "-e", "security_socket_create", "--mode", "script", "-o", "2", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -294,8 +301,30 @@ def test_list_json_covers_the_catalog_with_availability():
         assert any("kprobes" in why for why in rows["bpf_attach"]["why_not"]["script"])
 
 
+def test_list_json_gives_every_count_relation_and_need():
+    rows = {row["event"]: row for row in json.loads(run_evt("list", "--json").stdout)}
+    for row in rows.values():
+        assert set(row["count"]) == set(row["modes"])
+        for count in row["count"].values():
+            assert count["relation"] in ("exact", "proxy", "unverified")
+            assert bool(count["reason"]) == (count["relation"] != "exact")
+            assert count["per_op"] >= 1 and count["per_op_is"] in ("exact", "lower_bound")
+    assert rows["commit_creds"]["count"]["script"]["relation"] == "proxy"
+    assert "setresuid" in rows["commit_creds"]["count"]["script"]["reason"]
+    assert rows["socked_dup"]["count"]["native"] == {
+        "relation": "exact", "reason": "", "probe": "tracepoint:syscalls:sys_enter_dup", "per_op": 1,
+        "per_op_is": "exact", "filter": rows["socked_dup"]["count"]["native"]["filter"]}
+    assert (rows["socked_dup"]["tracee_event"], rows["socked_dup"]["aliases"]) == ("socket_dup", ["socket_dup"])
+    assert rows["ptrace"]["tracee_event"] == "ptrace"
+    assert rows["arch_prctl"]["needs"]["script"]["arch"] == ["x86_64"]
+    assert rows["security_bpf_prog"]["needs"]["script"]["capabilities"] == ["CAP_SYS_ADMIN"]
+
+
 def test_list_table():
     proc = run_evt("list")
     assert proc.returncode == 0, proc.stderr
     assert "security_file_open" in proc.stdout and "native*, script" in proc.stdout
     assert "* default mode" in proc.stdout
+    assert "socked_dup (Tracee: socket_dup)" in proc.stdout
+    assert "native: exact; script: proxy" in proc.stdout  # security_file_open
+    assert "unverified = " in proc.stdout

@@ -81,6 +81,13 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
     assert run_containers(run_id) == []
 
 
+def test_dry_run_takes_socket_dup_for_socked_dup(tmp_path):
+    result = run_evt(["stress", "-e", "socket_dup:ops=5", "--dry-run", *QUICK, f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr
+    assert [u["name"] for u in json.loads((tmp_path / "plan.json").read_text())["units"]] == ["socked_dup"]
+    assert "evt trigger --event socked_dup --ops 5" in result.stdout
+
+
 def test_missing_image_gets_the_original_message_and_fix(tmp_path):
     out = tmp_path / "out"
     result = run_evt("stress", "-e", "ptrace", *QUICK, "--image", "evt-no-such-image:latest", f"hydra.run.dir={out}")

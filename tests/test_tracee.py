@@ -117,6 +117,17 @@ def test_render_raw_output_values_pass_through():
     assert parse_output("json:stdout", "destinations", Path("/r")).json_file is None
 
 
+def test_render_passes_tracee_its_name_for_socked_dup():
+    units = [make_unit("socked_dup", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
+    assert pairs(render(units=units), "--events") == ["socket_dup,ptrace"]
+
+
+def test_the_stand_in_refuses_socked_dup_as_real_tracee_does(tmp_path):
+    run = subprocess.run([sys.executable, str(STANDIN), "--events", "ptrace,socked_dup"], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 1 and "invalid event to trace: socked_dup" in run.stdout + run.stderr
+
+
 def test_render_tree_scope_for_local_units():
     units = [make_unit("security_file_open", pid=4242), make_unit("ptrace", pid=4343)]
     argv = render("runner=local", units=units)
@@ -557,6 +568,31 @@ def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkey
     tracer.drain()
     tracer.stop()
     assert tracer.report(units).observed == {"security_file_open": 2}
+
+
+def test_socked_dup_unit_counts_tracees_socket_dup_events(tmp_path, tracers, monkeypatch, procs):
+    """evt asks Tracee for socket_dup (the stand-in, like Tracee, refuses socked_dup) and counts
+    the socket_dup events it writes for the socked_dup unit."""
+    unit_proc = spawn(procs, ["sh", "-c", "sleep 30 & wait"])
+    unit = make_unit("socked_dup", pid=unit_proc.pid)
+    # the fields evt reads from Tracee's older JSON shape (fixtures/tracee/events-legacy.jsonl)
+    event = {"hostProcessId": unit_proc.pid, "hostParentProcessId": 1, "processName": unit.marker.comm,
+             "containerId": "", "args": []}
+    source = tmp_path / "emit.jsonl"
+    source.write_text("".join(json.dumps(dict(event, eventName=name)) + "\n" for name in ("socket_dup", "socket_dup", "dup")))
+    monkeypatch.setenv("EVT_STANDIN_EVENTS", str(source))
+    out = tmp_path / "events.json"
+    cfg = standin_cfg(tmp_path, free_port(), "runner=local", f"tracee.output=json:{out}")
+    tracer = new_tracer(tracers, cfg, tmp_path)
+    tracer.start([unit])
+    assert pairs(tracer.argv, "--events") == ["socket_dup"]
+    tracer.wait_ready()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    tracer.drain()
+    tracer.stop()
+    assert tracer.report([unit]).observed == {"socked_dup": 2}
 
 
 def test_lifecycle_crash_at_start(tmp_path, tracers, monkeypatch):

@@ -72,6 +72,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return p.parse_known_args(argv)
 
 
+# Event names real Tracee has no event for: it refuses them at start (pkg/cmd/flags/errors.go).
+# socked_dup is the original evt's typo of socket_dup; evt must never pass it on.
+UNKNOWN_EVENTS = {"socked_dup"}
+
+
 def fail(msg: str) -> None:
     say(f"error: {msg}")
     sys.exit(1)
@@ -212,6 +217,9 @@ def main(argv: list[str]) -> int:
     enabled, address = server_config(args.server)
     out_path = json_output(args.output)
     say(f"scope={args.scope!r} events={args.events!r} output={args.output!r} server={args.server!r}")
+    for event in ",".join(args.events).split(","):
+        if event in UNKNOWN_EVENTS:
+            fail(f"invalid event to trace: {event}")
 
     if modes.get("crash_at_start"):
         say("loading eBPF programs (pretend)")
