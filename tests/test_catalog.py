@@ -311,7 +311,7 @@ def test_stand_in_counts_are_marked(real):
     if host.check_kernel_feature("kprobes"):  # no kprobes: the debugfs and device triggers count unshare
         assert {e for (e, _), r in relations.items() if r == "unverified"} == {
             "debugfs_create_dir", "debugfs_create_file", "device_add"}
-    assert relations[("commit_creds", "script")] == relations[("shared_object_loaded", "script")] == "proxy"
+    assert relations[("commit_creds", "script")] == relations[("security_file_open", "script")] == "proxy"
 
 
 def test_kprobe_target_replaces_the_stand_in_where_the_kernel_has_kprobes(tmp_path, monkeypatch):
