@@ -22,6 +22,7 @@ import pytest
 
 from helpers import EVT, compose_cfg, make_unit, needs_bpftrace
 from evt.catalog import default_catalog
+from evt.marker import Target
 from evt.plan import Unit
 from evt.tracers.bpftrace import BpftraceTracer
 
@@ -127,3 +128,38 @@ def test_the_tracer_reports_its_own_figures(observed):
     for name in observed["units"]:
         assert f'@evt_events["{name}"] = count();' in program
     assert report.log_path == str(tracer.log_path) and tracer.log_path.exists()
+
+
+def test_bpftrace_attach_filters_count_attaches_not_every_call(tmp_path):
+    """bpf_attach, kprobe_attach and kallsyms_lookup_name need kprobes, which this host may
+    lack; their filters are checked here on a bpftrace that attaches one tracepoint program
+    instead: one attach ioctl counted of its many bpf() calls, and none of its perf events
+    (software and tracepoint types) taken for a kprobe."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    script = f'read x < {fifo}; exec timeout 2 bpftrace -e "tracepoint:syscalls:sys_enter_getppid {{ }}"'
+    proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    every_bpf = Target(probe="tracepoint:syscalls:sys_enter_bpf", filter='comm == "bpftrace"', per_op=1, exact=False)
+    targets = {"bpf_attach": CATALOG["bpf_attach"].modes["script"].target,
+               "kprobe_attach": CATALOG["kprobe_attach"].modes["script"].target,
+               "kallsyms_lookup_name": CATALOG["kallsyms_lookup_name"].modes["script"].target,
+               "every_bpf": every_bpf}
+    units = [make_unit("bpf_attach", name=name, mode="script", target=target, pid=proc.pid)
+             for name, target in targets.items()]
+    tracer = BpftraceTracer(compose_cfg(), tmp_path / "run")
+    try:
+        tracer.start(units)
+        tracer.wait_ready()
+        with open(fifo, "w") as gate:
+            gate.write("go\n")
+        assert proc.wait(timeout=60) == 124  # bpftrace ran until timeout stopped it
+        tracer.stop()
+        observed = tracer.report(units).observed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        tracer.stop()
+    assert observed["every_bpf"] > 5  # what the old filter counted for bpf_attach
+    assert observed["bpf_attach"] == 1  # ioctl(PERF_EVENT_IOC_SET_BPF) of its one program
+    assert observed["kprobe_attach"] == observed["kallsyms_lookup_name"] == 0
