@@ -108,9 +108,9 @@ class Trigger:
         reasons += [host.check_kernel_feature(k) for k in needs.kernel]
         return [r for r in reasons if r]
 
-    def unmet_capabilities(self, mode: str | None, held: set[str], where: str) -> list[str]:
-        """The mode's capabilities that a unit holding `held` lacks (`where`: how to grant them)."""
-        reasons = [host.check_capability(c, held, where) for c in self.mode_needs(mode).capabilities]
+    def unmet_capabilities(self, mode: str | None, held: set[str], fix: str) -> list[str]:
+        """The mode's capabilities that a unit holding `held` lacks (`fix`: how to grant them)."""
+        reasons = [host.check_capability(c, held, fix) for c in self.mode_needs(mode).capabilities]
         return [r for r in reasons if r]
 
     def require(self, mode: str | None = None) -> None:
@@ -162,14 +162,14 @@ def _needs(raw: object, where: str) -> Needs:
     return needs
 
 
-def _target(raw: object, where: str, exact: bool, event: str) -> Target:
+def _target(raw: object, where: str, native: bool, event: str) -> Target:
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
     unknown = set(raw) - {"probe", "filter", "per_op", "per_op_is", "relation", "reason"}
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use probe, filter, per_op, per_op_is, relation, reason")
-    per_op_is = raw.get("per_op_is", "exact" if exact else "lower_bound")
-    if per_op_is not in ("exact", "lower_bound") or (exact and per_op_is != "exact"):
+    per_op_is = raw.get("per_op_is", "exact" if native else "lower_bound")
+    if per_op_is not in ("exact", "lower_bound") or (native and per_op_is != "exact"):
         raise CatalogError(f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {per_op_is!r}")
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
     relation, reason = raw.get("relation"), raw.get("reason") or ""
@@ -205,9 +205,9 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     if extra:
         raise CatalogError(f"{where}: unknown keys {sorted(extra)}")
     needs = _needs(body.get("needs"), f"{where}.needs")
-    target = _target(body.get("target"), f"{where}.target", exact=(name == "native"), event=event)
+    target = _target(body.get("target"), f"{where}.target", native=(name == "native"), event=event)
     if "kprobe_target" in body:
-        kprobe_target = _target(body["kprobe_target"], f"{where}.kprobe_target", exact=(name == "native"), event=event)
+        kprobe_target = _target(body["kprobe_target"], f"{where}.kprobe_target", native=(name == "native"), event=event)
         if host.check_kernel_feature("kprobes") is None:
             target = kprobe_target
     if name == "native":
@@ -282,9 +282,9 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
                 "keep one file per event"
             )
         trigger = parse_trigger(raw, path)
+        taken = {p.stem for p in directory.glob("*.y*ml")} | {a for t in catalog.values() for a in t.aliases}
         for name in trigger.aliases:
-            owner = next((t for t in catalog.values() if name in (t.event, *t.aliases)), None)
-            if owner or name in [p.stem for p in directory.glob("*.y*ml")]:
+            if name in taken:
                 raise CatalogError(f"{path.name}: alias {name!r} is already an event or alias; names must be unique")
         catalog[trigger.event] = trigger
     if not catalog:

@@ -110,15 +110,17 @@ def check_binary(name: str) -> str | None:
     return None if shutil.which(name) else f"{name} not installed"
 
 
-def check_capability(name: str, held: set[str] | None = None, where: str = "run as root or grant the capability") -> str | None:
-    """None if `held` (default: this process's effective set) grants the capability."""
+def check_capability(name: str, held: set[str] | None = None,
+                     fix: str = "run as root or grant the capability") -> str | None:
+    """None if `held` (default: this process's effective set) grants the capability, else
+    why not, ending in how to `fix` it."""
     held = capability_set() if held is None else held
     if name in held:
         return None
     # CAP_BPF and CAP_PERFMON split off CAP_SYS_ADMIN (Linux 5.8); either grants the need.
     if name in ("CAP_BPF", "CAP_PERFMON") and "CAP_SYS_ADMIN" in held:
         return None
-    return f"needs {name}: {where}"
+    return f"needs {name}: {fix}"
 
 
 def machine() -> str:
