@@ -52,20 +52,53 @@ def test_each_containers_whole_output_is_saved(tmp_path):
     unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)
 
 
-def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
-    # Without CAP_SYS_ADMIN (runner.privileged=false, no cap_add) the unit refuses to start.
+@pytest.fixture
+def image_without_strace(tmp_path):
+    """The runner image minus strace: a unit of ptrace's script mode refuses to start in it,
+    a need the host cannot check before the run (capabilities and kernel it can)."""
+    import docker
+
+    client = docker.from_env()
+    tag = f"evt-test-nostrace:{tmp_path.name[-12:].lower().strip('_') or 'x'}"
+    container = client.containers.create(os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest"),
+                                         entrypoint=["rm", "-f", "/usr/bin/strace"])
+    try:
+        container.start()
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        container.commit(*tag.split(":"))
+    finally:
+        container.remove(force=True)
+    yield tag
+    client.images.remove(tag, force=True)
+
+
+def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path, image_without_strace):
     run_id = "fail-" + tmp_path.name[-12:]
-    result = run_evt("stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
-                      "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
+    result = run_evt("stress", "-e", "ptrace:ops=2:mode=script", "-e", "security_file_open:ops=200", *QUICK,
+                     "--image", image_without_strace, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1
-    assert "unit switch_task_ns exited before the start (exit code 2); last log lines:" in result.stderr
-    assert "needs CAP_SYS_ADMIN" in result.stderr
+    assert "unit ptrace exited before the start (exit code 2); last log lines:" in result.stderr
+    assert "strace not installed" in result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["status"] == "failed" and "switch_task_ns" in summary["failure"]
+    assert summary["status"] == "failed" and "ptrace" in summary["failure"]
     rows = {w["event"]: w for w in read_csv(tmp_path / "workers.csv")}
     assert rows["security_file_open"]["ok"] == "200"  # the other unit ran to the end
-    assert "switch_task_ns" not in rows
+    assert "ptrace" not in rows
     assert run_containers(run_id) == []
+
+
+def test_a_unit_lacking_a_needed_capability_is_refused_before_anything_starts(tmp_path):
+    # runner.privileged=false without cap_add: Docker's default set, no CAP_SYS_ADMIN
+    run_id = "nocap-" + tmp_path.name[-12:]
+    result = run_evt("stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
+                     "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: event 'switch_task_ns' cannot run in its container (native mode): "
+                                    "needs CAP_SYS_ADMIN: grant it with runner.cap_add")
+    assert not (tmp_path / "summary.json").exists() and run_containers(run_id) == []
+    granted = run_evt("stress", "-e", "switch_task_ns:ops=5", *QUICK, "runner.privileged=false",
+                      "runner.cap_add=[SYS_ADMIN]", f"run_id={run_id}-2", f"hydra.run.dir={tmp_path}/granted")
+    assert granted.returncode == 0, granted.stdout + granted.stderr
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
@@ -82,7 +115,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path):
 
 
 def test_dry_run_takes_socket_dup_for_socked_dup(tmp_path):
-    result = run_evt(["stress", "-e", "socket_dup:ops=5", "--dry-run", *QUICK, f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "socket_dup:ops=5", "--dry-run", *QUICK, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert [u["name"] for u in json.loads((tmp_path / "plan.json").read_text())["units"]] == ["socked_dup"]
     assert "evt trigger --event socked_dup --ops 5" in result.stdout
