@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,13 @@ def test_each_containers_whole_output_is_saved(tmp_path):
 
 
 @pytest.fixture
-def image_without_strace(tmp_path):
+def image_without_strace():
     """The runner image minus strace: a unit of ptrace's script mode refuses to start in it,
     a need the host cannot check before the run (capabilities and kernel it can)."""
     import docker
 
     client = docker.from_env()
-    tag = f"evt-test-nostrace:{tmp_path.name[-12:].lower().strip('_') or 'x'}"
+    tag = f"evt-test-nostrace:{uuid.uuid4().hex[:12]}"  # unique: other checkouts run this test too
     container = client.containers.create(os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest"),
                                          entrypoint=["rm", "-f", "/usr/bin/strace"])
     try:
