@@ -74,7 +74,7 @@ def image_without_strace():
 
 
 def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path, image_without_strace):
-    run_id = "fail-" + tmp_path.name[-12:]
+    run_id = "fail-" + uuid.uuid4().hex[:12]  # container names: unique across checkouts testing at once
     result = run_evt("stress", "-e", "ptrace:ops=2:mode=script", "-e", "security_file_open:ops=200", *QUICK,
                      "--image", image_without_strace, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1
@@ -90,7 +90,7 @@ def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path, image_withou
 
 def test_a_unit_lacking_a_needed_capability_is_refused_before_anything_starts(tmp_path):
     # runner.privileged=false without cap_add: Docker's default set, no CAP_SYS_ADMIN
-    run_id = "nocap-" + tmp_path.name[-12:]
+    run_id = "nocap-" + uuid.uuid4().hex[:12]
     result = run_evt("stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
                      "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2, result.stdout + result.stderr
