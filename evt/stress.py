@@ -39,6 +39,16 @@ def _check_runs_here(spec: EventSpec, needs) -> None:
             raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. Remove it from the run (`evt list` shows what runs here).")
 
 
+def _check_unit_capabilities(trig, mode: str, held: tuple[set[str], str] | None) -> None:
+    """Refuse a unit whose trigger needs a capability the runner will not give it."""
+    reasons = trig.unmet_capabilities(mode, *held) if held is not None else []
+    if reasons:
+        raise UsageError(
+            f"event {trig.event!r} cannot run in its container ({mode} mode): {'; '.join(reasons)}. "
+            "Remove it from the run or give the units the capability (`evt list` shows each trigger's needs)."
+        )
+
+
 def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
     """One unit per event spec, placed by the runner (its barrier path, its names)."""
     units: list[Unit] = []
@@ -52,6 +62,7 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
         mode = spec.mode or trig.default_mode
         target = trig.mode(mode).target
         _check_runs_here(spec, trig.mode_needs(mode))
+        _check_unit_capabilities(trig, mode, runner.unit_capabilities())
         seen[spec.event] = seen.get(spec.event, 0) + 1
         name = spec.event if seen[spec.event] == 1 else f"{spec.event}-{seen[spec.event]}"
         unit_run_id = f"{run_id}-{name}"

@@ -115,6 +115,11 @@ class Runner(ABC):
     def check(self, units: list[Unit]) -> None:
         """Prerequisites (engine reachable, image present); UsageError if not."""
 
+    def unit_capabilities(self) -> tuple[set[str], str] | None:
+        """The capabilities a unit will hold and how to grant more, where the plan must check
+        them; None where the runner checks every need itself or grants everything."""
+        return None
+
     def unit_container_name(self, unit_name: str) -> str | None:
         """The name of the unit's container, for runners that make one."""
         return None

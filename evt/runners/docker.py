@@ -69,28 +69,16 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
-        self._check_unit_capabilities(units)
 
-    def _check_unit_capabilities(self, units: list[Unit]) -> None:
-        """Refuse a unit whose trigger needs a capability its container would not hold."""
-        from evt.catalog import get_trigger
-
+    def unit_capabilities(self) -> tuple[set[str], str] | None:
+        """What a unit's container will hold: privileged=false Docker's default set plus
+        runner.cap_add, auto what the daemon holds; None when privileged (everything)."""
         mode = str(self.cfg.runner.privileged).lower()
         if mode == "false":
-            held = DOCKER_DEFAULT_CAPS | {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.cfg.runner.cap_add}
-            fix = "grant it with runner.cap_add=[...] or use runner.privileged=auto"
-        elif mode == "auto":
-            held = daemon_capabilities()  # units get what the daemon holds
-            fix = "the Docker daemon does not hold it"
-        else:
-            held = None  # privileged: every capability
-        for unit in units if held is not None else []:
-            reasons = get_trigger(unit.event).unmet_capabilities(unit.mode, held, fix)
-            if reasons:
-                raise UsageError(
-                    f"event {unit.event!r} cannot run in its container ({unit.mode} mode): {'; '.join(reasons)}. "
-                    "Remove it from the run or give the units the capability (`evt list` shows each trigger's needs)."
-                )
+            added = {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.cfg.runner.cap_add}
+            return DOCKER_DEFAULT_CAPS | added, "grant it with runner.cap_add=[...] or use runner.privileged=auto"
+        held = daemon_capabilities() if mode == "auto" else None
+        return (held, "the Docker daemon does not hold it") if held is not None else None
 
     def unit_container_name(self, unit_name: str) -> str:
         return f"evt-stress-{unit_name.replace('_', '-')}-{self.run_id}"
