@@ -158,6 +158,14 @@ class ProcessSampler:
         return (self.ended or time.monotonic()) - self.started
 
 
+def _default_signals() -> None:
+    """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
+    a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 class ManagedProcess:
     """A process evt started: in its own session, output in `log_path` (stdout in
     `stdout_path` when given, else in the log too), sampled from its start."""
@@ -173,7 +181,7 @@ class ManagedProcess:
         try:
             self.popen = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, preexec_fn=_default_signals,
             )
         finally:
             log.close()
