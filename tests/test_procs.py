@@ -112,6 +112,22 @@ def test_a_graceful_stop_uses_the_first_signal(started, tmp_path):
     assert proc.returncode == 0 and "END ran" in proc.log_path.read_text()
 
 
+def test_sigint_stops_it_even_when_the_parent_ignores_and_blocks_sigint(tmp_path):
+    """A Ray worker ignores and blocks SIGINT; bpftrace, stopped with SIGINT, must not inherit that."""
+    parent = textwrap.dedent(f"""
+        import signal, sys, time
+        from pathlib import Path
+        from evt.procs import ManagedProcess, Stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        proc = ManagedProcess(["sleep", "60"], Path({str(tmp_path / "child.log")!r}))
+        time.sleep(0.2)
+        print(proc.stop(10, first_signal=signal.SIGINT).name, proc.returncode)
+    """)
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["SIGNALLED", str(-signal.SIGINT)], out.stderr
+
+
 def test_stop_after_it_exited(started, tmp_path):
     proc = start(started, py("raise SystemExit(3)"), tmp_path)
     assert proc.wait_exit(10) == 3
