@@ -35,6 +35,7 @@ bench: image
 	$(PYTHON) benchmarks/bench_pacing.py
 	$(PYTHON) benchmarks/bench_container.py
 	$(PYTHON) benchmarks/bench_image.py
+	$(PYTHON) benchmarks/bench_loss.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .build

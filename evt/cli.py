@@ -154,7 +154,7 @@ STRESS_HELP = """usage: evt stress [overrides ...] [seed flags ...] [-m|--multir
 Run a stress test: units (one per event) start together, a tracer watches them, and the
 results land in the Hydra run directory (outputs/DATE/TIME/).
 
-Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|none  runner=docker|local
+Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
   events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.mode=native|script
   stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
 

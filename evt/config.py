@@ -85,6 +85,30 @@ class ProcessTracerConfig:
 
 
 @dataclass
+class CommandTracerConfig(TracerConfig):
+    """A streaming tracer run as a command and read line by line (evt/tracers/command.py)."""
+
+    _target_: str = "evt.tracers.command.CommandTracer"
+    binary: str = ""  # the executable, looked up on PATH (`{{ binary }}` in the command)
+    command: list[str] = field(default_factory=list)  # argv, each item a Jinja template
+    env: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)  # the evt events whose units it counts
+    line: Optional[str] = None  # an event line: named groups, those in `match` required
+    # line group -> the unit's value (a Jinja template over its marker), e.g. comm: "{{ marker.comm }}";
+    # no default: a merge would keep a default's keys beside the YAML's
+    match: dict[str, str] = field(default_factory=dict)
+    event_names: dict[str, str] = field(default_factory=dict)  # an `event` group's value -> evt event
+    lost: Optional[str] = None  # its lost-event message, the number in a group named `lost`
+    # Ready when it prints a line matching ready_pattern (stdout or stderr), or ready_delay after it started
+    ready_pattern: Optional[str] = None
+    ready_delay: Optional[str] = None
+    ready_timeout: str = "60s"  # ready_pattern must show up within this
+    init_cooldown: str = "0s"  # settling time after ready, before the units are released
+    stop_signal: str = "SIGINT"  # the signal that makes it flush its output and exit
+    stop_timeout: str = "10s"  # then SIGKILL
+
+
+@dataclass
 class TraceeConfig(ProcessTracerConfig):
     binary: str = "./dist/tracee"
     template: str = "tracee.cmd.j2"
@@ -108,6 +132,10 @@ class TraceeConfig(ProcessTracerConfig):
 class BpftraceConfig(ProcessTracerConfig):
     binary: str = "bpftrace"
     template: str = "bpftrace_count.bt.j2"
+    # count: per-CPU count() maps in the kernel, never loses (the reference);
+    # stream: also one printf per event through bpftrace's output buffer, counted in userspace
+    mode: str = "count"
+    buffer_pages: Optional[int] = None  # per-CPU output buffer (BPFTRACE_PERF_RB_PAGES); None: bpftrace's default
 
 
 @dataclass
@@ -131,6 +159,7 @@ def register() -> None:
     cs.store(group="scenario", name="scenario_schema", node=ScenarioConfig)
     cs.store(group="runner", name="runner_schema", node=RunnerConfig)
     cs.store(group="tracer", name="tracer_schema", node=TracerConfig)
+    cs.store(group="tracer", name="command_tracer_schema", node=CommandTracerConfig)
 
 
 register()

@@ -48,7 +48,9 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
         result = results.get(unit.name)
         ops_ok = result.ok if result else 0
         expected = ops_ok * unit.target.per_op
-        observed = observed_by_unit.get(unit.name, 0) if observed_by_unit is not None else None
+        # a unit missing from the tracer's counts is an event this tracer does not see
+        observed = observed_by_unit.get(unit.name) if observed_by_unit is not None else None
+        seen = report.seen.get(unit.name) if report is not None and report.seen is not None else None
         lost = loss_pct = None
         if observed is not None:
             lost = max(expected - observed, 0)
@@ -60,7 +62,7 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             "observed": observed, "lost": lost, "loss_pct": loss_pct,
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
-            "relation": unit.target.relation,
+            "relation": unit.target.relation, "seen": seen,
         })
     return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
 
@@ -107,14 +109,15 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "total_ops_per_s": (ok / span) if span > 0 else 0.0,
         "start_skew_ms": start_skew_ms(results),
     }
-    if events["observed"].notna().any():
-        expected = int(events["expected"].sum())
-        observed = int(events["observed"].fillna(0).sum())
-        lost = int(events["lost"].fillna(0).sum())
+    counted = events[events["observed"].notna()]  # the events this tracer counts
+    if len(counted):
+        expected = int(counted["expected"].sum())
+        observed = int(counted["observed"].sum())
+        lost = int(counted["lost"].sum())
         summary["detection"] = {
             "expected": expected, "observed": observed, "lost": lost,
             "loss_pct": (100.0 * lost / expected) if expected else 0.0,
-            "exact": bool((events["count"] == "exact").all()),
+            "exact": bool((counted["count"] == "exact").all()),
         }
     else:
         summary["detection"] = None
@@ -187,6 +190,10 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
                if "bpf_run_time_s" in (cost.get("metrics") or {}) else "")
             + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
         )
+    metrics = (cost or {}).get("metrics") or {}
+    if "kernel_seen" in metrics:  # a tracer that knows what its probes saw apart from what it received
+        console.print(f"tracer {summary['tracer']}: its probes saw {int(metrics['kernel_seen']):,} events in the kernel, "
+                      f"{int(metrics['undelivered']):,} of them never reached its userspace")
     detection = summary.get("detection")
     if detection:
         log.info(

@@ -21,6 +21,7 @@ from evt.catalog import get_trigger
 from evt.marker import Marker, Target
 from evt.errors import RunError, UsageError
 from evt.tracers.bpftrace import TREE_DEPTH, BpftraceTracer, missing_probe
+from host_trigger import HostTrigger, Noise, barrier, trace
 
 EVENT = "security_file_open"
 
@@ -167,22 +168,6 @@ def test_stop_and_report_before_start_are_harmless(cfg, tmp_path):
     assert tracer.poll() is None
     report = tracer.report([make_unit()])
     assert report.observed is None and report.cpu_s is None
-
-
-def test_output_parsing_sums_lost_events_in_both_formats(cfg, tmp_path):
-    tracer = BpftraceTracer(cfg, tmp_path)
-    tracer.dir.mkdir()
-    tracer.out_path.write_text(
-        '{"type": "attached_probes", "data": {"probes": 3}}\n'
-        '{"type": "lost_events", "data": {"events": 4}}\n'
-        "Lost 3 events\n"
-        '{"type": "map", "data": {"@other": {"x": 9}}}\n'
-        '{"type": "map", "data": {"@evt_events": {"a": 5, "b": 7}}}\n'
-    )
-    tracer.log_path.write_text("WARNING: something\nLost 2 events\n")
-    counts, lost = tracer.parse_output()
-    assert counts == {"a": 5, "b": 7}
-    assert lost == 9
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -350,3 +335,62 @@ def test_bad_durations_in_the_config_are_refused_when_the_tracer_is_built(cfg, t
     cfg.bpftrace[key] = "soon"
     with pytest.raises(UsageError, match=f"invalid bpftrace.{key} 'soon'"):
         BpftraceTracer(cfg, tmp_path)
+
+
+# -- stream mode: one printf per event through bpftrace's output buffer ----------------------
+
+
+def test_stream_mode_prints_each_event_and_keeps_the_count(cfg, tmp_path):
+    cfg.bpftrace.mode = "stream"
+    units = [make_unit(), make_unit("symlinks", event="security_inode_symlink")]
+    program = BpftraceTracer(cfg, tmp_path).program(units)
+    for unit in units:
+        block = block_of(program, unit.name)
+        assert f'@evt_events["{unit.name}"] = count();\n  printf("evt:{unit.name}\\n");' in block
+    cfg.bpftrace.mode = "count"
+    assert "printf(\"evt:" not in BpftraceTracer(cfg, tmp_path).program(units)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("mode", "fast", "invalid bpftrace.mode 'fast': use bpftrace.mode=count"),
+    ("buffer_pages", 3, "invalid bpftrace.buffer_pages 3: the per-CPU output buffer is a power of two pages"),
+    ("buffer_pages", 0, "invalid bpftrace.buffer_pages 0"),
+])
+def test_bad_stream_settings_are_refused_by_check(cfg, tmp_path, key, value, message):
+    cfg.bpftrace[key] = value
+    with pytest.raises(UsageError, match=message):
+        BpftraceTracer(cfg, tmp_path).check([make_unit()])
+
+
+def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: int | None):
+    """A host trigger (and noise) traced by bpftrace in stream mode, scoped to its tree: the report."""
+    cfg.bpftrace.mode, cfg.bpftrace.buffer_pages = "stream", buffer_pages
+    fifo = barrier(tmp_path)
+    trig = HostTrigger(fifo, f"stream-{uuid.uuid4().hex[:8]}", EVENT, ops=ops, workers=workers, sleep=sleep)
+    return trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), pid=trig.proc.pid)
+
+
+@needs_bpftrace
+@pytest.mark.integration
+def test_stream_mode_with_room_in_its_buffer_receives_every_event(cfg, tmp_path):
+    report = run_stream(cfg, tmp_path, ops=5000, workers=2, sleep="100us", buffer_pages=None)
+    assert report.seen == {EVENT: 10_000}, "the probe saw every event and no noise"
+    assert report.observed == {EVENT: 10_000}
+    assert report.lost == {"bpftrace_lost_events": 0} and report.metrics["undelivered"] == 0
+
+
+@needs_bpftrace
+@pytest.mark.integration
+def test_stream_mode_with_one_page_loses_events_and_the_kernel_count_accounts_for_them(cfg, tmp_path):
+    """Two workers at full rate against a one-page buffer per CPU: userspace receives part
+    of what the probe saw; the in-kernel count says how much was lost, bpftrace's own
+    notice at most that much."""
+    ops, workers = 150_000, 2
+    report = run_stream(cfg, tmp_path, ops=ops, workers=workers, sleep="0", buffer_pages=1)
+    expected, seen, observed = ops * workers, report.seen[EVENT], report.observed[EVENT]
+    notices = report.lost["bpftrace_lost_events"]
+    print(f"bpftrace stream, 1 page: observed {observed:,} of {expected:,}; lost notices {notices:,}")
+    assert seen == expected
+    assert expected - observed >= expected // 100, "measurable loss (>= 1%)"
+    assert observed + report.metrics["undelivered"] == expected
+    assert 0 < notices <= expected - observed

@@ -54,6 +54,27 @@ def test_without_counts_observed_and_loss_stay_empty():
     assert summary["detection"] is None
 
 
+def test_units_a_tracer_does_not_count_have_no_loss_and_stay_out_of_detection():
+    """A tracer that sees only some events (opensnoop: opens) reports only their units."""
+    plan, states = make_plan()
+    report = TracerReport("opensnoop", observed={"security_file_open": 170})
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "lost"] == 20
+    assert events[["observed", "lost", "loss_pct"]].loc["ptrace"].isna().all()
+    summary = results.summarize(plan, results.workers_frame(plan, states), events.reset_index(), report, states, {})
+    assert summary["detection"]["expected"] == 190 and summary["detection"]["lost"] == 20
+
+
+def test_what_the_probe_saw_is_kept_beside_what_userspace_received():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 120, "ptrace": 200},
+                          seen={"security_file_open": 190, "ptrace": 200})
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "seen"] == 190 and events.loc["security_file_open", "lost"] == 70
+    assert events["seen"].notna().all()
+    assert results.events_frame(plan, states, TracerReport("bpftrace", observed={}))["seen"].isna().all()
+
+
 def test_summary_totals_skew_and_detection():
     plan, states = make_plan()
     report = TracerReport("bpftrace", observed={"security_file_open": 190, "ptrace": 200}, cpu_s=1.0, wall_s=4.0)

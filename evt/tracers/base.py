@@ -31,6 +31,9 @@ class TracerReport:
     command: list[str] = field(default_factory=list)
     # Events seen, keyed by unit name (one unit per event); None: this tracer/config counts nothing
     observed: dict[str, int] | None = None
+    # Events the tracer's probes saw in the kernel, by unit, when it knows that apart from
+    # what reached its userspace (bpftrace stream mode): seen - observed is its own loss
+    seen: dict[str, int] | None = None
     lost: dict[str, int] = field(default_factory=dict)  # lost-event counters, by counter name
     metrics: dict[str, float] = field(default_factory=dict)  # metric deltas over the run
     cpu_s: float | None = None  # user+sys of the tracer's whole process tree

@@ -11,6 +11,11 @@ the tracer asks for the notice bpftrace prints once every probe is attached
 (`__BPFTRACE_NOTIFY_PROBES_ATTACHED`, on stderr in v0.17, on stdout in later versions)
 and polls for it up to bpftrace.ready_timeout.
 
+bpftrace.mode=stream adds one printf per event to the same program: the lines that reach
+userspace through bpftrace's per-CPU output buffer (bpftrace.buffer_pages pages per CPU,
+BPFTRACE_PERF_RB_PAGES) are the observed events, the count map what the probes saw
+(evt/tracers/bpftrace_output.py).
+
 Files in <run_dir>/tracer/: bpftrace.bt (the program as run), bpftrace.log (stderr),
 bpftrace.out (stdout: JSON lines).
 """
@@ -18,7 +23,6 @@ bpftrace.out (stdout: JSON lines).
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import re
@@ -34,14 +38,15 @@ from evt.plan import Unit
 from evt.procs import ManagedProcess, Stop, log_tail
 from evt.templating import render
 from evt.tracers.base import Durations, Tracer, TracerReport
+from evt.tracers.bpftrace_output import STREAM_PREFIX, BpftraceOutput, parse
 
 log = logging.getLogger(__name__)
 
 ATTACHED = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
 TREE_DEPTH = 8  # ancestors a pid-tree scope looks through (worker, sh, timeout, nc, ...)
-MAP = "@evt_events"
 LOST_COUNTER = "bpftrace_lost_events"
-_LOST_TEXT = re.compile(r"^Lost (\d+) events")
+MODES = ("count", "stream")
+BUFFER_PAGES_ENV = "BPFTRACE_PERF_RB_PAGES"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./:@+-]*")
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -80,6 +85,7 @@ class BpftraceTracer(Tracer):
         return found
 
     def check(self, units: list[Unit]) -> None:
+        self._check_mode()
         self.binary()
         if not host.tracefs_mounted():
             raise UsageError(
@@ -96,6 +102,23 @@ class BpftraceTracer(Tracer):
                         f"this kernel: {reason}. Fix the target in triggers/{unit.event}.yaml, run the event in "
                         "another mode, or list what exists with `bpftrace -l 'tracepoint:*'`."
                     )
+
+    def _check_mode(self) -> None:
+        mode, pages = str(self.bcfg.mode), self.bcfg.buffer_pages
+        if mode not in MODES:
+            raise UsageError(
+                f"invalid bpftrace.mode {mode!r}: use bpftrace.mode=count (per-CPU counts in the kernel, the "
+                "reference) or bpftrace.mode=stream (one printf per event through bpftrace's output buffer)."
+            )
+        if pages is not None and (pages < 1 or pages & (pages - 1)):
+            raise UsageError(
+                f"invalid bpftrace.buffer_pages {pages}: the per-CPU output buffer is a power of two pages "
+                "(1, 2, 4, ... 64 is bpftrace's default); drop the setting for the default."
+            )
+
+    @property
+    def streaming(self) -> bool:
+        return str(self.bcfg.mode) == "stream"
 
     def command(self, units: list[Unit]) -> list[str]:
         try:
@@ -118,7 +141,8 @@ class BpftraceTracer(Tracer):
                 "cgroup_path": str(cgroup) if cgroup else None, "pid": int(unit.pid) if unit.pid else None,
             })
         run_id = self.cfg.run_id or self.run_dir.name
-        return render(str(self.bcfg.template), units=rows, tree_depth=TREE_DEPTH, run_id=run_id)
+        return render(str(self.bcfg.template), units=rows, tree_depth=TREE_DEPTH, run_id=run_id,
+                      stream=self.streaming, stream_prefix=STREAM_PREFIX)
 
     # -- running ------------------------------------------------------------------------
 
@@ -130,6 +154,8 @@ class BpftraceTracer(Tracer):
         self.program_path.write_text(self.program(units))
         self._argv = self.command(units)
         env = dict(os.environ, **{ATTACHED: "1"})
+        if self.bcfg.buffer_pages is not None:
+            env[BUFFER_PAGES_ENV] = str(self.bcfg.buffer_pages)
         self._enable_bpf_stats()
         log.info("Starting bpftrace: %s", shlex.join(self._argv))
         try:
@@ -242,40 +268,23 @@ class BpftraceTracer(Tracer):
 
     # -- results ------------------------------------------------------------------------
 
-    def parse_output(self) -> tuple[dict[str, int] | None, int]:
-        """Counts by unit name (None when bpftrace printed no map) and lost events."""
-        counts: dict[str, int] | None = None
-        lost = 0
-        lines: list[str] = []
-        for path in (self.out_path, self.log_path):
-            try:
-                lines += path.read_text(errors="replace").splitlines()
-            except FileNotFoundError:
-                pass
-        for line in lines:
-            text = line.strip()
-            match = _LOST_TEXT.match(text)
-            if match:
-                lost += int(match.group(1))
-                continue
-            if not text.startswith("{"):
-                continue
-            try:
-                record = json.loads(text)
-            except ValueError:
-                continue
-            kind, data = record.get("type"), record.get("data")
-            if kind == "lost_events" and isinstance(data, dict):
-                lost += int(data.get("events", 0))
-            elif kind == "map" and isinstance(data, dict) and MAP in data:
-                counts = {str(k): int(v) for k, v in (data[MAP] or {}).items()}
-        if counts is None and self.proc is not None and self.proc.returncode == 0:
-            counts = {}  # a clean exit prints no map when nothing was counted
-        return counts, lost
+    def parse_output(self) -> BpftraceOutput:
+        """Counts by unit (None when bpftrace printed no map), stream lines, lost notices."""
+        output = parse([self.out_path, self.log_path])
+        if output.counts is None and self.proc is not None and self.proc.returncode == 0:
+            output.counts = {}  # a clean exit prints no map when nothing was counted
+        return output
 
     def report(self, units: list[Unit]) -> TracerReport:
-        counts, lost = self.parse_output()
-        observed = None if counts is None else {u.name: counts.get(u.name, 0) for u in units}
+        output = self.parse_output()
+        counts = output.counts
+        seen = None if counts is None else {u.name: counts.get(u.name, 0) for u in units}
+        observed = seen
+        metrics = dict(self.bpf_run)
+        if self.streaming and seen is not None:
+            observed = {u.name: output.printed.get(u.name, 0) for u in units}
+            metrics["kernel_seen"] = sum(seen.values())
+            metrics["undelivered"] = sum(seen.values()) - sum(observed.values())
         crashed = self.crashed
         if counts is None and crashed is None and self.proc is not None:
             crashed = f"bpftrace printed no counts (exit code {self.proc.returncode}); its log:\n{self.log_tail()}"
@@ -284,11 +293,12 @@ class BpftraceTracer(Tracer):
             tracer=self.name,
             command=self._argv or self.command(units),
             observed=observed,
-            lost={LOST_COUNTER: lost},
+            seen=seen if self.streaming else None,
+            lost={LOST_COUNTER: output.lost_notices},
             cpu_s=sampler.cpu_s if sampler else None,
             peak_rss_bytes=sampler.peak_rss if sampler else None,
             wall_s=sampler.wall_s if sampler else None,
-            metrics=dict(self.bpf_run),
+            metrics=metrics,
             log_path=str(self.log_path),
             crashed=crashed,
         )

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Tracers that can lose events, side by side on this machine: bpftrace counting in the
+kernel (the reference), bpftrace streaming one printf per event with 1, 8 and 64 (its
+default) pages of output buffer per CPU, and opensnoop; tracer=none as the workload's own
+rate. Native security_file_open in containers, the rate raised step by step (fewer sleeps,
+more workers), each step one `evt stress` run of about --seconds seconds per tracer.
+
+For every tracer and step: the events/s the units reached, expected and observed events,
+loss %, the lost events the tracer itself reported, its CPU seconds (its process; for
+bpftrace also its BPF programs in the kernel) and CPU seconds per million events.
+Usage: benchmarks/bench_loss.py [--seconds S] [--runner docker|local] [--tracers a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EVT = str(Path(sys.executable).parent / "evt")
+TRACERS = {
+    "none": ["tracer=none"],
+    "bpftrace": ["tracer=bpftrace"],
+    "stream-1p": ["tracer=bpftrace", "bpftrace.mode=stream", "bpftrace.buffer_pages=1"],
+    "stream-8p": ["tracer=bpftrace", "bpftrace.mode=stream", "bpftrace.buffer_pages=8"],
+    "stream-64p": ["tracer=bpftrace", "bpftrace.mode=stream"],
+    "opensnoop": ["tracer=opensnoop"],
+}
+# sleep, workers, ops/s guess per worker: a sleep of any length costs a sleep syscall (~45k ops/s
+# at most per worker), so the rate between that and no sleep at all comes from more workers
+STEPS = [("100us", 2, 7000), ("10ns", 1, 40000), ("10ns", 2, 35000), ("10ns", 4, 25000), ("0", 1, 170000),
+         ("0", 2, 160000)]
+PAGES = [1, 4, 16, 64, 256]  # the buffer sweep, at the last step's rate
+
+
+def step(tmp: Path, tracer: str, sleep: str, workers: int, ops: int, runner: str, more: tuple[str, ...] = ()) -> dict:
+    run_dir = tmp / "-".join([tracer, sleep, str(workers), *more])
+    result = subprocess.run(
+        [EVT, "stress", *TRACERS[tracer], *more, f"runner={runner}", "stress.stress_end_cooldown=0s",
+         f"hydra.run.dir={run_dir}", "-e", f"security_file_open:instances={workers}:ops={ops}:sleep={sleep}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"evt stress failed ({tracer}, sleep={sleep}, {workers} workers): {result.stdout[-3000:]}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "events.csv") as f:
+        row = next(csv.DictReader(f))
+    cost = summary.get("tracer_cost") or {}
+    expected = int(row["expected"])
+    observed = int(float(row["observed"])) if row["observed"] else None
+    kernel_s = (cost.get("metrics") or {}).get("bpf_run_time_s", 0.0)
+    cpu_s = (cost.get("cpu_s") or 0.0) + kernel_s
+    return {
+        "tracer": tracer, "sleep": sleep, "workers": workers, "rate": float(row["events_per_s"]),
+        "expected": expected, "observed": observed,
+        "loss_pct": float(row["loss_pct"]) if row["loss_pct"] else None,
+        "lost_reported": sum((cost.get("lost") or {}).values()), "cpu_s": cpu_s,
+        "cpu_s_per_million": cpu_s / (expected / 1e6) if tracer != "none" else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="target length of each run")
+    parser.add_argument("--runner", default="docker")
+    parser.add_argument("--tracers", default=",".join(TRACERS), help=f"a subset of {','.join(TRACERS)}")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="evt-bench-loss-") as tmp:
+        for sleep, workers, per_worker_rate in STEPS:
+            for tracer in args.tracers.split(","):
+                rows.append(step(Path(tmp), tracer, sleep, workers, int(per_worker_rate * args.seconds), args.runner))
+        sleep, workers, per_worker_rate = STEPS[-1]
+        pages = [step(Path(tmp), "stream-64p", sleep, workers, int(per_worker_rate * args.seconds), args.runner,
+                      (f"bpftrace.buffer_pages={n}",)) for n in PAGES] if "stream-64p" in args.tracers else []
+    print("native security_file_open in containers; cpu: the tracer's process + its BPF programs in the kernel")
+    print(f"  {'tracer':<11} {'sleep':>6} {'workers':>7} {'events/s':>9} {'expected':>9} {'observed':>9} "
+          f"{'loss %':>7} {'reported lost':>13} {'cpu s':>6} {'cpu s/1M':>8}")
+    for r in rows:
+        observed = f"{r['observed']:,}" if r["observed"] is not None else "-"
+        loss = f"{r['loss_pct']:.2f}" if r["loss_pct"] is not None else "-"
+        per_million = f"{r['cpu_s_per_million']:.2f}" if r["cpu_s_per_million"] is not None else "-"
+        print(f"  {r['tracer']:<11} {r['sleep']:>6} {r['workers']:>7} {r['rate']:>9,.0f} {r['expected']:>9,} "
+              f"{observed:>9} {loss:>7} {r['lost_reported']:>13,} {r['cpu_s']:>6.2f} {per_million:>8}")
+    if pages:
+        print(f"bpftrace stream mode at sleep={sleep} with {workers} workers, by output buffer pages per CPU:")
+        for n, r in zip(PAGES, pages):
+            print(f"  {n:>4} pages: {r['rate']:>9,.0f} events/s, {r['observed']:,} of {r['expected']:,} received, "
+                  f"loss {r['loss_pct']:.2f}% (bpftrace noticed {r['lost_reported']:,}), {r['cpu_s_per_million']:.2f} cpu s/1M")
+    for tracer in args.tracers.split(","):
+        if tracer == "none":
+            continue
+        lossy = [r for r in rows if r["tracer"] == tracer and (r["loss_pct"] or 0) > 0]
+        first = min(lossy, key=lambda r: r["rate"]) if lossy else None
+        print(f"{tracer}: " + (f"first loss at {first['rate']:,.0f} events/s ({first['loss_pct']:.2f}%)" if first
+                               else "no loss at any step"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
