@@ -55,7 +55,7 @@ def test_unknown_tracer_names_the_valid_ones(tmp_path):
     OmegaConf.update(cfg, "tracer._target_", "evt.plan.Unit")  # a class, but no tracer
     with pytest.raises(UsageError, match="is not a tracer class"):
         make_tracer(cfg, tmp_path)
-    assert tracer_names() == ["bpftrace", "none", "tracee"]
+    assert tracer_names() == ["bpftrace", "execsnoop", "none", "opensnoop", "tracee"]
 
 
 def test_the_none_tracer_keeps_the_hook_defaults(tmp_path):
