@@ -30,9 +30,9 @@ class HostTrigger:
         line = self.proc.stdout.readline()
         assert "Waiting at start barrier" in line, line + self.proc.stderr.read()
 
-    def unit(self, **scope) -> Unit:
+    def unit(self, name: str | None = None, **scope) -> Unit:
         target = get_trigger(self.event).modes["native"].target.rendered(self.event, self.marker)
-        return Unit(name=self.name, event=self.event, mode="native", instances=self.workers, ops=self.ops,
+        return Unit(name=name or self.name, event=self.event, mode="native", instances=self.workers, ops=self.ops,
                     sleep="0", marker=self.marker, target=target, argv=[], **scope)
 
     def finish(self, timeout: float = 120) -> dict:
@@ -58,11 +58,12 @@ def release(fifo: Path) -> None:
     os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
-# Host noise: opens of the unit's marker file under another comm, and opens of another file
-# under the unit's marker comm, released by the same barrier as the units.
+# Host noise released by the same barrier as the units. A near miss: opens of the unit's
+# marker file under another comm, then of another file under the unit's marker comm. An
+# impostor: opens of the marker file under the marker comm, from outside the unit's scope.
 NOISE = """
 import ctypes, os, select, sys, time
-fifo, path, comm, ops = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+fifo, path, comm, ops, kind = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
 os.makedirs(os.path.dirname(path), exist_ok=True)
 open(path, "ab").close()
@@ -70,11 +71,16 @@ print("ready", flush=True)
 poller = select.poll()
 poller.register(fd, select.POLLIN | select.POLLHUP)
 poller.poll(60000)
+if kind == "impostor":
+    ctypes.CDLL(None).prctl(15, comm.encode(), 0, 0, 0)
 for _ in range(ops):
-    os.close(os.open(path, os.O_RDONLY))
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except FileNotFoundError:
+        pass  # the unit removed its marker directory when it ended: the open was still made
     time.sleep(0.0001)  # at the units' pace: noise, not a flood
 ctypes.CDLL(None).prctl(15, comm.encode(), 0, 0, 0)
-for _ in range(ops):
+for _ in range(ops if kind == "near-miss" else 0):
     os.close(os.open(sys.executable, os.O_RDONLY))
     time.sleep(0.0001)
 print("done", flush=True)
@@ -82,8 +88,8 @@ print("done", flush=True)
 
 
 class Noise:
-    def __init__(self, fifo: Path, marker: Marker, ops: int):
-        self.proc = subprocess.Popen([sys.executable, "-c", NOISE, str(fifo), marker.file, marker.comm, str(ops)],
+    def __init__(self, fifo: Path, marker: Marker, ops: int, kind: str = "near-miss"):
+        self.proc = subprocess.Popen([sys.executable, "-c", NOISE, str(fifo), marker.file, marker.comm, str(ops), kind],
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready"
 
@@ -96,10 +102,12 @@ class Noise:
             self.proc.wait()
 
 
-def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None = None, **scope):
-    """Start the tracer on the triggers' units, release them (and the noise), wait until
-    every op succeeded, stop the tracer: its report. Everything is stopped whatever happens."""
-    units = [t.unit(**scope) for t in triggers]
+def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None = None,
+          units: list[Unit] | None = None, **scope):
+    """Start the tracer on the units (by default the triggers' own), release the triggers
+    (and the noise), wait until every op succeeded, stop the tracer: its report.
+    Everything is stopped whatever happens."""
+    units = units or [t.unit(**scope) for t in triggers]
     try:
         tracer.check(units)
         tracer.start(units)

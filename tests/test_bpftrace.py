@@ -3,7 +3,6 @@ program it renders, what it refuses, and its counts inside and outside a unit's 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers import EVT, make_unit, needs_bpftrace
+from helpers import make_unit, needs_bpftrace
 from evt import host
 from evt.catalog import get_trigger
 from evt.marker import Marker, Target
@@ -241,23 +240,6 @@ def test_files_in_the_run_dir_and_a_clean_stop(tracer, tmp_path):
 
 # -- scope: a unit's events outside its scope are not counted --------------------------------
 
-NOISE = textwrap.dedent("""
-    import ctypes, os, select, sys
-    fifo, path, comm, ops = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    open(path, "ab").close()
-    print("ready", flush=True)
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP)
-    poller.poll(60000)
-    ctypes.CDLL(None).prctl(15, comm.encode(), 0, 0, 0)  # the trigger's own marker comm
-    for _ in range(ops):
-        os.close(os.open(path, os.O_RDONLY))
-    print("done", flush=True)
-""")
-
-
 @pytest.fixture
 def cgroup():
     root = host.cgroup2_root()
@@ -281,52 +263,24 @@ def cgroup():
 @pytest.mark.integration
 @pytest.mark.parametrize("scope", ["pid", "cgroup"])
 def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, scope):
+    """An impostor outside the unit's scope opens the marker file under the marker comm:
+    only the unit without a scope counts it."""
     ops, workers, noise_ops = 3000, 2, 2000
-    run_id = f"scope-{uuid.uuid4().hex[:8]}"
-    marker = Marker.for_run(run_id, EVENT)
-    fifo = tmp_path / "barrier"
-    os.mkfifo(fifo)
+    fifo = barrier(tmp_path)
     cgroup_dir = request.getfixturevalue("cgroup") if scope == "cgroup" else None
 
     def into_cgroup():
         if cgroup_dir is not None:
             (cgroup_dir / "cgroup.procs").write_text(str(os.getpid()))
 
-    trig = subprocess.Popen(
-        [str(EVT), "trigger", "-e", EVENT, "-o", str(ops), "-p", str(workers), "-s", "0", "--json",
-         "--run-id", run_id, "--start-fifo", str(fifo)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=into_cgroup,
-    )
-    noise = subprocess.Popen([sys.executable, "-c", NOISE, str(fifo), marker.file, marker.comm, str(noise_ops)],
-                             stdout=subprocess.PIPE, text=True)
-    tracer = BpftraceTracer(cfg, tmp_path)
-    try:
-        assert "Waiting at start barrier" in trig.stdout.readline()
-        assert noise.stdout.readline().strip() == "ready"
-        if cgroup_dir is not None:
-            assert host.process_cgroup2(trig.pid) == cgroup_dir
-            assert host.process_cgroup2(noise.pid) != cgroup_dir
-        target = get_trigger(EVENT).modes["native"].target.rendered(EVENT, marker)
-        scoped = make_unit(name="scoped", run_id=run_id, target=target,
-                           **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.pid}))
-        unscoped = make_unit(name="unscoped", run_id=run_id, target=target)
-        units = [scoped, unscoped]
-        tracer.check(units)
-        tracer.start(units)
-        tracer.wait_ready()
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # trigger and noise start together
-        out, err = trig.communicate(timeout=60)
-        assert trig.returncode == 0, err
-        assert noise.communicate(timeout=60)[0].strip() == "done"
-        tracer.stop()
-        report = tracer.report(units)
-    finally:
-        for proc in (trig, noise):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        tracer.stop()
-    assert json.loads(out.splitlines()[-1].split("] ", 1)[1])["ok"] == ops * workers
+    trig = HostTrigger(fifo, f"scope-{uuid.uuid4().hex[:8]}", EVENT, ops=ops, workers=workers, preexec_fn=into_cgroup)
+    noise = Noise(fifo, trig.marker, noise_ops, kind="impostor")
+    if cgroup_dir is not None:
+        assert host.process_cgroup2(trig.proc.pid) == cgroup_dir
+        assert host.process_cgroup2(noise.proc.pid) != cgroup_dir
+    units = [trig.unit("scoped", **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.proc.pid})),
+             trig.unit("unscoped")]
+    report = trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], noise, units=units)
     assert report.observed == {"scoped": ops * workers, "unscoped": ops * workers + noise_ops}
 
 
