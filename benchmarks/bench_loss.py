@@ -38,7 +38,7 @@ PAGES = [1, 4, 16, 64, 256]  # the buffer sweep, at the last step's rate
 
 
 def step(tmp: Path, tracer: str, sleep: str, workers: int, ops: int, runner: str, more: tuple[str, ...] = ()) -> dict:
-    run_dir = tmp / "-".join([tracer, sleep, str(workers), *more])
+    run_dir = tmp / "-".join([tracer, sleep, str(workers), *more]).replace("=", "_")  # "=" breaks hydra.run.dir
     result = subprocess.run(
         [EVT, "stress", *TRACERS[tracer], *more, f"runner={runner}", "stress.stress_end_cooldown=0s",
          f"hydra.run.dir={run_dir}", "-e", f"security_file_open:instances={workers}:ops={ops}:sleep={sleep}"],
@@ -63,35 +63,39 @@ def step(tmp: Path, tracer: str, sleep: str, workers: int, ops: int, runner: str
     }
 
 
+def print_row(r: dict) -> None:
+    observed = f"{r['observed']:,}" if r["observed"] is not None else "-"
+    loss = f"{r['loss_pct']:.2f}" if r["loss_pct"] is not None else "-"
+    per_million = f"{r['cpu_s_per_million']:.2f}" if r["cpu_s_per_million"] is not None else "-"
+    print(f"  {r['tracer']:<11} {r['sleep']:>6} {r['workers']:>7} {r['rate']:>9,.0f} {r['expected']:>9,} "
+          f"{observed:>9} {loss:>7} {r['lost_reported']:>13,} {r['cpu_s']:>6.2f} {per_million:>8}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="target length of each run")
     parser.add_argument("--runner", default="docker")
-    parser.add_argument("--tracers", default=",".join(TRACERS), help=f"a subset of {','.join(TRACERS)}")
+    parser.add_argument("--tracers", default=",".join(TRACERS), help=f"a subset of {','.join(TRACERS)} ('' for none)")
+    parser.add_argument("--pages", default=",".join(map(str, PAGES)),
+                        help="bpftrace stream mode's buffer sweep at the last step ('' to skip)")
     args = parser.parse_args()
+    tracers = [t for t in args.tracers.split(",") if t]
+    pages = [int(n) for n in args.pages.split(",") if n]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="evt-bench-loss-") as tmp:
-        for sleep, workers, per_worker_rate in STEPS:
-            for tracer in args.tracers.split(","):
-                rows.append(step(Path(tmp), tracer, sleep, workers, int(per_worker_rate * args.seconds), args.runner))
-        sleep, workers, per_worker_rate = STEPS[-1]
-        pages = [step(Path(tmp), "stream-64p", sleep, workers, int(per_worker_rate * args.seconds), args.runner,
-                      (f"bpftrace.buffer_pages={n}",)) for n in PAGES] if "stream-64p" in args.tracers else []
     print("native security_file_open in containers; cpu: the tracer's process + its BPF programs in the kernel")
     print(f"  {'tracer':<11} {'sleep':>6} {'workers':>7} {'events/s':>9} {'expected':>9} {'observed':>9} "
           f"{'loss %':>7} {'reported lost':>13} {'cpu s':>6} {'cpu s/1M':>8}")
-    for r in rows:
-        observed = f"{r['observed']:,}" if r["observed"] is not None else "-"
-        loss = f"{r['loss_pct']:.2f}" if r["loss_pct"] is not None else "-"
-        per_million = f"{r['cpu_s_per_million']:.2f}" if r["cpu_s_per_million"] is not None else "-"
-        print(f"  {r['tracer']:<11} {r['sleep']:>6} {r['workers']:>7} {r['rate']:>9,.0f} {r['expected']:>9,} "
-              f"{observed:>9} {loss:>7} {r['lost_reported']:>13,} {r['cpu_s']:>6.2f} {per_million:>8}")
-    if pages:
-        print(f"bpftrace stream mode at sleep={sleep} with {workers} workers, by output buffer pages per CPU:")
-        for n, r in zip(PAGES, pages):
-            print(f"  {n:>4} pages: {r['rate']:>9,.0f} events/s, {r['observed']:,} of {r['expected']:,} received, "
-                  f"loss {r['loss_pct']:.2f}% (bpftrace noticed {r['lost_reported']:,}), {r['cpu_s_per_million']:.2f} cpu s/1M")
-    for tracer in args.tracers.split(","):
+    with tempfile.TemporaryDirectory(prefix="evt-bench-loss-") as tmp:
+        for sleep, workers, per_worker_rate in STEPS:
+            for tracer in tracers:
+                rows.append(step(Path(tmp), tracer, sleep, workers, int(per_worker_rate * args.seconds), args.runner))
+                print_row(rows[-1])
+        sleep, workers, per_worker_rate = STEPS[-1]
+        for n in pages:
+            row = step(Path(tmp), "stream-64p", sleep, workers, int(per_worker_rate * args.seconds), args.runner,
+                       (f"bpftrace.buffer_pages={n}",))
+            print_row(dict(row, tracer=f"stream-{n}p"))
+    for tracer in tracers:
         if tracer == "none":
             continue
         lossy = [r for r in rows if r["tracer"] == tracer and (r["loss_pct"] or 0) > 0]
