@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from conftest import EVT
-from evt.catalog import Marker, get_trigger
+from evt.catalog import get_trigger
+from evt.marker import Marker
 from evt.plan import Unit
 
 

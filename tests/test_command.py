@@ -16,9 +16,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import bpftrace_skip_reason
-from evt.catalog import Marker, get_trigger
+from evt.catalog import get_trigger
 from evt.config import CommandTracerConfig, EvtConfig
 from evt.errors import RunError, UsageError
+from evt.marker import Marker
 from evt.plan import Unit
 from evt.tracers.command import CommandTracer
 from host_trigger import HostTrigger, Noise, barrier, trace
