@@ -14,13 +14,12 @@ import uuid
 
 import pytest
 
-from helpers import make_unit, needs_bpftrace
+from helpers import HostTrigger, Noise, barrier, make_unit, needs_bpftrace, trace
 from evt import host
 from evt.catalog import get_trigger
 from evt.marker import Marker, Target
 from evt.errors import RunError, UsageError
 from evt.tracers.bpftrace import TREE_DEPTH, BpftraceTracer, missing_probe
-from host_trigger import HostTrigger, Noise, barrier, trace
 
 EVENT = "security_file_open"
 
@@ -296,7 +295,7 @@ def test_bad_durations_in_the_config_are_refused_when_the_tracer_is_built(cfg, t
 
 def test_stream_mode_prints_each_event_and_keeps_the_count(cfg, tmp_path):
     cfg.bpftrace.mode = "stream"
-    units = [make_unit(), make_unit("symlinks", event="security_inode_symlink")]
+    units = [make_unit(), make_unit("security_inode_symlink", name="symlinks")]
     program = BpftraceTracer(cfg, tmp_path).program(units)
     for unit in units:
         block = block_of(program, unit.name)

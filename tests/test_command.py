@@ -13,36 +13,16 @@ import time
 import uuid
 
 import pytest
-from omegaconf import OmegaConf
 
-from conftest import bpftrace_skip_reason
-from evt.catalog import get_trigger
-from evt.config import CommandTracerConfig, EvtConfig
 from evt.errors import RunError, UsageError
-from evt.marker import Marker
-from evt.plan import Unit
 from evt.tracers.command import CommandTracer
-from host_trigger import HostTrigger, Noise, barrier, trace
-from stress_helpers import REPO, run_containers, run_evt
+from helpers import (HostTrigger, Noise, barrier, bpftrace_skip_reason, compose_cfg, make_unit, run_containers,
+                     run_evt, trace)
 
 
 def tracer_cfg(name: str = "opensnoop", **changes):
-    """The composed config with conf/tracer/<name>.yaml as the tracer, plus changes."""
-    cfg = OmegaConf.structured(EvtConfig)
-    yaml = OmegaConf.load(REPO / "conf" / "tracer" / f"{name}.yaml")
-    yaml.pop("defaults")
-    cfg.tracer = OmegaConf.merge(OmegaConf.structured(CommandTracerConfig), yaml, changes)
-    for key, value in changes.items():
-        if value == {}:
-            cfg.tracer[key] = {}  # a merge keeps the YAML's entries: emptied on purpose
-    return cfg
-
-
-def make_unit(event: str = "security_file_open", run_id: str = "r1", mode: str = "native", name: str | None = None):
-    marker = Marker.for_run(run_id, event)
-    target = get_trigger(event).modes[mode].target.rendered(event, marker)
-    return Unit(name=name or event, event=event, mode=mode, instances=1, ops=1, sleep="0", marker=marker,
-                target=target, argv=[])
+    """The config composed with tracer=<name> (conf/tracer/<name>.yaml), tracer.* keys then replaced."""
+    return compose_cfg(f"tracer={name}", **{f"tracer.{key}": value for key, value in changes.items()})
 
 
 def libbpf_tools_skip_reason(tool: str) -> str | None:
@@ -136,8 +116,8 @@ def test_a_tracer_is_one_yaml_file_found_by_hydra(tmp_path):
         "events: [security_file_open]\nline: '^(?P<comm>\\S+'\nlost: '^Lost (?P<lost>\\d+)'\nready_delay: 1s\n"
     )
     run_id = f"mysnoop-{uuid.uuid4().hex[:8]}"
-    proc = run_evt(["stress", "-e", "security_file_open:ops=10", "tracer=mysnoop", f"run_id={run_id}",
-                    f"hydra.searchpath=[file://{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}"], timeout=120)
+    proc = run_evt("stress", "-e", "security_file_open:ops=10", "tracer=mysnoop", f"run_id={run_id}",
+                   f"hydra.searchpath=[file://{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}", timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "tracer.line of tracer mysnoop (conf/tracer/mysnoop.yaml) does not compile" in proc.stderr
     assert run_containers(run_id) == []
@@ -290,9 +270,9 @@ def test_evt_stress_with_opensnoop_writes_its_counts(tmp_path):
     import pandas as pd
 
     run_id = f"osrun-{uuid.uuid4().hex[:8]}"
-    proc = run_evt(["stress", "-e", "security_file_open:instances=2:ops=2000:sleep=100us", "-e", "ptrace:ops=10",
+    proc = run_evt("stress", "-e", "security_file_open:instances=2:ops=2000:sleep=100us", "-e", "ptrace:ops=10",
                     "tracer=opensnoop", f"run_id={run_id}", "stress.stress_end_cooldown=0s",
-                    f"hydra.run.dir={tmp_path}"], timeout=300)
+                    f"hydra.run.dir={tmp_path}", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = pd.read_csv(tmp_path / "events.csv").set_index("unit")
     assert events.loc["security_file_open", "expected"] == 4000
