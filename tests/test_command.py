@@ -45,6 +45,7 @@ needs_execsnoop = pytest.mark.skipif(libbpf_tools_skip_reason("execsnoop") is no
                                   "'^(?P<comm>\\\\S+': missing ), unterminated subpattern"),
     ({"lost": "^Lost (\\d+)"}, "tracer.lost of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named `lost`"),
     ({"line": "^(?P<comm>\\S+)"}, "tracer.line of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named path"),
+    ({"events": []}, "tracer.events of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
     ({"match": {}}, "tracer.match of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
     ({"ready_pattern": None}, "says neither how readiness shows"),
     ({"ready_delay": "1s"}, "has both tracer.ready_pattern and tracer.ready_delay: keep one"),

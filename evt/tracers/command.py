@@ -119,8 +119,15 @@ class CommandTracer(Tracer):
         if argv[0] != self.binary() and not shutil.which(argv[0]):
             raise UsageError(f"{argv[0]!r}, the first word of tracer {self.name}'s command, is not an executable "
                              f"on PATH: install it or fix tracer.command in conf/tracer/{self.name}.yaml.")
-        for unit in self.counted(units):
+        if not self.tcfg.events:
+            raise UsageError(f"tracer.events of tracer {self.name} (conf/tracer/{self.name}.yaml) is empty: name the "
+                             "evt events it reports, e.g. events: [security_file_open].")
+        counted = self.counted(units)
+        for unit in counted:
             self.unit_values(unit)
+        if units and not counted:
+            log.warning("%s counts none of this run's units: it reports %s, of native units only",
+                        self.name, ", ".join(self.tcfg.events))
 
     def binary(self) -> str:
         configured = str(self.tcfg.binary)
