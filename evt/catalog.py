@@ -16,16 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-import yaml
 
-from evt import host
-from evt.errors import UsageError
+from evt import host, yamlfile
+from evt.errors import UsageError, brief
 from evt.marker import Marker, Target
 from evt.paths import TRIGGERS_DIR
 from evt.spec import EVENT_NAME, MODES, validate_event_name
 from evt.templating import render
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: every unit loads the catalog at start
+MAX_TRIGGER_FILE_BYTES = 64 << 10  # the largest entry today is 1 KB
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
 # How a ground truth's count relates to the Tracee event it stands for.
 RELATIONS = {
@@ -35,8 +34,13 @@ RELATIONS = {
 }
 
 
-class CatalogError(Exception):
-    """A malformed or duplicate catalog entry."""
+class CatalogError(UsageError):
+    """A malformed or duplicate catalog entry: bad input (exit 2), like any file evt reads."""
+
+
+def _keys(keys: set) -> str:
+    """Unknown keys for a message: YAML keys may be numbers, dates or null, not only text."""
+    return "[" + ", ".join(sorted(brief(k) for k in keys)) + "]"
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise CatalogError(f"{where}: expected a list of non-empty strings, got {value!r}")
+        raise CatalogError(f"{where}: expected a list of non-empty strings, got {brief(value)}")
     return tuple(value)
 
 
@@ -151,14 +155,14 @@ def _needs(raw: object, where: str) -> Needs:
         raise CatalogError(f"{where}: expected a mapping with {'/'.join(NEEDS_KEYS)}")
     unknown = set(raw) - set(NEEDS_KEYS)
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use {', '.join(NEEDS_KEYS)}")
+        raise CatalogError(f"{where}: unknown keys {_keys(unknown)}; use {', '.join(NEEDS_KEYS)}")
     needs = Needs(*(_strings(raw.get(key), f"{where}.{key}") for key in NEEDS_KEYS))
     for cap in needs.capabilities:
         if cap not in host.CAPABILITIES:
-            raise CatalogError(f"{where}.capabilities: unknown capability {cap!r}")
+            raise CatalogError(f"{where}.capabilities: unknown capability {brief(cap)}")
     for feature in needs.kernel:
         if feature not in host.KERNEL_FEATURES:
-            raise CatalogError(f"{where}.kernel: unknown feature {feature!r}; known: {', '.join(host.KERNEL_FEATURES)}")
+            raise CatalogError(f"{where}.kernel: unknown feature {brief(feature)}; known: {', '.join(host.KERNEL_FEATURES)}")
     return needs
 
 
@@ -167,28 +171,28 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
     unknown = set(raw) - {"probe", "filter", "per_op", "per_op_is", "relation", "reason"}
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; use probe, filter, per_op, per_op_is, relation, reason")
+        raise CatalogError(f"{where}: unknown keys {_keys(unknown)}; use probe, filter, per_op, per_op_is, relation, reason")
     per_op_is = raw.get("per_op_is", "exact" if native else "lower_bound")
     if per_op_is not in ("exact", "lower_bound") or (native and per_op_is != "exact"):
-        raise CatalogError(f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {per_op_is!r}")
+        raise CatalogError(f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {brief(per_op_is)}")
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
     relation, reason = raw.get("relation"), raw.get("reason") or ""
     if not isinstance(probe, str) or not probe.startswith(("tracepoint:", "kprobe:", "rawtracepoint:")):
-        raise CatalogError(f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {probe!r}")
+        raise CatalogError(f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {brief(probe)}")
     if not isinstance(flt, str) or not flt.strip():
-        raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {flt!r}")
+        raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {brief(flt)}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
-        raise CatalogError(f"{where}.per_op: expected a positive integer, got {per_op!r}")
+        raise CatalogError(f"{where}.per_op: expected a positive integer, got {brief(per_op)}")
     if relation not in RELATIONS:
-        raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} (how the count relates to the Tracee event), got {relation!r}")
+        raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} (how the count relates to the Tracee event), got {brief(relation)}")
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
     target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=per_op_is == "exact", relation=relation,
                     reason=" ".join(reason.split()))
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))
-    except jinja2.TemplateError as exc:
-        raise CatalogError(f"{where}.filter: {exc} in {flt!r}; placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # what an expression can raise
+        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
     return target
 
 
@@ -203,7 +207,7 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
         raise CatalogError(f"{where}: expected a mapping")
     extra = set(body) - {"action", "template", "needs", "target", "kprobe_target"}
     if extra:
-        raise CatalogError(f"{where}: unknown keys {sorted(extra)}")
+        raise CatalogError(f"{where}: unknown keys {_keys(extra)}")
     needs = _needs(body.get("needs"), f"{where}.needs")
     target = _target(body.get("target"), f"{where}.target", native=(name == "native"), event=event)
     if "kprobe_target" in body:
@@ -212,12 +216,12 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
             target = kprobe_target
     if name == "native":
         action = body.get("action")
-        if action not in native.ACTIONS:
-            raise CatalogError(f"{where}.action: {action!r} is not an action in evt/native.py ({', '.join(sorted(native.ACTIONS))})")
+        if not isinstance(action, str) or action not in native.ACTIONS:
+            raise CatalogError(f"{where}.action: {brief(action)} is not an action in evt/native.py ({', '.join(sorted(native.ACTIONS))})")
         return Mode(name, needs, target, action=action)
     template = body.get("template")
     if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
-        raise CatalogError(f"{where}.template: {template!r} is not a file in {source.parent / 'scripts'}")
+        raise CatalogError(f"{where}.template: {brief(template)} is not a file in {source.parent / 'scripts'}")
     return Mode(name, needs, target, template=template)
 
 
@@ -228,10 +232,10 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         raise CatalogError(f"{where}: expected a mapping")
     unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases"}
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+        raise CatalogError(f"{where}: unknown keys {_keys(unknown)}")
     event = raw.get("event")
     if not isinstance(event, str) or not EVENT_NAME.fullmatch(event):
-        raise CatalogError(f"{where}: event must match [a-z0-9_]+, got {event!r}")
+        raise CatalogError(f"{where}: event must match [a-z0-9_]+, got {brief(event)}")
     if source.stem != event:
         raise CatalogError(f"{where}: file name must be {event}.yaml (the event it triggers)")
     description = raw.get("description")
@@ -240,12 +244,12 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     raw_modes = raw.get("modes")
     if not isinstance(raw_modes, dict) or not raw_modes:
         raise CatalogError(f"{where}: modes must map native and/or script to their definitions")
-    modes = {name: _mode(name, body, f"{where}: modes.{name}", event, source) for name, body in raw_modes.items()}
+    modes = {name: _mode(name, body, f"{where}: modes.{name if isinstance(name, str) and len(name) <= 60 else brief(name)}", event, source) for name, body in raw_modes.items()}
     names = _strings(raw.get("aliases"), f"{where}: aliases")
     tracee_event = raw.get("tracee_event") or ""
     for name in (*names, tracee_event):
         if name and not EVENT_NAME.fullmatch(name):
-            raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {name!r}")
+            raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {brief(name)}")
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
         raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
@@ -262,7 +266,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     if "script" in modes:
         try:  # a template that cannot render fails here, not in the middle of a run
             trigger.script("script", Marker("0" * 8))
-        except jinja2.TemplateError as exc:
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
             raise CatalogError(f"{where}: modes.script.template: {modes['script'].template} does not render: {exc}") from exc
     return trigger
 
@@ -271,10 +275,7 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
     """Every trigger in the directory, by event; refuses duplicates and malformed entries."""
     catalog: dict[str, Trigger] = {}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        try:
-            raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{path.name}: not valid YAML: {exc}") from exc
+        raw = yamlfile.load(path, path.name, MAX_TRIGGER_FILE_BYTES, CatalogError)
         event = raw.get("event") if isinstance(raw, dict) else None
         if isinstance(event, str) and event in catalog:
             raise CatalogError(
@@ -285,7 +286,7 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
         taken = {p.stem for p in directory.glob("*.y*ml")} | {a for t in catalog.values() for a in t.aliases}
         for name in trigger.aliases:
             if name in taken:
-                raise CatalogError(f"{path.name}: alias {name!r} is already an event or alias; names must be unique")
+                raise CatalogError(f"{path.name}: alias {brief(name)} is already an event or alias; names must be unique")
         catalog[trigger.event] = trigger
     if not catalog:
         raise CatalogError(f"no triggers found in {directory}")

@@ -209,6 +209,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def _trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
+    from evt.limits import check_host_fits
     from evt.marker import Marker
     from evt.protocol import Result
     from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
@@ -221,6 +222,7 @@ def _trigger(args: argparse.Namespace) -> int:
     sleep_ns = parse_duration(args.sleep, "sleep duration")
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
+    check_host_fits(workers=parallel, units=0)
     trig = catalog.get_trigger(event)
     event = trig.event  # an alias (socket_dup) runs its trigger
     if args.bypass_flags:
@@ -335,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen host state: one line, traceback in a log
+        from evt import crash
+
+        print(crash.report(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ type in a YAML or an override fails at composition, with Hydra's message.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -16,8 +18,14 @@ HYDRA_VERSION_BASE = "1.3"
 
 
 def quote_override(value: str) -> str:
-    """A Hydra quoted string: any value reaches the config verbatim, never parsed."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A Hydra quoted string: any value reaches the config verbatim, never parsed.
+
+    Two grammars read it: OmegaConf resolves `${...}` inside quoted strings (a literal `${`
+    is written `\\${`, and backslashes before it are doubled), and Hydra's override parser
+    unescapes backslashes only before a quote or at the end of the string."""
+    value = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
+    value = re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return "'" + value + "'"
 
 
 @dataclass

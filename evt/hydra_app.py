@@ -10,6 +10,7 @@ directories, `.hydra/`, logging (evt.log, see evt/runlog.py), `--cfg`, multirun 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,11 +30,17 @@ def compose(overrides: list[str], with_hydra: bool = False):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=evt_config.HYDRA_VERSION_BASE):
-            return hydra_compose("config", overrides=overrides, return_hydra_config=with_hydra)
+            cfg = hydra_compose("config", overrides=overrides, return_hydra_config=with_hydra)
+        # a bad interpolation in evt's keys fails here, not when a phase reads the key
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        if with_hydra:
+            OmegaConf.select(cfg, "hydra.run.dir")
+        return cfg
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split())
         raise UsageError(f"invalid configuration: {message}") from exc
@@ -55,8 +62,9 @@ def _job(cfg) -> int:
     """One Hydra job: the prepared session, or (in a sweep) this job's own."""
     from hydra.core.hydra_config import HydraConfig
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        session = _prepared.pop() if _prepared else StressSession.prepare(cfg, Path(HydraConfig.get().runtime.output_dir))
+        session = _prepared.pop() if _prepared else StressSession.prepare(cfg, run_dir)
         return session.run()
     except UsageError as exc:
         log.error("Error: %s", exc)
@@ -64,10 +72,17 @@ def _job(cfg) -> int:
     except RunError as exc:
         log.error("Error: %s", exc)
         return 1
+    except Exception as exc:  # a bug or an unforeseen host state: one line, traceback in the run dir
+        from evt import crash
+
+        log.error("%s", crash.report(exc, run_dir))
+        return 1
 
 
 def run(hydra_args: list[str], overrides: list[str]) -> int:
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     multirun = any(a in ("-m", "--multirun") for a in hydra_args)
     info_only = any(a in ("--cfg", "-c", "--info", "-i", "--hydra-help") for a in hydra_args)
@@ -86,10 +101,22 @@ def run(hydra_args: list[str], overrides: list[str]) -> int:
         return code
 
     _exit_codes.clear()
-    saved = sys.argv
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["evt-stress", *hydra_args, *overrides]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own failures reach us, not its trimmed traceback
     try:
         stress_job()
+    except OSError as exc:  # the job catches its own: this is Hydra making the run directory or its files
+        raise UsageError(
+            f"cannot create the run directory or its files: {exc.strerror or exc} ({exc.filename or 'run directory'}); "
+            "choose a writable directory with hydra.run.dir=DIR (multirun: hydra.sweep.dir=DIR) or free some space."
+        ) from exc
+    except (HydraException, OmegaConfBaseException) as exc:  # Hydra's own settings (hydra.*), read only now
+        raise UsageError(f"invalid configuration: {' '.join(str(exc).split())}") from exc
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
     return max(_exit_codes, default=0)

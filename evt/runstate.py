@@ -6,12 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
 import psutil
 
+from evt.errors import UsageError, brief
+
 STATE_DIR = Path(os.environ.get("EVT_STATE_DIR", "/tmp/evt-runs"))
+# A run id names files here, cgroup directories and containers: docker's name alphabet.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def validate_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id):
+        raise UsageError(f"invalid run_id {brief(run_id)}: use 1 to 64 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit (or leave it unset for a generated one).")
+    return run_id
 
 
 def _path(run_id: str) -> Path:

@@ -26,6 +26,7 @@ from rich.live import Live
 
 from evt import runstate
 from evt.errors import RunError, UsageError
+from evt.limits import check_host_fits
 from evt.plan import Plan
 from evt.plugins import make_runner, make_tracer
 from evt.progress import Progress
@@ -95,6 +96,7 @@ class StressSession:
         """Validate everything and compose the plan, runner and tracer; starts nothing."""
         check_settings(cfg)
         specs = resolve_specs(cfg)
+        check_host_fits(workers=sum(spec.instances for spec in specs), units=len(specs))
         run_id = cfg.get("run_id") or new_run_id()
         runner = make_runner(cfg, run_id, run_dir)
         plan = build_plan(cfg, run_id, specs, runner)

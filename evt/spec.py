@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from evt.errors import UsageError
+from evt.errors import UsageError, brief
 
 EVENT_NAME = re.compile(r"[a-z0-9_]+")
 MODES = ("native", "script")
@@ -27,7 +27,14 @@ _UNITS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")  # ASCII digits, as Go
+
+# Counts are int32 in the original (`invalid ops value ...`); beyond it the original refuses.
+MAX_COUNT = 2**31 - 1
+# No wait, sleep or timeout of evt needs more than a week, and every one of them must fit
+# the clocks it reaches (Go's int64 nanoseconds, Python's threading.TIMEOUT_MAX).
+MAX_DURATION_NS = 168 * 3_600_000_000_000
+MAX_DURATION = "168h"
 
 DEFAULT_INSTANCES = 1
 DEFAULT_OPS = 100
@@ -54,9 +61,11 @@ def parse_duration(text: str, what: str = "duration") -> int:
         pos = match.end()
     if not raw or pos != len(raw):
         raise UsageError(
-            f"invalid {what} {text!r}: expected a Go duration such as 10ns, 500us, 1ms, "
+            f"invalid {what} {brief(text)}: expected a Go duration such as 10ns, 500us, 1ms, "
             "1.5s, 2m or 1h30m (a number followed by ns, us, ms, s, m or h, no spaces)."
         )
+    if total > MAX_DURATION_NS:
+        raise UsageError(f"{what} {brief(text)} is longer than evt allows ({MAX_DURATION}, one week): give a shorter duration.")
     return int(total)
 
 
@@ -101,22 +110,26 @@ def validate_event_name(name: str) -> str:
         raise UsageError("event name cannot be empty: give an event such as security_file_open (see `evt list`).")
     if "," in name:
         raise UsageError(
-            f"invalid event {name!r}: one event per trigger; run separate commands, "
+            f"invalid event {brief(name)}: one event per trigger; run separate commands, "
             "or use `evt stress -e a -e b` for several events."
         )
     if not EVENT_NAME.fullmatch(name):
         raise UsageError(
-            f"invalid event name {name!r}: event names contain only lowercase letters, digits "
+            f"invalid event name {brief(name)}: event names contain only lowercase letters, digits "
             "and underscores (for example security_file_open); see `evt list`."
         )
     return name
 
 
 def positive_int(value: object, what: str) -> int:
+    """A count as the original takes it: ASCII digits, 1 to 2147483647 (int32)."""
     text = str(value).strip()
-    if not re.fullmatch(r"\+?\d+", text) or int(text) <= 0:
-        raise UsageError(f"{what} must be greater than 0, got {value!r}: give a positive whole number such as 1 or 100.")
-    return int(text)
+    if not re.fullmatch(r"\+?[0-9]+", text) or not text.strip("+0"):
+        raise UsageError(f"{what} must be greater than 0, got {brief(value)}: give a positive whole number such as 1 or 100.")
+    digits = text.lstrip("+0")
+    if len(digits) > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT:
+        raise UsageError(f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {brief(text)}: give a smaller number.")
+    return int(digits)
 
 
 @dataclass(frozen=True)
@@ -151,23 +164,23 @@ def parse_spec(text: str) -> EventSpec:
     parts = str(text).strip().split(":")
     name = parts[0].strip()
     if not name:
-        raise UsageError(f"invalid event spec {text!r}: event name cannot be empty; write event[:instances=N:ops=N:sleep=dur].")
+        raise UsageError(f"invalid event spec {brief(text)}: event name cannot be empty; write event[:instances=N:ops=N:sleep=dur].")
     validate_event_name(name)
     values: dict[str, object] = {}
     for part in parts[1:]:
         if "=" not in part:
             raise UsageError(
-                f"invalid event spec {text!r}: part {part!r} is not key=value; "
+                f"invalid event spec {brief(text)}: part {brief(part)} is not key=value; "
                 f"write event[:instances=N:ops=N:sleep=dur] with keys {VALID_KEYS}."
             )
         key, value = (s.strip() for s in part.split("=", 1))
         if key not in _KEYS:
-            raise UsageError(f"invalid event spec {text!r}: unknown key {key!r}; valid keys are {VALID_KEYS}.")
+            raise UsageError(f"invalid event spec {brief(text)}: unknown key {brief(key)}; valid keys are {VALID_KEYS}.")
         field = _KEYS[key]
         if field in ("instances", "ops"):
-            values[field] = positive_int(value, f"{field} in spec {text!r}")
+            values[field] = positive_int(value, f"{field} in spec {brief(text)}")
         elif field == "sleep":
-            parse_duration(value, f"sleep in spec {text!r}")
+            parse_duration(value, f"sleep in spec {brief(text)}")
             values[field] = value
         else:
             values[field] = validate_mode(value)
@@ -176,5 +189,5 @@ def parse_spec(text: str) -> EventSpec:
 
 def validate_mode(mode: str) -> str:
     if mode not in MODES:
-        raise UsageError(f"invalid mode {mode!r}: use native or script.")
+        raise UsageError(f"invalid mode {brief(mode)}: use native or script.")
     return mode

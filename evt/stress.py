@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import replace
 
+from evt import runstate
 from evt.catalog import get_trigger
 from evt.errors import UsageError
 from evt.host import check_arch, check_kernel_feature
@@ -27,6 +28,9 @@ def check_settings(cfg) -> None:
     """The stress.* settings every run needs, before anything else is looked at."""
     for key in DURATION_KEYS:
         parse_duration(cfg.stress[key], f"stress.{key}")
+    parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout")
+    if cfg.get("run_id"):
+        runstate.validate_run_id(cfg.run_id)
     max_loss = cfg.stress.get("max_loss_pct")
     if max_loss is not None and not 0 <= float(max_loss) <= 100:
         raise UsageError(f"stress.max_loss_pct={max_loss} is not a percentage: give a number from 0 to 100.")

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import yaml
 
-from evt.errors import UsageError
+from evt import yamlfile
+from evt.errors import UsageError, brief
 from evt.paths import CONF_DIR
 from evt.spec import EventSpec, parse_duration, parse_spec, positive_int, validate_mode
+
+MAX_SUITE_BYTES = 1 << 20  # far above any hand-written suite (the embedded `all` is 2 KB)
+# More events than any host runs as units; counted while loading, because YAML aliases let
+# a small file list the same events many times over.
+MAX_SUITE_EVENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -28,14 +34,19 @@ class Scenario:
     source: str
 
 
-def _scenario(raw: object, source: str, index: int) -> Scenario:
+def _scenario(raw: object, source: str, index: int, budget: list[int] | None = None) -> Scenario:
+    """One validated scenario; `budget` (events still allowed) is shared by a file's scenarios."""
+    budget = [MAX_SUITE_EVENTS] if budget is None else budget
     where = f"{source}: scenario #{index + 1}"
     if not isinstance(raw, dict):
         raise UsageError(f"{where} is not a mapping: write `- name: ...` with `events:` or `groups:`.")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise UsageError(f"{where} has no name: every scenario needs `name:`.")
-    where = f"{source}: scenario {name!r}"
+    where = f"{source}: scenario {brief(name)}"
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise UsageError(f"{where}: `description` must be text, got {brief(description)}.")
     has_events, has_groups = bool(raw.get("events")), bool(raw.get("groups"))
     if has_events and has_groups:
         raise UsageError(f"{where} has both `events` and `groups`: use one of them.")
@@ -43,21 +54,25 @@ def _scenario(raw: object, source: str, index: int) -> Scenario:
         raise UsageError(f"{where} has neither `events` nor `groups`: list its event specs under one of them.")
     events: list[str] = []
     if has_events:
-        events = _spec_list(raw["events"], f"{where} events")
+        events = _spec_list(raw["events"], f"{where} events", budget)
     else:
         groups = raw["groups"]
         if not isinstance(groups, list):
             raise UsageError(f"{where}: `groups` must be a list of {{name, events}}.")
         for group in groups:
             if not isinstance(group, dict) or not group.get("name") or "events" not in group:
-                raise UsageError(f"{where}: every group needs `name` and `events`, got {group!r}.")
-            events += _spec_list(group["events"], f"{where} group {group['name']!r}")
-    return Scenario(name.strip(), str(raw.get("description") or ""), tuple(events), source)
+                raise UsageError(f"{where}: every group needs `name` and `events`, got {brief(group)}.")
+            events += _spec_list(group["events"], f"{where} group {brief(group['name'])}", budget)
+    return Scenario(name.strip(), description or "", tuple(events), source)
 
 
-def _spec_list(value: object, where: str) -> list[str]:
+def _spec_list(value: object, where: str, budget: list[int]) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UsageError(f"{where}: expected a list of event specs such as security_file_open:ops=100.")
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        raise UsageError(f"{where}: the file lists more than {MAX_SUITE_EVENTS:,} events in all, more than any host "
+                         "runs at once: split the suite.")
     for spec in value:
         parse_spec(spec)  # fail here, naming the spec, before anything starts
     return list(value)
@@ -66,17 +81,13 @@ def _spec_list(value: object, where: str) -> list[str]:
 def load_suite(path: str | Path) -> list[Scenario]:
     """The scenarios of one suite file, validated."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"events file {str(path)!r} not found: give the path of a YAML suite file (see conf/scenario/ for examples).")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"events file {str(path)!r} is not valid YAML ({exc}); fix the file.") from exc
+    raw = yamlfile.load(path, f"events file {brief(str(path))}", MAX_SUITE_BYTES, UsageError)
     if not isinstance(raw, dict) or "scenarios" not in raw:
         raise UsageError(f"events file {str(path)!r} lacks a top-level `scenarios:` list; see conf/scenario/ and the README for the format.")
     if not isinstance(raw["scenarios"], list) or not raw["scenarios"]:
         raise UsageError(f"events file {str(path)!r}: `scenarios` must be a non-empty list.")
-    return [_scenario(s, str(path), i) for i, s in enumerate(raw["scenarios"])]
+    budget = [MAX_SUITE_EVENTS]
+    return [_scenario(s, str(path), i, budget) for i, s in enumerate(raw["scenarios"])]
 
 
 def embedded_scenarios() -> list[Scenario]:

@@ -52,10 +52,11 @@ def test_overrides_and_hydra_flags_pass_through():
     assert overrides == ["scenario=smoke", "stress.instances=1,2"]
 
 
-def test_values_are_quoted_so_hydra_never_parses_them():
-    assert quote_override("a'b\\c") == "'a\\'b\\\\c'"
-    _, overrides = stress_overrides(["--tracee-output", "json:/tmp/it's,[x].json"])
-    assert compose_cfg(*overrides).tracee.output == "json:/tmp/it's,[x].json"
+@pytest.mark.parametrize("value", ["json:/tmp/it's,[x].json", "a'b\\c", "${oc.env:HOME}", "\\${x}", "end\\", "\\'"])
+def test_values_are_quoted_so_hydra_never_parses_them(value):
+    _, overrides = stress_overrides(["--tracee-output", value])
+    assert compose_cfg(*overrides).tracee.output == value
+    assert quote_override(value).startswith("'")
 
 
 @pytest.mark.parametrize("argv, message", [
