@@ -7,7 +7,7 @@ EVT_TRIGGER_RUNNER_IMAGE ?= evt-trigger-runner:latest
 EVT_BASE_IMAGE ?= evt-base:bookworm
 export EVT_TRIGGER_RUNNER_IMAGE EVT_BASE_IMAGE
 
-.PHONY: setup image run test bench evt-trigger-runner clean
+.PHONY: setup image run test fuzz soak bench evt-trigger-runner clean
 
 # system packages, tracefs, dockerd, the virtualenv, the local Debian base image
 setup:
@@ -27,6 +27,14 @@ run: image
 
 test: image
 	$(PYTHON) -m pytest -ra
+
+# the property tests of every parser of user input, with many more examples than `make test`
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest -ra -m property
+
+# 100 stress runs back to back with a tracer, checking that nothing leaks (`make test` runs 5)
+soak: image
+	EVT_SOAK_RUNS=100 $(PYTHON) -m pytest -ra -m soak
 
 bench: image
 	$(PYTHON) benchmarks/bench_trigger.py

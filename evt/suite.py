@@ -81,7 +81,7 @@ def _spec_list(value: object, where: str, budget: list[int]) -> list[str]:
 def load_suite(path: str | Path) -> list[Scenario]:
     """The scenarios of one suite file, validated."""
     path = Path(path)
-    raw = yamlfile.load(path, f"events file {brief(str(path))}", MAX_SUITE_BYTES, UsageError)
+    raw = yamlfile.load(path, f"events file {str(path)!r}", MAX_SUITE_BYTES, UsageError)
     if not isinstance(raw, dict) or "scenarios" not in raw:
         raise UsageError(f"events file {str(path)!r} lacks a top-level `scenarios:` list; see conf/scenario/ and the README for the format.")
     if not isinstance(raw["scenarios"], list) or not raw["scenarios"]:

@@ -1,9 +1,18 @@
-"""Shared fixtures (helpers live in tests/helpers.py)."""
+"""Shared fixtures (helpers live in tests/helpers.py) and the Hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import compose_cfg
+from hypothesis import HealthCheck, settings
+
+# Property tests (marked `property`): a bounded example count in `make test`, many more in
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz). No deadline: the host is shared and loaded.
+settings.register_profile("test", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
 @pytest.fixture

@@ -339,3 +339,71 @@ def test_an_alias_may_not_shadow_an_event(tmp_path):
     other = variant(event="strace", aliases=["ptrace"])
     with pytest.raises(CatalogError, match="alias 'ptrace' is already an event or alias"):
         load_catalog(make_catalog(tmp_path, {"ptrace.yaml": GOOD, "strace.yaml": other}))
+
+
+# -- properties (Hypothesis) ----------------------------------------------------------------
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+
+
+GOOD_PATHS = [p for p in _paths(GOOD) if p]
+_jinja = st.sampled_from(['comm == "{{ marker.comm }}"', "{{ 1/0 }}", "{{ marker.nope }}", "{% if %}", "{{ event|int }}",
+                          "{{ marker['x'] }}", "{{ ''.join(1) }}", "{{", "}}", "{# #}"])
+_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 2**70), st.floats(), st.text(max_size=12), _jinja,
+              st.sampled_from(["native", "script", "ptrace", "CAP_SYS_PTRACE", "kprobes", "tracepoint:x:y", "true.sh.j2"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans()), inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+def load_entry(directory: Path, data: bytes):
+    make_catalog(directory, {})
+    (directory / "ptrace.yaml").write_bytes(data)
+    try:
+        return load_catalog(directory)
+    except CatalogError as err:
+        assert isinstance(err, UsageError)  # the CLI's exit 2 with the message
+        assert "\n" not in str(err) and len(str(err)) < 1000, str(err)
+        return None
+
+
+@pytest.mark.property
+@given(st.sampled_from(GOOD_PATHS), _values)
+@example(("modes", "native", "speed"), 3)
+@example(("modes", "native", "target", "filter"), "{{ 1/0 }}")  # was a ZeroDivisionError traceback
+@example(("modes", 1), {})  # a number as a key next to text keys: was a TypeError from sorted()
+@example(("modes", "native", "target", "filter"), "{% if %}")
+def test_any_change_to_an_entry_loads_or_is_refused(tmp_path_factory, path, value):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    cat = load_entry(tmp_path_factory.mktemp("c"), yaml.safe_dump(data, allow_unicode=True).encode())
+    if cat is not None:
+        assert set(cat) == {"ptrace"} and cat["ptrace"].modes
+
+
+@pytest.mark.property
+@given(st.binary(max_size=200))
+@example(b"event: ptrace\n\xff")
+@example(b"[" * 2000)
+def test_any_bytes_as_an_entry_load_or_are_refused(tmp_path_factory, data):
+    load_entry(tmp_path_factory.mktemp("b"), data)
+
+
+def test_a_catalog_entry_over_the_size_bound_is_refused(tmp_path):
+    big = (yaml.safe_dump(GOOD) + "#" * catalog.MAX_TRIGGER_FILE_BYTES).encode()
+    assert load_entry(tmp_path, big) is None
+    with pytest.raises(CatalogError, match="ptrace.yaml: .* over the limit of 65,536"):
+        load_catalog(tmp_path)

@@ -12,6 +12,14 @@ from evt.errors import UsageError
 from helpers import compose_cfg, run_containers, run_evt
 
 
+def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
+    result = run_evt(["stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"Error: events file {str(suite)!r}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
+
+
 def as_dict(cfg):
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -97,6 +105,9 @@ def test_cfg_job_shows_the_composed_config():
     (["-e", "security_bpf_prog:mode=script", "tracer=none", "runner.privileged=false"],
      "event 'security_bpf_prog' cannot run in its container .script mode.: needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
     (["-e", "ptrace", "stress.timeout=later"], "invalid stress.timeout"),
+    (["-e", "ptrace:ops=2147483648"], "must be at most 2147483647"),
+    (["-e", "ptrace", "stress.timeout=200h"], "longer than evt allows"),
+    (["-e", "ptrace", "runner.image=${nope}"], "invalid configuration: Interpolation key 'nope' not found"),
     (["-e", "ptrace", "tracer=tracee", "tracee.binary=/nonexistent/tracee"], 'tracee binary not found at "/nonexistent/tracee"'),
 ])
 def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, message):
@@ -111,3 +122,80 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, 
     assert not out.exists()
     if "kprobes" not in message:  # docker is up for these; nothing of this run exists
         assert run_containers(run_id) == []
+
+
+# -- properties (Hypothesis): seed flags and overrides reaching evt's keys -----------------
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from evt import stress
+
+_VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]
+_awkward = st.text(alphabet=st.sampled_from("ab:/$'\"\\{}[],=% .\n\t-"), max_size=20)
+_values = st.one_of(_awkward, st.text(max_size=20), st.integers(-(2**40), 2**40).map(str),
+                    st.sampled_from(["0", "1s", "169h", "nan", "inf", "-1", "true", "null", "[]", "{}", "${x}", "1e3", "٣"]))
+_KEYS = ["stress.instances", "stress.ops", "stress.sleep", "stress.mode", "stress.signal_timeout", "stress.timeout",
+         "stress.stress_end_cooldown", "stress.progress_interval", "stress.max_loss_pct", "stress.wait_before_trigger",
+         "runner.image", "runner.ready_timeout", "runner.network", "tracee.init_cooldown", "bpftrace.stop_timeout",
+         "run_id", "events", "scenarios", "scenario", "all_scenarios"]
+_override = st.one_of(
+    st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={kv[1]}"),
+    st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={quote_override(kv[1])}"),
+    st.tuples(st.sampled_from(sorted(STRESS_FLAGS)), _values).map(lambda fv: f"{fv[0]}={fv[1]}"),
+)
+
+
+def validated(argv: list[str]):
+    """What `evt stress ARGV` checks before it starts anything: the config, or UsageError."""
+    _, overrides = stress_overrides(argv)
+    cfg = compose(overrides + ["tracer=none", "runner=local", "stress.dry_run=true"])
+    stress.validate(cfg, __import__("pathlib").Path("/nonexistent-run-dir"))
+    return cfg
+
+
+@pytest.mark.property
+@given(st.lists(_override, max_size=4))
+@example(["stress.ops=99999999999"])
+@example(["runner.image=${x}"])  # was an InterpolationKeyError traceback when read mid-run
+@example(["runner.ready_timeout=fast"])  # was only parsed after the units had started
+@example(["run_id=../../etc/x"])
+@example(["stress.max_loss_pct=nan"])
+@example(["stress.timeout=169h"])
+def test_any_overrides_are_accepted_or_refused_before_anything_starts(overrides):
+    try:
+        cfg = validated(["-e", "ptrace:ops=1", *overrides])
+    except UsageError as err:
+        assert "\n" not in str(err) and "Traceback" not in str(err)
+        return
+    loss = cfg.stress.max_loss_pct
+    assert loss is None or 0 <= loss <= 100
+
+
+@pytest.mark.property
+@given(st.sampled_from(_VALUE_FLAGS), st.text(max_size=30))
+@example("--image", "\\${x}")
+@example("--image", "a\\b")  # was doubled to a\\b
+@example("--image", "${oc.env:HOME}")  # was interpolated to the home directory
+@example("--image", "trailing\\\n")
+def test_any_seed_flag_value_reaches_the_config_verbatim(flag, value):
+    from evt.spec import parse_duration
+
+    key = STRESS_FLAGS[flag][1]
+    try:
+        if key in {"stress.signal_timeout", "tracee.init_cooldown", "stress.stress_end_cooldown"}:
+            parse_duration(value)
+    except UsageError:
+        with pytest.raises(UsageError):
+            stress_overrides([flag, value])
+        return
+    _, overrides = stress_overrides([flag, value])
+    assert OmegaConf.select(compose(overrides), key) == value
+
+
+@pytest.mark.property
+@given(st.lists(st.text(max_size=15), min_size=1, max_size=3))
+def test_any_event_flags_reach_the_config_verbatim_and_in_order(values):
+    argv = [token for value in values for token in ("-e", value)]
+    _, overrides = stress_overrides(argv)
+    assert list(compose(overrides).events) == values

@@ -184,3 +184,122 @@ def test_positive_int_and_mode_helpers():
     assert validate_mode("native") == "native"
     with pytest.raises(UsageError):
         validate_mode("Native")
+
+
+# -- properties (Hypothesis) ----------------------------------------------------------------
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from evt.spec import MAX_COUNT, MAX_DURATION_NS
+
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# text that looks like what users type, with the characters that break naive parsers
+_near_text = st.text(alphabet=st.sampled_from("0123456789.:=+-_ hmsuµμnoipt\n\t٣,'\"\\$"), max_size=40)
+_any_text = st.one_of(_near_text, st.text(max_size=60))
+
+
+def refused_in_one_line(call, *args) -> str:
+    """The property's other half: refused with UsageError, one line, naming no Python type."""
+    with pytest.raises(UsageError) as err:
+        call(*args)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 600 and "Traceback" not in message
+    return message
+
+
+@pytest.mark.property
+@given(_any_text)
+@example("1" * 5000 + "h")  # digits beyond Python's int-from-str limit
+@example("٣s")  # a non-ASCII digit: Go refuses it
+@example("168h0.000000001s")  # one ns over the bound
+def test_any_duration_is_parsed_within_bounds_or_refused(text):
+    try:
+        ns = parse_duration(text, "sleep")
+    except UsageError:
+        refused_in_one_line(parse_duration, text, "sleep")
+        return
+    assert 0 <= ns <= MAX_DURATION_NS
+    assert all(c.isascii() for c in text if c.isdigit())  # Go takes ASCII digits only
+    assert parse_duration(format_duration(ns)) == ns
+
+
+@pytest.mark.property
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(sorted(_UNIT_NS))), min_size=1, max_size=4))
+def test_go_durations_are_summed_exactly(parts):
+    text = "".join(f"{number}{unit}" for number, unit in parts)
+    total = sum(number * _UNIT_NS[unit] for number, unit in parts)
+    if total <= MAX_DURATION_NS:
+        assert parse_duration(text) == total
+    else:
+        assert "longer than evt allows (168h" in refused_in_one_line(parse_duration, text)
+
+
+@pytest.mark.property
+@given(st.integers(0, MAX_DURATION_NS))
+def test_every_duration_in_bounds_round_trips_through_go_format(ns):
+    assert parse_duration(format_duration(ns)) == ns
+
+
+@pytest.mark.property
+@given(st.one_of(st.integers(-(2**70), 2**70), _any_text))
+@example(MAX_COUNT)
+@example(MAX_COUNT + 1)
+@example("+0000002147483647")
+@example("9" * 5000)
+def test_any_count_is_an_int32_above_zero_or_refused(value):
+    try:
+        count = positive_int(value, "ops")
+    except UsageError:
+        message = refused_in_one_line(positive_int, value, "ops")
+        assert "ops must be" in message
+        return
+    assert 1 <= count <= MAX_COUNT
+    assert str(value).strip().lstrip("+").isascii()
+    assert positive_int(str(count), "ops") == count
+
+
+_spec_part = st.one_of(
+    st.tuples(st.sampled_from(["instances", "i", "ops", "o", "sleep", "s", "mode", "m", "count", ""]), _near_text)
+    .map(lambda kv: f"{kv[0]}={kv[1]}"),
+    _near_text,
+)
+
+
+@pytest.mark.property
+@given(st.one_of(
+    st.builds(lambda name, parts: ":".join([name, *parts]), st.sampled_from(["ptrace", "security_file_open", "", "Pt", "a,b"]),
+              st.lists(_spec_part, max_size=4)),
+    st.text(max_size=80),
+))
+@example("ptrace:ops=2147483648")
+@example("ptrace:instances=٣")
+def test_any_spec_is_accepted_and_round_trips_or_refused(text):
+    try:
+        spec = parse_spec(text)
+    except UsageError:
+        refused_in_one_line(parse_spec, text)
+        return
+    assert parse_spec(str(spec)) == spec
+    assert 1 <= spec.instances <= MAX_COUNT and 1 <= spec.ops <= MAX_COUNT
+    assert 0 <= spec.sleep_ns <= MAX_DURATION_NS
+
+
+@pytest.mark.property
+@given(st.integers(1, MAX_COUNT), st.integers(1, MAX_COUNT), st.integers(0, MAX_DURATION_NS),
+       st.sampled_from([None, "native", "script"]))
+def test_every_valid_spec_keeps_its_values(instances, ops, sleep_ns, mode):
+    spec = EventSpec("ptrace", instances, ops, format_duration(sleep_ns), mode)
+    parsed = parse_spec(str(spec))
+    assert (parsed.instances, parsed.ops, parsed.sleep_ns, parsed.mode) == (instances, ops, sleep_ns, mode)
+
+
+def test_counts_beyond_the_originals_int32_are_refused():
+    assert parse_spec(f"ptrace:ops={MAX_COUNT}").ops == MAX_COUNT
+    message = refused_in_one_line(parse_spec, f"ptrace:ops={MAX_COUNT + 1}")
+    assert "must be at most 2147483647" in message and "2147483648" in message
+
+
+def test_durations_beyond_a_week_are_refused():
+    assert parse_duration("168h") == MAX_DURATION_NS
+    assert "longer than evt allows (168h" in refused_in_one_line(parse_duration, "169h", "stress.timeout")

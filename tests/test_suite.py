@@ -110,3 +110,118 @@ def test_knobs_are_validated():
     stress = OmegaConf.create({"instances": None, "ops": None, "sleep": "fast", "mode": None})
     with pytest.raises(UsageError, match="fast"):
         apply_knobs(EventSpec("ptrace"), stress)
+
+
+# -- properties (Hypothesis) ----------------------------------------------------------------
+
+import yaml
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from evt.suite import MAX_SUITE_BYTES, MAX_SUITE_EVENTS
+
+_specs = st.sampled_from(["ptrace", "security_file_open:ops=10", "ptrace:i=2:o=3:s=1ms:m=script", "x:ops=0", "Bad", ""])
+_yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10), _specs),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+        ["name", "description", "events", "groups", "scenarios", "x"]), inner, max_size=4)),
+    max_leaves=12,
+)
+_scenario = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=10).filter(str.strip)}, optional={
+    "description": st.text(max_size=20),
+    "events": st.lists(_specs, max_size=3),
+    "groups": st.lists(st.fixed_dictionaries({"name": st.text(min_size=1, max_size=5), "events": st.lists(_specs, max_size=3)}), max_size=2),
+})
+_suites = st.one_of(_yaml_values, st.fixed_dictionaries({"scenarios": st.lists(st.one_of(_scenario, _yaml_values), max_size=3)}))
+
+
+def load_or_refusal(tmp_path, data: bytes):
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(data)
+    try:
+        return load_suite(str(path))
+    except UsageError as err:
+        assert "\n" not in str(err) and len(str(err)) < 1000, str(err)
+        return None
+
+
+@pytest.mark.property
+@given(_suites)
+def test_any_suite_document_loads_to_its_events_or_is_refused(tmp_path_factory, document):
+    scenarios = load_or_refusal(tmp_path_factory.mktemp("s"), yaml.safe_dump(document, allow_unicode=True).encode())
+    if scenarios is None:
+        return
+    raw = [s for s in document["scenarios"]]
+    assert [s.name for s in scenarios] == [r["name"].strip() for r in raw]
+    for scenario, entry in zip(scenarios, raw):  # round trip: exactly the listed specs, in order
+        expected = entry.get("events") or [e for g in entry.get("groups") or [] for e in g["events"]]
+        assert list(scenario.events) == expected
+
+
+@pytest.mark.property
+@given(st.binary(max_size=300))
+@example(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")  # not UTF-8: was a UnicodeDecodeError traceback
+@example(b"\xef\xbb\xbfscenarios: [{name: a, events: [ptrace]}]\n")  # a UTF-8 BOM
+@example(b"scenarios: [{name: a, events: [ptrace]}]\x00")
+@example(b"scenarios: !!python/object:os.system [x]\n")
+@example(b"scenarios: [{name: !!binary aGVsbG8=, events: [ptrace]}]\n")
+def test_any_bytes_load_as_a_suite_or_are_refused(tmp_path_factory, data):
+    scenarios = load_or_refusal(tmp_path_factory.mktemp("b"), data)
+    if scenarios is not None:
+        assert all(isinstance(s.name, str) and s.events for s in scenarios)
+
+
+@pytest.mark.property
+@given(st.text(alphabet=st.sampled_from("scenario:nameevtp -[]{}&*!\n#'\"\\,"), max_size=200))
+def test_any_yaml_like_text_loads_as_a_suite_or_is_refused(tmp_path_factory, text):
+    load_or_refusal(tmp_path_factory.mktemp("t"), text.encode())
+
+
+@pytest.mark.parametrize("text", [
+    "scenarios: " + "[" * 5000 + "]" * 5000,
+    "scenarios:\n  " + "- " * 3000 + "x\n",
+    "scenarios: " + "{a: " * 3000 + "x" + "}" * 3000,
+])
+def test_deep_nesting_is_refused(tmp_path, text):
+    message = refused_suite(tmp_path, text.encode())
+    assert "not valid YAML" in message or "nested too deeply" in message
+
+
+def refused_suite(tmp_path, data: bytes) -> str:
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(data)
+    with pytest.raises(UsageError) as err:
+        load_suite(str(path))
+    assert "\n" not in str(err.value) and len(str(err.value)) < 1000
+    return str(err.value)
+
+
+def test_alias_bombs_are_refused_quickly_with_a_short_message(tmp_path):
+    # each level doubles the value: a billion leaves from 30 short lines
+    lines = ["a0: &a0 [ptrace, ptrace]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    bomb = "\n".join(lines) + "\nscenarios:\n  - name: x\n    groups: [*a29]\n"
+    assert "every group needs `name` and `events`" in refused_suite(tmp_path, bomb.encode())
+    bomb = "\n".join(lines) + "\nscenarios:\n  - name: x\n    description: *a29\n    events: [ptrace]\n"
+    assert "`description` must be text" in refused_suite(tmp_path, bomb.encode())
+
+
+def test_aliases_that_repeat_events_are_counted(tmp_path):
+    fine = "e: &e [ptrace, ptrace]\nscenarios:\n  - name: x\n    groups: [{name: a, events: *e}, {name: b, events: *e}]\n"
+    assert load_suite(write(tmp_path, fine))[0].events == ("ptrace",) * 4
+    many = (f"e: &e [{', '.join(['ptrace'] * 1000)}]\nscenarios:\n  - name: x\n    groups: ["
+            + ", ".join(f"{{name: g{i}, events: *e}}" for i in range(MAX_SUITE_EVENTS // 1000 + 1)) + "]\n")
+    assert f"more than {MAX_SUITE_EVENTS:,} events" in refused_suite(tmp_path, many.encode())
+
+
+def test_suite_files_over_the_size_bound_and_non_files_are_refused(tmp_path):
+    big = b"scenarios: [{name: a, events: [ptrace]}]\n" + b"#" * MAX_SUITE_BYTES
+    assert "over the limit of 1,048,576" in refused_suite(tmp_path, big)
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_suite(str(tmp_path))
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_suite("/dev/zero")
+
+
+def test_non_utf8_suite_names_the_byte(tmp_path):
+    message = refused_suite(tmp_path, b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
+    assert "not UTF-8 text (invalid byte 0xff at offset 38)" in message
