@@ -1,6 +1,7 @@
 """`evt cleanup`: remove what killed runs left behind — containers by the run label,
-recorded processes (pid and start time must match), the runs' cgroups. Runs whose
-orchestrator still lives are left alone."""
+recorded processes (pid and start time must match; cleanup returns once they have
+exited, or names those that did not), the runs' cgroups. Runs whose orchestrator still
+lives are left alone."""
 
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ def run(run_id: str | None = None) -> int:
 
     active = runstate.active_run_ids()
     removed_processes = removed_cgroups = 0
+    survivors: list[int] = []
     for state in runstate.leftovers():
         if run_id and state["run_id"] != run_id:
             continue
-        removed_processes += len(runstate.kill_recorded(state))
+        killed, alive = runstate.kill_recorded(state)
+        removed_processes += len(killed) - len(alive)
+        survivors += alive
         for cgroup in state.get("cgroups", []):
             if Path(cgroup).is_dir():
                 remove_cgroup_tree(Path(cgroup))
                 removed_cgroups += 1
-        runstate.finish(state["run_id"])
+        if not alive:  # otherwise keep the record, for a later `evt cleanup`
+            runstate.finish(state["run_id"])
     removed_containers: list[str] = []
     try:
         from evt.runners.docker import LABEL, docker_client, remove_run_containers
@@ -41,4 +46,8 @@ def run(run_id: str | None = None) -> int:
           + (f"; left {len(active)} active runs alone" if active else ""))
     for name in removed_containers:
         print(f"  container {name}")
+    if survivors:
+        print(f"Error: processes still running after SIGKILL: {', '.join(map(str, survivors))} "
+              "(in uninterruptible sleep? check `ps -o pid,stat,wchan -p PID`)")
+        return 1
     return 0

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -98,9 +99,10 @@ def active_run_ids() -> set[str]:
     return {s["run_id"] for s in _states() if _running(s)}
 
 
-def kill_recorded(state: dict) -> list[int]:
-    """SIGKILL the recorded processes (and their process groups) that still are who we started."""
-    killed = []
+def kill_recorded(state: dict, timeout_s: float = 10.0) -> tuple[list[int], list[int]]:
+    """SIGKILL the recorded processes (and their process groups) that still are who we
+    started, then wait until they have exited. Returns (killed, still alive at the deadline)."""
+    killed: list[psutil.Process] = []
     for entry in state.get("processes", []):
         try:
             proc = psutil.Process(entry["pid"])
@@ -115,5 +117,18 @@ def kill_recorded(state: dict) -> list[int]:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        killed.append(entry["pid"])
-    return killed
+        killed.append(proc)
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in killed if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _alive(p)]
+    return [p.pid for p in killed], [p.pid for p in alive]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Still running: a zombie has exited (its parent has yet to reap it)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -113,3 +113,22 @@ def test_a_run_over_the_loss_limit_fails_when_counts_exist(tmp_path):
 def test_loss_limit_must_be_a_percentage(tmp_path):
     result = run_evt("stress", *BASE, "stress.max_loss_pct=150", f"hydra.run.dir={tmp_path}", "-e", "ptrace")
     assert result.returncode == 2 and "stress.max_loss_pct=150.0 is not a percentage" in result.stderr
+
+
+def test_a_real_run_over_the_loss_limit_exits_1_with_status_loss_exceeded(tmp_path):
+    # evt's own data, with a ground truth that claims two target events per ptrace op where
+    # the op makes one: the real bpftrace then really observes half of what is expected.
+    home = tmp_path / "home"
+    for folder in ("conf", "templates", "triggers"):
+        shutil.copytree(Path(__file__).resolve().parents[1] / folder, home / folder)
+    entry = home / "triggers" / "ptrace.yaml"
+    entry.write_text(entry.read_text().replace("per_op: 1", "per_op: 2", 1))
+    run_dir = tmp_path / "run"
+    result = run_evt(["stress", *BASE, "runner=local", "stress.max_loss_pct=10", f"hydra.run.dir={run_dir}",
+                      "-e", "ptrace:ops=300:sleep=0"], env_extra={"EVT_HOME": str(home)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "loss 50.00% exceeds stress.max_loss_pct=10" in result.stderr + result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "loss_exceeded" and summary["exit_code"] == 1
+    assert summary["detection"] == {"expected": 600, "observed": 300, "lost": 300, "loss_pct": 50.0, "exact": True}
+    assert summary["max_loss_pct"] == {"limit": 10.0, "passed": False}

@@ -38,7 +38,10 @@ def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["partial"] is False and summary["exit_code"] == 0
     assert summary["total_ops"] == 1300 and summary["ok"] == 1300
-    assert summary["start_skew_ms"] is not None and summary["start_skew_ms"] >= 0
+    # Released at once through the shared barrier, the units' first ops lie within ~1 ms of
+    # each other on an idle host (README); 100 ms leaves room for a loaded shared host and
+    # still fails a release that reaches units one after another (~100 ms per docker exec).
+    assert 0 <= summary["start_skew_ms"] < 100
     assert (tmp_path / ".hydra" / "config.yaml").exists() and (tmp_path / "evt.log").exists()
     events = read_csv(tmp_path / "events.csv")
     assert {e["event"]: int(e["expected"]) for e in events} == {"security_file_open": 1000, "ptrace": 300}
