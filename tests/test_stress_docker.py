@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from helpers import EVT, run_containers, run_evt, unit_log_is_whole
@@ -233,4 +234,56 @@ def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):
     assert result.returncode == 1
     assert "privileged containers fail on this Docker daemon (unable to apply caps" in result.stderr
     assert "runner.privileged=auto" in result.stderr
+    assert run_containers(run_id) == []
+
+
+def test_stress_timeout_stops_a_run_that_goes_on_too_long(tmp_path):
+    run_id = "timeout-" + tmp_path.name[-10:]
+    started = time.monotonic()
+    result = run_evt(["stress", *LONG_RUN, *QUICK, "stress.timeout=3s", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["partial"] is True
+    assert summary["failure"] == "run timed out after 3s (stress.timeout)"
+    assert elapsed < 60  # not the 300 s the units would have taken
+    assert run_containers(run_id) == []
+
+
+def test_wait_before_trigger_holds_units_at_the_barrier_until_enter(tmp_path):
+    """Also what the units' containers are: no network, the unit's argv as PID 1 with no
+    shell in between, the run's barrier directory mounted read-only."""
+    import docker
+
+    run_id = "wbt-" + tmp_path.name[-10:]
+    proc = subprocess.Popen([EVT, "stress", "-e", "ptrace:ops=200", *QUICK, "--wait-before-trigger",
+                             f"run_id={run_id}", f"hydra.run.dir={tmp_path}"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_line(proc, "Press ENTER to start triggering events")
+        (container,) = run_containers(run_id)
+        attrs = docker.from_env().api.inspect_container(container.id)
+        assert attrs["HostConfig"]["NetworkMode"] == "none"
+        plan_argv = ["evt", "trigger", "--event", "ptrace", "--ops", "200"]
+        assert attrs["Config"]["Entrypoint"] == ["evt"] and attrs["Config"]["Cmd"][:5] == plan_argv[1:]
+        pid1 = psutil.Process(attrs["State"]["Pid"])
+        nspid = [line for line in Path(f"/proc/{pid1.pid}/status").read_text().splitlines() if line.startswith("NSpid")]
+        assert nspid[0].split()[-1] == "1"  # PID 1 in the container
+        cmdline = pid1.cmdline()
+        assert cmdline[-len(attrs["Config"]["Cmd"]):] == attrs["Config"]["Cmd"] and "-c" not in cmdline[:2]
+        assert os.path.basename(cmdline[0]) not in ("sh", "bash", "dash")
+        (mount,) = [m for m in attrs["Mounts"] if m["Destination"] == "/evt-barrier"]
+        assert mount["Source"] == str(tmp_path / ".barrier") and mount["RW"] is False
+        time.sleep(1.0)  # held: still only waiting, no op made
+        logs = container.logs().decode()
+        assert "Waiting at start barrier" in logs and "Starting triggering" not in logs
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["ok"] == 200
     assert run_containers(run_id) == []
