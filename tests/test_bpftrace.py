@@ -213,7 +213,7 @@ def test_a_tracer_that_dies_is_reported(tracer):
     os.kill(tracer.proc.pid, signal.SIGKILL)
     tracer.proc.wait_exit(10)
     reason = tracer.poll()
-    assert reason and "bpftrace exited with code -9 while the units ran" in reason
+    assert reason and "bpftrace was killed by SIGKILL while the units ran" in reason
     tracer.stop()
     report = tracer.report(units)
     assert report.observed is None and report.crashed == reason

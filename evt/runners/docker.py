@@ -143,19 +143,7 @@ class DockerRunner(Runner):
             self.add_state(unit)
 
         def create_and_start(unit: Unit) -> None:
-            container = self.client.containers.create(
-                self.cfg.runner.image,
-                entrypoint=[unit.argv[0]],
-                command=unit.argv[1:],
-                name=unit.container_name,
-                labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
-                network_mode=self.cfg.runner.network,
-                privileged=self.privileged,
-                cap_add=self.cap_add or None,
-                security_opt=list(self.cfg.runner.security_opt) or None,
-                volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
-                detach=True,
-            )
+            container = self._create(unit)
             try:
                 container.start()
             except Exception as exc:
@@ -178,6 +166,31 @@ class DockerRunner(Runner):
         with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
             for future in [pool.submit(create_and_start, u) for u in units]:
                 future.result()
+
+    def _create(self, unit: Unit):
+        import docker
+
+        try:
+            return self.client.containers.create(
+                self.cfg.runner.image,
+                entrypoint=[unit.argv[0]],
+                command=unit.argv[1:],
+                name=unit.container_name,
+                labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
+                network_mode=self.cfg.runner.network,
+                privileged=self.privileged,
+                cap_add=self.cap_add or None,
+                security_opt=list(self.cfg.runner.security_opt) or None,
+                volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # the name is taken: same run_id as a live or killed run
+                raise RunError(
+                    f"a container named {unit.container_name} already exists: run_id {self.run_id} belongs to another "
+                    f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); use another run_id."
+                ) from exc
+            raise RunError(f"container for {unit.name} could not be created: {exc.explanation or exc}") from exc
 
     def _follow(self, container, state: UnitState) -> None:
         pending = b""

@@ -35,7 +35,7 @@ from pathlib import Path
 from evt import host
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
-from evt.procs import ManagedProcess, Stop, log_tail
+from evt.procs import ManagedProcess, Stop, exit_text, log_tail
 from evt.templating import render
 from evt.tracers.base import Durations, Tracer, TracerReport
 from evt.tracers.bpftrace_output import STREAM_PREFIX, BpftraceOutput, parse
@@ -222,7 +222,7 @@ class BpftraceTracer(Tracer):
                 break
             if not self.proc.running:
                 raise RunError(
-                    f"bpftrace exited with code {self.proc.returncode} before attaching its probes "
+                    f"bpftrace {exit_text(self.proc.returncode)} before attaching its probes "
                     f"(program {self.program_path}); its log:\n{self.log_tail()}"
                 )
             if time.monotonic() >= deadline:
@@ -246,7 +246,7 @@ class BpftraceTracer(Tracer):
 
     def poll(self) -> str | None:
         if self.crashed is None and self.proc is not None and self.proc.poll():
-            self.crashed = f"bpftrace exited with code {self.proc.returncode} while the units ran; its log:\n{self.log_tail()}"
+            self.crashed = f"bpftrace {exit_text(self.proc.returncode)} while the units ran; its log:\n{self.log_tail()}"
         return self.crashed
 
     def stop(self) -> None:

@@ -1,0 +1,233 @@
+"""Faults injected into real `evt stress` runs (issue #12): the tracer SIGKILLed mid-run or
+never ready, signals twice in every phase, evt itself SIGKILLed then `evt cleanup`, the
+run directory's filesystem full. Each checks the exit code, the messages, what
+summary.json says, and that nothing of the run is left (containers by the run's label,
+processes by the pids the run recorded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from evt import runstate
+from stress_helpers import EVT, run_containers, run_evt
+from tracee_helpers import STANDIN, free_port
+
+pytestmark = pytest.mark.integration
+
+LONG = ["-e", "ptrace:ops=100000:sleep=1ms"]  # ~100 s if nothing stops it
+
+
+class Run:
+    """`evt stress` in the background, its output collected line by line."""
+
+    def __init__(self, tmp_path: Path, run_id: str, args: list[str], env: dict[str, str] | None = None):
+        self.run_id, self.run_dir = run_id, tmp_path / "run"
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([EVT, "stress", *args, f"run_id={run_id}", f"hydra.run.dir={self.run_dir}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     text=True, env=dict(os.environ, COLUMNS="200", **(env or {})))
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            assert self.proc.poll() is None or needle in self.output, f"exited before {needle!r}:\n{self.output}"
+            assert time.monotonic() < deadline, f"{needle!r} not printed in {timeout}s:\n{self.output}"
+            time.sleep(0.05)
+
+    def recorded_pids(self) -> dict[int, str]:
+        """The processes the run recorded for `evt cleanup` (role by pid)."""
+        state = runstate.load(self.run_id)
+        return {p["pid"]: p["role"] for p in state.get("processes", [])}
+
+    def finish(self, timeout: float = 120) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=10)
+        return code
+
+    def summary(self) -> dict:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def standin(tmp_path: Path) -> list[str]:
+    return ["tracer=tracee", f"tracee.binary={STANDIN}", f"tracee.http_address=127.0.0.1:{free_port()}",
+            f"tracee.pidfile={tmp_path / 'tracee.pid'}", "tracee.init_cooldown=0s", "tracee.drain=0s",
+            "tracee.stop_timeout=2s"]
+
+
+def standin_pid(tmp_path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "standin.pid").exists():
+        assert time.monotonic() < deadline, "the stand-in never wrote its pidfile"
+        time.sleep(0.05)
+    return int((tmp_path / "standin.pid").read_text())
+
+
+def assert_nothing_left(run: Run, pids: list[int] = ()) -> None:
+    assert run_containers(run.run_id) == []
+    for pid in pids:
+        deadline = time.monotonic() + 10
+        while not gone(pid):
+            assert time.monotonic() < deadline, f"process {pid} of the run is still there"
+            time.sleep(0.05)
+    assert not (runstate.STATE_DIR / f"{run.run_id}.json").exists()
+
+
+def test_tracer_sigkilled_mid_run_is_reported_and_the_run_cleaned_up(tmp_path):
+    # a tracer dying does not stop the units: their figures are kept (a run of ~5 s)
+    run = Run(tmp_path, "flt-kill-" + tmp_path.name[-8:], ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
+                                                           "-e", "ptrace:ops=5000:sleep=1ms"])
+    run.wait_for("Phase 5")
+    (tracer_pid,) = [pid for pid, role in run.recorded_pids().items() if role.startswith("tracer")]
+    os.kill(tracer_pid, signal.SIGKILL)
+    code = run.finish()
+    assert code == 1, run.output
+    assert "tracer bpftrace died mid-run: bpftrace was killed by SIGKILL while the units ran" in run.output
+    summary = run.summary()
+    assert summary["status"] == "tracer_crashed" and summary["exit_code"] == 1
+    assert "SIGKILL" in summary["tracer_cost"]["crashed"]
+    assert "Traceback" not in run.output
+    assert_nothing_left(run, [tracer_pid])
+
+
+def test_tracer_never_ready_fails_the_run_before_any_unit_is_released(tmp_path):
+    run = Run(tmp_path, "flt-notready-" + tmp_path.name[-8:],
+              [*standin(tmp_path), "tracee.ready_timeout=2s", "runner=local", "stress.stress_end_cooldown=0s", *LONG],
+              env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")})
+    pid = standin_pid(tmp_path)
+    code = run.finish()
+    assert code == 1, run.output
+    assert "healthz never answered 200" in run.output and "tracee.ready_timeout" in run.output
+    assert "Phase 4" not in run.output  # never released
+    summary = run.summary()
+    assert summary["status"] == "failed" and summary["ok"] == 0 and "healthz" in summary["failure"]
+    assert "Traceback" not in run.output
+    assert_nothing_left(run, [pid])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tmp_path, signum):
+    run = Run(tmp_path, f"flt-early-{signum.name.lower()}-" + tmp_path.name[-6:],
+              [*standin(tmp_path), "tracee.ready_timeout=60s", "runner=local", *LONG],
+              env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")})
+    pid = standin_pid(tmp_path)
+    run.wait_for("Phase 3")
+    run.proc.send_signal(signum)
+    code = run.finish()
+    assert code == 128 + signum, run.output
+    summary = run.summary()
+    assert summary["status"] == "interrupted" and summary["tracer_cost"]["crashed"] is None
+    assert "crash" not in run.output.lower(), run.output
+    assert_nothing_left(run, [pid])
+
+
+# phase: (what is printed when the phase has begun, extra arguments)
+PHASES = {
+    "start": ("Phase 2", ["tracer=none", "stress.stress_end_cooldown=0s", "-e", "security_file_open:instances=4:ops=100000:sleep=1ms", *LONG]),
+    "tracer": ("Phase 3", ["stress.stress_end_cooldown=0s", *LONG]),  # the stand-in, never ready
+    "run": ("Phase 5", ["tracer=none", "stress.stress_end_cooldown=0s", *LONG]),
+    "cooldown": ("End cooldown", ["tracer=none", "stress.stress_end_cooldown=60s", "-e", "ptrace:ops=10"]),
+}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_a_signal_twice_in_any_phase_still_cleans_up(tmp_path, phase, signum):
+    """The second signal arrives while evt cleans up after the first: cleanup completes."""
+    needle, args = PHASES[phase]
+    env = None
+    if phase == "tracer":
+        args = [*standin(tmp_path), "tracee.ready_timeout=60s", *args]
+        env = {"EVT_STANDIN_MODE": "never_ready"}
+    run = Run(tmp_path, f"flt-2x-{phase}-{signum.name.lower()}-" + tmp_path.name[-6:], args, env)
+    run.wait_for(needle)
+    pids = list(run.recorded_pids())
+    run.proc.send_signal(signum)
+    run.wait_for("nterrupted")  # "Interrupted by ... (cleaning up)" / "Monitoring interrupted"
+    run.proc.send_signal(signum)
+    code = run.finish()
+    assert code == 128 + signum, run.output
+    assert run.summary()["status"] == "interrupted"
+    assert "Traceback" not in run.output
+    assert_nothing_left(run, pids)
+
+
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_evt_sigkilled_in_any_phase_then_evt_cleanup_removes_everything(tmp_path, phase):
+    needle, args = PHASES[phase]
+    args = [a for a in args if a != "tracer=none"] + (["tracer=bpftrace"] if phase != "tracer" else [])
+    env = None
+    if phase == "tracer":
+        args = [*standin(tmp_path), "tracee.ready_timeout=60s", *args]
+        env = {"EVT_STANDIN_MODE": "never_ready"}
+    run = Run(tmp_path, f"flt-k9-{phase}-" + tmp_path.name[-6:], args, env)
+    run.wait_for(needle)
+    if phase != "start":  # the tracer is recorded once started
+        deadline = time.monotonic() + 30
+        while not any(role.startswith("tracer") for role in run.recorded_pids().values()):
+            assert time.monotonic() < deadline, run.output
+            time.sleep(0.05)
+    pids = list(run.recorded_pids())
+    run.proc.kill()
+    run.finish()
+    result = run_evt(["cleanup", "--run-id", run.run_id], timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("removed ")
+    assert_nothing_left(run, pids)
+    again = run_evt(["cleanup", "--run-id", run.run_id], timeout=120)
+    assert again.returncode == 0 and "removed 0 containers, 0 processes, 0 cgroups" in again.stdout
+
+
+def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
+    try:
+        run = Run(mount, "flt-full-" + tmp_path.name[-8:], ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
+                                                              "-e", "ptrace:ops=3000:sleep=1ms"])
+        run.wait_for("Phase 5")
+        with open(mount / "filler", "wb") as filler:  # take whatever space is left
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        pids = list(run.recorded_pids())
+        code = run.finish()
+        assert code == 1, run.output
+        assert "Traceback" not in run.output
+        assert "No space left on device" in run.output, run.output
+        assert_nothing_left(run, pids)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
