@@ -65,6 +65,10 @@ def _raise_interrupted(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _still_cleaning_up(signum, _frame):
+    log.warning("%s again: still cleaning up, which completes whatever arrives", signal.Signals(signum).name)
+
+
 def wait_for_enter(prompt: str) -> None:
     log.info("%s", prompt)
     try:
@@ -89,6 +93,7 @@ class StressSession:
         self.report: TracerReport | None = None
         self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
         self._tracer_stopped = False
+        self._tracer_ready = False
         self._t_command = time.monotonic()
 
     @classmethod
@@ -133,18 +138,30 @@ class StressSession:
         except (RunError, UsageError) as exc:
             self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, str(exc)
             log.error("Error: %s", exc)
+        except Exception as exc:  # recorded in summary.json, then reported by the caller (evt/crash.py)
+            self.status, self.exit_code, self.partial = "failed", 1, True
+            self.failure = f"unexpected {type(exc).__name__}: {exc}"
+            raise
         finally:
-            for sig in previous:  # cleanup itself must complete: ignore further signals
-                signal.signal(sig, signal.SIG_IGN)
+            for sig in previous:  # cleanup and the results must complete: a second signal only says so
+                signal.signal(sig, _still_cleaning_up)
             try:
                 self.phase = Phase.CLEANUP
                 self.cleanup()
+                self.phase = Phase.WRITE
+                self._write_results()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-        self.phase = Phase.WRITE
-        self.write()
         return self.exit_code
+
+    def _write_results(self) -> None:
+        try:
+            self.write()
+        except OSError as exc:  # a full or read-only filesystem: the run itself is cleaned up already
+            self.exit_code = self.exit_code or 1
+            log.error("Error: cannot write the results in %s: %s; free space there or choose another directory "
+                      "with hydra.run.dir=DIR.", self.run_dir, exc.strerror or exc)
 
     def _steps(self):
         return [(Phase.PREREQUISITES, self.prerequisites), (Phase.START_UNITS, self.start_units),
@@ -192,6 +209,7 @@ class StressSession:
         if prompt is not None:
             wait_for_enter(prompt)
         tracer.wait_ready()
+        self._tracer_ready = True
         log.info("Tracer %s ready", tracer.name)
         if self.cfg.stress.wait_before_trigger:
             for line in tracer.endpoints():
@@ -269,6 +287,8 @@ class StressSession:
                 self.report = self.tracer.report(self.units)
             except Exception:  # a tracer that never started may have nothing to report
                 self.report = None
+            if self.report is not None and not self._tracer_ready:
+                self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
         self.runner.cleanup()
         runstate.finish(self.plan.run_id)
 

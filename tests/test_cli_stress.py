@@ -16,9 +16,9 @@ from helpers import compose_cfg, run_containers, run_evt
 
 def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(tmp_path):
     # whatever this host lacks or has: `evt list` says it, and `evt stress` agrees with it
-    listed = {row["event"]: row for row in json.loads(run_evt(["list", "--json"]).stdout)}
+    listed = {row["event"]: row for row in json.loads(run_evt(*["list", "--json"]).stdout)}
     bpf_attach = listed["bpf_attach"]
-    result = run_evt(["stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
+    result = run_evt(*["stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
     if bpf_attach["available"]["script"]:
         assert result.returncode == 0, result.stderr
     else:
@@ -30,7 +30,7 @@ def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
-    result = run_evt(["stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
+    result = run_evt(*["stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == f"Error: events file {str(suite)!r}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
 
@@ -142,7 +142,6 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from evt import stress
 
 _VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]
 _awkward = st.text(alphabet=st.sampled_from("ab:/$'\"\\{}[],=% .\n\t-"), max_size=20)
@@ -161,9 +160,14 @@ _override = st.one_of(
 
 def validated(argv: list[str]):
     """What `evt stress ARGV` checks before it starts anything: the config, or UsageError."""
+    from pathlib import Path
+
+    from evt.hydra_app import compose
+    from evt.session import StressSession
+
     _, overrides = stress_overrides(argv)
-    cfg = compose(overrides + ["tracer=none", "runner=local", "stress.dry_run=true"])
-    stress.validate(cfg, __import__("pathlib").Path("/nonexistent-run-dir"))
+    cfg = compose([*overrides, "tracer=none", "runner=local", "stress.dry_run=true"])
+    StressSession.prepare(cfg, Path("/nonexistent-run-dir"))
     return cfg
 
 
@@ -203,7 +207,7 @@ def test_any_seed_flag_value_reaches_the_config_verbatim(flag, value):
             stress_overrides([flag, value])
         return
     _, overrides = stress_overrides([flag, value])
-    assert OmegaConf.select(compose(overrides), key) == value
+    assert OmegaConf.select(compose_cfg(*overrides), key) == value
 
 
 @pytest.mark.property
@@ -211,4 +215,4 @@ def test_any_seed_flag_value_reaches_the_config_verbatim(flag, value):
 def test_any_event_flags_reach_the_config_verbatim_and_in_order(values):
     argv = [token for value in values for token in ("-e", value)]
     _, overrides = stress_overrides(argv)
-    assert list(compose(overrides).events) == values
+    assert list(compose_cfg(*overrides).events) == values

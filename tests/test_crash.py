@@ -31,9 +31,9 @@ def test_an_unexpected_error_in_a_command_is_one_line_and_a_log(monkeypatch, cap
 
 
 def test_an_unexpected_error_in_a_stress_job_logs_into_the_run_directory(monkeypatch, capsys, tmp_path):
-    from evt import stress
+    from evt.session import StressSession
 
-    monkeypatch.setattr(stress, "run_stress", boom)
+    monkeypatch.setattr(StressSession, "run", boom)
     code = cli.main(["stress", "-e", "ptrace:ops=1", "tracer=none", "runner=local", f"hydra.run.dir={tmp_path}"])
     assert code == 1
     log = one_line_naming_a_log(capsys.readouterr().err)

@@ -18,8 +18,7 @@ import psutil
 import pytest
 
 from evt import runstate
-from stress_helpers import EVT, run_containers, run_evt
-from tracee_helpers import STANDIN, free_port
+from helpers import EVT, STANDIN, free_port, run_containers, run_evt
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +56,14 @@ class Run:
         """The processes the run recorded for `evt cleanup` (role by pid)."""
         state = runstate.load(self.run_id)
         return {p["pid"]: p["role"] for p in state.get("processes", [])}
+
+    def wait_for_tracer_pid(self, timeout: float = 30) -> list[int]:
+        """Every pid the run recorded, once its tracer is among them."""
+        deadline = time.monotonic() + timeout
+        while not any(role.startswith("tracer") for role in self.recorded_pids().values()):
+            assert time.monotonic() < deadline, f"no tracer recorded in {timeout}s:\n{self.output}"
+            time.sleep(0.02)
+        return list(self.recorded_pids())
 
     def finish(self, timeout: float = 120) -> int:
         try:
@@ -135,20 +142,25 @@ def test_tracer_never_ready_fails_the_run_before_any_unit_is_released(tmp_path):
     assert_nothing_left(run, [pid])
 
 
+@pytest.mark.parametrize("tracer", ["bpftrace", "tracee-standin"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tmp_path, signum):
-    run = Run(tmp_path, f"flt-early-{signum.name.lower()}-" + tmp_path.name[-6:],
-              [*standin(tmp_path), "tracee.ready_timeout=60s", "runner=local", *LONG],
-              env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")})
-    pid = standin_pid(tmp_path)
-    run.wait_for("Phase 3")
+def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tmp_path, signum, tracer):
+    if tracer == "bpftrace":  # interrupted while bpftrace attaches its probes (it takes a second or more)
+        args, env, needle = ["tracer=bpftrace"], None, "Starting bpftrace"
+    else:  # a Tracee (stand-in) that never becomes ready
+        args, needle = [*standin(tmp_path), "tracee.ready_timeout=60s"], "Phase 3"
+        env = {"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")}
+    run = Run(tmp_path, f"flt-early-{tracer[:4]}-{signum.name.lower()}-" + tmp_path.name[-6:],
+              [*args, "runner=local", *LONG], env=env)
+    run.wait_for(needle)
+    pids = run.wait_for_tracer_pid()
     run.proc.send_signal(signum)
     code = run.finish()
     assert code == 128 + signum, run.output
     summary = run.summary()
     assert summary["status"] == "interrupted" and summary["tracer_cost"]["crashed"] is None
     assert "crash" not in run.output.lower(), run.output
-    assert_nothing_left(run, [pid])
+    assert_nothing_left(run, pids)
 
 
 # phase: (what is printed when the phase has begun, extra arguments)
@@ -192,19 +204,14 @@ def test_evt_sigkilled_in_any_phase_then_evt_cleanup_removes_everything(tmp_path
         env = {"EVT_STANDIN_MODE": "never_ready"}
     run = Run(tmp_path, f"flt-k9-{phase}-" + tmp_path.name[-6:], args, env)
     run.wait_for(needle)
-    if phase != "start":  # the tracer is recorded once started
-        deadline = time.monotonic() + 30
-        while not any(role.startswith("tracer") for role in run.recorded_pids().values()):
-            assert time.monotonic() < deadline, run.output
-            time.sleep(0.05)
-    pids = list(run.recorded_pids())
+    pids = run.wait_for_tracer_pid() if phase != "start" else list(run.recorded_pids())
     run.proc.kill()
     run.finish()
-    result = run_evt(["cleanup", "--run-id", run.run_id], timeout=120)
+    result = run_evt(*["cleanup", "--run-id", run.run_id], timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("removed ")
     assert_nothing_left(run, pids)
-    again = run_evt(["cleanup", "--run-id", run.run_id], timeout=120)
+    again = run_evt(*["cleanup", "--run-id", run.run_id], timeout=120)
     assert again.returncode == 0 and "removed 0 containers, 0 processes, 0 cgroups" in again.stdout
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from evt import limits
 from evt.errors import UsageError
-from stress_helpers import run_evt
+from helpers import run_evt
 
 
 def task_room() -> tuple[str, int]:
@@ -48,7 +48,7 @@ def test_tasks_in_use_counts_threads_not_only_processes():
 @pytest.mark.parametrize("args", [["stress", "-e", "ptrace:instances=100000", "tracer=none", "--dry-run"],
                                   ["trigger", "-e", "ptrace", "--parallel", "100000"]])
 def test_a_hundred_thousand_workers_are_refused_before_any_starts(args):
-    result = run_evt(args, timeout=60)
+    result = run_evt(*args, timeout=60)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("Error: this run needs about") and "Traceback" not in result.stderr
     assert "Starting triggering" not in result.stdout

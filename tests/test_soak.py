@@ -18,10 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import bpftrace_skip_reason
 from evt import cli, host
 from evt.marker import Marker
-from stress_helpers import run_containers
+from helpers import bpftrace_skip_reason, run_containers
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak,
               pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=bpftrace_skip_reason() or "")]
