@@ -71,6 +71,9 @@ class RunnerConfig:
     cap_add: list[str] = field(default_factory=list)  # used when not privileged
     security_opt: list[str] = field(default_factory=lambda: ["seccomp=unconfined", "apparmor=unconfined"])
     ready_timeout: str = "60s"  # every unit waiting at the barrier
+    # runner=docker: each unit's memory limit (docker's form: 64m, 1g); a unit that needs
+    # more is ended by the kernel's OOM killer, and the run says so
+    memory: Optional[str] = None
 
 
 @dataclass

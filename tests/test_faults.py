@@ -238,3 +238,26 @@ def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
         assert_nothing_left(run, pids)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_unit_over_its_memory_limit_is_ended_by_the_oom_killer_and_the_run_says_so(tmp_path):
+    # 16 MiB is less than a unit's Python needs (~25 MiB): the kernel ends it as it starts
+    run = Run(tmp_path, "flt-oom-" + tmp_path.name[-8:], ["tracer=none", "stress.stress_end_cooldown=0s",
+                                                          "runner.memory=16m", "-e", "ptrace:ops=10",
+                                                          "-e", "security_file_open:ops=10"])
+    code = run.finish()
+    assert code == 1, run.output
+    assert "killed by the kernel's OOM killer: the unit needed more than runner.memory=16m" in run.output
+    assert "exit code 137" in run.output
+    summary = run.summary()
+    assert summary["status"] == "failed" and summary["ok"] == 0
+    assert "Traceback" not in run.output
+    assert_nothing_left(run)
+
+
+def test_a_memory_limit_is_refused_where_it_cannot_apply(tmp_path):
+    bad = run_evt("stress", "-e", "ptrace", "tracer=none", "runner.memory=lots", f"hydra.run.dir={tmp_path / 'a'}")
+    assert bad.returncode == 2 and "runner.memory=lots is not a memory size" in bad.stderr
+    local = run_evt("stress", "-e", "ptrace", "tracer=none", "runner=local", "runner.memory=64m",
+                    f"hydra.run.dir={tmp_path / 'b'}")
+    assert local.returncode == 2 and "runner.memory limits containers: use it with runner=docker" in local.stderr

@@ -69,6 +69,9 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
+        memory = self.cfg.runner.get("memory")
+        if memory is not None and not re.fullmatch(r"[0-9]+[bkmg]?", str(memory)):
+            raise UsageError(f"runner.memory={memory} is not a memory size: write it as docker does, e.g. 64m or 1g.")
 
     def unit_capabilities(self) -> tuple[set[str], str] | None:
         """What a unit's container will hold: privileged=false Docker's default set plus
@@ -182,6 +185,8 @@ class DockerRunner(Runner):
                 cap_add=self.cap_add or None,
                 security_opt=list(self.cfg.runner.security_opt) or None,
                 volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
+                mem_limit=self.cfg.runner.get("memory"),
+                memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
                 detach=True,
             )
         except docker.errors.APIError as exc:
@@ -202,7 +207,12 @@ class DockerRunner(Runner):
                     state.feed(line.decode(errors="replace"))
             if pending:
                 state.feed(pending.decode(errors="replace"))
-            self.unit_exited(state, int(container.wait().get("StatusCode", -1)))
+            code = int(container.wait().get("StatusCode", -1))
+            container.reload()
+            if container.attrs["State"].get("OOMKilled"):
+                state.note(f"killed by the kernel's OOM killer: the unit needed more than "
+                           f"runner.memory={self.cfg.runner.memory}")
+            self.unit_exited(state, code)
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
             state.note(f"(log stream ended: {exc})")
             if state.exit_code is None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from evt import host, runstate
+from evt.errors import UsageError
 from evt.plan import Unit
 from evt.procs import KILL_WAIT_S, stop_group
 from evt.runners.base import Runner, UnitState
@@ -39,6 +40,8 @@ class LocalRunner(Runner):
 
         for unit in units:  # units run here, so every need is checked on this host
             get_trigger(unit.event).require(unit.mode)
+        if self.cfg.runner.get("memory") is not None:
+            raise UsageError("runner.memory limits containers: use it with runner=docker.")
 
     def barrier_in_unit(self) -> str:
         return str(self.barrier_path)
