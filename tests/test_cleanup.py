@@ -60,7 +60,7 @@ def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they
         state["processes"].append({"pid": impostor.pid, "create_time": psutil.Process(impostor.pid).create_time() - 100,
                                    "role": "reused pid"})
         (state_dir / f"{run_id}.json").write_text(json.dumps(state))
-        result = run_evt(*["cleanup", "--run-id", run_id], env={"EVT_STATE_DIR": str(state_dir)})
+        result = run_evt("cleanup", "--run-id", run_id, env={"EVT_STATE_DIR": str(state_dir)})
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"1 processes, {1 if cgroup else 0} cgroups" in result.stdout
         # returned only once the process had exited: already a zombie awaiting our wait()
@@ -90,7 +90,7 @@ def test_cleanup_leaves_a_live_run_alone(tmp_path):
     orchestrator, unit = sleeper(), sleeper()
     try:
         record(state_dir, run_id, orchestrator.pid, [psutil.Process(unit.pid)])
-        result = run_evt(*["cleanup", "--run-id", run_id], env={"EVT_STATE_DIR": str(state_dir)})
+        result = run_evt("cleanup", "--run-id", run_id, env={"EVT_STATE_DIR": str(state_dir)})
         assert result.returncode == 0, result.stdout + result.stderr
         assert "removed 0 containers, 0 processes, 0 cgroups; left 1 active runs alone" in result.stdout
         assert not exited(unit) and not exited(orchestrator)

@@ -16,9 +16,9 @@ from helpers import compose_cfg, run_containers, run_evt
 
 def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(tmp_path):
     # whatever this host lacks or has: `evt list` says it, and `evt stress` agrees with it
-    listed = {row["event"]: row for row in json.loads(run_evt(*["list", "--json"]).stdout)}
+    listed = {row["event"]: row for row in json.loads(run_evt("list", "--json").stdout)}
     bpf_attach = listed["bpf_attach"]
-    result = run_evt(*["stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
+    result = run_evt("stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
     if bpf_attach["available"]["script"]:
         assert result.returncode == 0, result.stderr
     else:
@@ -30,7 +30,7 @@ def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
-    result = run_evt(*["stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}"])
+    result = run_evt("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == f"Error: events file {str(suite)!r}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
 

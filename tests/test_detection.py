@@ -124,8 +124,8 @@ def test_a_real_run_over_the_loss_limit_exits_1_with_status_loss_exceeded(tmp_pa
     entry = home / "triggers" / "ptrace.yaml"
     entry.write_text(entry.read_text().replace("per_op: 1", "per_op: 2", 1))
     run_dir = tmp_path / "run"
-    result = run_evt(*["stress", *BASE, "runner=local", "stress.max_loss_pct=10", f"hydra.run.dir={run_dir}",
-                      "-e", "ptrace:ops=300:sleep=0"], env={"EVT_HOME": str(home)})
+    result = run_evt("stress", *BASE, "runner=local", "stress.max_loss_pct=10", f"hydra.run.dir={run_dir}",
+                     "-e", "ptrace:ops=300:sleep=0", env={"EVT_HOME": str(home)})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "loss 50.00% exceeds stress.max_loss_pct=10" in result.stderr + result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())

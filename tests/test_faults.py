@@ -207,11 +207,11 @@ def test_evt_sigkilled_in_any_phase_then_evt_cleanup_removes_everything(tmp_path
     pids = run.wait_for_tracer_pid() if phase != "start" else list(run.recorded_pids())
     run.proc.kill()
     run.finish()
-    result = run_evt(*["cleanup", "--run-id", run.run_id], timeout=120)
+    result = run_evt("cleanup", "--run-id", run.run_id, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("removed ")
     assert_nothing_left(run, pids)
-    again = run_evt(*["cleanup", "--run-id", run.run_id], timeout=120)
+    again = run_evt("cleanup", "--run-id", run.run_id, timeout=120)
     assert again.returncode == 0 and "removed 0 containers, 0 processes, 0 cgroups" in again.stdout
 
 

@@ -240,7 +240,7 @@ def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):
 def test_stress_timeout_stops_a_run_that_goes_on_too_long(tmp_path):
     run_id = "timeout-" + tmp_path.name[-10:]
     started = time.monotonic()
-    result = run_evt(*["stress", *LONG_RUN, *QUICK, "stress.timeout=3s", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", *LONG_RUN, *QUICK, "stress.timeout=3s", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
     elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
