@@ -172,17 +172,26 @@ PHASES = {
 }
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("phase", sorted(PHASES))
-def test_a_signal_twice_in_any_phase_still_cleans_up(tmp_path, phase, signum):
-    """The second signal arrives while evt cleans up after the first: cleanup completes."""
+def phase_run(tmp_path: Path, phase: str, name: str, tracer: str = "none") -> Run:
+    """A run that has reached `phase` (in the tracer phase: a Tracee stand-in never ready)."""
     needle, args = PHASES[phase]
+    args = [a for a in args if a != "tracer=none"]
     env = None
     if phase == "tracer":
         args = [*standin(tmp_path), "tracee.ready_timeout=60s", *args]
         env = {"EVT_STANDIN_MODE": "never_ready"}
-    run = Run(tmp_path, f"flt-2x-{phase}-{signum.name.lower()}-" + tmp_path.name[-6:], args, env)
+    else:
+        args.append(f"tracer={tracer}")
+    run = Run(tmp_path, f"{name}-{tmp_path.name[-6:]}", args, env)
     run.wait_for(needle)
+    return run
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_a_signal_twice_in_any_phase_still_cleans_up(tmp_path, phase, signum):
+    """The second signal arrives while evt cleans up after the first: cleanup completes."""
+    run = phase_run(tmp_path, phase, f"flt-2x-{phase}-{signum.name.lower()}")
     pids = list(run.recorded_pids())
     run.proc.send_signal(signum)
     run.wait_for("nterrupted")  # "Interrupted by ... (cleaning up)" / "Monitoring interrupted"
@@ -196,14 +205,7 @@ def test_a_signal_twice_in_any_phase_still_cleans_up(tmp_path, phase, signum):
 
 @pytest.mark.parametrize("phase", sorted(PHASES))
 def test_evt_sigkilled_in_any_phase_then_evt_cleanup_removes_everything(tmp_path, phase):
-    needle, args = PHASES[phase]
-    args = [a for a in args if a != "tracer=none"] + (["tracer=bpftrace"] if phase != "tracer" else [])
-    env = None
-    if phase == "tracer":
-        args = [*standin(tmp_path), "tracee.ready_timeout=60s", *args]
-        env = {"EVT_STANDIN_MODE": "never_ready"}
-    run = Run(tmp_path, f"flt-k9-{phase}-" + tmp_path.name[-6:], args, env)
-    run.wait_for(needle)
+    run = phase_run(tmp_path, phase, f"flt-k9-{phase}", tracer="bpftrace")
     pids = run.wait_for_tracer_pid() if phase != "start" else list(run.recorded_pids())
     run.proc.kill()
     run.finish()
