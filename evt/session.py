@@ -289,7 +289,14 @@ class StressSession:
                 self.report = None
             if self.report is not None and not self._tracer_ready:
                 self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
-        self.runner.cleanup()
+        try:
+            self.runner.cleanup()
+        except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it
+            self.status, self.exit_code, self.partial = "failed", self.exit_code or 1, True
+            self.failure = self.failure or f"units not removed: {exc}"
+            log.error("Error: could not remove the run's units (%s); once that is fixed, "
+                      "`evt cleanup --run-id %s` removes what is left.", " ".join(str(exc).split()), self.plan.run_id)
+            return  # the run's record stays for `evt cleanup`
         runstate.finish(self.plan.run_id)
 
     def write(self) -> None:

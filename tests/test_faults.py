@@ -1,6 +1,7 @@
 """Faults injected into real `evt stress` runs (issue #12): the tracer SIGKILLed mid-run or
 never ready, signals twice in every phase, evt itself SIGKILLed then `evt cleanup`, the
-run directory's filesystem full. Each checks the exit code, the messages, what
+run directory's filesystem full, a unit ended by the OOM killer, dockerd stopped mid-run
+(a dockerd of the test's own, on its own socket and data root). Each checks the exit code, the messages, what
 summary.json says, and that nothing of the run is left (containers by the run's label,
 processes by the pids the run recorded)."""
 
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -263,3 +266,68 @@ def test_a_memory_limit_is_refused_where_it_cannot_apply(tmp_path):
     local = run_evt("stress", "-e", "ptrace", "tracer=none", "runner=local", "runner.memory=64m",
                     f"hydra.run.dir={tmp_path / 'b'}")
     assert local.returncode == 2 and "runner.memory limits containers: use it with runner=docker" in local.stderr
+
+
+@pytest.fixture(scope="module")
+def own_dockerd(tmp_path_factory):
+    """A dockerd of this test's own (socket, data root, exec root, pidfile), with the
+    trigger-runner image loaded: stopping it touches no one else's containers."""
+    import docker
+
+    base = Path(tempfile.mkdtemp(prefix="evt-dockerd-", dir="/tmp"))  # short: socket paths are limited
+    socket = f"unix://{base}/docker.sock"
+    argv = ["dockerd", "--host", socket, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+            "--pidfile", str(base / "docker.pid"), "--iptables=false", "--ip6tables=false", "--bridge=none"]
+    log = open(base / "dockerd.log", "w")
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                docker.DockerClient(base_url=socket, timeout=5).ping()
+                return proc
+            except Exception:
+                assert proc.poll() is None, (base / "dockerd.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "own dockerd did not answer in 60 s"
+                time.sleep(0.2)
+
+    daemon = {"proc": start(), "socket": socket, "start": start}
+    image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
+    ours = docker.DockerClient(base_url=socket, timeout=600)
+    ours.images.load(docker.from_env(timeout=600).images.get(image).save(named=True))
+    yield daemon
+    proc = daemon["proc"]
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+    subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL, check=False)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_dockerd_stopped_mid_run_fails_the_run_and_cleanup_later_removes_the_rest(tmp_path, own_dockerd):
+    import docker
+
+    env = {"DOCKER_HOST": own_dockerd["socket"]}
+    run = Run(tmp_path, "flt-dockerd-" + tmp_path.name[-8:], ["tracer=none", "stress.stress_end_cooldown=0s", *LONG],
+              env=env)
+    run.wait_for("Phase 5")
+    own_dockerd["proc"].terminate()  # our own daemon: a stop, as `systemctl stop docker` does
+    own_dockerd["proc"].wait(timeout=60)
+    code = run.finish()
+    assert code == 1, run.output
+    assert "Traceback" not in run.output and "could not remove the run's units" in run.output
+    assert f"evt cleanup --run-id {run.run_id}" in run.output
+    summary = run.summary()
+    assert summary["status"] == "failed" and summary["exit_code"] == 1
+    own_dockerd["proc"] = own_dockerd["start"]()
+    result = run_evt("cleanup", "--run-id", run.run_id, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ours = docker.DockerClient(base_url=own_dockerd["socket"])
+    assert ours.containers.list(all=True, filters={"label": f"evt.run_id={run.run_id}"}) == []
+    assert not (runstate.STATE_DIR / f"{run.run_id}.json").exists()
