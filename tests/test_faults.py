@@ -276,8 +276,13 @@ def own_dockerd(tmp_path_factory):
 
     base = Path(tempfile.mkdtemp(prefix="evt-dockerd-", dir="/tmp"))  # short: socket paths are limited
     socket = f"unix://{base}/docker.sock"
+    # Its own default bridge: `--bridge=none` would make dockerd delete the host's docker0,
+    # which the shared dockerd uses (moby removes the default bridge interface then).
+    bridge = f"evtdk{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", "10.254.254.1/24", "dev", bridge], check=True)
     argv = ["dockerd", "--host", socket, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-            "--pidfile", str(base / "docker.pid"), "--iptables=false", "--ip6tables=false", "--bridge=none"]
+            "--pidfile", str(base / "docker.pid"), "--iptables=false", "--ip6tables=false", "--bridge", bridge]
     log = open(base / "dockerd.log", "w")
 
     def start() -> subprocess.Popen:
@@ -292,7 +297,7 @@ def own_dockerd(tmp_path_factory):
                 assert time.monotonic() < deadline, "own dockerd did not answer in 60 s"
                 time.sleep(0.2)
 
-    daemon = {"proc": start(), "socket": socket, "start": start}
+    daemon = {"proc": start(), "socket": socket, "start": start, "docker0": Path("/sys/class/net/docker0").exists()}
     image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
     ours = docker.DockerClient(base_url=socket, timeout=600)
     ours.images.load(docker.from_env(timeout=600).images.get(image).save(named=True))
@@ -308,6 +313,7 @@ def own_dockerd(tmp_path_factory):
     log.close()
     subprocess.run(["umount", "-R", "-l", str(base)], stderr=subprocess.DEVNULL, check=False)
     shutil.rmtree(base, ignore_errors=True)
+    subprocess.run(["ip", "link", "delete", bridge], check=False)
 
 
 def test_dockerd_stopped_mid_run_fails_the_run_and_cleanup_later_removes_the_rest(tmp_path, own_dockerd):
@@ -326,6 +332,7 @@ def test_dockerd_stopped_mid_run_fails_the_run_and_cleanup_later_removes_the_res
     summary = run.summary()
     assert summary["status"] == "failed" and summary["exit_code"] == 1
     own_dockerd["proc"] = own_dockerd["start"]()
+    assert Path("/sys/class/net/docker0").exists() == own_dockerd["docker0"]  # the shared dockerd's bridge is untouched
     result = run_evt("cleanup", "--run-id", run.run_id, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     ours = docker.DockerClient(base_url=own_dockerd["socket"])
