@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -32,9 +33,10 @@ class Run:
     """`evt stress` in the background, its output collected line by line."""
 
     def __init__(self, tmp_path: Path, run_id: str, args: list[str], env: dict[str, str] | None = None):
-        self.run_id, self.run_dir = run_id, tmp_path / "run"
+        # unique on the host: other engineers run these tests at the same time
+        self.run_id, self.run_dir = f"{run_id}-{uuid.uuid4().hex[:6]}", tmp_path / "run"
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([EVT, "stress", *args, f"run_id={run_id}", f"hydra.run.dir={self.run_dir}"],
+        self.proc = subprocess.Popen([EVT, "stress", *args, f"run_id={self.run_id}", f"hydra.run.dir={self.run_dir}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      text=True, env=dict(os.environ, COLUMNS="200", **(env or {})))
         self.reader = threading.Thread(target=self._read, daemon=True)

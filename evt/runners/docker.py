@@ -3,8 +3,10 @@ parallel, each blocked at the bind-mounted FIFO barrier until the run releases i
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +24,7 @@ DOCKER_DEFAULT_CAPS = {
     "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
     "CAP_AUDIT_WRITE",
 }
+CREATE_SETTLE_S = 5.0  # how long a cut-short create request may take to land in the daemon
 
 
 def docker_client(timeout: int = 120):
@@ -56,6 +59,7 @@ class DockerRunner(Runner):
         self.client = None
         self.privileged = False
         self.cap_add: list[str] = []
+        self._cut_short = False  # a create request was interrupted (see cleanup)
 
     def check(self, units: list[Unit]) -> None:
         import docker
@@ -125,10 +129,11 @@ class DockerRunner(Runner):
         unknown: list[str] = []
         while True:
             try:
-                probe = self.client.containers.create(
-                    self.cfg.runner.image, command=["--help"], cap_add=self.cap_add,
-                    network_mode="none", labels={LABEL: self.run_id},
-                )
+                with self._creating():
+                    probe = self.client.containers.create(
+                        self.cfg.runner.image, command=["--help"], cap_add=self.cap_add,
+                        network_mode="none", labels={LABEL: self.run_id},
+                    )
                 probe.remove(force=True)
                 return unknown
             except docker.errors.APIError as exc:
@@ -174,21 +179,22 @@ class DockerRunner(Runner):
         import docker
 
         try:
-            return self.client.containers.create(
-                self.cfg.runner.image,
-                entrypoint=[unit.argv[0]],
-                command=unit.argv[1:],
-                name=unit.container_name,
-                labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
-                network_mode=self.cfg.runner.network,
-                privileged=self.privileged,
-                cap_add=self.cap_add or None,
-                security_opt=list(self.cfg.runner.security_opt) or None,
-                volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
-                mem_limit=self.cfg.runner.get("memory"),
-                memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
-                detach=True,
-            )
+            with self._creating():
+                return self.client.containers.create(
+                    self.cfg.runner.image,
+                    entrypoint=[unit.argv[0]],
+                    command=unit.argv[1:],
+                    name=unit.container_name,
+                    labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
+                    network_mode=self.cfg.runner.network,
+                    privileged=self.privileged,
+                    cap_add=self.cap_add or None,
+                    security_opt=list(self.cfg.runner.security_opt) or None,
+                    volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
+                    mem_limit=self.cfg.runner.get("memory"),
+                    memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
+                    detach=True,
+                )
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # the name is taken: same run_id as a live or killed run
                 raise RunError(
@@ -218,10 +224,24 @@ class DockerRunner(Runner):
             if state.exit_code is None:
                 self.unit_exited(state, -1)
 
+    @contextlib.contextmanager
+    def _creating(self):
+        """A create request that a signal cuts short may still complete in the daemon."""
+        try:
+            yield
+        except BaseException:
+            self._cut_short = True
+            raise
+
     def cleanup(self) -> None:
         if self.client is None:
             return
         remove_run_containers(self.client, self.run_id)
+        # a create request cut short by Ctrl+C can land after the removal: poll a while for it
+        deadline = time.monotonic() + (CREATE_SETTLE_S if self._cut_short else 0)
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            remove_run_containers(self.client, self.run_id)
 
 
 def remove_run_containers(client, run_id: str | None = None) -> list[str]:
