@@ -183,7 +183,7 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
         raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {brief(flt)}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {brief(per_op)}")
-    if relation not in RELATIONS:
+    if not isinstance(relation, str) or relation not in RELATIONS:
         raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} (how the count relates to the Tracee event), got {brief(relation)}")
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
@@ -248,7 +248,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     names = _strings(raw.get("aliases"), f"{where}: aliases")
     tracee_event = raw.get("tracee_event") or ""
     for name in (*names, tracee_event):
-        if name and not EVENT_NAME.fullmatch(name):
+        if name and (not isinstance(name, str) or not EVENT_NAME.fullmatch(name)):
             raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {brief(name)}")
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
