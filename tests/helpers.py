@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVT = str(Path(sys.executable).parent / "evt")  # the venv's console script
 STANDIN = ROOT / "tests" / "tracee_standin.py"
 # ../shared beside the checkout (EVT_SHARED names it elsewhere, e.g. from a git worktree)
-FIXTURES = Path(os.environ.get("EVT_SHARED", ROOT.parent / "shared")) / "fixtures" / "tracee"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tracee"  # copies of shared/fixtures/tracee (see its README)
 
 
 # -- configs and units ---------------------------------------------------------------------
@@ -109,8 +109,7 @@ needs_bpftrace = pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=b
 
 def fixture(name: str) -> Path:
     path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"Tracee reference fixture {path} is absent (shared/ is expected beside the checkout)")
+    assert path.is_file(), f"Tracee reference fixture {path} is missing from the checkout"
     return path
 
 
