@@ -25,11 +25,14 @@ class TraceeServer:
         self.scrapes = prom.Scrapes()
 
     def not_healthy(self) -> str | None:
-        """None when /healthz answers 200; otherwise what it answered."""
+        """None when /healthz answers 200 with the body `OK`; otherwise what it answered
+        (main: refused, then 503 `NOT OK`; v0.24.x: 200 `NOT OK`)."""
         status, body = prom.http_get(f"{self.url}/healthz", timeout=1.0)
-        if status == 200:
+        if status == 200 and body.strip() == "OK":
             return None
-        return f"HTTP {status}" if status else body
+        if not status:
+            return body
+        return f"HTTP {status} {body.strip()[:40]!r}"
 
     def scrape(self, which: str) -> None:
         """Keep the /metrics page as the run's `start` or `end` scrape; a failed scrape

@@ -17,8 +17,9 @@ from evt.errors import RunError, UsageError
 from evt.plan import Unit
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
-from evt.tracers.tracee.command import (base_url, parse_output, render_command, resolve_binary,
+from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,
                                         template_location, write_command)
+from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.manual import ManualLifecycle
@@ -35,11 +36,12 @@ class TraceeTracer(Tracer):
         self.tcfg = cfg.tracee
         self.durations = TraceeDurations.parse(self.tcfg, "tracee")
         self.dir = self.run_dir / "tracer"
-        self.output = parse_output(self.tcfg.output, str(self.tcfg.output_syntax), self.run_dir)
+        self.flavour = detect(str(self.tcfg.flavour), resolve_binary(str(self.tcfg.binary)))
+        self.output = parse_output(self.tcfg.output, output_syntax(self.tcfg, self.flavour), self.run_dir)
         self.server = TraceeServer(base_url(self.tcfg.http_address), self.dir)
         self.lifecycle: Lifecycle = (
-            AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log")
-            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir)
+            AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log", self.flavour)
+            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir, self.flavour)
         )
         self.argv: list[str] = []
         self.watch = UnitWatch()
@@ -52,7 +54,7 @@ class TraceeTracer(Tracer):
         self.lifecycle.check()
 
     def command(self, units: list[Unit]) -> list[str]:
-        return render_command(self.cfg, units, self.run_dir, resolve_binary(str(self.tcfg.binary)))
+        return render_command(self.cfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)))
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
@@ -81,7 +83,7 @@ class TraceeTracer(Tracer):
                 f"Tracee cannot be scoped before every unit exists; no container id or pid for: {', '.join(missing)}"
             )
         self.argv = self.command(units)
-        write_command(self.dir, self.cfg, self.argv, self.output)
+        write_command(self.dir, self.cfg, self.argv, self.output, self.flavour)
         self.watch.start(units, follow_trees=bool(self.output.json_file))
         self.lifecycle.start(self.argv, self.output.json_file)
 
