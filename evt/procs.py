@@ -3,14 +3,18 @@
 What every such process needs, in one place: its own session (a Ctrl+C on the terminal
 reaches evt, which then stops it in order, and a signal to its process group reaches the
 children it forked), its output captured to a log file, its CPU seconds and peak memory
-sampled with psutil, the last lines of its log for error messages, and a stop that is
-safe at any time and more than once: a first signal (SIGTERM, or the one the program
-wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
+sampled with psutil, a per-second resource time series beside its log
+(`resource_timeseries.csv`, the columns of Tracee's perf gate, with the gate's summary
+figures), the last lines of its log for error messages, and a stop that is safe at any
+time and more than once: a first signal (SIGTERM, or the one the program wants, e.g.
+SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
 """
 
 from __future__ import annotations
 
+import csv
 import enum
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +28,9 @@ import psutil
 LOG_TAIL = 20  # log lines shown with an error, as the original does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
 _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is
+SERIES_FILE = "resource_timeseries.csv"  # written beside a managed process's log
+SERIES_COLUMNS = ["timestamp", "cpu_pct", "rss_kb", "vsz_kb", "threads", "io_read_bytes", "io_write_bytes",
+                  "voluntary_ctx_switches", "nonvoluntary_ctx_switches"]
 
 
 class Stop(str, enum.Enum):
@@ -98,6 +105,73 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = sig
     return outcome
 
 
+class ResourceSeries:
+    """One process's resources every `interval_s`, as Tracee's perf gate records them from
+    /proc/<pid>/{stat,status,io}: a CSV row per sample (timestamp in Unix seconds; CPU %
+    of one core since the previous sample, 0.0 first), and the gate's summary figures."""
+
+    def __init__(self, pid: int, path: Path, interval_s: float = 1.0):
+        self.pid = pid
+        self.path = Path(path)
+        self.interval_s = interval_s
+        self.rows: list[dict[str, float]] = []
+        self._last: tuple[float, float] | None = None  # (monotonic time, cpu seconds)
+        self._due = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as fh:
+            csv.writer(fh).writerow(SERIES_COLUMNS)
+
+    def due(self, now: float) -> bool:
+        return now >= self._due
+
+    def sample(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        try:
+            proc = psutil.Process(self.pid)
+            with proc.oneshot():
+                times, mem = proc.cpu_times(), proc.memory_info()
+                threads, ctx = proc.num_threads(), proc.num_ctx_switches()
+                try:
+                    io = proc.io_counters()
+                    io_read, io_write = io.read_bytes, io.write_bytes
+                except (psutil.AccessDenied, AttributeError):  # /proc/<pid>/io of another user
+                    io_read = io_write = 0
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return
+        cpu = times.user + times.system
+        cpu_pct = 0.0 if self._last is None else 100.0 * (cpu - self._last[1]) / max(now - self._last[0], 1e-9)
+        self._last, self._due = (now, cpu), now + self.interval_s
+        row = {"timestamp": round(time.time(), 3), "cpu_pct": round(max(cpu_pct, 0.0), 2),
+               "rss_kb": mem.rss // 1024, "vsz_kb": mem.vms // 1024, "threads": threads,
+               "io_read_bytes": io_read, "io_write_bytes": io_write,
+               "voluntary_ctx_switches": ctx.voluntary, "nonvoluntary_ctx_switches": ctx.involuntary}
+        self.rows.append(row)
+        with open(self.path, "a", newline="") as fh:
+            csv.writer(fh).writerow([row[c] for c in SERIES_COLUMNS])
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The perf gate's figures: peak RSS (max), mean CPU % (the first 0.0 included),
+        p95 CPU % (ascending sort, element int(0.95 n) counted from 1), IO totals (last -
+        first) and the sample count."""
+        return series_summary(self.rows)
+
+
+def series_summary(rows: list[dict[str, float]]) -> dict[str, float | int | None]:
+    n = len(rows)
+    if not n:
+        return dict.fromkeys(("peak_rss_kb", "avg_cpu_pct", "p95_cpu_pct", "io_read_total_bytes",
+                              "io_write_total_bytes"), None) | {"resource_samples_count": 0}
+    cpu = sorted(r["cpu_pct"] for r in rows)
+    return {
+        "peak_rss_kb": max(r["rss_kb"] for r in rows),
+        "avg_cpu_pct": round(sum(cpu) / n, 2),
+        "p95_cpu_pct": cpu[max(int(math.floor(0.95 * n)), 1) - 1],
+        "io_read_total_bytes": rows[-1]["io_read_bytes"] - rows[0]["io_read_bytes"],
+        "io_write_total_bytes": rows[-1]["io_write_bytes"] - rows[0]["io_write_bytes"],
+        "resource_samples_count": n,
+    }
+
+
 class ProcessSampler:
     """Samples a process tree's CPU seconds and resident memory with psutil.
 
@@ -106,8 +180,9 @@ class ProcessSampler:
     twice); the peak RSS is the largest sum over one sample.
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.1):
+    def __init__(self, pid: int, interval_s: float = 0.1, series_path: Path | None = None):
         self.pid = pid
+        self.series = ResourceSeries(pid, series_path) if series_path else None
         self.interval_s = interval_s
         self.cpu_s = 0.0
         self.peak_rss = 0
@@ -138,6 +213,13 @@ class ProcessSampler:
                 continue
         self.cpu_s = sum(self._seen.values())
         self.peak_rss = max(self.peak_rss, rss)
+        now = time.monotonic()
+        if self.series is not None and self.series.due(now):
+            self.series.sample(now)
+
+    def resources(self) -> dict[str, float | int | None] | None:
+        """The perf gate's summary of the time series; None without one."""
+        return self.series.summary() if self.series is not None else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -168,7 +250,8 @@ def _default_signals() -> None:
 
 class ManagedProcess:
     """A process evt started: in its own session, output in `log_path` (stdout in
-    `stdout_path` when given, else in the log too), sampled from its start."""
+    `stdout_path` when given, else in the log too), sampled from its start, its
+    resource time series in SERIES_FILE beside the log."""
 
     def __init__(self, argv: list[str], log_path: Path, stdout_path: Path | None = None,
                  env: dict[str, str] | None = None):
@@ -187,7 +270,7 @@ class ManagedProcess:
             log.close()
             out.close()
         self.pid = self.popen.pid
-        self.sampler = ProcessSampler(self.pid).start()
+        self.sampler = ProcessSampler(self.pid, series_path=self.log_path.parent / SERIES_FILE).start()
         self.stopping = False  # stop() was called: an exit from then on is ours
         self.outcome: Stop | None = None  # how the first stop() ended
 

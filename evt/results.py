@@ -2,9 +2,11 @@
 
 workers.csv: a row per worker. events.csv: a row per unit (event): expected target
 events (ops x events per op), observed by the tracer, lost, loss, whether `expected` is
-exact or a lower bound (`count`) and how the ground truth relates to the Tracee event
-(`relation`: catalog.RELATIONS). tracer.csv: the tracer's cost. summary.json: the
-headline figures.
+exact or a lower bound (`count`), how the ground truth relates to the Tracee event
+(`relation`: catalog.RELATIONS), and the tracer's own per-event counts where it has them
+(Tracee's kernel submit attempts/failures). tracer.csv: the tracer's cost, its resource
+figures as Tracee's perf gate computes them, and its metric deltas and maxima.
+summary.json: the headline figures.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
 def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None) -> pd.DataFrame:
     rows = []
     observed_by_unit = report.observed if report is not None else None
+    per_unit = (report.per_unit if report is not None else None) or {}
     for unit in plan.units:
         result = results.get(unit.name)
         ops_ok = result.ok if result else 0
@@ -63,8 +66,13 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
             "relation": unit.target.relation, "seen": seen,
+            "submit_attempts": per_unit.get(unit.name, {}).get("submit_attempts"),
+            "submit_failures": per_unit.get(unit.name, {}).get("submit_failures"),
         })
-    return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
+    for column in ("submit_attempts", "submit_failures"):  # whole numbers, empty where none
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
@@ -76,6 +84,7 @@ def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
         "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
         "lost_total": report.lost_total, "crashed": report.crashed or "",
     }
+    row.update({k: (report.resources or {}).get(k) for k in csvio.RESOURCE_FIGURES})
     row.update({f"lost.{k}": v for k, v in report.lost.items()})
     row.update({f"metric.{k}": v for k, v in report.metrics.items()})
     return pd.DataFrame([row])
@@ -126,6 +135,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
             "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
             "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
             "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
+            **(report.resources or dict.fromkeys(csvio.RESOURCE_FIGURES)),
         }
     summary.update(extra)
     return summary

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from evt.errors import UsageError
 from evt.plan import Unit
-from evt.procs import ProcessSampler
+from evt.procs import SERIES_FILE, ProcessSampler
 from evt.tracers.tracee.checks import alive, find_tracee_processes
 from evt.tracers.tracee.command import render_command, runner_name, scopes_for
 from evt.tracers.tracee.flavour import Flavour
@@ -70,7 +70,7 @@ class ManualLifecycle(Lifecycle):
         found = find_tracee_processes()
         if len(found) == 1:
             self.pid = found[0][0]
-            self.sampler = ProcessSampler(self.pid).start()
+            self.sampler = ProcessSampler(self.pid, series_path=self.run_dir / "tracer" / SERIES_FILE).start()
             log.info("Sampling the running Tracee (PID: %d) for CPU and memory", self.pid)
         self.ready = True
 

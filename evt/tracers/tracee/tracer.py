@@ -23,7 +23,9 @@ from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.manual import ManualLifecycle
-from evt.tracers.tracee.metrics import TraceeServer, endpoints
+from evt.spec import parse_seconds
+from evt.tracers.tracee.metrics import TraceeServer, endpoints, pyroscope_notice
+from evt.tracers.tracee.profiles import PprofCollector
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ class TraceeTracer(Tracer):
         self.argv: list[str] = []
         self.watch = UnitWatch()
         self._drained = False
+        self.metrics_interval_s = parse_seconds(str(self.tcfg.metrics_interval), "tracee.metrics_interval")
+        self.pprof_slice_s = parse_seconds(str(self.tcfg.pprof_slice), "tracee.pprof_slice")
+        self.pprof: PprofCollector | None = None
 
     # -- plan
 
@@ -85,12 +90,24 @@ class TraceeTracer(Tracer):
         self.argv = self.command(units)
         write_command(self.dir, self.cfg, self.argv, self.output, self.flavour)
         self.watch.start(units, follow_trees=bool(self.output.json_file))
+        if self.tcfg.pyroscope:
+            log.info("%s", pyroscope_notice())
         self.lifecycle.start(self.argv, self.output.json_file)
 
     def wait_ready(self) -> None:
         self.lifecycle.wait_ready()
         if self.tcfg.metrics:
             self.server.scrape("start")
+            self.server.follow(self.metrics_interval_s)
+        if self.tcfg.pprof and self.lifecycle.alive():
+            self.pprof = PprofCollector(self.server.url, self.dir / "pprof", self.pprof_slice_s,
+                                        int(self.tcfg.pprof_heap_every)).start()
+
+    def _stop_recording(self) -> None:
+        """The time series and profiles end while Tracee still serves them (before SIGTERM)."""
+        self.server.unfollow()
+        if self.pprof is not None:
+            self.pprof.stop()
 
     def poll(self) -> str | None:
         return self.lifecycle.poll()
@@ -105,12 +122,14 @@ class TraceeTracer(Tracer):
         if self.durations.drain_s > 0:
             self.lifecycle.wait_alive(self.durations.drain_s)
         if self.tcfg.metrics and self.lifecycle.alive():
-            self.server.scrape("end")
+            self.server.scrape("end")  # before SIGTERM: Tracee's HTTP server closes at once then
+        self._stop_recording()
 
     def stop(self) -> None:
         if self.lifecycle.stopped:
             return
         self.watch.stop()
+        self._stop_recording()
         self.lifecycle.stop()
         if self.argv:  # started: what became of it
             self._write_lifecycle()
@@ -145,11 +164,28 @@ class TraceeTracer(Tracer):
             cpu_s=sampler.cpu_s if sampler else None,
             peak_rss_bytes=sampler.peak_rss if sampler else None,
             wall_s=sampler.wall_s if sampler else None,
+            resources=self._resources(sampler),
+            per_unit=self._submits(units),
         )
         if delta:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "metrics-deltas.json").write_text(json.dumps(delta, indent=2, sort_keys=True) + "\n")
         return rep
+
+    def _resources(self, sampler) -> dict[str, object] | None:
+        """The perf gate's summary: the resource series' figures, and the profiles kept."""
+        figures = sampler.resources() if sampler else None
+        if figures is None:
+            return None
+        return dict(figures, **(self.pprof.record() if self.pprof is not None else {}))
+
+    def _submits(self, units: list[Unit]) -> dict[str, dict[str, int]] | None:
+        """Per unit, the kernel's submit attempts and failures for its Tracee event (a
+        METRICS=1 build); a unit whose event has no series (a syscall event) gets none."""
+        per_event = self.server.scrapes.submit_deltas()
+        if per_event is None:
+            return None
+        return {u.name: per_event[u.event] for u in units if u.event in per_event}
 
     def _observed(self, units: list[Unit]) -> dict[str, int] | None:
         """Per-unit counts of Tracee's JSON output; None without one (its counters only)."""
