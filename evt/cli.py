@@ -127,7 +127,9 @@ def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
                     raise UsageError(f"flag {name} needs a value (see `evt stress --help`).")
                 if key in DURATION_KEYS:
                     parse_duration(value, name)
-                if kind == "list":
+                if key == "events":  # a cobra string slice: a comma also separates specs
+                    lists.setdefault(key, []).extend(v for v in value.split(",") if v)
+                elif kind == "list":
                     lists.setdefault(key, []).append(value)
                 else:
                     overrides.append(f"{key}={quote_override(value)}")
@@ -212,14 +214,14 @@ def _trigger(args: argparse.Namespace) -> int:
     from evt.limits import check_host_fits
     from evt.marker import Marker
     from evt.protocol import Result
-    from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
+    from evt.spec import go_duration, go_quote, parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:
-        raise UsageError('required flag "event" not set: give --event <name> (see `evt list`).')
+        raise UsageError('required flag(s) "event" not set\nGive --event <name> (see `evt list`).')
     event = validate_event_name(args.event.strip())
-    ops = positive_int(args.ops, "ops")
-    parallel = positive_int(args.parallel, "parallel")
-    sleep_ns = parse_duration(args.sleep, "sleep duration")
+    ops = positive_int(args.ops, "ops", flag='"-o, --ops" flag')
+    parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
+    sleep_ns = go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     check_host_fits(workers=parallel, units=0)

@@ -286,3 +286,13 @@ def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None =
         for proc in [*triggers, *([noise] if noise else [])]:
             proc.kill()
         tracer.stop()
+
+
+def assert_one_paragraph(message: str, max_chars: int = 1000) -> str:
+    """A refusal as evt promises it: one paragraph (no blank line, no traceback, bounded)
+    whose first line names the problem; evt's hints may follow on their own lines (#10
+    keeps the original's first line verbatim)."""
+    lines = message.split("\n")
+    assert lines[0].strip() and all(line.strip() for line in lines), message
+    assert len(message) < max_chars and "Traceback" not in message, message
+    return message
