@@ -131,6 +131,8 @@ def standin_cfg(tmp_path: Path, port: int, *overrides: str, **updates: object):
         "tracee.start_grace=300ms",
         "tracee.stop_timeout=2s",
         "tracee.drain=0s",
+        "tracee.metrics_interval=1h",  # no scrapes between start and end unless a test asks
+        "tracee.pprof_slice=1h",
     ]
     return compose_cfg(*base, *overrides, **updates)
 

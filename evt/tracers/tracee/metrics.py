@@ -57,27 +57,28 @@ class TraceeServer:
             self.scrapes.start_text = text
         else:
             self.scrapes.end_text = text
+        self._record(text)
+
+    def _record(self, text: str) -> None:
+        """One page in metrics_timeseries.txt, as the perf gate keeps them."""
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with open(self.dest / "metrics_timeseries.txt", "a") as fh:
+            fh.write(f"--- {stamp} ---\n{text.rstrip(chr(10))}\n\n")
 
 
     def follow(self, interval_s: float) -> None:
-        """Scrape /metrics now and every `interval_s` into metrics_timeseries.txt until unfollow()."""
+        """Scrape /metrics every `interval_s` into metrics_timeseries.txt until unfollow()
+        (the start and end scrapes go there too)."""
         self.dest.mkdir(parents=True, exist_ok=True)
         self._follower = threading.Thread(target=self._follow, args=(interval_s,), name="metrics", daemon=True)
         self._follower.start()
 
     def _follow(self, interval_s: float) -> None:
-        path = self.dest / "metrics_timeseries.txt"
-        while True:
+        while not self._follow_stop.wait(interval_s):
             status, body = prom.http_get(f"{self.url}/metrics", timeout=5.0)
-            if self._follow_stop.is_set():
-                return
-            if status == 200:
+            if status == 200 and not self._follow_stop.is_set():
                 self.scrapes.between.append(body)
-                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                with open(path, "a") as fh:
-                    fh.write(f"--- {stamp} ---\n{body.rstrip(chr(10))}\n\n")
-            if self._follow_stop.wait(interval_s):
-                return
+                self._record(body)
 
     def unfollow(self) -> None:
         self._follow_stop.set()
