@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ import psutil
 import pytest
 from helpers import gone, group_gone, reap
 
-from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, exit_text, log_tail, stop_group
+from evt.procs import (LOG_TAIL, SERIES_COLUMNS, SERIES_FILE, ManagedProcess, ProcessSampler, Stop, exit_text,
+                       log_tail, series_summary, stop_group)
 
 
 def py(code: str) -> list[str]:
@@ -213,3 +215,41 @@ def test_exit_text():
     assert exit_text(0) == "exited with code 0"
     assert exit_text(-signal.SIGTERM) == "was killed by SIGTERM"
     assert exit_text(-200) == "was killed by signal 200"
+
+
+# ---------------------------------------------------------------- the resource time series
+
+
+def test_series_summary_is_computed_as_the_perf_gate_does():
+    rows = [{"cpu_pct": c, "rss_kb": r, "io_read_bytes": io, "io_write_bytes": 2 * io}
+            for c, r, io in [(0.0, 100, 10), (50.0, 300, 20), (10.0, 200, 40), (90.0, 250, 70)]]
+    summary = series_summary(rows)
+    assert summary == {"peak_rss_kb": 300, "avg_cpu_pct": 37.5,
+                       "p95_cpu_pct": 50.0,  # sorted [0, 10, 50, 90], element int(0.95 * 4) = 3, counted from 1
+                       "io_read_total_bytes": 60, "io_write_total_bytes": 120, "resource_samples_count": 4}
+    assert series_summary(rows[:1])["p95_cpu_pct"] == 0.0
+    assert series_summary([])["peak_rss_kb"] is None
+
+
+def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
+    busy = py("""
+        import time
+        end = time.monotonic() + 2.6
+        while time.monotonic() < end:
+            pass
+    """)
+    proc = ManagedProcess(busy, tmp_path / "tracer" / "busy.log")
+    try:
+        assert proc.wait_exit(30) == 0
+    finally:
+        proc.stop(1)
+    with open(tmp_path / "tracer" / SERIES_FILE) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == SERIES_COLUMNS
+    assert len(rows) >= 2 and rows[0]["cpu_pct"] == "0.0"
+    assert max(float(r["cpu_pct"]) for r in rows[1:]) > 5  # a busy loop shows up
+    stamps = [float(r["timestamp"]) for r in rows]
+    assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:]))  # once a second, not faster
+    figures = proc.sampler.resources()
+    assert figures["resource_samples_count"] == len(rows)
+    assert figures["peak_rss_kb"] == max(int(r["rss_kb"]) for r in rows) > 0

@@ -794,3 +794,31 @@ def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
     assert user.poll() is None  # evt leaves the user's Tracee alone
     report = tracer.report(UNITS)
     assert report.lost["tracee_lostevents_total"] == 5
+
+
+def test_pyroscope_notice_says_the_link_or_that_nothing_answers(monkeypatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    from evt.tracers.tracee import metrics as tracee_metrics
+
+    monkeypatch.setattr(tracee_metrics, "PYROSCOPE_SERVER", f"http://127.0.0.1:{free_port()}")
+    notice = tracee_metrics.pyroscope_notice()
+    assert notice.startswith("Warning: Pyroscope does not answer at http://127.0.0.1:")
+    assert tracee_metrics.PYROSCOPE_UI in notice
+
+    class Quiet(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(tracee_metrics, "PYROSCOPE_SERVER", f"http://127.0.0.1:{server.server_address[1]}")
+        assert tracee_metrics.pyroscope_notice() == f"Pyroscope UI: {tracee_metrics.PYROSCOPE_UI}"
+    finally:
+        server.shutdown()
