@@ -93,12 +93,12 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     run = tmp_path / "run"
     env = {"EVT_STANDIN_MODE": "slow_ready=0.5", "EVT_STANDIN_HEARTBEAT": "0.5",
            "EVT_STANDIN_METRICS_FILES": f"{fixture('metrics-current.prom')},{fixture('metrics-current-end.prom')}"}
-    result = run_evt(["stress", "-e", "security_file_open:ops=400:sleep=5ms", "-e", "ptrace:ops=20:sleep=50ms",
+    result = run_evt("stress", "-e", "security_file_open:ops=400:sleep=5ms", "-e", "ptrace:ops=20:sleep=50ms",
                       "runner=docker", "tracer=tracee", f"tracee.binary={STANDIN}",
                       f"tracee.http_address=127.0.0.1:{port}", "tracee.init_cooldown=0s", "tracee.drain=0s",
                       "tracee.buffers.kernel_events=2048", "tracee.pprof_slice=1s", "tracee.pprof_heap_every=1",
                       "tracee.metrics_interval=1s", "stress.stress_end_cooldown=1500ms",
-                      f"hydra.run.dir={run}"], env_extra=env)
+                      f"hydra.run.dir={run}", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     command = json.loads((run / "tracer" / "command.json").read_text())
     argv = command["argv"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tracee_helpers import STANDIN, compose_cfg, free_port, make_unit, reap, standin_cfg
+from helpers import STANDIN, compose_cfg, free_port, make_unit, reap, run_evt, standin_cfg
 
 from evt.errors import RunError, UsageError
 from evt.tracers.tracee import TraceeTracer
@@ -85,9 +85,7 @@ def test_buffer_sizes_must_be_positive(value):
 
 
 def test_a_buffer_size_that_is_not_an_integer_exits_2_naming_it(tmp_path):
-    from stress_helpers import run_evt
-
-    result = run_evt(["stress", "-e", "ptrace", "tracee.buffers.pipeline=lots", f"hydra.run.dir={tmp_path}"])
+    result = run_evt("stress", "-e", "ptrace", "tracee.buffers.pipeline=lots", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "tracee.buffers.pipeline" in result.stderr and "lots" in result.stderr
     assert not (tmp_path / "tracer").exists()
 
