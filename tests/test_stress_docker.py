@@ -160,9 +160,9 @@ LONG_RUN = ["-e", "security_file_open:instances=2:ops=100000:sleep=1ms", "-e", "
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("phase, needle, extra", [
-    ("start", "Phase 2: starting", ["stress.stress_end_cooldown=0s"]),
-    ("run", "Phase 5: monitoring", ["stress.stress_end_cooldown=0s"]),
-    ("cooldown", "End cooldown", ["stress.stress_end_cooldown=60s"]),
+    ("start", "=== Phase 1: Starting Containers ===", ["stress.stress_end_cooldown=0s"]),
+    ("run", "=== Phase 5: Monitoring ===", ["stress.stress_end_cooldown=0s"]),
+    ("cooldown", "=== Stress End Cooldown ===", ["stress.stress_end_cooldown=60s"]),
 ])
 def test_interrupt_at_any_phase_leaves_no_container(tmp_path, signum, phase, needle, extra):
     run_id = f"sig-{phase}-{signum.name.lower()}-{tmp_path.name[-8:]}"
@@ -189,7 +189,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
     run_id = "killed-" + tmp_path.name[-10:]
     proc = start_stress(tmp_path, run_id, [*LONG_RUN, "stress.stress_end_cooldown=0s"])
     try:
-        wait_for_line(proc, "Phase 5: monitoring")
+        wait_for_line(proc, "=== Phase 5: Monitoring ===")
         proc.kill()  # no chance to clean up
         proc.wait(timeout=30)
     finally:

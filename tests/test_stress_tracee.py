@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -82,7 +84,8 @@ def test_wait_before_trigger_shows_the_tracers_endpoints(tmp_path):
     assert f"Metrics endpoint: http://localhost:{port}/metrics" in lines
     assert lines.index(f"Metrics endpoint: http://localhost:{port}/metrics") < lines.index(
         "Press ENTER to start triggering events...")
-    assert "Phase 3: starting tracer tracee" in lines and "Tracee is ready (PID: " in proc.stdout
+    assert "=== Phase 3: Configuring & Starting Tracee ===" in lines and "Tracee is ready (PID: " in proc.stdout
+    assert lines.index("=== Waiting Before Triggering ===") < lines.index(f"Metrics endpoint: http://localhost:{port}/metrics")
 
 
 def test_docker_run_against_a_current_tracee_standin(tmp_path):
@@ -107,6 +110,33 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     assert argv[argv.index("--events") + 1] == "security_file_open,ptrace"
     pid = json.loads((run / "tracer" / "lifecycle.json").read_text())["pid"]
     assert f"Tracee is ready (PID: {pid})" in result.stdout.splitlines()
+    # the original's lines, word for word and in order (evt's own lines may come between)
+    image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
+    originals = [
+        "Starting stress test orchestration", "Triggers configured: 2",
+        "  [1] security_file_open: instances=1, ops=400, sleep=5ms", "  [2] ptrace: instances=1, ops=20, sleep=50ms",
+        f"Container image: {image}", "", "=== Phase 1: Starting Containers ===",
+        "Starting container for trigger: security_file_open", "  Started container: ",
+        "  Container is running and waiting for signal", "=== Phase 2: Collecting Container IDs ===",
+        "Collected 2 container IDs:", "=== Phase 3: Configuring & Starting Tracee ===",
+        f"Starting Tracee: {STANDIN} [--scope container=", "Tracee logs: ", f"Tracee started with PID: {pid}",
+        "Waiting for Tracee to initialize...", "Tracee initialization complete", f"Tracee is ready (PID: {pid})",
+        "=== Phase 4: Signaling Containers ===", "About to execute ~420 trigger operations total.",
+        "Note: Actual event count depends on what each trigger does (may be higher).", "  Signaled container: ",
+        "All containers signaled successfully", "=== Phase 5: Monitoring ===", "Waiting for 2 containers to complete...",
+        "(Press Ctrl+C to stop monitoring and clean up)", "[1/2] Container ", "[2/2] Container ",
+        "All containers completed", "=== Stress End Cooldown ===", "Waiting 1.5s for system stabilization...",
+        f"Stopping Tracee (PID: {pid})...", "Sending SIGTERM for graceful shutdown...",
+        "Waiting up to 10s for graceful shutdown...", "Tracee stopped gracefully",
+        "=== Cleanup: Removing Containers ===", "Removing container: ",
+    ]
+    out = result.stdout.splitlines()
+    at = 0
+    for wanted in originals:
+        at = next((i for i in range(at, len(out)) if out[i].startswith(wanted) and (wanted or not out[i])), None)
+        assert at is not None, f"{wanted!r} missing or out of order in:\n{result.stdout}"
+        at += 1
+    assert re.search(r"^\[1/2\] Container [0-9a-f]{12} completed with exit code: 0$", result.stdout, re.M)
     log = (run / "tracer" / "tracee.log").read_text().splitlines()
     served = [i for i, line in enumerate(log) if "served /metrics" in line]
     term = [i for i, line in enumerate(log) if "SIGTERM received" in line]

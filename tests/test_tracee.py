@@ -263,7 +263,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
         "Metrics endpoint: http://localhost:4000/metrics",
     ]
     tracer = TraceeTracer(cfg, tmp_path)  # the hooks the session calls
-    assert tracer.start_title() == "scoping the Tracee you start"
+    assert tracer.start_title() == "Configuring & Starting Tracee"  # the original's header, in both modes
     assert tracer.manual_instructions(units) == lines
     assert tracer.manual_prompt() == MANUAL_PROMPT
     assert tracer.endpoints() == endpoints(cfg.tracee)
@@ -272,7 +272,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
 def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}")
     tracer = TraceeTracer(cfg, tmp_path)
-    assert tracer.start_title() == "starting tracer tracee"
+    assert tracer.start_title() == "Configuring & Starting Tracee"
     assert tracer.manual_instructions([make_unit("ptrace", container_id=CID_A)]) == []
     assert tracer.manual_prompt() is None
     assert tracer.endpoints() == endpoints(cfg.tracee)

@@ -113,7 +113,7 @@ class Tracer(ABC):
 
     def start_title(self) -> str:
         """The phase 3 header."""
-        return f"starting tracer {self.name}"
+        return f"Starting tracer {self.name}"
 
     def manual_instructions(self, units: list[Unit]) -> list[str]:
         """Lines for the user, shown after start() (e.g. a command to run by hand)."""

@@ -75,7 +75,7 @@ class AutoLifecycle(Lifecycle):
     def start(self, argv: list[str], json_file: str | None) -> None:
         if json_file:
             Path(json_file).parent.mkdir(parents=True, exist_ok=True)
-        log.info("Starting Tracee: %s", shlex.join(argv))
+        log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # the original prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
         try:
             self.proc = ManagedProcess(argv, self.log_path)

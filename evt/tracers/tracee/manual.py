@@ -53,9 +53,6 @@ class ManualLifecycle(Lifecycle):
                 "--keep-tracee requires --auto-tracee=true (cannot keep tracee running if evt stress didn't start it)"
             )
 
-    def start_title(self) -> str:
-        return "scoping the Tracee you start"
-
     def instructions(self, units: list[Unit]) -> list[str]:
         return manual_instructions(self.cfg, units, self.run_dir, self.flavour)
 

@@ -67,7 +67,7 @@ class TraceeTracer(Tracer):
     # -- hooks
 
     def start_title(self) -> str:
-        return self.lifecycle.start_title() or super().start_title()
+        return "Configuring & Starting Tracee"  # the original's Phase 3 header, in both modes
 
     def manual_instructions(self, units: list[Unit]) -> list[str]:
         return self.lifecycle.instructions(units)
