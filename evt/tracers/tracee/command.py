@@ -184,6 +184,12 @@ def template_location(template: str) -> tuple[str, Path]:
     return template, TEMPLATES_DIR
 
 
+def tracee_event(unit: Unit) -> str:
+    """The name Tracee knows a unit's event by (the catalog's socked_dup is Tracee's
+    socket_dup): the one place the command line and the per-event metrics take it from."""
+    return tracee_name(unit.event)
+
+
 def output_syntax(tcfg, flavour: Flavour) -> str:
     """tracee.output_syntax with `auto` resolved; one the flavour lacks is refused."""
     syntax = str(tcfg.output_syntax)
@@ -250,8 +256,7 @@ def _positive(value: object, what: str) -> int:
 def render_command(cfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None) -> list[str]:
     """Tracee's argv for this flavour, rendered from tracee.template (one argument per line)."""
     tcfg = cfg.tracee
-    # socked_dup is Tracee's socket_dup; de-duplicated, first appearance first
-    events = list(dict.fromkeys(tracee_name(u.event) for u in units))
+    events = list(dict.fromkeys(tracee_event(u) for u in units))  # de-duplicated, first appearance first
     for event in events:
         if not EVENT_NAME.fullmatch(event):
             raise UsageError(f"invalid event name {event!r}: only [a-z0-9_]+ reaches Tracee's command line.")

@@ -18,7 +18,7 @@ from evt.plan import Unit
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
 from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,
-                                        template_location, write_command)
+                                        template_location, tracee_event, write_command)
 from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
@@ -185,7 +185,7 @@ class TraceeTracer(Tracer):
         per_event = self.server.scrapes.submit_deltas()
         if per_event is None:
             return None
-        return {u.name: per_event[u.event] for u in units if u.event in per_event}
+        return {u.name: per_event[tracee_event(u)] for u in units if tracee_event(u) in per_event}
 
     def _observed(self, units: list[Unit]) -> dict[str, int] | None:
         """Per-unit counts of Tracee's JSON output; None without one (its counters only)."""
