@@ -12,7 +12,6 @@ Every step is a line in the original's words, through logging.
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from pathlib import Path
 
