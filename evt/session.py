@@ -24,14 +24,13 @@ from pathlib import Path
 
 from rich.live import Live
 
-from evt import runstate
+from evt import lines, runstate
 from evt.errors import RunError, UsageError
 from evt.limits import check_host_fits
+from evt.lines import Nouns
 from evt.plan import Plan
 from evt.plugins import make_runner, make_tracer
 from evt.progress import Progress
-from evt import lines
-from evt.lines import Nouns
 from evt.runlog import make_console
 from evt.spec import parse_seconds
 from evt.stress import build_plan, check_settings, new_run_id, print_plan

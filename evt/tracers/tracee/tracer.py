@@ -15,15 +15,15 @@ from pathlib import Path
 from evt import metrics as prom
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
+from evt.spec import parse_seconds
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
 from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,
                                         template_location, tracee_event, write_command)
-from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
+from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.manual import ManualLifecycle
-from evt.spec import parse_seconds
 from evt.tracers.tracee.metrics import TraceeServer, endpoints, pyroscope_notice
 from evt.tracers.tracee.profiles import PprofCollector
 
