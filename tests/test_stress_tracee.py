@@ -97,6 +97,7 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     env = {"EVT_STANDIN_MODE": "slow_ready=0.5", "EVT_STANDIN_HEARTBEAT": "0.5",
            "EVT_STANDIN_METRICS_FILES": f"{fixture('metrics-current.prom')},{fixture('metrics-current-end.prom')}"}
     result = run_evt("stress", "-e", "security_file_open:ops=400:sleep=5ms", "-e", "ptrace:ops=20:sleep=50ms",
+                     "-e", "socked_dup:ops=5",
                       "runner=docker", "tracer=tracee", f"tracee.binary={STANDIN}",
                       f"tracee.http_address=127.0.0.1:{port}", "tracee.init_cooldown=0s", "tracee.drain=0s",
                       "tracee.buffers.kernel_events=2048", "tracee.pprof_slice=1s", "tracee.pprof_heap_every=1",
@@ -107,24 +108,25 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     argv = command["argv"]
     assert command["flavour"] == "main" and command["tracee_version"] == "Tracee version: v0.24.1-215-g7c9ec9788"
     assert "--server healthz" in command["shell"] and "--buffers kernel.events=2048" in command["shell"]
-    assert argv[argv.index("--events") + 1] == "security_file_open,ptrace"
+    # the original's socked_dup reaches Tracee as socket_dup (the stand-in, as Tracee, refuses socked_dup)
+    assert argv[argv.index("--events") + 1] == "security_file_open,ptrace,socket_dup"
     pid = json.loads((run / "tracer" / "lifecycle.json").read_text())["pid"]
     assert f"Tracee is ready (PID: {pid})" in result.stdout.splitlines()
     # the original's lines, word for word and in order (evt's own lines may come between)
     image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
     originals = [
-        "Starting stress test orchestration", "Triggers configured: 2",
+        "Starting stress test orchestration", "Triggers configured: 3",
         "  [1] security_file_open: instances=1, ops=400, sleep=5ms", "  [2] ptrace: instances=1, ops=20, sleep=50ms",
         f"Container image: {image}", "", "=== Phase 1: Starting Containers ===",
         "Starting container for trigger: security_file_open", "  Started container: ",
         "  Container is running and waiting for signal", "=== Phase 2: Collecting Container IDs ===",
-        "Collected 2 container IDs:", "=== Phase 3: Configuring & Starting Tracee ===",
+        "Collected 3 container IDs:", "=== Phase 3: Configuring & Starting Tracee ===",
         f"Starting Tracee: {STANDIN} [--scope container=", "Tracee logs: ", f"Tracee started with PID: {pid}",
         "Waiting for Tracee to initialize...", "Tracee initialization complete", f"Tracee is ready (PID: {pid})",
-        "=== Phase 4: Signaling Containers ===", "About to execute ~420 trigger operations total.",
+        "=== Phase 4: Signaling Containers ===", "About to execute ~425 trigger operations total.",
         "Note: Actual event count depends on what each trigger does (may be higher).", "  Signaled container: ",
-        "All containers signaled successfully", "=== Phase 5: Monitoring ===", "Waiting for 2 containers to complete...",
-        "(Press Ctrl+C to stop monitoring and clean up)", "[1/2] Container ", "[2/2] Container ",
+        "All containers signaled successfully", "=== Phase 5: Monitoring ===", "Waiting for 3 containers to complete...",
+        "(Press Ctrl+C to stop monitoring and clean up)", "[1/3] Container ", "[2/3] Container ",
         "All containers completed", "=== Stress End Cooldown ===", "Waiting 1.5s for system stabilization...",
         f"Stopping Tracee (PID: {pid})...", "Sending SIGTERM for graceful shutdown...",
         "Waiting up to 10s for graceful shutdown...", "Tracee stopped gracefully",
@@ -136,7 +138,7 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
         at = next((i for i in range(at, len(out)) if out[i].startswith(wanted) and (wanted or not out[i])), None)
         assert at is not None, f"{wanted!r} missing or out of order in:\n{result.stdout}"
         at += 1
-    assert re.search(r"^\[1/2\] Container [0-9a-f]{12} completed with exit code: 0$", result.stdout, re.M)
+    assert re.search(r"^\[1/3\] Container [0-9a-f]{12} completed with exit code: 0$", result.stdout, re.M)
     log = (run / "tracer" / "tracee.log").read_text().splitlines()
     served = [i for i, line in enumerate(log) if "served /metrics" in line]
     term = [i for i, line in enumerate(log) if "SIGTERM received" in line]
@@ -147,6 +149,7 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     assert events["security_file_open"]["submit_attempts"] == "1357636"
     assert events["security_file_open"]["submit_failures"] == "48193"
     assert events["ptrace"]["submit_attempts"] == "" and events["ptrace"]["submit_failures"] == ""
+    assert events["socked_dup"]["submit_failures"] == ""  # the fixture has no socket_dup series
     with open(run / "tracer.csv") as fh:
         tracer = next(csv.DictReader(fh))
     assert tracer["metric.tracee_lostevents_total"] == "49570"
