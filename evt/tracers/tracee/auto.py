@@ -116,7 +116,7 @@ class AutoLifecycle(Lifecycle):
                 tail = "\n".join(self.proc.tail())
                 raise RunError(
                     f"Tracee did not become ready within {_shown(timeout)}: "
-                    f"{self.server.url}/healthz never answered 200 (last: {last}).\n\n"
+                    f"{self.server.url}/healthz never answered 200 OK (last: {last}).\n\n"
                     f"Tracee log output ({self.log_path}):\n{tail}\n\n"
                     "Give it longer with tracee.ready_timeout=3m, or check that tracee.http_address "
                     "matches the address it listens on; tracee.healthz=false falls back to tracee.start_grace."
