@@ -250,7 +250,7 @@ def go_duration(value: object, what: str, prefix: str) -> int:
         raise UsageError(f"{prefix}: {go_duration_error(str(value))}\n{exc}") from None
 
 
-_DURATION_SYNTAX = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))*")
+_DURATION_SYNTAX = re.compile(f"(?:{_DURATION_PART.pattern})+")  # Go's syntax, whatever the length
 
 
 def go_duration_error(value: str) -> str:
