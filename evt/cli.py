@@ -26,7 +26,8 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--event", "-e", default=None, help="event type to trigger (required)")
     p.add_argument("--ops", "-o", default=TRIGGER_DEFAULTS["ops"], help="number of operations per worker (default 1)")
     p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
-    p.add_argument("--sleep", "-s", default=TRIGGER_DEFAULTS["sleep"], help="sleep between operations, a Go duration (default 10ns; 0 for none)")
+    p.add_argument("--sleep", "-s", default=None, help="at least this long between operations, a Go duration (default 10ns; 0 for none)")
+    p.add_argument("--rate", "-r", default=None, help="operations per second per worker, kept on absolute deadlines (instead of --sleep)")
     p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
     p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
     p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
@@ -212,6 +213,7 @@ def _trigger(args: argparse.Namespace) -> int:
     from evt.limits import check_host_fits
     from evt.marker import Marker
     from evt.protocol import Result
+    from evt.pacing import Pacing
     from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:
@@ -219,7 +221,9 @@ def _trigger(args: argparse.Namespace) -> int:
     event = validate_event_name(args.event.strip())
     ops = positive_int(args.ops, "ops")
     parallel = positive_int(args.parallel, "parallel")
-    sleep_ns = parse_duration(args.sleep, "sleep duration")
+    if args.sleep is not None:
+        parse_duration(args.sleep, "sleep duration")  # the original's wording for a bad --sleep
+    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     check_host_fits(workers=parallel, units=0)
@@ -240,7 +244,7 @@ def _trigger(args: argparse.Namespace) -> int:
     out = trigger.Output(event, prefixed=bool(args.wait_signal or args.start_fifo), protocol=args.run_id is not None)
     progress = float(args.progress) if args.progress else None
     try:
-        result = trigger.run(trig, mode, ops, parallel, sleep_ns, marker, gate, out, progress)
+        result = trigger.run(trig, mode, ops, parallel, pacing, marker, gate, out, progress)
     except trigger.GateTimeout as exc:
         raise RunError(str(exc)) from exc
     if out.protocol:  # the record carries every field of the --json object

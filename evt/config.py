@@ -50,6 +50,7 @@ class StressConfig:
     instances: Optional[int] = None
     ops: Optional[int] = None
     sleep: Optional[str] = None
+    rate: Optional[float] = None  # ops/s per instance, instead of the sleep
     mode: Optional[str] = None
     signal_timeout: str = "15m"
     stress_end_cooldown: str = "10s"

@@ -20,6 +20,7 @@ from evt import trigger
 from evt.catalog import get_trigger, load_catalog
 from evt.marker import Marker
 from evt.protocol import Progress, Waiting, decode
+from evt.pacing import Pacing
 from evt.paths import TRIGGERS_DIR
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
@@ -38,7 +39,7 @@ def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progre
     stream = io.StringIO()
     out = trigger.Output(event, prefixed=False, stream=stream, protocol=protocol)
     marker = marker or Marker.for_run(uuid.uuid4().hex, event)
-    result = trigger.run(get_trigger(event), mode, ops, parallel, sleep_ns, marker, gate, out, progress)
+    result = trigger.run(get_trigger(event), mode, ops, parallel, Pacing(sleep_ns=sleep_ns), marker, gate, out, progress)
     return result, stream.getvalue().splitlines()
 
 
@@ -110,7 +111,7 @@ def failing_catalog(tmp_path, script: str):
 def test_a_failing_op_fails_its_worker(tmp_path, marker):
     trig = failing_catalog(tmp_path, "exit 3")
     out = trigger.Output("arch_prctl", prefixed=False, stream=io.StringIO())
-    result = trigger.run(trig, "script", 4, 2, 0, marker, None, out)
+    result = trigger.run(trig, "script", 4, 2, Pacing(), marker, None, out)
     assert (result.ok, result.errors) == (0, 8)
     for w in result.per_worker:
         assert w.errors == 4
@@ -118,7 +119,7 @@ def test_a_failing_op_fails_its_worker(tmp_path, marker):
 
 
 def test_a_worker_that_dies_is_reported(marker):
-    pool = trigger.WorkerPool(get_trigger("security_file_open"), "native", 10, 2, 0, marker)
+    pool = trigger.WorkerPool(get_trigger("security_file_open"), "native", 10, 2, Pacing(), marker)
     pool.spawn()
     try:
         os.kill(pool.pids[1], signal.SIGKILL)
