@@ -75,6 +75,10 @@ class RunnerConfig:
     # runner=docker: each unit's memory limit (docker's form: 64m, 1g); a unit that needs
     # more is ended by the kernel's OOM killer, and the run says so
     memory: Optional[str] = None
+    # docker: directories mounted as tmpfs in each unit container. The markers live in
+    # /tmp; an open on the container's overlay filesystem costs about half again as much
+    # as on the host's (benchmarks/bench_container.py). [] keeps them on the overlay.
+    tmpfs: list[str] = field(default_factory=lambda: ["/tmp"])
 
 
 @dataclass

@@ -36,7 +36,7 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
                 "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
                 "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
                 "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns, "duration_s": w.duration_s,
-                "ops_per_s": w.ops_per_s,
+                "ops_per_s": w.ops_per_s, "cpu_s": w.cpu_s,
             })
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
@@ -107,6 +107,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "errors": int(workers["errors"].sum()) if len(workers) else 0,
         "duration_s": float(span),
         "total_ops_per_s": (ok / span) if span > 0 else 0.0,
+        "workers_cpu_s": float(workers["cpu_s"].sum()) if len(workers) else 0.0,
         "start_skew_ms": start_skew_ms(results),
     }
     counted = events[events["observed"].notna()]  # the events this tracer counts

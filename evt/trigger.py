@@ -215,7 +215,7 @@ def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: 
     first_error: str | None = None
     slot = index * 8
     done = 0
-    t_start, m_start = time.time_ns(), time.monotonic_ns()
+    t_start, m_start, cpu_start = time.time_ns(), time.monotonic_ns(), time.process_time()
     if first_op_pause_s:
         # One shared release wakes every worker of every unit. Where there are more
         # workers than cores, those scheduled first would run on and the rest start a
@@ -240,7 +240,7 @@ def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: 
     duration = (m_end - m_start) / 1e9
     return WorkerResult(
         index, ops, ops - errors, errors, t_start, t_end, duration,
-        (ops / duration) if duration > 0 else 0.0, first_error,
+        (ops / duration) if duration > 0 else 0.0, first_error, time.process_time() - cpu_start,
     )
 
 

@@ -88,6 +88,16 @@ def test_sleep_paces_each_worker():
     assert result.per_worker[0].duration_s < 2.0
 
 
+def test_rate_paces_each_worker_and_a_sleeping_worker_uses_little_cpu():
+    result = trigger.run(get_trigger("security_file_open"), "native", 50, 2, Pacing(rate=100.0),
+                         Marker.for_run(uuid.uuid4().hex, "security_file_open"), None,
+                         trigger.Output("security_file_open", prefixed=False, stream=io.StringIO()))
+    for worker in result.per_worker:
+        assert worker.ok == 50 and worker.duration_s >= 49 / 100
+        # 50 opens and 49 sleeps: the worker's CPU time is a small part of its half second
+        assert 0 < worker.cpu_s < worker.duration_s / 2
+
+
 def test_script_mode_runs_the_rendered_script(marker):
     trig = get_trigger("security_file_open")
     path = trigger.prepare_script(trig, "script", marker)
