@@ -156,14 +156,41 @@ Run a stress test: units (one per event) start together, a tracer watches them, 
 results land in the Hydra run directory (outputs/DATE/TIME/).
 
 Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
-  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.mode=native|script
+  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.mode=native|script
   stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
 
 Seed flags (each maps onto one override):
 """ + "\n".join(f"  {flag:<24} -> {key}" for flag, (_, key) in STRESS_FLAGS.items()) + """
 
-Event spec: event[:instances=N:ops=N:sleep=dur:mode=native|script]
+Event spec: event[:instances=N:ops=N:sleep=dur|rate=N:mode=native|script]  (rate: ops/s per instance)
 """
+
+
+BENCH_HELP = """usage: evt bench [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
+
+Find the highest event rate a tracer sustains with loss at or under a threshold: rounds
+of evt stress at growing target rates (x2, then bisection), each beside a round without
+the tracer. Results (bench.csv, bench.json, bench.png, rounds/) land in the Hydra run
+directory (outputs/bench/DATE/TIME/).
+
+Overrides (Hydra): tracer=bpftrace|tracee|...  runner=docker|local
+  bench.round_duration=5s  bench.start_rate=20000  bench.max_loss_pct=1  bench.precision=10
+  bench.max_rounds=12  bench.cooldown=1s  events=[spec,...] (the workload; default
+  security_file_open:instances=2, native events only)  ... (`evt bench --cfg job` shows all)
+  Sweep: evt bench -m tracer=bpftrace,none
+
+Seed flags as for evt stress (`evt stress --help`).
+"""
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from evt import hydra_app
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(BENCH_HELP)
+        return 0
+    hydra_args, overrides = stress_overrides(argv)
+    return hydra_app.run(hydra_args, overrides, app="bench")
 
 
 def cmd_stress(argv: list[str]) -> int:
@@ -316,20 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     _list_parser(sub)
     _image_parser(sub)
     sub.add_parser("stress", help="run a stress test (see `evt stress --help`)", add_help=False)
+    sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
 COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
+HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
-        if argv and argv[0] == "stress":  # Hydra parses the rest
-            return cmd_stress(argv[1:])
+        if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses the rest
+            return HYDRA_COMMANDS[argv[0]](argv[1:])
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as exc:

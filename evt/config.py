@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -155,6 +155,19 @@ class BpftraceConfig(ProcessTracerConfig):
 
 
 @dataclass
+class BenchConfig:
+    """`evt bench`: rounds of stress runs at growing target rates (see evt/bench.py)."""
+
+    round_duration: str = "5s"  # each round's ops are this long at its target rate
+    start_rate: float = 20000.0  # total events/s of the first round
+    max_loss_pct: float = 1.0  # a round losing more is over the limit
+    precision: float = 10.0  # % : bisection stops when the bad rate is within this of the good one
+    max_rounds: int = 12  # rates tried at most (each is a round with the tracer and one without)
+    cooldown: str = "1s"  # after a round's units end, before its tracer is stopped (stress.stress_end_cooldown)
+    baseline_tracer: Any = None  # the tracer of the workload-cost rounds (conf/bench.yaml: tracer none)
+
+
+@dataclass
 class EvtConfig:
     scenario: Optional[ScenarioConfig] = None
     tracer: TracerConfig = MISSING
@@ -166,6 +179,7 @@ class EvtConfig:
     stress: StressConfig = field(default_factory=StressConfig)
     tracee: TraceeConfig = field(default_factory=TraceeConfig)
     bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     run_id: Optional[str] = None
 
 

@@ -132,14 +132,14 @@ def positive_int(value: object, what: str) -> int:
     return int(digits)
 
 
-def parse_rate(value: object, what: str = "rate") -> float:
-    """A rate in ops per second: a positive, finite number."""
+def parse_rate(value: object, what: str = "rate", unit: str = "ops per second") -> float:
+    """A rate (ops per second unless told): a positive, finite number."""
     try:
         rate = float(str(value).strip())
     except ValueError:
         rate = float("nan")
     if not 0 < rate < float("inf"):
-        raise UsageError(f"{what} must be a positive number of ops per second, got {value!r}: give for example 1000 or 2.5.")
+        raise UsageError(f"{what} must be a positive number of {unit}, got {value!r}: give for example 1000 or 2.5.")
     return rate
 
 
