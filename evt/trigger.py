@@ -186,10 +186,10 @@ def _run_worker(
         else:
             assert script is not None
             op = _script_op(script)
+        pacer = pacing.pacer()  # before the start (it times a few sleeps) and the marker comm
         own_comm = native.get_comm()
         if act is not None:  # after set-up, so its syscalls do not carry the marker comm
             native.set_comm(marker.comm)
-        pacer = pacing.pacer()  # before the start: it times a few sleeps
         poller = select.poll()
         for fd in start_fds:  # the parent's pipe (EOF) or the shared FIFO barrier (HUP)
             poller.register(fd, select.POLLIN | select.POLLHUP)
