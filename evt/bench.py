@@ -52,6 +52,7 @@ class Measured:
     tracer_cpu_s: float | None
     tracer_cpu_share: float | None
     tracer_peak_rss_bytes: int | None
+    tracer_kernel_s: float | None  # its BPF programs' run time, where the tracer reports it
     workload_cpu_s: float
 
     @classmethod
@@ -75,7 +76,9 @@ class Measured:
             run_dir=str(run_dir), status=str(summary.get("status")), target_eps=target_eps,
             achieved_eps=expected / duration if duration > 0 else 0.0, expected=expected, observed=observed,
             lost=lost, loss_pct=loss_pct, tracer_cpu_s=cost.get("cpu_s"), tracer_cpu_share=cost.get("cpu_share"),
-            tracer_peak_rss_bytes=cost.get("peak_rss_bytes"), workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
+            tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
+            tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
+            workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
         )
 
     @property
@@ -109,6 +112,7 @@ class Round:
             "tracer_cpu_pct": 100.0 * t.tracer_cpu_share if t.tracer_cpu_share is not None else None,
             "cpu_s_per_m_events": 1e6 * t.tracer_cpu_s / events if t.tracer_cpu_s is not None and events else None,
             "tracer_peak_rss_bytes": t.tracer_peak_rss_bytes,
+            "kernel_s_per_m_events": 1e6 * t.tracer_kernel_s / events if t.tracer_kernel_s is not None and events else None,
             "workload_cpu_us_per_event": t.workload_cpu_us_per_event,
             "baseline_workload_cpu_us_per_event": b.workload_cpu_us_per_event,
             "verdict": self.verdict, "status": t.status, "run_dir": t.run_dir, "baseline_run_dir": b.run_dir,

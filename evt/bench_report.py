@@ -21,7 +21,7 @@ from evt.bench_search import OK, BenchSettings
 
 BENCH_COLUMNS = ["round", "phase", "target_eps", "achieved_eps", "baseline_eps", "slowdown_pct", "expected",
                  "observed", "lost", "loss_pct", "tracer_cpu_s", "tracer_cpu_pct", "cpu_s_per_m_events",
-                 "tracer_peak_rss_bytes", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event",
+                 "tracer_peak_rss_bytes", "kernel_s_per_m_events", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event",
                  "verdict", "status", "run_dir", "baseline_run_dir"]
 SWEEP_COLUMNS = ["job", "overrides", "tracer", "status", "max_sustainable_eps", "limited_by", "first_bad_eps",
                  "cpu_s_per_m_events_at_max", "slowdown_pct_at_max", "generator_max_eps", "rounds", "wall_s", "run_dir"]
@@ -98,8 +98,8 @@ def summarize(tracer: str, settings: BenchSettings, workload: list[str], rows: l
         "limited_by": first_bad["verdict"] if first_bad else None,
         "first_bad_eps": first_bad["target_eps"] if first_bad else None,
     }
-    for column in ("achieved_eps", "loss_pct", "tracer_cpu_pct", "cpu_s_per_m_events", "slowdown_pct",
-                   "tracer_peak_rss_bytes", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event"):
+    for column in ("achieved_eps", "loss_pct", "tracer_cpu_pct", "cpu_s_per_m_events", "kernel_s_per_m_events",
+                   "slowdown_pct", "tracer_peak_rss_bytes", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event"):
         summary[f"{column}_at_max"] = best[column] if best else None
     summary.update({
         "generator_max_eps": max((r["baseline_eps"] for r in rows), default=None),

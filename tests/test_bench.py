@@ -88,6 +88,7 @@ def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
         assert int(r["observed"]) == int(r["expected"]) > 0 and r["lost"] == "0" and float(r["loss_pct"]) == 0
         assert r["verdict"] != "loss"
         assert float(r["baseline_eps"]) > 0 and float(r["tracer_cpu_s"]) > 0
+        assert float(r["kernel_s_per_m_events"]) > 0  # its BPF programs' time, in the traced processes
         assert Path(r["run_dir"], "summary.json").exists() and Path(r["baseline_run_dir"], "summary.json").exists()
     summary = json.loads((tmp_path / "bench.json").read_text())
     assert summary["status"] == "ok" and summary["tracer"] == "bpftrace" and summary["limited_by"] != "loss"
