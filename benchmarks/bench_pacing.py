@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_trigger import bare_processes, measured  # noqa: E402
 from evt import trigger  # noqa: E402
-from evt.catalog import Marker, get_trigger  # noqa: E402
+from evt.catalog import get_trigger  # noqa: E402
+from evt.marker import Marker  # noqa: E402
 from evt.pacing import Pacing  # noqa: E402
 from evt.spec import DEFAULT_SLEEP, parse_duration  # noqa: E402
 
