@@ -89,7 +89,8 @@ def summarize(tracer: str, settings: BenchSettings, workload: list[str], rows: l
     first_bad = min((r for r in rows if r["verdict"] != OK), key=lambda r: r["target_eps"], default=None)
     note = None
     if status == "ok" and first_bad is None:
-        note = f"no round went over the limit in {len(rows)} rounds (bench.max_rounds): the limit is above the last target"
+        note = (f"no round went over the limit in {len(rows)} rounds (bench.max_rounds): "
+                "the limit is above the last target")
     elif status == "ok" and best is None:
         note = "even the lowest target tried was over the limit: lower bench.start_rate"
     summary: dict[str, Any] = {
@@ -156,10 +157,11 @@ def plot(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Path:
 def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
     console.line()
     if summary["max_sustainable_eps"] is not None:
+        limited = (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} events/s"
+                   if summary["limited_by"] else "")
         console.print(
             f"max sustainable: {summary['max_sustainable_eps']:,.0f} events/s with tracer {summary['tracer']}"
-            + (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} events/s" if summary["limited_by"] else "")
-            + f"; at the max: tracer CPU {_fmt(summary['tracer_cpu_pct_at_max'], 1)}% of a core, "
+            + limited + f"; at the max: tracer CPU {_fmt(summary['tracer_cpu_pct_at_max'], 1)}% of a core, "
             f"{_fmt(summary['cpu_s_per_m_events_at_max'], 2)} CPU s per million events, "
             f"workload slowdown {_fmt(summary['slowdown_pct_at_max'], 1)}%", highlight=False)
     if summary["note"]:

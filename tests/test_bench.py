@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bpftrace_skip_reason
 from evt import bench
 from evt.bench_search import BenchSettings
 from evt.errors import UsageError
 from evt.spec import parse_spec
-from stress_helpers import EVT, run_containers, run_evt
+from helpers import EVT, bpftrace_skip_reason, run_containers, run_evt
 
 
 def compose_bench(overrides: list[str]):
@@ -62,7 +61,7 @@ def test_the_default_workload_is_counted_exactly():
     (["bpftrace.binary=/nonexistent/bpftrace"], "bpftrace not found"),
 ])
 def test_bad_input_exits_2_before_anything_starts(tmp_path, args, needle):
-    result = run_evt(["bench", "tracer=bpftrace", *args, f"hydra.run.dir={tmp_path}/run"])
+    result = run_evt("bench", "tracer=bpftrace", *args, f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 2, result.stdout + result.stderr
     assert needle in result.stderr and result.stderr.count("Error:") == 1
     assert not (tmp_path / "run").exists()
@@ -79,8 +78,8 @@ def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
     """bpftrace counts in the kernel: every round observes every expected event, so the
     limit it reports is the workload's (overhead or generator), never loss."""
     run_id = "bench-" + tmp_path.name[-8:]
-    result = run_evt(["bench", "tracer=bpftrace", "bench.round_duration=1s", "bench.start_rate=40000",
-                      "bench.max_rounds=3", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"], timeout=600)
+    result = run_evt("bench", "tracer=bpftrace", "bench.round_duration=1s", "bench.start_rate=40000",
+                      "bench.max_rounds=3", f"run_id={run_id}", f"hydra.run.dir={tmp_path}", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench.csv")
     assert len(rows) == 3 and [float(r["target_eps"]) for r in rows][:2] == [40_000, 80_000]
@@ -103,8 +102,8 @@ def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
 
 @pytest.mark.integration
 def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
-    result = run_evt(["bench", "-m", "tracer=bpftrace,none", "bench.round_duration=500ms", "bench.start_rate=20000",
-                      "bench.max_rounds=2", f"hydra.sweep.dir={tmp_path}"], timeout=600)
+    result = run_evt("bench", "-m", "tracer=bpftrace,none", "bench.round_duration=500ms", "bench.start_rate=20000",
+                      "bench.max_rounds=2", f"hydra.sweep.dir={tmp_path}", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench_sweep.csv")
     assert [(r["job"], r["tracer"], r["rounds"]) for r in rows] == [("0", "bpftrace", "2"), ("1", "none", "2")]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import EVT, run_evt
+from helpers import EVT, run_evt
 from evt.errors import UsageError
 from evt.pacing import Pacer, Pacing, loop_gap_ns, sleep_floor_ns
 
