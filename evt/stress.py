@@ -72,12 +72,13 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
         unit_run_id = f"{run_id}-{name}"
         marker = Marker.for_run(unit_run_id, spec.event)
         argv = [
-            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), "--sleep", spec.sleep,
+            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), *spec.pace_args,
             "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,
             "--start-fifo", barrier, "--signal-timeout", signal_timeout, "--progress", f"{progress:g}",
         ]
         units.append(Unit(
             name=name, event=spec.event, mode=mode, instances=spec.instances, ops=spec.ops, sleep=spec.sleep,
+            rate=spec.rate,
             marker=marker, target=target.rendered(spec.event, marker), argv=argv,
             container_name=runner.unit_container_name(name),
         ))
@@ -99,8 +100,8 @@ def print_plan(plan: Plan) -> None:
         log.info("  %s", phase)
     for unit in plan.units:
         where = f"container {unit.container_name}" if unit.container_name else "local process group"
-        log.info("  unit %s (%s, %s x %s ops, sleep %s, %s): %s", unit.name, where, unit.instances, unit.ops,
-                 unit.sleep, unit.mode, " ".join(unit.argv))
+        log.info("  unit %s (%s, %s x %s ops, %s, %s): %s", unit.name, where, unit.instances, unit.ops,
+                 unit.pace, unit.mode, " ".join(unit.argv))
         log.info("    expects %s events at %s /%s/", unit.expected_events, unit.target.probe, unit.target.filter)
     if plan.tracer_command:
         log.info("  tracer: %s", " ".join(plan.tracer_command))
