@@ -4,7 +4,6 @@ after a multirun (`evt bench -m tracer=a,b`)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from rich.table import Table
 
 from evt import csvio
 from evt.bench_search import OK, BenchSettings
+from evt.sweep import job_summaries
 
 BENCH_COLUMNS = ["round", "phase", "target_eps", "achieved_eps", "baseline_eps", "slowdown_pct", "expected",
                  "observed", "lost", "loss_pct", "tracer_cpu_s", "tracer_cpu_pct", "cpu_s_per_m_events",
@@ -175,16 +175,9 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
 
 
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    import yaml
-
-    rows = []
-    for path in sorted(sweep_dir.glob("*/bench.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        summary = json.loads(path.read_text())
-        overrides_path = path.parent / ".hydra" / "overrides.yaml"
-        overrides = " ".join(yaml.safe_load(overrides_path.read_text()) or []) if overrides_path.exists() else ""
-        rows.append({column: summary.get(column) for column in SWEEP_COLUMNS}
-                    | {"job": path.parent.name, "overrides": overrides, "run_dir": str(path.parent)})
-    return rows
+    return [{column: summary.get(column) for column in SWEEP_COLUMNS}
+            | {"job": job_dir.name, "overrides": overrides, "run_dir": str(job_dir)}
+            for job_dir, summary, overrides in job_summaries(sweep_dir, "bench.json")]
 
 
 class BenchSweepSummary(Callback):

@@ -16,17 +16,22 @@ SWEEP_COLUMNS = ["job", "overrides", "status", "total_ops", "ok", "errors", "tot
                  "tracer_peak_rss_bytes", "run_dir"]
 
 
+def job_summaries(sweep_dir: Path, name: str = "summary.json") -> list[tuple[Path, dict[str, Any], str]]:
+    """Each job of a sweep that wrote `name`: its directory, that JSON, and the Hydra
+    overrides that made it (one string), in job order."""
+    import yaml
+
+    jobs = []
+    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: (len(p.parent.name), p.parent.name)):
+        overrides_path = path.parent / ".hydra" / "overrides.yaml"
+        overrides = " ".join(yaml.safe_load(overrides_path.read_text()) or []) if overrides_path.exists() else ""
+        jobs.append((path.parent, json.loads(path.read_text()), overrides))
+    return jobs
+
+
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
-    for summary_path in sorted(sweep_dir.glob("*/summary.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        summary = json.loads(summary_path.read_text())
-        job_dir = summary_path.parent
-        overrides_path = job_dir / ".hydra" / "overrides.yaml"
-        overrides = ""
-        if overrides_path.exists():
-            import yaml
-
-            overrides = " ".join(yaml.safe_load(overrides_path.read_text()) or [])
+    for job_dir, summary, overrides in job_summaries(sweep_dir):
         detection = summary.get("detection") or {}
         cost = summary.get("tracer_cost") or {}
         rows.append({
