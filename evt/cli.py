@@ -336,6 +336,38 @@ def _count_row(target) -> dict[str, object]:
             "per_op": target.per_op, "per_op_is": "exact" if target.exact else "lower_bound"}
 
 
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
+                       description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
+                                   "Exit 0: nothing regressed; 1: something did; 2: bad input.")
+    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
+                        "alpha=0.05 sets the Mann-Whitney significance level (repeatable)")
+    p.add_argument("--thresholds-file", default=None, metavar="YAML", help="a YAML file of `name: value` thresholds")
+    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/compare/<time>-<id>)")
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="report.md and plots of a run, a sweep or a comparison",
+                       description="Write report.md and PNG plots for a run, a sweep or an `evt compare` directory.")
+    p.add_argument("path", help="run directory, sweep directory or comparison directory")
+    p.add_argument("--out", "-o", default=None, help="output directory (default: <path>/report)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evt import compare_view
+
+    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evt import report
+
+    return report.run(args.path, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evt", description="Generate kernel events and stress-test eBPF tracers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -344,12 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     _image_parser(sub)
     sub.add_parser("stress", help="run a stress test (see `evt stress --help`)", add_help=False)
     sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
+    _compare_parser(sub)
+    _report_parser(sub)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
-COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
+COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
+            "compare": cmd_compare, "report": cmd_report}
 HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 
