@@ -45,5 +45,6 @@ bench: image
 	$(PYTHON) benchmarks/bench_image.py
 	$(PYTHON) benchmarks/bench_loss.py
 
+# build leftovers only: outputs/ and multirun/ hold results, the user's data
 clean:
-	rm -rf outputs multirun .pytest_cache .build
+	rm -rf .pytest_cache .build

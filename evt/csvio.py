@@ -9,8 +9,9 @@ import pandas as pd
 
 WORKER_COLUMNS = ["run_id", "event", "unit", "worker", "mode", "ops", "ok", "errors",
                   "t_start_ns", "t_end_ns", "duration_s", "ops_per_s", "cpu_s"]
-EVENT_COLUMNS = ["run_id", "event", "unit", "mode", "instances", "ops", "ops_ok", "expected", "observed",
-                 "lost", "loss_pct", "events_per_s", "count", "relation", "seen"]
+EVENT_COLUMNS = ["run_id", "scenario", "tracer", "runner", "event", "unit", "mode", "sleep", "instances",
+                 "total_ops", "ops_ok", "expected", "observed", "lost", "loss_pct", "events_per_s", "count", "relation",
+                 "seen"]
 TRACER_COLUMNS = ["run_id", "tracer", "cpu_s", "cpu_share", "peak_rss_bytes", "wall_s", "lost_total", "crashed"]
 
 

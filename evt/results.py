@@ -41,7 +41,9 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
 
-def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None) -> pd.DataFrame:
+def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None,
+                 scenario: str = "custom") -> pd.DataFrame:
+    """A row per unit; `scenario` is the run's scenario names joined by "+" ("custom" for -e only)."""
     rows = []
     observed_by_unit = report.observed if report is not None else None
     for unit in plan.units:
@@ -57,8 +59,9 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             loss_pct = (100.0 * lost / expected) if expected else 0.0
         duration = result.duration_s if result else 0.0
         rows.append({
-            "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "mode": unit.mode,
-            "instances": unit.instances, "ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
+            "run_id": plan.run_id, "scenario": scenario, "tracer": plan.tracer, "runner": plan.runner,
+            "event": unit.event, "unit": unit.name, "mode": unit.mode, "sleep": unit.sleep,
+            "instances": unit.instances, "total_ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
             "observed": observed, "lost": lost, "loss_pct": loss_pct,
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
@@ -147,11 +150,33 @@ def apply_loss_gate(summary: dict, max_loss_pct: float | None) -> bool:
     return passed
 
 
+def write_failure_summary(cfg, run_dir: Path, status: str, failure: str, exit_code: int) -> None:
+    """summary.json of a job that ended before it had results (bad input, an error, a bug):
+    a sweep still gets a row for it, with the reason."""
+    from evt import provenance
+
+    try:
+        record = provenance.record(cfg)
+    except Exception:  # the config itself may be what is wrong
+        record = {"schema_version": provenance.SCHEMA_VERSION, "evt_version": provenance.evt_version(),
+                  "scenario": [], "overrides": provenance.job_overrides(), "host": provenance.host(),
+                  "tracer": {"name": str(cfg.tracer.name), "version": None}}
+    summary = {"run_id": cfg.get("run_id"), **record, "run_dir": str(run_dir), "status": status, "partial": True,
+               "failure": failure, "exit_code": exit_code}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    csvio.write_json(summary, Path(run_dir) / "summary.json")
+
+
 def write_all(run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: dict) -> None:
     csvio.write_csv(workers, run_dir / "workers.csv", csvio.WORKER_COLUMNS)
     csvio.write_csv(events, run_dir / "events.csv", csvio.EVENT_COLUMNS)
     csvio.write_csv(tracer, run_dir / "tracer.csv", csvio.TRACER_COLUMNS)
     csvio.write_json(summary, run_dir / "summary.json")
+
+
+def tracer_name(summary: dict) -> str:
+    tracer = summary["tracer"]
+    return tracer["name"] if isinstance(tracer, dict) else str(tracer)
 
 
 def _fmt(value: object, digits: int = 0) -> str:
@@ -184,7 +209,7 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
     if cost and (cost.get("cpu_s") is not None or cost.get("metrics")):
         rss = cost.get("peak_rss_bytes")
         log.info(
-            "%s", f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
+            "%s", f"tracer {tracer_name(summary)}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
             f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
             f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
             + (f", BPF programs in the kernel {cost['metrics']['bpf_run_time_s']:.2f} s"

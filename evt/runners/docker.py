@@ -242,14 +242,14 @@ class DockerRunner(Runner):
             raise
 
     def cleanup(self) -> None:
-        if self.client is None:
-            return
-        remove_run_containers(self.client, self.run_id)
-        # a create request cut short by Ctrl+C can land after the removal: poll a while for it
-        deadline = time.monotonic() + (CREATE_SETTLE_S if self._cut_short else 0)
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
+        if self.client is not None:
             remove_run_containers(self.client, self.run_id)
+            # a create request cut short by Ctrl+C can land after the removal: poll a while for it
+            deadline = time.monotonic() + (CREATE_SETTLE_S if self._cut_short else 0)
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                remove_run_containers(self.client, self.run_id)
+        self.remove_barrier()  # after the containers that bind-mount it
 
 
 def remove_run_containers(client, run_id: str | None = None) -> list[str]:
