@@ -20,6 +20,7 @@ from evt import csvio, rundirs
 HEAD_COLUMNS = ["job", "status", "error"]
 FIGURE_COLUMNS = ["total_ops", "ok", "errors", "total_ops_per_s", "start_skew_ms", "expected", "observed", "lost",
                   "loss_pct", "tracer_cpu_s", "tracer_peak_rss_bytes", "run_dir"]
+INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
 NO_RECORD = "no_record"  # the job left no summary.json (killed before it could write one)
 
 
@@ -67,7 +68,8 @@ def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
 
 def sweep_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
     rows = [job_row(job, keys) for job in job_dirs(sweep_dir)]
-    return pd.DataFrame(rows, columns=sweep_columns(keys))
+    frame = pd.DataFrame(rows, columns=sweep_columns(keys))
+    return frame.astype({c: "Int64" for c in INTEGER_COLUMNS})  # counts stay integers beside a failed job's blanks
 
 
 def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
