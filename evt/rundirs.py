@@ -23,6 +23,9 @@ SWEEP_FILES = ("sweep.csv", "multirun.yaml")
 # Runs whose figures are whole; failed/interrupted/crashed runs are listed, not compared
 USABLE_STATUSES = ("ok", "loss_exceeded")
 UNSET = "(unset)"  # a swept key a run did not set (it ran with the config's default)
+# CPU times are counted in clock ticks (10 ms) for user and system time each: under 0.2 s
+# the rounding alone can reach 10%, so tracer CPU figures built on less are not compared
+MIN_CPU_S = 0.2
 
 
 @dataclass
@@ -149,10 +152,12 @@ def run_metrics(summary: dict) -> dict[str, float | None]:
     detection = summary.get("detection") or {}
     expected = detection.get("expected")
     cpu_s, wall_s = cost.get("cpu_s"), cost.get("wall_s")
+    if cpu_s is not None and cpu_s < MIN_CPU_S:
+        cpu_s = None
     return {
         "tracer_cpu_per_mevents": (cpu_s / expected * 1e6) if cpu_s is not None and expected else None,
         "tracer_cpu_avg_pct": (100.0 * cpu_s / wall_s) if cpu_s is not None and wall_s else None,
-        "tracer_cpu_p95_pct": cost.get("cpu_p95_pct"),
+        "tracer_cpu_p95_pct": cost.get("cpu_p95_pct") if cpu_s is not None else None,
         "peak_rss_bytes": cost.get("peak_rss_bytes"),
         "total_ops_per_s": summary.get("total_ops_per_s"),
         "start_skew_ms": summary.get("start_skew_ms"),
