@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from evt import csvio, rundirs
 
-HEAD_COLUMNS = ["job", "status", "error"]
+HEAD_COLUMNS = ["job", "status", "error", "overrides"]
 FIGURE_COLUMNS = ["total_ops", "ok", "errors", "total_ops_per_s", "start_skew_ms", "expected", "observed", "lost",
                   "loss_pct", "tracer_cpu_s", "tracer_peak_rss_bytes", "run_dir"]
 INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
@@ -49,11 +49,12 @@ def sweep_columns(keys: list[str]) -> list[str]:
 
 def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
     summary = json.loads((job_dir / "summary.json").read_text()) if rundirs.is_run(job_dir) else {}
-    overrides = rundirs.parse_overrides(rundirs.run_overrides(job_dir, summary))
+    given = rundirs.run_overrides(job_dir, summary)
+    overrides = rundirs.parse_overrides(given)
     detection = summary.get("detection") or {}
     cost = summary.get("tracer_cost") or {}
     row: dict[str, Any] = {"job": job_dir.name, "status": summary.get("status", NO_RECORD),
-                           "error": summary.get("failure") or ""}
+                           "error": summary.get("failure") or "", "overrides": " ".join(given)}
     row.update({key: overrides.get(key, rundirs.UNSET) for key in keys})
     row.update({
         "total_ops": summary.get("total_ops"), "ok": summary.get("ok"), "errors": summary.get("errors"),

@@ -1,0 +1,44 @@
+"""What a run record says produced it: evt's version and commit, scenario, overrides,
+host, tracer; and the record a job leaves when it ends before it has results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import docker
+import psutil
+
+from evt import provenance, results
+from evt.paths import HOME
+from stress_helpers import compose
+
+
+def test_record_names_evt_scenario_host_and_tracer():
+    cfg = compose(["scenario=smoke", "tracer=bpftrace", "scenarios=[network]"])
+    record = provenance.record(cfg, tracer_version="bpftrace v0.20.2")
+    assert record["schema_version"] == provenance.SCHEMA_VERSION
+    head = subprocess.run(["git", "-C", str(HOME), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert record["evt_version"]["version"] == "0.1.0" and record["evt_version"]["commit"] == head
+    assert record["scenario"] == ["smoke", "network"]
+    assert record["overrides"] == []  # outside a Hydra job
+    host = record["host"]
+    assert (host["kernel"], host["cpus"], host["memory_bytes"]) == (os.uname().release, os.cpu_count(),
+                                                                    psutil.virtual_memory().total)
+    assert host["cpu_model"] and host["docker_version"] == docker.from_env().version()["Version"]
+    assert record["tracer"] == {"name": "bpftrace", "version": "bpftrace v0.20.2"}
+
+
+def test_events_only_runs_have_no_scenario_name():
+    assert provenance.scenario_names(compose(["events=['ptrace:ops=1']", "tracer=none"])) == []
+
+
+def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):
+    cfg = compose(["scenario=smoke", "tracer=none", "run_id=early1"])
+    results.write_failure_summary(cfg, tmp_path / "job", "error", "RuntimeError: boom", 1)
+    summary = json.loads((tmp_path / "job" / "summary.json").read_text())
+    assert (summary["run_id"], summary["status"], summary["failure"], summary["exit_code"]) == (
+        "early1", "error", "RuntimeError: boom", 1)
+    assert summary["scenario"] == ["smoke"] and summary["tracer"]["name"] == "none"
+    assert summary["partial"] is True
