@@ -148,10 +148,9 @@ def _rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, set
 def compare(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings: Settings) -> Comparison:
     keys = list(dict.fromkeys(baseline.sweep_keys + candidate.sweep_keys))
     skipped: list[str] = []
-    runs_b = _usable(rundirs.load_runs(baseline, keys), "baseline", skipped)
-    runs_c = _usable(rundirs.load_runs(candidate, keys), "candidate", skipped)
-    events_b = _usable(rundirs.load_events(baseline, keys), "baseline", [])
-    events_c = _usable(rundirs.load_events(candidate, keys), "candidate", [])
+    (runs_b, events_b), (runs_c, events_c) = rundirs.load(baseline, keys), rundirs.load(candidate, keys)
+    runs_b, runs_c = _usable(runs_b, "baseline", skipped), _usable(runs_c, "candidate", skipped)
+    events_b, events_c = _usable(events_b, "baseline", []), _usable(events_c, "candidate", [])
     run_by = ["scenario", *keys]
     unmatched: list[str] = []
     run_rows = _rows("run", run_by, runs_b, runs_c, settings, unmatched, None)

@@ -11,11 +11,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from evt.compare import IMPROVEMENT, REGRESSION, Comparison, describe_key
+from evt.compare import IMPROVEMENT, INFO, REGRESSION, SAME, Comparison, describe_key
 from evt.thresholds import METRICS
 
 STYLES = {REGRESSION: "bold red", IMPROVEMENT: "green"}
 MD_MARKS = {REGRESSION: "❌ regression", IMPROVEMENT: "✅ improvement"}
+# A terminal table longer than this shows only what changed (a 50-job sweep has ~900 rows)
+TERMINAL_ROWS = 40
 
 
 def fmt(value: object, metric: str | None = None) -> str:
@@ -69,12 +71,18 @@ def print_table(console: Console, comparison: Comparison) -> None:
     for column in ["scenario", *comparison.keys, "event", "metric", "baseline", "candidate", "change",
                    "threshold", "p", "verdict"]:
         table.add_column(column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left")
-    for row in comparison.rows.to_dict("records"):
+    rows = comparison.rows.to_dict("records")
+    shown = rows if len(rows) <= TERMINAL_ROWS else [r for r in rows if r["verdict"] not in (SAME, INFO)]
+    for row in shown:
         style = STYLES.get(row["verdict"])
         table.add_row(row["scenario"], *_where(comparison, row), row["metric"], fmt_side(row, "baseline"),
                       fmt_side(row, "candidate"), fmt_change(row), comparison.settings.describe(row["metric"]),
                       _fmt_p(row["p_value"]), row["verdict"], style=style)
-    console.print(table)
+    if shown:
+        console.print(table)
+    if len(shown) < len(rows):
+        console.print(f"({len(rows) - len(shown)} of {len(rows)} rows unchanged or informational, not shown: "
+                      "all are in compare.md and compare.csv)", markup=False, highlight=False)
     for line in comparison.skipped + comparison.unmatched:
         console.print(f"note: {line}", markup=False, highlight=False)
     for line in regression_lines(comparison):

@@ -22,8 +22,7 @@ COLORS = {"baseline": "#4c72b0", "candidate": "#dd8452"}
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path)  # laid out by the constrained engine: one draw, not tight_layout's two
     plt.close(fig)
     return path
 
@@ -46,7 +45,7 @@ def _integer_ticks(ax, values: pd.Series) -> None:
 
 def ops_rate(timeseries: pd.DataFrame, units: list[str], path: Path) -> Path:
     """Per-unit ops/s over time since the barrier release."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(layout="constrained", figsize=(9, 4.5))
     t = timeseries["t_s"]
     for unit in units:
         done = timeseries[f"done.{unit}"]
@@ -60,7 +59,7 @@ def ops_rate(timeseries: pd.DataFrame, units: list[str], path: Path) -> Path:
 
 def tracer_usage(timeseries: pd.DataFrame, tracer: str, path: Path) -> Path:
     """The tracer's CPU % and RSS over time since the barrier release."""
-    fig, (cpu, rss) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (cpu, rss) = plt.subplots(2, 1, layout="constrained", figsize=(9, 6), sharex=True)
     cpu.plot(timeseries["t_s"], timeseries["tracer_cpu_pct"], marker=".", color="#c44e52")
     cpu.set(title=f"Tracer {tracer}: CPU", ylabel="CPU (% of one core)")
     cpu.set_ylim(bottom=0)
@@ -72,7 +71,7 @@ def tracer_usage(timeseries: pd.DataFrame, tracer: str, path: Path) -> Path:
 
 def expected_observed(events: pd.DataFrame, path: Path) -> Path:
     """Expected vs observed events per event (grouped bars)."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(events) + 2), 4.5))
+    fig, ax = plt.subplots(layout="constrained", figsize=(max(6, 1.4 * len(events) + 2), 4.5))
     x = range(len(events))
     width = 0.4
     bars = ax.bar([i - width / 2 for i in x], events["expected"], width, label="expected", color="#8c8c8c")
@@ -99,7 +98,7 @@ def _x_values(values: pd.Series) -> tuple[pd.Series, bool]:
 
 def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: list[str], path: Path) -> Path:
     """events/s, loss % (one line per event) and tracer CPU per million events against a swept key."""
-    fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
+    fig, axes = plt.subplots(3, 1, layout="constrained", figsize=(9, 10), sharex=True)
     panels = [(axes[0], events, "events_per_s", "events/s", "Events per second"),
               (axes[1], events, "loss_pct", "loss (%)", "Events lost"),
               (axes[2], runs, "tracer_cpu_per_mevents", "tracer CPU (s per million events)",
@@ -128,7 +127,7 @@ def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: li
 
 def compare_bars(rows: pd.DataFrame, metric: str, ylabel: str, path: Path) -> Path:
     """One compared figure: baseline vs candidate (medians, min–max as error bars) per matched row."""
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 3), 4.5))
+    fig, ax = plt.subplots(layout="constrained", figsize=(max(6, 0.9 * len(rows) + 3), 4.5))
     width = 0.4
     x = list(range(len(rows)))
     for offset, side in ((-width / 2, "baseline"), (width / 2, "candidate")):
@@ -149,7 +148,7 @@ def compare_bars(rows: pd.DataFrame, metric: str, ylabel: str, path: Path) -> Pa
 
 def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: Path) -> Path:
     """One compared figure against a numeric swept key: a line per side (and event)."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(layout="constrained", figsize=(9, 4.5))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     single = rows["event"].nunique() == 1
     for index, (event, group) in enumerate(rows.groupby("event", sort=False)):
@@ -157,7 +156,10 @@ def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: 
         for side, style in (("baseline", "-"), ("candidate", "--")):  # a colour per event, a dash per side
             ax.plot(group["_x"], group[f"{side}_median"].astype(float), style, marker="o",
                     label=f"{side} {event}".strip(), color=COLORS[side] if single else cycle[index % len(cycle)])
-    ax.set(title=f"{metric}: baseline vs candidate against {key}", xlabel=key, ylabel=ylabel)
+        regressed = group[group["verdict"] == "regression"]
+        ax.scatter(regressed["_x"], regressed["candidate_median"].astype(float), marker="x", s=80, color="#c44e52",
+                   zorder=3, label="regression" if index == 0 else None)
+    ax.set(title=f"{metric}: baseline (solid) vs candidate (dashed) against {key}", xlabel=key, ylabel=ylabel)
     ax.set_ylim(bottom=0)
     _integer_ticks(ax, rows[key])
     ax.legend(fontsize=8)

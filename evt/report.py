@@ -76,7 +76,7 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
 def sweep_section(result: rundirs.ResultSet, out_dir: Path) -> list[str]:
     from evt import plots
 
-    runs, events = rundirs.load_runs(result), rundirs.load_events(result)
+    runs, events = rundirs.load(result)
     keys = result.sweep_keys
     lines = [f"# evt report: sweep {result.path}", "", f"- {result.describe()}; swept: {', '.join(keys) or 'nothing'}", ""]
     lines += _table(["run", *keys, "status", "total ops/s", "tracer CPU s / M events", "peak RSS MiB"],

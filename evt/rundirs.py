@@ -2,13 +2,14 @@
 runs, as pandas tables (one row per run, one row per run and event).
 
 `locate()` only looks at names on disk (cheap, done for every path before anything is
-read in bulk) and says what a directory is missing; `load_runs()`/`load_events()` read
-the records. Only `evt compare` and `evt report` import this (pandas stays out of
+read in bulk) and says what a directory is missing; `load()` reads the
+records. Only `evt compare` and `evt report` import this (pandas stays out of
 `evt trigger`'s start-up).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ def run_metrics(summary: dict) -> dict[str, float | None]:
     }
 
 
-def _identity(result: ResultSet, run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
+def _identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
     overrides = parse_overrides(run_overrides(run_dir, summary))
     row: dict[str, object] = {"run_dir": str(run_dir), "run_id": summary.get("run_id"),
                               "status": summary.get("status"), "scenario": scenario_label(summary)}
@@ -172,35 +173,34 @@ def _identity(result: ResultSet, run_dir: Path, summary: dict, keys: list[str]) 
     return row
 
 
-def load_runs(result: ResultSet, keys: list[str] | None = None) -> pd.DataFrame:
-    """One row per run: identity (scenario, swept values), status and the per-run figures."""
-    keys = result.sweep_keys if keys is None else keys
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def event_rows(run_dir: Path, identity: dict[str, object]) -> list[dict[str, object]]:
+    """events.csv of one run as compare rows (the csv module: 100 small files read with
+    pandas would cost more than everything else `evt compare` does)."""
     rows = []
-    for run_dir in result.run_dirs:
-        summary = read_summary(run_dir)
-        rows.append({**_identity(result, run_dir, summary, keys), **run_metrics(summary)})
-    return pd.DataFrame(rows)
+    with open(run_dir / "events.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            observed, expected = _number(row.get("observed")), _number(row.get("expected"))
+            rows.append({**identity, "event": row["unit"], "events_per_s": _number(row.get("events_per_s")),
+                         "loss_pct": _number(row.get("loss_pct")), "observed": observed, "expected": expected,
+                         "observed_ratio": observed / expected if observed is not None and expected else None})
+    return rows
 
 
-def load_events(result: ResultSet, keys: list[str] | None = None) -> pd.DataFrame:
-    """One row per run and event: identity, events/s, loss %, observed/expected."""
+def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per run: identity, status, per-run figures; one row per run and event:
+    identity, events/s, loss %, observed/expected), each run read once."""
     keys = result.sweep_keys if keys is None else keys
-    frames = []
+    runs, events = [], []
     for run_dir in result.run_dirs:
         summary = read_summary(run_dir)
-        events = pd.read_csv(run_dir / "events.csv")
-        if events.empty:
-            continue
-        identity = _identity(result, run_dir, summary, keys)
-        observed = pd.to_numeric(events["observed"], errors="coerce")
-        expected = pd.to_numeric(events["expected"], errors="coerce")
-        frame = pd.DataFrame({
-            **{k: [v] * len(events) for k, v in identity.items()},
-            "event": events["unit"].astype(str),
-            "events_per_s": pd.to_numeric(events["events_per_s"], errors="coerce"),
-            "loss_pct": pd.to_numeric(events["loss_pct"], errors="coerce"),
-            "observed": observed, "expected": expected,
-            "observed_ratio": (observed / expected).where(expected > 0),
-        })
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        identity = _identity(run_dir, summary, keys)
+        runs.append({**identity, **run_metrics(summary)})
+        events += event_rows(run_dir, identity)
+    return pd.DataFrame(runs), pd.DataFrame(events)
