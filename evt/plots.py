@@ -21,8 +21,10 @@ MIB = 2**20
 COLORS = {"baseline": "#4c72b0", "candidate": "#dd8452"}
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path)  # laid out by the constrained engine: one draw, not tight_layout's two
+def _save(fig, path: Path, bottom: float = 0.12, right: float = 0.97) -> Path:
+    # fixed margins: a layout engine draws every figure twice, and that doubles a report's time
+    fig.subplots_adjust(left=0.1, right=right, top=0.92 if len(fig.axes) == 1 else 0.95, bottom=bottom, hspace=0.3)
+    fig.savefig(path)
     plt.close(fig)
     return path
 
@@ -45,21 +47,21 @@ def _integer_ticks(ax, values: pd.Series) -> None:
 
 def ops_rate(timeseries: pd.DataFrame, units: list[str], path: Path) -> Path:
     """Per-unit ops/s over time since the barrier release."""
-    fig, ax = plt.subplots(layout="constrained", figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     t = timeseries["t_s"]
     for unit in units:
         done = timeseries[f"done.{unit}"]
         rate = done.diff() / t.diff()
         ax.plot(t, rate, marker=".", label=unit)
     ax.set(title="Ops per second of each unit", xlabel="time since release (s)", ylabel="ops/s")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1) * 1.1)
     _legend(ax, len(units))
     return _save(fig, path)
 
 
 def tracer_usage(timeseries: pd.DataFrame, tracer: str, path: Path) -> Path:
     """The tracer's CPU % and RSS over time since the barrier release."""
-    fig, (cpu, rss) = plt.subplots(2, 1, layout="constrained", figsize=(9, 6), sharex=True)
+    fig, (cpu, rss) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     cpu.plot(timeseries["t_s"], timeseries["tracer_cpu_pct"], marker=".", color="#c44e52")
     cpu.set(title=f"Tracer {tracer}: CPU", ylabel="CPU (% of one core)")
     cpu.set_ylim(bottom=0)
@@ -71,7 +73,7 @@ def tracer_usage(timeseries: pd.DataFrame, tracer: str, path: Path) -> Path:
 
 def expected_observed(events: pd.DataFrame, path: Path) -> Path:
     """Expected vs observed events per event (grouped bars)."""
-    fig, ax = plt.subplots(layout="constrained", figsize=(max(6, 1.4 * len(events) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(events) + 2), 4.5))
     x = range(len(events))
     width = 0.4
     bars = ax.bar([i - width / 2 for i in x], events["expected"], width, label="expected", color="#8c8c8c")
@@ -88,7 +90,7 @@ def expected_observed(events: pd.DataFrame, path: Path) -> Path:
     if ax.get_yscale() == "linear":
         ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # room for the labels and the legend
     ax.legend()
-    return _save(fig, path)
+    return _save(fig, path, bottom=0.2)  # room for the slanted event names
 
 
 def _x_values(values: pd.Series) -> tuple[pd.Series, bool]:
@@ -98,7 +100,7 @@ def _x_values(values: pd.Series) -> tuple[pd.Series, bool]:
 
 def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: list[str], path: Path) -> Path:
     """events/s, loss % (one line per event) and tracer CPU per million events against a swept key."""
-    fig, axes = plt.subplots(3, 1, layout="constrained", figsize=(9, 10), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
     panels = [(axes[0], events, "events_per_s", "events/s", "Events per second"),
               (axes[1], events, "loss_pct", "loss (%)", "Events lost"),
               (axes[2], runs, "tracer_cpu_per_mevents", "tracer CPU (s per million events)",
@@ -118,16 +120,18 @@ def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: li
         ax.set(title=f"{title} against {key}", ylabel=ylabel)
         ax.set_ylim(bottom=0)
         if lines == 0:
-            ax.text(0.5, 0.5, "not recorded in these runs", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "not recorded in these runs, or under 0.2 s of tracer CPU per run\n"
+                    "(too coarse to compare: CPU time is counted in 10 ms ticks)",
+                    ha="center", va="center", transform=ax.transAxes)
         _legend(ax, lines)
     axes[-1].set_xlabel(key)
     _integer_ticks(axes[-1], runs[key] if key in runs.columns else events[key])
-    return _save(fig, path)
+    return _save(fig, path, bottom=0.06)
 
 
 def compare_bars(rows: pd.DataFrame, metric: str, ylabel: str, path: Path) -> Path:
     """One compared figure: baseline vs candidate (medians, min–max as error bars) per matched row."""
-    fig, ax = plt.subplots(layout="constrained", figsize=(max(6, 0.9 * len(rows) + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 3), 4.5))
     width = 0.4
     x = list(range(len(rows)))
     for offset, side in ((-width / 2, "baseline"), (width / 2, "candidate")):
@@ -143,24 +147,27 @@ def compare_bars(rows: pd.DataFrame, metric: str, ylabel: str, path: Path) -> Pa
     ax.set(title=f"{metric}: baseline vs candidate (regressions in red)", ylabel=ylabel)
     ax.set_ylim(0, max(ax.get_ylim()[1], 1e-9) * 1.15)  # room for the legend above the bars
     ax.legend()
-    return _save(fig, path)
+    return _save(fig, path, bottom=0.3 if len(rows) > 3 else 0.12)
 
 
 def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: Path) -> Path:
     """One compared figure against a numeric swept key: a line per side (and event)."""
-    fig, ax = plt.subplots(layout="constrained", figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     single = rows["event"].nunique() == 1
+    marked = False
     for index, (event, group) in enumerate(rows.groupby("event", sort=False)):
         group = group.assign(_x=pd.to_numeric(group[key])).sort_values("_x")
         for side, style in (("baseline", "-"), ("candidate", "--")):  # a colour per event, a dash per side
             ax.plot(group["_x"], group[f"{side}_median"].astype(float), style, marker="o",
                     label=f"{side} {event}".strip(), color=COLORS[side] if single else cycle[index % len(cycle)])
         regressed = group[group["verdict"] == "regression"]
-        ax.scatter(regressed["_x"], regressed["candidate_median"].astype(float), marker="x", s=80, color="#c44e52",
-                   zorder=3, label="regression" if index == 0 else None)
+        if len(regressed):
+            ax.scatter(regressed["_x"], regressed["candidate_median"].astype(float), marker="x", s=80,
+                       color="#c44e52", zorder=3, label="regression" if not marked else None)
+            marked = True
     ax.set(title=f"{metric}: baseline (solid) vs candidate (dashed) against {key}", xlabel=key, ylabel=ylabel)
     ax.set_ylim(bottom=0)
     _integer_ticks(ax, rows[key])
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot, never over a line
+    return _save(fig, path, right=0.72)

@@ -106,7 +106,9 @@ def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
     lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []] + [""]
     rows["event"] = rows["event"].fillna("").astype(str)
     numeric_key = len(keys) == 1 and pd.to_numeric(rows[keys[0]], errors="coerce").notna().all()
-    for metric in dict.fromkeys(rows["metric"]):
+    gated = [name for name, value in (meta.get("thresholds") or {}).items() if value is not None]
+    lines += [f"Plotted: the gated figures ({', '.join(gated)}); every compared figure is in compare.md.", ""]
+    for metric in [m for m in dict.fromkeys(rows["metric"]) if m in gated]:
         subset = rows[rows["metric"] == metric].copy()
         ylabel = METRICS[metric].label if metric in METRICS else metric
         if metric == "peak_rss_bytes":
