@@ -44,6 +44,7 @@ bench: image
 	$(PYTHON) benchmarks/bench_container.py
 	$(PYTHON) benchmarks/bench_image.py
 	$(PYTHON) benchmarks/bench_loss.py
+	$(PYTHON) benchmarks/bench_compare.py
 
 # build leftovers only: outputs/ and multirun/ hold results, the user's data
 clean:
