@@ -10,7 +10,8 @@ Around the phases the session calls the hooks below, whichever tracer it has; th
 defaults do nothing, so a tracer overrides only what it needs: start_title() (the
 phase 3 header), manual_instructions(units) (lines shown after start()),
 manual_prompt() (when not None, the session waits for ENTER before wait_ready()) and
-endpoints() (lines shown before the --wait-before-trigger prompt).
+endpoints() (lines shown before the --wait-before-trigger prompt) and version() (what
+the run record names as the tracer's version).
 
 Tracers say what they do through logging (`logging.getLogger(__name__)`), never print.
 """
@@ -122,3 +123,8 @@ class Tracer(ABC):
     def endpoints(self) -> list[str]:
         """Lines shown before the --wait-before-trigger prompt (where to watch the tracer)."""
         return []
+
+    def version(self) -> str | None:
+        """The tracer's version as it reports it (e.g. `bpftrace --version`), recorded in
+        summary.json; None when it has none or cannot say."""
+        return None
