@@ -61,6 +61,19 @@ def log_tail(path: str | os.PathLike, n: int = LOG_TAIL, skip: str | None = None
     return lines[-n:] if n > 0 else []
 
 
+def command_version(argv: list[str], prefix: str = "") -> str | None:
+    """The first line a `--version`-style command prints, `prefix` removed; None when it
+    cannot run, fails or says nothing within 5 s (a version is a record, never a reason to stop)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [line.strip() for line in (done.stdout or "").splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        return None
+    return lines[0].removeprefix(prefix).strip() or None
+
+
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
     """Signal the process group `proc` leads (it was started in its own session); the
     process alone when the group is gone or not ours. Never raises for a dead process."""

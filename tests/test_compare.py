@@ -228,6 +228,8 @@ def test_real_runs_of_the_same_paced_scenario_do_not_regress(paced_runs, tmp_pat
     events = rows[("security_file_open", "events_per_s")]
     assert (events["baseline_n"], events["candidate_n"]) == ("3", "3")
     assert rows[("security_file_open", "loss_pct")]["candidate_median"] == "0.0"  # bpftrace saw every event
+    summary = json.loads((paced_runs / "candidate" / "run0" / "summary.json").read_text())
+    assert summary["tracer"]["name"] == "bpftrace" and summary["tracer"]["version"].startswith("bpftrace v")
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import psutil
 
 from evt import provenance, results
 from evt.paths import HOME
+from conftest import needs_bpftrace
 from stress_helpers import compose
 
 
@@ -42,3 +43,20 @@ def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):
         "early1", "error", "RuntimeError: boom", 1)
     assert summary["scenario"] == ["smoke"] and summary["tracer"]["name"] == "none"
     assert summary["partial"] is True
+
+
+@needs_bpftrace
+def test_tracers_report_their_version(tmp_path):
+    from evt.tracers.bpftrace import BpftraceTracer
+    from evt.tracers.none import NoneTracer
+    from evt.tracers.tracee import TraceeTracer
+    from tracee_helpers import STANDIN
+
+    reported = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
+    assert reported.startswith("bpftrace v")
+    assert BpftraceTracer(compose(["tracer=bpftrace", "scenario=smoke"]), tmp_path).version() == reported
+    tracee = compose(["tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}"])
+    assert TraceeTracer(tracee, tmp_path).version() == "stand-in (NOT TRACEE)"
+    missing = compose(["tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}"])
+    assert TraceeTracer(missing, tmp_path).version() is None  # recorded as unknown, never an error
+    assert NoneTracer(compose(["tracer=none", "scenario=smoke"]), tmp_path).version() is None

@@ -209,6 +209,9 @@ def serve(address: str, state: State) -> ThreadingHTTPServer:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["version"]:  # Tracee's `version` command, with the stand-in named as such
+        print("Tracee version: stand-in (NOT TRACEE)")
+        return 0
     args, rest = parse_args(argv)
     modes = parse_modes(os.environ.get("EVT_STANDIN_MODE", ""))
     say(f"NOT TRACEE: a test stand-in; argv={argv!r}")

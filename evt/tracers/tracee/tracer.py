@@ -15,6 +15,7 @@ from pathlib import Path
 from evt import metrics as prom
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
+from evt.procs import command_version
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
 from evt.tracers.tracee.command import (base_url, parse_output, render_command, resolve_binary,
@@ -56,6 +57,10 @@ class TraceeTracer(Tracer):
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
+
+    def version(self) -> str | None:
+        # `tracee version` prints "Tracee version: v0.22.0" (cmd/tracee/cmd/version.go)
+        return command_version([resolve_binary(str(self.tcfg.binary)), "version"], prefix="Tracee version:")
 
     # -- hooks
 
