@@ -12,7 +12,8 @@ WORKER_COLUMNS = ["run_id", "event", "unit", "worker", "mode", "ops", "ok", "err
 EVENT_COLUMNS = ["run_id", "scenario", "tracer", "runner", "event", "unit", "mode", "sleep", "instances",
                  "total_ops", "ops_ok", "expected", "observed", "lost", "loss_pct", "events_per_s", "count", "relation",
                  "seen"]
-TRACER_COLUMNS = ["run_id", "tracer", "cpu_s", "cpu_share", "peak_rss_bytes", "wall_s", "lost_total", "crashed"]
+TRACER_COLUMNS = ["run_id", "tracer", "cpu_s", "cpu_share", "peak_rss_bytes", "wall_s", "lost_total", "crashed",
+                  "window_cpu_s", "window_wall_s", "window_cpu_avg_pct", "window_cpu_p95_pct"]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, columns: list[str]) -> Path:

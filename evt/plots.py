@@ -67,7 +67,7 @@ def tracer_usage(timeseries: pd.DataFrame, tracer: str, path: Path) -> Path:
     cpu.set_ylim(bottom=0)
     rss.plot(timeseries["t_s"], timeseries["tracer_rss_bytes"] / MIB, marker=".", color="#55a868")
     rss.set(title=f"Tracer {tracer}: resident memory", xlabel="time since release (s)", ylabel="RSS (MiB)")
-    rss.set_ylim(bottom=0)
+    rss.set_ylim(0, max(rss.get_ylim()[1], 1) * 1.1)
     return _save(fig, path)
 
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -111,18 +112,43 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = sig
     return outcome
 
 
+def rss_high_water_mark(pid: int) -> int | None:
+    """The kernel's record of a process's peak resident memory (VmHWM in /proc/<pid>/status):
+    the peak between two samples too, not only at them. None where the kernel has no such
+    line or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A tracer's resources at one moment: CPU seconds so far and resident memory now."""
+
+    cpu_s: float
+    rss_bytes: int
+
+
 class ProcessSampler:
     """Samples a process tree's CPU seconds and resident memory with psutil.
 
     CPU is user+sys of every process seen in the tree, each kept at its last reading
     once it exits (children's counters are not added: a waited-for child would count
-    twice); the peak RSS is the largest sum over one sample.
+    twice). The peak RSS is the largest of: the largest sum over one sample, and the
+    kernel's high-water mark of any one process in the tree (exact for a one-process
+    tracer such as bpftrace or Tracee, whatever happened between samples).
     """
 
     def __init__(self, pid: int, interval_s: float = 0.1):
         self.pid = pid
         self.interval_s = interval_s
         self.cpu_s = 0.0
+        self.rss = 0  # at the last sample
         self.peak_rss = 0
         self.started = time.monotonic()
         self.ended: float | None = None
@@ -140,7 +166,7 @@ class ProcessSampler:
             procs = [root] + root.children(recursive=True)
         except psutil.NoSuchProcess:
             return
-        rss = 0
+        rss = hwm = 0
         for proc in procs:
             try:
                 with proc.oneshot():
@@ -149,8 +175,14 @@ class ProcessSampler:
                     rss += proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
+            hwm = max(hwm, rss_high_water_mark(proc.pid) or 0)
         self.cpu_s = sum(self._seen.values())
-        self.peak_rss = max(self.peak_rss, rss)
+        self.rss = rss
+        self.peak_rss = max(self.peak_rss, rss, hwm)
+
+    def usage(self) -> Usage:
+        """The last sample's figures (the sampler's own thread keeps them fresh)."""
+        return Usage(self.cpu_s, self.rss)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -44,15 +44,19 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
     tracer_name = tracer.get("name") if isinstance(tracer, dict) else tracer
     tracer_version = (tracer.get("version") if isinstance(tracer, dict) else None) or "version not recorded"
     metrics = rundirs.run_metrics(summary)
+    cost = summary.get("tracer_cost") or {}
+    window = cost.get("window") or {}
     lines = [f"# evt report: run {summary.get('run_id')}", "",
              f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
              f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
              f"- evt: {(summary.get('evt_version') or {}).get('version', '-')} "
              f"{(summary.get('evt_version') or {}).get('commit') or ''}; host: "
              f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
-             f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms; "
-             f"tracer CPU {_fmt(metrics['tracer_cpu_per_mevents'], 2)} s per million events, "
-             f"{_fmt(metrics['tracer_cpu_avg_pct'], 1)}% of a core on average; peak RSS "
+             f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
+             f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
+             f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
+             f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run; {_fmt(metrics['tracer_cpu_per_mevents'], 2)} s per "
+             f"million events (compared from {rundirs.MIN_CPU_S} s of CPU up); peak RSS "
              f"{_fmt((metrics['peak_rss_bytes'] or 0) / MIB, 1)} MiB", ""]
     lines += _table(["event", "mode", "events/s", "expected", "observed", "loss %", "count"],
                     [[r["unit"], r["mode"], _fmt(r["events_per_s"]), _fmt(r["expected"]), _fmt(r["observed"]),

@@ -70,7 +70,8 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
     return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
 
 
-def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
+def tracer_frame(plan: Plan, report: TracerReport | None, window: dict | None = None) -> pd.DataFrame:
+    """The tracer's cost over its whole run, and (`window_*`) over the measured window."""
     if report is None:
         return pd.DataFrame([], columns=csvio.TRACER_COLUMNS)
     row: dict[str, object] = {
@@ -79,6 +80,7 @@ def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
         "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
         "lost_total": report.lost_total, "crashed": report.crashed or "",
     }
+    row.update({f"window_{k}": v for k, v in (window or {}).items()})
     row.update({f"lost.{k}": v for k, v in report.lost.items()})
     row.update({f"metric.{k}": v for k, v in report.metrics.items()})
     return pd.DataFrame([row])
@@ -96,7 +98,9 @@ def start_skew_ms(results: dict[str, TriggerResult | None]) -> float | None:
 
 
 def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: TracerReport | None,
-              results: dict[str, TriggerResult | None], extra: dict) -> dict:
+              results: dict[str, TriggerResult | None], extra: dict, window: dict | None = None) -> dict:
+    """The headline figures; `window` is the tracer's CPU over the measured window (release
+    to the units' end, evt.timeseries), recorded beside its whole-run figures."""
     ok = int(workers["ok"].sum()) if len(workers) else 0
     span = (workers["t_end_ns"].max() - workers["t_start_ns"].min()) / 1e9 if len(workers) else 0.0
     summary: dict[str, object] = {
@@ -130,6 +134,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
             "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
             "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
             "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
+            "window": window,
         }
     summary.update(extra)
     return summary

@@ -230,6 +230,11 @@ def test_real_runs_of_the_same_paced_scenario_do_not_regress(paced_runs, tmp_pat
     assert rows[("security_file_open", "loss_pct")]["candidate_median"] == "0.0"  # bpftrace saw every event
     summary = json.loads((paced_runs / "candidate" / "run0" / "summary.json").read_text())
     assert summary["tracer"]["name"] == "bpftrace" and summary["tracer"]["version"].startswith("bpftrace v")
+    window = summary["tracer_cost"]["window"]  # bpftrace's CPU from the release to the units' end
+    assert 0 < window["wall_s"] < summary["tracer_cost"]["wall_s"] and window["cpu_s"] <= summary["tracer_cost"]["cpu_s"]
+    with open(paced_runs / "candidate" / "run0" / "timeseries.csv") as f:
+        samples = list(csv.DictReader(f))
+    assert int(samples[-1]["done.security_file_open"]) == 5000 and int(samples[-1]["tracer_rss_bytes"]) > 0
 
 
 @pytest.mark.integration

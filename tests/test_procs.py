@@ -13,7 +13,8 @@ import psutil
 import pytest
 from helpers import gone, group_gone, reap
 
-from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, exit_text, log_tail, stop_group
+from evt.procs import (LOG_TAIL, ManagedProcess, ProcessSampler, Stop, command_version, exit_text, log_tail,
+                       stop_group)
 
 
 def py(code: str) -> list[str]:
@@ -213,3 +214,31 @@ def test_exit_text():
     assert exit_text(0) == "exited with code 0"
     assert exit_text(-signal.SIGTERM) == "was killed by SIGTERM"
     assert exit_text(-200) == "was killed by signal 200"
+
+
+def test_peak_rss_comes_from_the_kernels_high_water_mark(tmp_path):
+    # 200 MiB touched and freed before the sampler first looks: only VmHWM still knows
+    proc = subprocess.Popen(py("""
+        import sys, time
+        block = bytearray(200 * 2**20)
+        del block
+        print("freed", flush=True)
+        time.sleep(30)
+    """), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "freed"
+        sampler = ProcessSampler(proc.pid)
+        sampler.sample()
+        assert sampler.rss < 100 * 2**20
+        assert sampler.peak_rss >= 200 * 2**20
+        assert sampler.usage().rss_bytes == sampler.rss and sampler.usage().cpu_s == sampler.cpu_s
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_command_version_is_the_first_line_or_none(tmp_path):
+    assert command_version([sys.executable, "--version"]) == f"Python {sys.version.split()[0]}"
+    assert command_version([sys.executable, "--version"], prefix="Python") == sys.version.split()[0]
+    assert command_version([str(tmp_path / "missing")]) is None
+    assert command_version(py("import sys; sys.exit(3)")) is None

@@ -15,7 +15,7 @@ from pathlib import Path
 from evt import metrics as prom
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
-from evt.procs import command_version
+from evt.procs import Usage, command_version
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
 from evt.tracers.tracee.command import (base_url, parse_output, render_command, resolve_binary,
@@ -57,6 +57,10 @@ class TraceeTracer(Tracer):
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
+
+    def usage(self) -> Usage | None:
+        sampler = self.lifecycle.sampler  # ours (auto) or the user's Tracee, found by pid (manual)
+        return sampler.usage() if sampler is not None else None
 
     def version(self) -> str | None:
         # `tracee version` prints "Tracee version: v0.22.0" (cmd/tracee/cmd/version.go)
