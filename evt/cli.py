@@ -153,7 +153,7 @@ def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 STRESS_HELP = """usage: evt stress [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
 
 Run a stress test: units (one per event) start together, a tracer watches them, and the
-results land in the Hydra run directory (outputs/DATE/TIME/).
+results land in the Hydra run directory (outputs/DATE/RUN_ID/; a sweep's in multirun/DATE/ID/N/).
 
 Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
   events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.mode=native|script

@@ -56,7 +56,7 @@ def locate(path_text: str) -> ResultSet:
     path = Path(path_text)
     if not path.exists():
         raise UsageError(f"{path_text} does not exist: give a run directory (outputs/DATE/RUN_ID), "
-                         "a sweep directory (multirun/DATE/TIME) or a directory of runs.")
+                         "a sweep directory (multirun/DATE/ID) or a directory of runs.")
     if not path.is_dir():
         raise UsageError(f"{path_text} is a file, not a directory: give the run, sweep or repeat-set directory.")
     if is_run(path):

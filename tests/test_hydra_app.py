@@ -34,3 +34,15 @@ def test_make_clean_keeps_results():
     commands = subprocess.run(["make", "-n", "-C", str(HOME), "clean"], capture_output=True, text=True).stdout
     assert "rm -rf" in commands
     assert "outputs" not in commands and "multirun" not in commands
+
+
+@pytest.mark.integration
+def test_a_sweep_directory_is_named_by_its_own_id(tmp_path):
+    result = subprocess.run([EVT, "stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+                             "-e", "ptrace:ops=10", "stress.instances=1,2"], cwd=tmp_path, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", sweep_dir.name)
+    run_ids = {json.loads((sweep_dir / job / "summary.json").read_text())["run_id"] for job in ("0", "1")}
+    assert len(run_ids) == 2 and sweep_dir.name not in run_ids  # each job is a run of its own
