@@ -23,7 +23,8 @@ COLORS = {"baseline": "#4c72b0", "candidate": "#dd8452"}
 
 def _save(fig, path: Path, bottom: float = 0.12, right: float = 0.97) -> Path:
     # fixed margins: a layout engine draws every figure twice, and that doubles a report's time
-    fig.subplots_adjust(left=0.1, right=right, top=0.92 if len(fig.axes) == 1 else 0.95, bottom=bottom, hspace=0.3)
+    left = 1.0 / fig.get_figwidth()  # an inch for the tick labels and the axis label, whatever the width
+    fig.subplots_adjust(left=left, right=right, top=0.92 if len(fig.axes) == 1 else 0.95, bottom=bottom, hspace=0.3)
     fig.savefig(path)
     plt.close(fig)
     return path
