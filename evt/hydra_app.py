@@ -15,16 +15,35 @@ import os
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from evt import config as evt_config
 from evt import runlog
 from evt.errors import RunError, UsageError
 from evt.paths import CONF_DIR
 from evt.session import StressSession
+from evt.stress import new_run_id
 
 log = logging.getLogger("evt.session")
 _exit_codes: list[int] = []
 _prepared: list = []  # the single run's session, prepared before Hydra starts
+_process_run_id: list[str] = []
 APPS = {"stress": "config", "bench": "bench"}  # app: its config in conf/
+
+
+def process_run_id(given: str | None = None) -> str:
+    """The id of this process's single run (`run_id=...` when given, else made once), or
+    of its sweep: the default hydra.run.dir and hydra.sweep.dir end with it, so two runs
+    started in the same second get two directories, named as the run's containers and
+    records are."""
+    if given:
+        return str(given)
+    if not _process_run_id:
+        _process_run_id.append(new_run_id())
+    return _process_run_id[0]
+
+
+OmegaConf.register_new_resolver("evt_run_id", process_run_id, replace=True)
 
 
 def session_class(app: str):
@@ -59,12 +78,13 @@ def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress")
 
 def prepare_single_run(overrides: list[str], app: str = "stress"):
     """The session of a single run and the run directory Hydra is to use for it."""
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     cfg = compose(overrides, with_hydra=True, app=app)
     run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # ${now:...} resolved once, here
     with open_dict(cfg):
         del cfg["hydra"]  # the job's config, as Hydra hands it to a job
+        cfg.run_id = process_run_id(cfg.get("run_id"))  # the id the default run directory ends with
     with runlog.terminal_only():
         return session_class(app).prepare(cfg, Path(run_dir).absolute()), run_dir
 
@@ -73,22 +93,27 @@ def _job(cfg, app: str) -> int:
     """One Hydra job: the prepared session, or (in a sweep) this job's own."""
     from hydra.core.hydra_config import HydraConfig
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        session = _prepared.pop() if _prepared else session_class(app).prepare(cfg, run_dir)
+        session = _prepared.pop() if _prepared else session_class(app).prepare(cfg, output_dir)
         return session.run()
     except UsageError as exc:
-        log.error("Error: %s", exc)
-        return 2
+        status, failure, code = "bad_input", str(exc), 2
+        message = f"Error: {exc}"
     except RunError as exc:
-        log.error("Error: %s", exc)
-        return 1
+        status, failure, code = "failed", str(exc), 1
+        message = f"Error: {exc}"
     except Exception as exc:  # a bug or an unforeseen host state: one line, traceback in the run dir
         from evt import crash
 
-        log.error("%s", crash.report(exc, run_dir))
-        return 1
+        status, failure, code = "error", f"{type(exc).__name__}: {exc}", 1
+        message = crash.report(exc, output_dir)
+    log.error("%s", message)
+    if not (output_dir / "summary.json").exists():  # a sweep's table still gets a row for the job
+        from evt import results
 
+        results.write_failure_summary(cfg, output_dir, status, failure, code)
+    return code
 
 def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int:
     import hydra
@@ -98,6 +123,7 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
     multirun = any(a in ("-m", "--multirun") for a in hydra_args)
     info_only = any(a in ("--cfg", "-c", "--info", "-i", "--hydra-help") for a in hydra_args)
     _prepared.clear()
+    _process_run_id.clear()
     if not multirun and info_only:
         compose(overrides, app=app)
     elif not multirun:

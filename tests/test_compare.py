@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import needs_bpftrace, run_evt
+from helpers import needs_bpftrace, run_evt
 from evt import compare, rundirs
 from evt.errors import UsageError
 from evt.thresholds import METRICS, parse

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from stress_helpers import EVT
+from helpers import EVT
 
 
 @pytest.mark.integration

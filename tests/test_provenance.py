@@ -12,12 +12,11 @@ import psutil
 
 from evt import provenance, results
 from evt.paths import HOME
-from conftest import needs_bpftrace
-from stress_helpers import compose
+from helpers import STANDIN, compose_cfg, needs_bpftrace
 
 
 def test_record_names_evt_scenario_host_and_tracer():
-    cfg = compose(["scenario=smoke", "tracer=bpftrace", "scenarios=[network]"])
+    cfg = compose_cfg("scenario=smoke", "tracer=bpftrace", "scenarios=[network]")
     record = provenance.record(cfg, tracer_version="bpftrace v0.20.2")
     assert record["schema_version"] == provenance.SCHEMA_VERSION
     head = subprocess.run(["git", "-C", str(HOME), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -32,11 +31,11 @@ def test_record_names_evt_scenario_host_and_tracer():
 
 
 def test_events_only_runs_have_no_scenario_name():
-    assert provenance.scenario_names(compose(["events=['ptrace:ops=1']", "tracer=none"])) == []
+    assert provenance.scenario_names(compose_cfg("events=['ptrace:ops=1']", "tracer=none")) == []
 
 
 def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):
-    cfg = compose(["scenario=smoke", "tracer=none", "run_id=early1"])
+    cfg = compose_cfg("scenario=smoke", "tracer=none", "run_id=early1")
     results.write_failure_summary(cfg, tmp_path / "job", "error", "RuntimeError: boom", 1)
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     assert (summary["run_id"], summary["status"], summary["failure"], summary["exit_code"]) == (
@@ -50,13 +49,12 @@ def test_tracers_report_their_version(tmp_path):
     from evt.tracers.bpftrace import BpftraceTracer
     from evt.tracers.none import NoneTracer
     from evt.tracers.tracee import TraceeTracer
-    from tracee_helpers import STANDIN
 
     reported = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
     assert reported.startswith("bpftrace v")
-    assert BpftraceTracer(compose(["tracer=bpftrace", "scenario=smoke"]), tmp_path).version() == reported
-    tracee = compose(["tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}"])
+    assert BpftraceTracer(compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
+    tracee = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}")
     assert TraceeTracer(tracee, tmp_path).version() == "stand-in (NOT TRACEE)"
-    missing = compose(["tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}"])
+    missing = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}")
     assert TraceeTracer(missing, tmp_path).version() is None  # recorded as unknown, never an error
-    assert NoneTracer(compose(["tracer=none", "scenario=smoke"]), tmp_path).version() is None
+    assert NoneTracer(compose_cfg("tracer=none", "scenario=smoke"), tmp_path).version() is None

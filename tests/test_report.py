@@ -8,7 +8,7 @@ import re
 import pytest
 from matplotlib.image import imread
 
-from conftest import needs_bpftrace, run_evt
+from helpers import needs_bpftrace, run_evt
 from run_records import write_run, write_sweep
 
 

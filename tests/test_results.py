@@ -117,7 +117,7 @@ def test_events_name_the_run_and_count_total_ops():
     plan, states = make_plan()
     events = results.events_frame(plan, states, None, scenario="smoke+network").set_index("unit")
     row = events.loc["security_file_open"]
-    assert (row["scenario"], row["tracer"], row["runner"], row["sleep"]) == ("smoke+network", "bpftrace", "docker", "0")
+    assert (row["scenario"], row["tracer"], row["runner"], row["sleep"]) == ("smoke+network", "bpftrace", "docker", "0s")
     assert (row["instances"], row["total_ops"]) == (2, 200)  # 2 workers x 100 ops; per-worker ops in workers.csv
     assert "ops" not in events.columns
 

@@ -10,7 +10,7 @@ import pytest
 
 from evt import sweep
 from run_records import write_sweep
-from stress_helpers import run_evt
+from helpers import run_evt
 
 
 def read(path):
@@ -37,9 +37,9 @@ def test_tables_from_job_directories_include_a_job_without_a_record(tmp_path):
 
 @pytest.mark.integration
 def test_a_real_sweep_with_failing_jobs_has_a_row_for_each(tmp_path):
-    result = run_evt(["stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
-                      "-e", "security_file_open:ops=200", "stress.instances=1,2", "stress.mode=native,bogus",
-                      f"hydra.sweep.dir={tmp_path}"])
+    result = run_evt("stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
+                     "-e", "security_file_open:ops=200", "stress.instances=1,2", "stress.mode=native,bogus",
+                     f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 2, result.stdout + result.stderr  # the worst job's code
     rows = read(tmp_path / "sweep.csv")
     assert [(r["stress.instances"], r["stress.mode"], r["status"]) for r in rows] == [
