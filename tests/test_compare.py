@@ -152,7 +152,7 @@ def test_cli_writes_the_table_files_and_names_each_regression(tmp_path):
     write_run(tmp_path / "a", {"ptrace": (1000, 0.0)})
     write_run(tmp_path / "b", {"ptrace": (500, 0.0)})
     out = tmp_path / "cmp"
-    result = run_evt("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), env={"COLUMNS": "200"})
+    result = run_evt("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     assert ("REGRESSION: events_per_s regressed (scenario=smoke event=ptrace): baseline 1,000, candidate 500 "
             "(-50.0%; threshold -10%)") in result.stdout
@@ -241,7 +241,7 @@ def test_real_runs_of_the_same_paced_scenario_do_not_regress(paced_runs, tmp_pat
 @needs_bpftrace
 def test_a_real_run_paced_ten_times_slower_regresses_on_events_per_s(paced_runs, tmp_path):
     result = run_evt("compare", str(paced_runs / "baseline" / "run0"), str(paced_runs / "slow"),
-                     "--out", str(tmp_path), env={"COLUMNS": "200"})
+                     "--out", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("REGRESSION: events_per_s regressed"))
     assert "event=security_file_open" in line and "threshold -10%" in line
