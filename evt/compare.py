@@ -158,7 +158,7 @@ def compare(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings:
     if not matched:
         sides = "; ".join(f"{name}: {', '.join(sorted({describe_key(run_by, k) for k in _groups(f, run_by)})) or 'no usable run'}"
                           for name, f in (("baseline", runs_b), ("candidate", runs_c)))
-        raise UsageError(f"nothing to compare: no scenario{' and swept values' if keys else ''} appear in both "
+        raise UsageError(f"nothing to compare: no scenario{' with the same swept values' if keys else ''} appears in both "
                          f"{baseline.path} and {candidate.path} ({sides}"
                          f"{'; ' + '; '.join(skipped) if skipped else ''}). Compare runs of the same scenario.")
     event_rows = _rows("event", [*run_by, "event"], events_b, events_c, settings, unmatched, matched)
