@@ -168,6 +168,17 @@ class BenchConfig:
 
 
 @dataclass
+class RemoteConfig:
+    """Sweeps on many hosts (`-m hydra/launcher=ray`): placement and what comes home."""
+
+    host_resource: str = "evt_host"  # each evt host joins the Ray cluster advertising 1 of it
+    hosts: Optional[int] = None  # hosts the sweep needs at once; more than the cluster has: exit 2
+    staging_dir: str = "/tmp/evt-ray-jobs"  # on each host: where its jobs run before going home
+    max_file_mb: float = 64  # a larger file (e.g. Tracee's events.json) stays on its host
+    max_job_mb: float = 256
+
+
+@dataclass
 class EvtConfig:
     scenario: Optional[ScenarioConfig] = None
     tracer: TracerConfig = MISSING
@@ -181,6 +192,7 @@ class EvtConfig:
     bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     run_id: Optional[str] = None
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 def register() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -29,6 +30,10 @@ _exit_codes: list[int] = []
 _prepared: list = []  # the single run's session, prepared before Hydra starts
 _process_run_id: list[str] = []
 APPS = {"stress": "config", "bench": "bench"}  # app: its config in conf/
+
+# conf/hydra/launcher/ray.yaml overrides the Ray launcher plugin's config of the same name on
+# purpose and is validated against the plugin's schema: that is what Hydra warns about here.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")
 
 
 def process_run_id(given: str | None = None) -> str:
@@ -115,6 +120,11 @@ def _job(cfg, app: str) -> int:
         results.write_failure_summary(cfg, output_dir, status, failure, code)
     return code
 
+def record_exit_code(code: int) -> None:
+    """A job's exit code, as the job ran here or as a launcher brought it back."""
+    _exit_codes.append(code)
+
+
 def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int:
     import hydra
     from hydra.errors import HydraException
@@ -130,11 +140,15 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
         session, run_dir = prepare_single_run(overrides, app)
         _prepared.append(session)
         overrides = [*overrides, f"hydra.run.dir={evt_config.quote_override(run_dir)}"]
+    elif not info_only:
+        from evt import remote
+
+        remote.preflight(overrides)  # a launcher that cannot place jobs: exit 2 before any job
 
     @hydra.main(config_path=str(CONF_DIR), config_name=APPS[app], version_base=evt_config.HYDRA_VERSION_BASE)
     def job(cfg) -> int:
         code = _job(cfg, app)
-        _exit_codes.append(code)
+        record_exit_code(code)
         return code
 
     _exit_codes.clear()
