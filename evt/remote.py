@@ -52,21 +52,40 @@ def _init_args(init_cfg: dict[str, Any], resource: str) -> dict[str, Any]:
     return args
 
 
+def probe_address(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why a cluster address cannot be reached, or None. ray.init itself retries for minutes."""
+    if address in ("local", "auto"):
+        return None
+    host, sep, port = address.split("://")[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return f"{address!r} is not <host>:<port>"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or exc})"
+
+
+def _unreachable(address: str, resource: str, why: str) -> UsageError:
+    return UsageError(
+        f"cannot reach the Ray cluster at {address}: {why}. Start its head (`ray start --head "
+        f"--resources '{{\"{resource}\": 1}}'`) or fix hydra.launcher.ray.init.address=<head host>:<port>."
+    )
+
+
 def connect(init_cfg: dict[str, Any], resource: str, hosts: int | None) -> dict[str, float]:
     """Join (or start) the Ray cluster and check it can run the sweep; UsageError if not."""
     import ray
 
     args = _init_args(init_cfg, resource)
+    why = probe_address(str(args["address"]))
+    if why:
+        raise _unreachable(args["address"], resource, why)
     if not ray.is_initialized():
         try:
             ray.init(**args)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            address = args["address"]
-            raise UsageError(
-                f"cannot reach the Ray cluster at {address}: {' '.join(str(exc).split())[:300]}. "
-                "Start its head (`ray start --head --resources '{\"" + resource + "\": 1}'`) or fix "
-                "hydra.launcher.ray.init.address=<head host>:<port>."
-            ) from exc
+            raise _unreachable(args["address"], resource, " ".join(str(exc).split())[:300]) from exc
     resources = ray.cluster_resources()
     check_cluster(resources, resource, hosts, args["address"])
     return resources
@@ -80,12 +99,12 @@ def check_cluster(resources: dict[str, float], resource: str, hosts: int | None,
         raise UsageError(
             f"the Ray cluster at {where} has no host advertising the {resource!r} resource, so no evt "
             f"job could ever be placed. Join each evt host with `ray start --address=<head> "
-            f"--resources '{{\"{resource}\": 1}}'` (or set hydra.launcher.evt.host_resource)."
+            f"--resources '{{\"{resource}\": 1}}'` (or name the resource your hosts advertise: remote.host_resource)."
         )
     if hosts is not None and hosts > available:
         raise UsageError(
-            f"hydra.launcher.evt.hosts={hosts} asks for more hosts at once than the Ray cluster at {where} "
-            f"has ({available} advertise {resource!r}): join more hosts or lower hydra.launcher.evt.hosts."
+            f"remote.hosts={hosts} asks for more hosts at once than the Ray cluster at {where} "
+            f"has ({available} advertise {resource!r}): join more hosts or lower remote.hosts."
         )
 
 
