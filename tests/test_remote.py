@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from conftest import EVT, needs_bpftrace, run_evt
+from helpers import EVT, needs_bpftrace, run_evt
 from ray_cluster import DRIVER_ENV, start_cluster
 
 from evt import remote
