@@ -143,7 +143,7 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
     elif not info_only:
         from evt import remote
 
-        remote.preflight(overrides)  # a launcher that cannot place jobs: exit 2 before any job
+        remote.preflight(overrides, compose)  # a launcher that cannot place jobs: exit 2 before any job
 
     @hydra.main(config_path=str(CONF_DIR), config_name=APPS[app], version_base=evt_config.HYDRA_VERSION_BASE)
     def job(cfg) -> int:

@@ -108,13 +108,12 @@ def check_cluster(resources: dict[str, float], resource: str, hosts: int | None,
         )
 
 
-def preflight(overrides: list[str]) -> None:
-    """Before Hydra starts a sweep on Ray: the cluster is reachable and has evt hosts (exit 2 if not)."""
+def preflight(overrides: list[str], compose) -> None:
+    """Before Hydra starts a sweep on Ray: the cluster is reachable and has evt hosts (exit 2 if
+    not). `compose` is hydra_app's (passed in: hydra_app imports this module)."""
     relevant = [o for o in overrides if o.lstrip("+~").startswith(("hydra/launcher", "hydra.launcher", "remote."))]
     if not any(o.lstrip("+~").startswith("hydra/launcher") for o in relevant):
         return
-    from evt.hydra_app import compose
-
     cfg = compose(relevant, with_hydra=True)
     if cfg.hydra.launcher.get("_target_") != LAUNCHER_TARGET:
         return

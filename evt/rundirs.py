@@ -81,11 +81,22 @@ def locate(path_text: str) -> ResultSet:
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
     """`key=value` overrides as a mapping (group choices such as tracer=bpftrace included)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
     parsed = {}
     for item in overrides:
         key, eq, value = item.partition("=")
-        if eq:
-            parsed[key.lstrip("+~")] = value
+        if not eq:
+            continue
+        try:  # Hydra's own reading: `a\:b` is the value a:b, as the job saw it
+            override = parser.parse_override(item)
+            raw = override.value()
+            value = raw if isinstance(raw, str) else override.get_value_element_as_str()
+        except (HydraException, ValueError):
+            pass
+        parsed[key.lstrip("+~")] = value
     return parsed
 
 

@@ -8,6 +8,7 @@ row per job and event, with the swept values in front of the job's events.csv co
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from omegaconf import DictConfig
 
 from evt import csvio, rundirs
 
-HEAD_COLUMNS = ["job", "status", "error", "overrides"]
+HEAD_COLUMNS = ["job", "host", "status", "error", "overrides"]
 FIGURE_COLUMNS = ["total_ops", "ok", "errors", "total_ops_per_s", "start_skew_ms", "expected", "observed", "lost",
                   "loss_pct", "tracer_cpu_s", "tracer_peak_rss_bytes", "run_dir"]
 INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
@@ -47,13 +48,20 @@ def sweep_columns(keys: list[str]) -> list[str]:
     return HEAD_COLUMNS + keys + FIGURE_COLUMNS
 
 
+def job_host(job_dir: Path) -> str:
+    """Where the job ran: the Ray node's host for a job brought home (remote.json), else here."""
+    record = job_dir / "remote.json"
+    node = (json.loads(record.read_text()).get("node") or {}) if record.is_file() else {"hostname": socket.gethostname()}
+    return node.get("hostname") or "unknown (host lost)"
+
+
 def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
     summary = json.loads((job_dir / "summary.json").read_text()) if rundirs.is_run(job_dir) else {}
     given = rundirs.run_overrides(job_dir, summary)
     overrides = rundirs.parse_overrides(given)
     detection = summary.get("detection") or {}
     cost = summary.get("tracer_cost") or {}
-    row: dict[str, Any] = {"job": job_dir.name, "status": summary.get("status", NO_RECORD),
+    row: dict[str, Any] = {"job": job_dir.name, "host": job_host(job_dir), "status": summary.get("status", NO_RECORD),
                            "error": summary.get("failure") or "", "overrides": " ".join(given)}
     row.update({key: overrides.get(key, rundirs.UNSET) for key in keys})
     row.update({
@@ -80,9 +88,9 @@ def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
         if not events_path.is_file():
             continue
         events = pd.read_csv(events_path)
-        front = pd.DataFrame({column: [row[column]] * len(events) for column in ["job", *keys]})
+        front = pd.DataFrame({column: [row[column]] * len(events) for column in ["job", "host", *keys]})
         frames.append(pd.concat([front, events], axis=1))
-    columns = ["job", *keys] + csvio.EVENT_COLUMNS
+    columns = ["job", "host", *keys] + csvio.EVENT_COLUMNS
     return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
 
@@ -91,7 +99,7 @@ def write_tables(sweep_dir: Path, task_overrides: list[str]) -> pd.DataFrame:
     frame = sweep_frame(sweep_dir, keys)
     csvio.write_csv(frame, sweep_dir / "sweep.csv", sweep_columns(keys))
     events = sweep_events_frame(sweep_dir, keys)
-    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", *keys] + csvio.EVENT_COLUMNS)
+    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys] + csvio.EVENT_COLUMNS)
     return frame
 
 

@@ -85,9 +85,9 @@ def test_a_job_whose_host_lacks_a_prerequisite_fails_alone(cluster, tmp_path):
     out = sweep(cluster, sweep_dir, "-e", "security_file_open:ops=10", "tracer=none",
                 "runner.image=evt-no-such-image:never,${oc.env:EVT_TRIGGER_RUNNER_IMAGE}")
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
-    by_image = {r["runner.image"]: r for r in rows(sweep_dir)}
-    assert by_image["evt-no-such-image:never"]["status"] == "failed"
-    assert "evt-no-such-image:never" in by_image["evt-no-such-image:never"]["failure"]
+    by_image = {r["runner.image"]: r for r in rows(sweep_dir)}  # the swept values, as the jobs saw them
+    assert by_image["evt-no-such-image:never"]["status"] == "bad_input"
+    assert "evt-no-such-image:never" in by_image["evt-no-such-image:never"]["error"]
     assert [r["status"] for i, r in by_image.items() if i != "evt-no-such-image:never"] == ["ok"]
 
 
@@ -168,7 +168,7 @@ def test_a_job_on_a_host_that_dies_is_a_failed_row_and_the_others_carry_on(tmp_p
         table = rows(sweep_dir)
         failed = [r for r in table if r["status"] == "failed"]
         assert len(table) == 2 and len(failed) == 1, table
-        assert "its host was lost" in failed[0]["failure"] and failed[0]["stress.instances"] in ("1", "2")
+        assert "its host was lost" in failed[0]["error"] and failed[0]["stress.instances"] in ("1", "2")
         assert [r["status"] for r in table if r is not failed[0]] == ["ok"]
         # what the lost job left running is found by its run label and removed
         cleanup = run_evt("cleanup", "--run-id", run_id, timeout=180)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import socket
 
 import pytest
 
@@ -25,7 +26,8 @@ def test_tables_from_job_directories_include_a_job_without_a_record(tmp_path):
     (tmp_path / "2" / ".hydra" / "overrides.yaml").write_text("- stress.instances=4\n")
     sweep.write_tables(tmp_path, ["stress.instances=1,2,4", "tracer=bpftrace"])
     rows = read(tmp_path / "sweep.csv")
-    assert list(rows[0])[:5] == ["job", "status", "error", "overrides", "stress.instances"]
+    assert list(rows[0])[:6] == ["job", "host", "status", "error", "overrides", "stress.instances"]
+    assert {r["host"] for r in rows} == {socket.gethostname()}  # a local sweep ran here
     assert [(r["job"], r["status"], r["stress.instances"]) for r in rows] == [
         ("0", "ok", "1"), ("1", "ok", "2"), ("2", "no_record", "4")]
     assert [r["expected"] for r in rows] == ["1010", "2010", ""]
