@@ -45,6 +45,7 @@ bench: image
 	$(PYTHON) benchmarks/bench_image.py
 	$(PYTHON) benchmarks/bench_loss.py
 	$(PYTHON) benchmarks/bench_compare.py
+	$(PYTHON) benchmarks/bench_remote.py
 
 # build leftovers only: outputs/ and multirun/ hold results, the user's data
 clean:
