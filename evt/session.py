@@ -297,8 +297,8 @@ class StressSession:
                 self.report = None
         if self.series is not None:
             self.series.stop()
-            if self.report is not None and not self._tracer_ready:
-                self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
+        if self.report is not None and not self._tracer_ready:
+            self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
         try:
             self.runner.cleanup()
         except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it
