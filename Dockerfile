@@ -28,6 +28,7 @@ RUN python3 -m venv /opt/evt/.venv \
 # evt itself, installed as a wheel (conf/, templates/, triggers/ become package data).
 COPY pyproject.toml /tmp/evt-src/
 COPY evt /tmp/evt-src/evt
+COPY hydra_plugins /tmp/evt-src/hydra_plugins
 COPY conf /tmp/evt-src/conf
 COPY templates /tmp/evt-src/templates
 COPY triggers /tmp/evt-src/triggers

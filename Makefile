@@ -44,6 +44,9 @@ bench: image
 	$(PYTHON) benchmarks/bench_container.py
 	$(PYTHON) benchmarks/bench_image.py
 	$(PYTHON) benchmarks/bench_loss.py
+	$(PYTHON) benchmarks/bench_compare.py
+	$(PYTHON) benchmarks/bench_remote.py
 
+# build leftovers only: outputs/ and multirun/ hold results, the user's data
 clean:
-	rm -rf outputs multirun .pytest_cache .build
+	rm -rf .pytest_cache .build

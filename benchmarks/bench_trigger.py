@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evt import trigger  # noqa: E402
 from evt.catalog import get_trigger  # noqa: E402
 from evt.marker import Marker  # noqa: E402
+from evt.pacing import Pacing  # noqa: E402
 
 EVENT = "security_file_open"
 
@@ -60,7 +61,7 @@ def quiet() -> trigger.Output:
 def evt_native(ops: int, parallel: int) -> float:
     """Total ops/s of an evt native run (first op of any worker to last op of any)."""
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
-    result = trigger.run(get_trigger(EVENT), "native", ops, parallel, 0, marker, None, quiet())
+    result = trigger.run(get_trigger(EVENT), "native", ops, parallel, Pacing(), marker, None, quiet())
     assert result.errors == 0, result.per_worker
     return result.ops_per_s
 
@@ -97,7 +98,7 @@ def bare_processes(ops: int, processes: int) -> float:
 def evt_script(ops: int) -> float:
     """Seconds per op of an evt script-mode run."""
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
-    result = trigger.run(get_trigger(EVENT), "script", ops, 1, 0, marker, None, quiet())
+    result = trigger.run(get_trigger(EVENT), "script", ops, 1, Pacing(), marker, None, quiet())
     assert result.errors == 0, result.per_worker
     return result.duration_s / ops
 

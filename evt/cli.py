@@ -15,6 +15,7 @@ import sys
 import uuid
 
 from evt.errors import RunError, UsageError
+from evt.seedflags import BENCH_HELP, STRESS_FLAGS, STRESS_HELP, stress_overrides  # noqa: F401 (tests use the table)
 
 # Hydra's and the original's defaults for `evt trigger` (reference/TRACEE.md)
 TRIGGER_DEFAULTS = {"ops": "1", "parallel": "1", "sleep": "10ns", "signal_timeout": "1m"}
@@ -26,7 +27,8 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--event", "-e", default=None, help="event type to trigger (required)")
     p.add_argument("--ops", "-o", default=TRIGGER_DEFAULTS["ops"], help="number of operations per worker (default 1)")
     p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
-    p.add_argument("--sleep", "-s", default=TRIGGER_DEFAULTS["sleep"], help="sleep between operations, a Go duration (default 10ns; 0 for none)")
+    p.add_argument("--sleep", "-s", default=None, help="at least this long between operations, a Go duration (default 10ns; 0 for none)")
+    p.add_argument("--rate", "-r", default=None, help="operations per second per worker, kept on absolute deadlines (instead of --sleep)")
     p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
     p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
     p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
@@ -66,105 +68,14 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
-# Seed flags of `evt stress` and the config key each sets: one table, one config model.
-# kind: list (repeatable, appended), value (takes a value), bool (Go-style: --f, --f=false)
-STRESS_FLAGS: dict[str, tuple[str, str]] = {
-    "--events": ("list", "events"),
-    "-e": ("list", "events"),
-    "--events-file": ("list", "events_files"),
-    "-E": ("list", "events_files"),
-    "--scenario": ("list", "scenarios"),
-    "--all-scenarios": ("bool", "all_scenarios"),
-    "--image": ("value", "runner.image"),
-    "--auto-tracee": ("bool", "tracee.auto"),
-    "--keep-tracee": ("bool", "tracee.keep"),
-    "--tracee-binary": ("value", "tracee.binary"),
-    "--tracee-output": ("value", "tracee.output"),
-    "--metrics": ("bool", "tracee.metrics"),
-    "--pprof": ("bool", "tracee.pprof"),
-    "--pyroscope": ("bool", "tracee.pyroscope"),
-    "--wait-before-trigger": ("bool", "stress.wait_before_trigger"),
-    "--signal-timeout": ("value", "stress.signal_timeout"),
-    "--tracee-init-cooldown": ("value", "tracee.init_cooldown"),
-    "--stress-end-cooldown": ("value", "stress.stress_end_cooldown"),
-    "--dry-run": ("bool", "stress.dry_run"),
-}
-DURATION_KEYS = {"stress.signal_timeout", "tracee.init_cooldown", "stress.stress_end_cooldown"}
-# Hydra's own flags, passed through untouched (the ones taking a value list it)
-HYDRA_FLAGS = {"-m": False, "--multirun": False, "--cfg": True, "-c": True, "--package": True, "-p": True,
-               "--info": False, "-i": False, "--resolve": False, "--help": False, "-h": False, "--hydra-help": False,
-               "--run": False, "-r": False}
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+def cmd_bench(argv: list[str]) -> int:
+    from evt import hydra_app
 
-
-def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split `evt stress` arguments into Hydra arguments and the overrides the seed flags
-    stand for. Raises UsageError for unknown flags and bad values."""
-    from evt.config import quote_override
-    from evt.spec import parse_duration
-
-    hydra_args: list[str] = []
-    lists: dict[str, list[str]] = {}
-    overrides: list[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        name, eq, inline = token.partition("=")
-        if token.startswith("-") and name in STRESS_FLAGS:
-            kind, key = STRESS_FLAGS[name]
-            if kind == "bool":
-                value = inline if eq else "true"
-                if value.lower() not in _BOOLS:
-                    raise UsageError(f"invalid value {value!r} for {name}: use {name}, {name}=true or {name}=false.")
-                overrides.append(f"{key}={'true' if _BOOLS[value.lower()] else 'false'}")
-            else:
-                if eq:
-                    value = inline
-                elif i + 1 < len(argv):
-                    i += 1
-                    value = argv[i]
-                else:
-                    raise UsageError(f"flag {name} needs a value (see `evt stress --help`).")
-                if key in DURATION_KEYS:
-                    parse_duration(value, name)
-                if key == "events":  # a cobra string slice: a comma also separates specs
-                    lists.setdefault(key, []).extend(v for v in value.split(",") if v)
-                elif kind == "list":
-                    lists.setdefault(key, []).append(value)
-                else:
-                    overrides.append(f"{key}={quote_override(value)}")
-        elif token.startswith("-") and name in HYDRA_FLAGS:
-            hydra_args.append(token)
-            if HYDRA_FLAGS[name] and not eq and i + 1 < len(argv):
-                i += 1
-                hydra_args.append(argv[i])
-        elif token.startswith("-"):
-            raise UsageError(
-                f"unknown flag {token!r} for evt stress; flags: {', '.join(sorted(STRESS_FLAGS))}, "
-                "plus Hydra overrides such as scenario=smoke or tracee.pyroscope=true."
-            )
-        else:
-            overrides.append(token)
-        i += 1
-    for key, values in lists.items():
-        overrides.append(f"{key}=[{','.join(quote_override(v) for v in values)}]")
-    return hydra_args, overrides
-
-
-STRESS_HELP = """usage: evt stress [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
-
-Run a stress test: units (one per event) start together, a tracer watches them, and the
-results land in the Hydra run directory (outputs/DATE/TIME/).
-
-Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
-  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.mode=native|script
-  stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
-
-Seed flags (each maps onto one override):
-""" + "\n".join(f"  {flag:<24} -> {key}" for flag, (_, key) in STRESS_FLAGS.items()) + """
-
-Event spec: event[:instances=N:ops=N:sleep=dur:mode=native|script]
-"""
+    if any(a in ("-h", "--help") for a in argv):
+        print(BENCH_HELP)
+        return 0
+    hydra_args, overrides = stress_overrides(argv)
+    return hydra_app.run(hydra_args, overrides, app="bench")
 
 
 def cmd_stress(argv: list[str]) -> int:
@@ -213,6 +124,7 @@ def _trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
     from evt.limits import check_host_fits
     from evt.marker import Marker
+    from evt.pacing import Pacing
     from evt.protocol import Result
     from evt.spec import go_duration, go_quote, parse_duration, positive_int, validate_event_name, validate_mode
 
@@ -221,7 +133,9 @@ def _trigger(args: argparse.Namespace) -> int:
     event = validate_event_name(args.event.strip())
     ops = positive_int(args.ops, "ops", flag='"-o, --ops" flag')
     parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
-    sleep_ns = go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
+    if args.sleep is not None:  # the original's wording for a bad --sleep
+        go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
+    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     check_host_fits(workers=parallel, units=0)
@@ -242,7 +156,7 @@ def _trigger(args: argparse.Namespace) -> int:
     out = trigger.Output(event, prefixed=bool(args.wait_signal or args.start_fifo), protocol=args.run_id is not None)
     progress = float(args.progress) if args.progress else None
     try:
-        result = trigger.run(trig, mode, ops, parallel, sleep_ns, marker, gate, out, progress)
+        result = trigger.run(trig, mode, ops, parallel, pacing, marker, gate, out, progress)
     except trigger.GateTimeout as exc:
         raise RunError(str(exc)) from exc
     if out.protocol:  # the record carries every field of the --json object
@@ -307,6 +221,38 @@ def _count_row(target) -> dict[str, object]:
             "per_op": target.per_op, "per_op_is": "exact" if target.exact else "lower_bound"}
 
 
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
+                       description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
+                                   "Exit 0: nothing regressed; 1: something did; 2: bad input.")
+    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
+                        "alpha=0.05 sets the Mann-Whitney significance level (repeatable)")
+    p.add_argument("--thresholds-file", default=None, metavar="YAML", help="a YAML file of `name: value` thresholds")
+    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/compare/<time>-<id>)")
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="report.md and plots of a run, a sweep or a comparison",
+                       description="Write report.md and PNG plots for a run, a sweep or an `evt compare` directory.")
+    p.add_argument("path", help="run directory, sweep directory or comparison directory")
+    p.add_argument("--out", "-o", default=None, help="output directory (default: <path>/report)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evt import compare_view
+
+    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evt import report
+
+    return report.run(args.path, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evt", description="Generate kernel events and stress-test eBPF tracers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,20 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
     _list_parser(sub)
     _image_parser(sub)
     sub.add_parser("stress", help="run a stress test (see `evt stress --help`)", add_help=False)
+    sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
+    _compare_parser(sub)
+    _report_parser(sub)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
-COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
+COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
+            "compare": cmd_compare, "report": cmd_report}
+HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
-        if argv and argv[0] == "stress":  # Hydra parses the rest
-            return cmd_stress(argv[1:])
+        if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses the rest
+            return HYDRA_COMMANDS[argv[0]](argv[1:])
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as exc:

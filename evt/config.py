@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -50,6 +50,7 @@ class StressConfig:
     instances: Optional[int] = None
     ops: Optional[int] = None
     sleep: Optional[str] = None
+    rate: Optional[float] = None  # ops/s per instance, instead of the sleep
     mode: Optional[str] = None
     signal_timeout: str = "15m"
     stress_end_cooldown: str = "10s"
@@ -74,6 +75,10 @@ class RunnerConfig:
     # runner=docker: each unit's memory limit (docker's form: 64m, 1g); a unit that needs
     # more is ended by the kernel's OOM killer, and the run says so
     memory: Optional[str] = None
+    # docker: directories mounted as tmpfs in each unit container. The markers live in
+    # /tmp; an open on the container's overlay filesystem costs about half again as much
+    # as on the host's (benchmarks/bench_container.py). [] keeps them on the overlay.
+    tmpfs: list[str] = field(default_factory=lambda: ["/tmp"])
 
 
 @dataclass
@@ -175,6 +180,30 @@ class BpftraceConfig(ProcessTracerConfig):
 
 
 @dataclass
+class BenchConfig:
+    """`evt bench`: rounds of stress runs at growing target rates (see evt/bench.py)."""
+
+    round_duration: str = "5s"  # each round's ops are this long at its target rate
+    start_rate: float = 20000.0  # total events/s of the first round
+    max_loss_pct: float = 1.0  # a round losing more is over the limit
+    precision: float = 10.0  # % : bisection stops when the bad rate is within this of the good one
+    max_rounds: int = 12  # rates tried at most (each is a round with the tracer and one without)
+    cooldown: str = "1s"  # after a round's units end, before its tracer is stopped (stress.stress_end_cooldown)
+    baseline_tracer: Any = None  # the tracer of the workload-cost rounds (conf/bench.yaml: tracer none)
+
+
+@dataclass
+class RemoteConfig:
+    """Sweeps on many hosts (`-m hydra/launcher=ray`): placement and what comes home."""
+
+    host_resource: str = "evt_host"  # each evt host joins the Ray cluster advertising 1 of it
+    hosts: Optional[int] = None  # hosts the sweep needs at once; more than the cluster has: exit 2
+    staging_dir: str = "/tmp/evt-ray-jobs"  # on each host: where its jobs run before going home
+    max_file_mb: float = 64  # a larger file (e.g. Tracee's events.json) stays on its host
+    max_job_mb: float = 256
+
+
+@dataclass
 class EvtConfig:
     scenario: Optional[ScenarioConfig] = None
     tracer: TracerConfig = MISSING
@@ -186,7 +215,9 @@ class EvtConfig:
     stress: StressConfig = field(default_factory=StressConfig)
     tracee: TraceeConfig = field(default_factory=TraceeConfig)
     bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     run_id: Optional[str] = None
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 def register() -> None:

@@ -52,7 +52,7 @@ def source_hash(source: Path | None = None) -> str:
     digest = hashlib.sha256()
     for rel in ["Dockerfile", "pyproject.toml", CONSTRAINTS]:
         digest.update((source / rel).read_bytes())
-    for folder in ["evt", "conf", "templates", "triggers"]:
+    for folder in ["evt", "hydra_plugins", "conf", "templates", "triggers"]:
         for path in sorted((source / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(source)).encode())

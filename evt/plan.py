@@ -21,6 +21,7 @@ class Unit:
     target: Target  # ground truth, its filter rendered with the marker
     argv: list[str]  # the `evt trigger ...` command the unit runs
     container_name: str | None = None
+    rate: float | None = None  # ops/s per instance; the sleep is not used when set
     # Filled in by the runner once the unit exists:
     container_id: str | None = None
     pid: int | None = None  # host pid of the unit's root process
@@ -29,6 +30,10 @@ class Unit:
     @property
     def total_ops(self) -> int:
         return self.instances * self.ops
+
+    @property
+    def pace(self) -> str:
+        return f"rate {self.rate:g} ops/s" if self.rate is not None else f"sleep {self.sleep}"
 
     @property
     def expected_events(self) -> int:

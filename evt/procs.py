@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -66,6 +67,19 @@ def log_tail(path: str | os.PathLike, n: int = LOG_TAIL, skip: str | None = None
         return []
     lines = [line for line in data.splitlines() if line.strip() and not (skip and skip in line)]
     return lines[-n:] if n > 0 else []
+
+
+def command_version(argv: list[str], prefix: str = "") -> str | None:
+    """The first line a `--version`-style command prints, `prefix` removed; None when it
+    cannot run, fails or says nothing within 5 s (a version is a record, never a reason to stop)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [line.strip() for line in (done.stdout or "").splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        return None
+    return lines[0].removeprefix(prefix).strip() or None
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -172,12 +186,36 @@ def series_summary(rows: list[dict[str, float]]) -> dict[str, float | int | None
     }
 
 
+def rss_high_water_mark(pid: int) -> int | None:
+    """The kernel's record of a process's peak resident memory (VmHWM in /proc/<pid>/status):
+    the peak between two samples too, not only at them. None where the kernel has no such
+    line or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A tracer's resources at one moment: CPU seconds so far and resident memory now."""
+
+    cpu_s: float
+    rss_bytes: int
+
+
 class ProcessSampler:
     """Samples a process tree's CPU seconds and resident memory with psutil.
 
     CPU is user+sys of every process seen in the tree, each kept at its last reading
     once it exits (children's counters are not added: a waited-for child would count
-    twice); the peak RSS is the largest sum over one sample.
+    twice). The peak RSS is the largest of: the largest sum over one sample, and the
+    kernel's high-water mark of any one process in the tree (exact for a one-process
+    tracer such as bpftrace or Tracee, whatever happened between samples).
     """
 
     def __init__(self, pid: int, interval_s: float = 0.1, series_path: Path | None = None):
@@ -185,6 +223,7 @@ class ProcessSampler:
         self.series = ResourceSeries(pid, series_path) if series_path else None
         self.interval_s = interval_s
         self.cpu_s = 0.0
+        self.rss = 0  # at the last sample
         self.peak_rss = 0
         self.started = time.monotonic()
         self.ended: float | None = None
@@ -202,7 +241,7 @@ class ProcessSampler:
             procs = [root] + root.children(recursive=True)
         except psutil.NoSuchProcess:
             return
-        rss = 0
+        rss = hwm = 0
         for proc in procs:
             try:
                 with proc.oneshot():
@@ -211,11 +250,17 @@ class ProcessSampler:
                     rss += proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
+            hwm = max(hwm, rss_high_water_mark(proc.pid) or 0)
         self.cpu_s = sum(self._seen.values())
-        self.peak_rss = max(self.peak_rss, rss)
+        self.rss = rss
+        self.peak_rss = max(self.peak_rss, rss, hwm)
         now = time.monotonic()
         if self.series is not None and self.series.due(now):
             self.series.sample(now)
+
+    def usage(self) -> Usage:
+        """The last sample's figures (the sampler's own thread keeps them fresh)."""
+        return Usage(self.cpu_s, self.rss)
 
     def resources(self) -> dict[str, float | int | None] | None:
         """The perf gate's summary of the time series; None without one."""

@@ -30,6 +30,7 @@ class WorkerResult:
     duration_s: float  # from the monotonic clock
     ops_per_s: float
     first_error: str | None = None
+    cpu_s: float = 0.0  # user+sys of the worker over its ops: their cost, whatever the load
 
 
 @dataclass

@@ -38,12 +38,14 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
                 "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
                 "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
                 "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns, "duration_s": w.duration_s,
-                "ops_per_s": w.ops_per_s,
+                "ops_per_s": w.ops_per_s, "cpu_s": w.cpu_s,
             })
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
 
-def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None) -> pd.DataFrame:
+def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None,
+                 scenario: str = "custom") -> pd.DataFrame:
+    """A row per unit; `scenario` is the run's scenario names joined by "+" ("custom" for -e only)."""
     rows = []
     observed_by_unit = report.observed if report is not None else None
     per_unit = (report.per_unit if report is not None else None) or {}
@@ -60,8 +62,9 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             loss_pct = (100.0 * lost / expected) if expected else 0.0
         duration = result.duration_s if result else 0.0
         rows.append({
-            "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "mode": unit.mode,
-            "instances": unit.instances, "ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
+            "run_id": plan.run_id, "scenario": scenario, "tracer": plan.tracer, "runner": plan.runner,
+            "event": unit.event, "unit": unit.name, "mode": unit.mode, "sleep": unit.sleep,
+            "instances": unit.instances, "total_ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
             "observed": observed, "lost": lost, "loss_pct": loss_pct,
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
@@ -75,7 +78,8 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
     return frame
 
 
-def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
+def tracer_frame(plan: Plan, report: TracerReport | None, window: dict | None = None) -> pd.DataFrame:
+    """The tracer's cost over its whole run, and (`window_*`) over the measured window."""
     if report is None:
         return pd.DataFrame([], columns=csvio.TRACER_COLUMNS)
     row: dict[str, object] = {
@@ -84,6 +88,7 @@ def tracer_frame(plan: Plan, report: TracerReport | None) -> pd.DataFrame:
         "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
         "lost_total": report.lost_total, "crashed": report.crashed or "",
     }
+    row.update({f"window_{k}": v for k, v in (window or {}).items()})
     row.update({k: (report.resources or {}).get(k) for k in csvio.RESOURCE_FIGURES})
     row.update({f"lost.{k}": v for k, v in report.lost.items()})
     row.update({f"metric.{k}": v for k, v in report.metrics.items()})
@@ -102,7 +107,9 @@ def start_skew_ms(results: dict[str, TriggerResult | None]) -> float | None:
 
 
 def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: TracerReport | None,
-              results: dict[str, TriggerResult | None], extra: dict) -> dict:
+              results: dict[str, TriggerResult | None], extra: dict, window: dict | None = None) -> dict:
+    """The headline figures; `window` is the tracer's CPU over the measured window (release
+    to the units' end, evt.timeseries), recorded beside its whole-run figures."""
     ok = int(workers["ok"].sum()) if len(workers) else 0
     span = (workers["t_end_ns"].max() - workers["t_start_ns"].min()) / 1e9 if len(workers) else 0.0
     summary: dict[str, object] = {
@@ -116,6 +123,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "errors": int(workers["errors"].sum()) if len(workers) else 0,
         "duration_s": float(span),
         "total_ops_per_s": (ok / span) if span > 0 else 0.0,
+        "workers_cpu_s": float(workers["cpu_s"].sum()) if len(workers) else 0.0,
         "start_skew_ms": start_skew_ms(results),
     }
     counted = events[events["observed"].notna()]  # the events this tracer counts
@@ -135,6 +143,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
             "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
             "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
             "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
+            "window": window,
             **(report.resources or dict.fromkeys(csvio.RESOURCE_FIGURES)),
         }
     summary.update(extra)
@@ -156,11 +165,33 @@ def apply_loss_gate(summary: dict, max_loss_pct: float | None) -> bool:
     return passed
 
 
+def write_failure_summary(cfg, run_dir: Path, status: str, failure: str, exit_code: int) -> None:
+    """summary.json of a job that ended before it had results (bad input, an error, a bug):
+    a sweep still gets a row for it, with the reason."""
+    from evt import provenance
+
+    try:
+        record = provenance.record(cfg)
+    except Exception:  # the config itself may be what is wrong
+        record = {"schema_version": provenance.SCHEMA_VERSION, "evt_version": provenance.evt_version(),
+                  "scenario": [], "overrides": provenance.job_overrides(), "host": provenance.host(),
+                  "tracer": {"name": str(cfg.tracer.name), "version": None}}
+    summary = {"run_id": cfg.get("run_id"), **record, "run_dir": str(run_dir), "status": status, "partial": True,
+               "failure": failure, "exit_code": exit_code}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    csvio.write_json(summary, Path(run_dir) / "summary.json")
+
+
 def write_all(run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: dict) -> None:
     csvio.write_csv(workers, run_dir / "workers.csv", csvio.WORKER_COLUMNS)
     csvio.write_csv(events, run_dir / "events.csv", csvio.EVENT_COLUMNS)
     csvio.write_csv(tracer, run_dir / "tracer.csv", csvio.TRACER_COLUMNS)
     csvio.write_json(summary, run_dir / "summary.json")
+
+
+def tracer_name(summary: dict) -> str:
+    tracer = summary["tracer"]
+    return tracer["name"] if isinstance(tracer, dict) else str(tracer)
 
 
 def _fmt(value: object, digits: int = 0) -> str:
@@ -193,7 +224,7 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
     if cost and (cost.get("cpu_s") is not None or cost.get("metrics")):
         rss = cost.get("peak_rss_bytes")
         log.info(
-            "%s", f"tracer {summary['tracer']}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
+            "%s", f"tracer {tracer_name(summary)}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
             f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
             f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
             + (f", BPF programs in the kernel {cost['metrics']['bpf_run_time_s']:.2f} s"

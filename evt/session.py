@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.live import Live
 
-from evt import lines, runstate
+from evt import lines, provenance, runstate
 from evt.errors import RunError, UsageError
 from evt.limits import check_host_fits
 from evt.lines import Nouns
@@ -35,6 +35,7 @@ from evt.runlog import make_console
 from evt.spec import parse_seconds
 from evt.stress import build_plan, check_settings, new_run_id, print_plan
 from evt.suite import resolve_specs
+from evt.timeseries import TimeSeries
 from evt.tracers.base import TracerReport
 
 log = logging.getLogger("evt.session")
@@ -93,6 +94,7 @@ class StressSession:
         self.crashed: str | None = None  # why the tracer died while the units ran
         self.report: TracerReport | None = None
         self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
+        self.series: TimeSeries | None = None  # samples from the release to the units' end
         self._tracer_stopped = False
         self._tracer_ready = False
         self.nouns = Nouns(runner.units_noun)
@@ -135,6 +137,7 @@ class StressSession:
             return 0
         self._t_command = time.monotonic()
         self.extra["started_at"] = time.time()
+        self.extra.update(provenance.record(self.cfg, self.tracer.version()))
         previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
         runstate.begin(self.plan.run_id, str(self.run_dir))
         try:
@@ -230,6 +233,10 @@ class StressSession:
     def release(self) -> None:
         self.say(lines.release(self.plan, self.nouns))
         self.extra["released_ns"] = self.runner.release()
+        interval_s = parse_seconds(self.cfg.stress.progress_interval, "stress.progress_interval")
+        states = self.runner.states
+        self.series = TimeSeries([u.name for u in self.units], lambda: {n: st.done_ops for n, st in states.items()},
+                                 self.tracer.usage, interval_s).start()
         self.say(lines.released(self.units, self.nouns))
         # pandas takes half a second of CPU to import: do it while the units run, not
         # after them, and not in the milliseconds in which they all start
@@ -244,6 +251,7 @@ class StressSession:
         timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
+        self.series.stop()  # the measured window ends with the units
         if not finished:
             self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
             self.timed_out = True
@@ -302,8 +310,10 @@ class StressSession:
                 self.report = self.tracer.report(self.units)
             except Exception:  # a tracer that never started may have nothing to report
                 self.report = None
-            if self.report is not None and not self._tracer_ready:
-                self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
+        if self.series is not None:
+            self.series.stop()
+        if self.report is not None and not self._tracer_ready:
+            self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
         self.say(lines.cleanup(self.units, self.nouns))
         try:
             self.runner.cleanup()
@@ -322,9 +332,13 @@ class StressSession:
                           wall_s=time.monotonic() - self._t_command)
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
-        events = results.events_frame(self.plan, unit_results, self.report)
-        tracer_table = results.tracer_frame(self.plan, self.report)
-        summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra)
+        events = results.events_frame(self.plan, unit_results, self.report,
+                                      scenario="+".join(self.extra["scenario"]) or "custom")  # type: ignore[arg-type]
+        window = self.series.window() if self.series is not None else None
+        tracer_table = results.tracer_frame(self.plan, self.report, window)
+        summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra, window=window)
+        if self.series is not None:
+            self.series.write(self.run_dir / "timeseries.csv")
         max_loss = self.cfg.stress.get("max_loss_pct")
         if not results.apply_loss_gate(summary, max_loss) and self.exit_code == 0:
             self.exit_code = 1

@@ -1,8 +1,8 @@
-"""Event specs (`event[:instances=N:ops=N:sleep=dur:mode=M]`) and Go-style durations.
+"""Event specs (`event[:instances=N:ops=N:sleep=dur|rate=N:mode=M]`) and Go-style durations.
 
 Both follow the original Go tool: durations are Go's `time.ParseDuration` syntax
 (`10ns`, `1.5s`, `1h30m`) and specs take the keys `instances|i`, `ops|o`, `sleep|s`;
-`mode|m` is ours.
+`rate|r` (ops per second per instance, instead of a sleep) and `mode|m` are ours.
 """
 
 from __future__ import annotations
@@ -166,6 +166,17 @@ def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | N
     return number
 
 
+def parse_rate(value: object, what: str = "rate", unit: str = "ops per second") -> float:
+    """A rate (ops per second unless told): a positive, finite number."""
+    try:
+        rate = float(str(value).strip())
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate < float("inf"):
+        raise UsageError(f"{what} must be a positive number of {unit}, got {value!r}: give for example 1000 or 2.5.")
+    return rate
+
+
 @dataclass(frozen=True)
 class EventSpec:
     """One event of a stress run: who runs it, how often, how fast."""
@@ -173,8 +184,9 @@ class EventSpec:
     event: str
     instances: int = DEFAULT_INSTANCES
     ops: int = DEFAULT_OPS
-    sleep: str = DEFAULT_SLEEP
+    sleep: str = DEFAULT_SLEEP  # not used when rate is set
     mode: str | None = None  # None: the trigger's default mode
+    rate: float | None = None  # ops/s per instance, instead of the sleep
 
     @property
     def sleep_ns(self) -> int:
@@ -184,13 +196,20 @@ class EventSpec:
     def total_ops(self) -> int:
         return self.instances * self.ops
 
+    @property
+    def pace_args(self) -> list[str]:
+        """The `evt trigger` flags that pace this spec's ops."""
+        return ["--rate", repr(self.rate)] if self.rate is not None else ["--sleep", self.sleep]
+
     def __str__(self) -> str:
-        text = f"{self.event}:instances={self.instances}:ops={self.ops}:sleep={self.sleep}"
+        pace = f"rate={self.rate:g}" if self.rate is not None else f"sleep={self.sleep}"
+        text = f"{self.event}:instances={self.instances}:ops={self.ops}:{pace}"
         return text + (f":mode={self.mode}" if self.mode else "")
 
 
-_KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep", "mode": "mode", "m": "mode"}
-VALID_KEYS = "instances, ops, sleep"  # the original's; evt adds mode (m)
+_KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep",
+         "rate": "rate", "r": "rate", "mode": "mode", "m": "mode"}
+VALID_KEYS = "instances, ops, sleep"  # the original's; evt adds rate (r) and mode (m)
 
 
 def parse_spec(text: str) -> EventSpec:
@@ -213,15 +232,19 @@ def _parse_spec(text: str) -> EventSpec:
             raise UsageError(f"invalid key=value pair: {go_quote(part)}\nWrite event[:instances=N:ops=N:sleep=dur].")
         if key not in _KEYS:
             raise UsageError(f"unknown key: {go_quote(key)} (valid keys: {VALID_KEYS})\n"
-                             "evt also takes mode (m): native or script.")
+                             "evt also takes rate (r): ops per second instead of sleep, and mode (m): native or script.")
         field = _KEYS[key]
         if field in ("instances", "ops"):
             values[field] = _spec_count(field, value)
         elif field == "sleep":
             go_duration(value, "sleep", f"invalid sleep duration {go_quote(value)}")
             values[field] = value
+        elif field == "rate":
+            values[field] = parse_rate(value)
         else:
             values[field] = validate_mode(value)
+    if "rate" in values and "sleep" in values:
+        raise UsageError("rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them.")
     return EventSpec(event=name, **values)  # type: ignore[arg-type]
 
 

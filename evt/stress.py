@@ -72,12 +72,13 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
         unit_run_id = f"{run_id}-{name}"
         marker = Marker.for_run(unit_run_id, spec.event)
         argv = [
-            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), "--sleep", spec.sleep,
+            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), *spec.pace_args,
             "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,
             "--start-fifo", barrier, "--signal-timeout", signal_timeout, "--progress", f"{progress:g}",
         ]
         units.append(Unit(
             name=name, event=spec.event, mode=mode, instances=spec.instances, ops=spec.ops, sleep=spec.sleep,
+            rate=spec.rate,
             marker=marker, target=target.rendered(spec.event, marker), argv=argv,
             container_name=runner.unit_container_name(name),
         ))
@@ -105,7 +106,7 @@ def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
     say(*headers["units"])
     for unit in plan.units:
         where = f"container {unit.container_name}" if unit.container_name else "local process group"
-        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, sleep {unit.sleep}, {unit.mode}): "
+        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, {unit.pace}, {unit.mode}): "
             + " ".join(unit.argv),
             f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
     say(*headers["ids"], *headers["tracer"])

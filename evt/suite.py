@@ -6,7 +6,7 @@ each group's. Loading, selection and their error texts follow Tracee's PR #5238
 (reference/TRACEE.md, "Suite files"); evt's hints follow on their own lines. Events come, in this order, from the
 Hydra `scenario` group, the scenarios selected from suite files (or, without suite
 files, from the embedded conf/scenario/ catalog), then `-e`; the sweep knobs
-`stress.instances/ops/sleep/mode` then override every event.
+`stress.instances/ops/sleep/rate/mode` then override every event.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import yaml
 from evt import yamlfile
 from evt.errors import UsageError, brief
 from evt.paths import CONF_DIR
-from evt.spec import INT32_MAX, EventSpec, go_quote, parse_duration, parse_spec, positive_int, validate_mode
+from evt.spec import (DEFAULT_SLEEP, INT32_MAX, EventSpec, go_quote, parse_duration, parse_rate, parse_spec, positive_int,
+                      validate_mode)
 
 MAX_SUITE_BYTES = 1 << 20  # far above any hand-written suite (the embedded `all` is 2 KB)
 # More events than any host runs as units; counted while loading, because YAML aliases let
@@ -167,15 +168,23 @@ def resolve_specs(cfg) -> list[EventSpec]:
 
 
 def apply_knobs(spec: EventSpec, stress) -> EventSpec:
-    """stress.instances/ops/sleep/mode, when set, override the spec (the sweep knobs)."""
+    """stress.instances/ops/sleep/rate/mode, when set, override the spec (the sweep knobs);
+    a rate replaces the spec's sleep and a sleep its rate."""
     changes: dict[str, object] = {}
+    if stress.get("rate") is not None and stress.get("sleep") is not None:
+        raise UsageError(
+            f"stress.rate={stress.rate} and stress.sleep={stress.sleep} given together: a rate sets the time "
+            "between ops itself; set only one of them."
+        )
     if stress.get("instances") is not None:
         changes["instances"] = positive_int(stress.instances, "stress.instances")
     if stress.get("ops") is not None:
         changes["ops"] = positive_int(stress.ops, "stress.ops", INT32_MAX)
     if stress.get("sleep") is not None:
         parse_duration(stress.sleep, "stress.sleep")
-        changes["sleep"] = str(stress.sleep)
+        changes.update(sleep=str(stress.sleep), rate=None)
+    if stress.get("rate") is not None:
+        changes.update(rate=parse_rate(stress.rate, "stress.rate"), sleep=DEFAULT_SLEEP)
     if stress.get("mode") is not None:
         changes["mode"] = validate_mode(stress.mode)
     return dataclasses.replace(spec, **changes) if changes else spec

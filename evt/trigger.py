@@ -28,6 +28,7 @@ from evt import native
 from evt.catalog import Trigger
 from evt.marker import Marker
 from evt.protocol import Message, Progress, TriggerResult, Waiting, WorkerResult, encode
+from evt.pacing import Pacer, Pacing
 from evt.spec import format_duration
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
@@ -161,7 +162,7 @@ def _run_worker(
     trigger: Trigger,
     mode: str,
     ops: int,
-    sleep_ns: int,
+    pacing: Pacing,
     marker: Marker,
     script: str | None,
     start_fds: list[int],
@@ -175,7 +176,7 @@ def _run_worker(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         native._libc.prctl(native.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if sleep_ns:
+        if pacing.sleep_ns or pacing.rate:
             native._libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # honour sub-50us sleeps
         act = None
         if mode == "native":
@@ -185,6 +186,7 @@ def _run_worker(
         else:
             assert script is not None
             op = _script_op(script)
+        pacer = pacing.pacer()  # before the start (it times a few sleeps) and the marker comm
         own_comm = native.get_comm()
         if act is not None:  # after set-up, so its syscalls do not carry the marker comm
             native.set_comm(marker.comm)
@@ -192,7 +194,7 @@ def _run_worker(
         for fd in start_fds:  # the parent's pipe (EOF) or the shared FIFO barrier (HUP)
             poller.register(fd, select.POLLIN | select.POLLHUP)
         poller.poll()
-        result = _loop(op, ops, sleep_ns, index, progress, first_op_pause_s)
+        result = _loop(op, ops, pacer, index, progress, first_op_pause_s)
         if act is not None:
             native.set_comm(own_comm)
             act.close()
@@ -207,39 +209,30 @@ def _run_worker(
         os._exit(code)
 
 
-def _loop(op: Callable[[], None], ops: int, sleep_ns: int, index: int, progress: mmap.mmap,
+def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: mmap.mmap,
           first_op_pause_s: float = 0.0) -> WorkerResult:
     errors = 0
     first_error: str | None = None
-    sleep_s = sleep_ns / 1e9
     slot = index * 8
     done = 0
-    t_start, m_start = time.time_ns(), time.monotonic_ns()
+    t_start, m_start, cpu_start = time.time_ns(), time.monotonic_ns(), time.process_time()
     if first_op_pause_s:
         # One shared release wakes every worker of every unit. Where there are more
         # workers than cores, those scheduled first would run on and the rest start a
         # scheduler tick (4 ms) or more later. Pausing once after the first op (sleeping,
         # not yielding: a yield stays inside the container's CPU cgroup) lets every woken
         # worker make its first op before anyone runs on.
-        try:
-            op()
-        except OSError as exc:
-            errors, first_error = 1, str(exc)
+        errors, first_error = pacer.run(op, 1)
         done = 1
         if ops > 1:
-            time.sleep(max(sleep_s, first_op_pause_s))
-    # Chunks keep the per-op path to the op itself (and the sleep, when asked for).
+            time.sleep(max(pacer.pacing.sleep_ns / 1e9, first_op_pause_s))
+            pacer.restart()  # the pause was the wait before the next op
+    # Chunks keep the per-op path to the op itself and its pacing.
     while done < ops:
         chunk = min(CHUNK, ops - done)
-        for i in range(chunk):
-            try:
-                op()
-            except OSError as exc:
-                errors += 1
-                if first_error is None:
-                    first_error = str(exc)
-            if sleep_s and done + i + 1 < ops:
-                time.sleep(sleep_s)
+        chunk_errors, chunk_first = pacer.run(op, chunk)
+        errors += chunk_errors
+        first_error = first_error or chunk_first
         done += chunk
         progress[slot : slot + 8] = struct.pack("<q", done)
     m_end = time.monotonic_ns()
@@ -247,16 +240,16 @@ def _loop(op: Callable[[], None], ops: int, sleep_ns: int, index: int, progress:
     duration = (m_end - m_start) / 1e9
     return WorkerResult(
         index, ops, ops - errors, errors, t_start, t_end, duration,
-        (ops / duration) if duration > 0 else 0.0, first_error,
+        (ops / duration) if duration > 0 else 0.0, first_error, time.process_time() - cpu_start,
     )
 
 
 class WorkerPool:
     """The forked workers of one trigger run, from set-up to their results."""
 
-    def __init__(self, trigger: Trigger, mode: str, ops: int, parallel: int, sleep_ns: int, marker: Marker):
+    def __init__(self, trigger: Trigger, mode: str, ops: int, parallel: int, pacing: Pacing, marker: Marker):
         self.trigger, self.mode, self.ops, self.parallel = trigger, mode, ops, parallel
-        self.sleep_ns, self.marker = sleep_ns, marker
+        self.pacing, self.marker = pacing, marker
         self.pids: list[int] = []
         self.progress = mmap.mmap(-1, 8 * parallel)
 
@@ -277,7 +270,7 @@ class WorkerPool:
                 os.close(self.start_w)
                 os.close(self.result_r)
                 start_fds = [self.start_r] + ([gate_fd] if gate_fd is not None else [])
-                _run_worker(index, self.trigger, self.mode, self.ops, self.sleep_ns, self.marker,
+                _run_worker(index, self.trigger, self.mode, self.ops, self.pacing, self.marker,
                             script, start_fds, self.result_w, self.progress, first_op_pause_s)
             self.pids.append(pid)
         os.close(self.start_r)
@@ -350,7 +343,7 @@ def run(
     mode: str,
     ops: int,
     parallel: int,
-    sleep_ns: int,
+    pacing: Pacing,
     marker: Marker,
     gate: Gate | None = None,
     out: Output | None = None,
@@ -359,7 +352,7 @@ def run(
     """Run one trigger to completion and return its figures."""
     gate = gate or Gate()
     out = out or Output(trigger.event, prefixed=False)
-    workers = WorkerPool(trigger, mode, ops, parallel, sleep_ns, marker)
+    workers = WorkerPool(trigger, mode, ops, parallel, pacing, marker)
     try:
         gate.arm()
         shared_fd = gate.worker_fd()
@@ -375,11 +368,11 @@ def run(
             # The same release woke every worker of every unit: stay off the CPU while they
             # make their first ops (a line printed now also wakes the container runtime).
             time.sleep(QUIET_AFTER_RELEASE_S)
-        sleep_text = format_duration(sleep_ns)
+        pace = pacing.describe()
         if parallel > 1:
-            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {sleep_text} sleep time at {clock_text(now_ns)}")
+            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {pace} at {clock_text(now_ns)}")
         else:
-            out(f"Starting triggering {ops} ops with {sleep_text} sleep time at {clock_text(now_ns)}")
+            out(f"Starting triggering {ops} ops with {pace} at {clock_text(now_ns)}")
         def report_progress(done: int) -> None:
             out.send(Progress(done, ops * parallel))
 

@@ -40,11 +40,11 @@ if [ ! -d "$VENV" ]; then
   log "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis' 2>/dev/null \
+if ! "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis, scipy, matplotlib, ray, hydra_plugins.hydra_ray_launcher' 2>/dev/null \
    || [ pyproject.toml -nt "$VENV/.evt-installed" ] || [ constraints.txt -nt "$VENV/.evt-installed" ]; then
   log "installing evt into $VENV"
-  "$VENV/bin/pip" install -q -c constraints.txt -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis' # fail loudly if the install did not take
+  "$VENV/bin/pip" install -q -c constraints.txt --config-settings editable_mode=compat -e '.[test,plots,report,remote]' 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis, scipy, matplotlib, ray, hydra_plugins.hydra_ray_launcher' # fail loudly if the install did not take
   touch "$VENV/.evt-installed"
 fi
 

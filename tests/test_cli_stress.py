@@ -8,7 +8,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from evt.cli import STRESS_FLAGS, stress_overrides
+from evt.seedflags import STRESS_FLAGS, stress_overrides
 from evt.config import quote_override
 from evt.errors import UsageError
 from helpers import assert_one_paragraph, compose_cfg, run_containers, run_evt

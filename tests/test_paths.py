@@ -13,7 +13,7 @@ from pathlib import Path
 from evt import paths
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["evt", "conf", "templates", "triggers", "pyproject.toml", "README.md"]
+SOURCES = ["evt", "hydra_plugins", "conf", "templates", "triggers", "pyproject.toml", "README.md"]
 
 
 def test_a_checkout_uses_its_top_level_directories():

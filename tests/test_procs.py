@@ -14,8 +14,8 @@ import psutil
 import pytest
 from helpers import gone, group_gone, reap
 
-from evt.procs import (LOG_TAIL, SERIES_COLUMNS, SERIES_FILE, ManagedProcess, ProcessSampler, Stop, exit_text,
-                       log_tail, series_summary, stop_group)
+from evt.procs import (LOG_TAIL, SERIES_COLUMNS, SERIES_FILE, ManagedProcess, ProcessSampler, Stop, command_version,
+                       exit_text, log_tail, series_summary, stop_group)
 
 
 def py(code: str) -> list[str]:
@@ -253,3 +253,31 @@ def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
     figures = proc.sampler.resources()
     assert figures["resource_samples_count"] == len(rows)
     assert figures["peak_rss_kb"] == max(int(r["rss_kb"]) for r in rows) > 0
+
+
+def test_peak_rss_comes_from_the_kernels_high_water_mark(tmp_path):
+    # 200 MiB touched and freed before the sampler first looks: only VmHWM still knows
+    proc = subprocess.Popen(py("""
+        import sys, time
+        block = bytearray(200 * 2**20)
+        del block
+        print("freed", flush=True)
+        time.sleep(30)
+    """), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "freed"
+        sampler = ProcessSampler(proc.pid)
+        sampler.sample()
+        assert sampler.rss < 100 * 2**20
+        assert sampler.peak_rss >= 200 * 2**20
+        assert sampler.usage().rss_bytes == sampler.rss and sampler.usage().cpu_s == sampler.cpu_s
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_command_version_is_the_first_line_or_none(tmp_path):
+    assert command_version([sys.executable, "--version"]) == f"Python {sys.version.split()[0]}"
+    assert command_version([sys.executable, "--version"], prefix="Python") == sys.version.split()[0]
+    assert command_version([str(tmp_path / "missing")]) is None
+    assert command_version(py("import sys; sys.exit(3)")) is None

@@ -111,3 +111,23 @@ def test_files_have_the_stable_columns_first(tmp_path):
     with open(tmp_path / "tracer.csv") as f:
         row = next(csv.DictReader(f))
     assert row["lost.bpftrace_lost_events"] == "3" and row["metric.m"] == "1.0" and row["lost_total"] == "3"
+
+
+def test_events_name_the_run_and_count_total_ops():
+    plan, states = make_plan()
+    events = results.events_frame(plan, states, None, scenario="smoke+network").set_index("unit")
+    row = events.loc["security_file_open"]
+    assert (row["scenario"], row["tracer"], row["runner"], row["sleep"]) == ("smoke+network", "bpftrace", "docker", "0s")
+    assert (row["instances"], row["total_ops"]) == (2, 200)  # 2 workers x 100 ops; per-worker ops in workers.csv
+    assert "ops" not in events.columns
+
+
+def test_the_measured_window_sits_beside_the_whole_run():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={}, cpu_s=1.0, wall_s=4.0)
+    window = {"cpu_s": 0.4, "wall_s": 2.0, "cpu_avg_pct": 20.0, "cpu_p95_pct": 35.0}
+    summary = results.summarize(plan, results.workers_frame(plan, states), results.events_frame(plan, states, report),
+                                report, states, {}, window=window)
+    assert summary["tracer_cost"]["cpu_s"] == 1.0 and summary["tracer_cost"]["window"] == window
+    row = results.tracer_frame(plan, report, window).iloc[0]
+    assert (row["cpu_s"], row["window_cpu_s"], row["window_cpu_p95_pct"]) == (1.0, 0.4, 35.0)

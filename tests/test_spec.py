@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from evt.errors import UsageError
@@ -127,6 +129,26 @@ def test_spec_long_and_short_keys():
     assert parse_spec(str(long)) == long
 
 
+def test_spec_rate_instead_of_sleep():
+    spec = parse_spec("security_file_open:i=2:o=50:rate=2500")
+    assert (spec.rate, spec.pace_args) == (2500.0, ["--rate", "2500.0"])
+    assert parse_spec("security_file_open:r=0.5").rate == 0.5
+    assert str(spec) == "security_file_open:instances=2:ops=50:rate=2500"
+    assert parse_spec(str(spec)) == spec
+    assert parse_spec("ptrace:sleep=1ms").pace_args == ["--sleep", "1ms"]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("ptrace:rate=1000:sleep=1ms", "rate= and sleep= given together"),
+    ("ptrace:s=1ms:r=5", "rate= and sleep= given together"),
+    ("ptrace:rate=0", 'invalid event spec "ptrace:rate=0": rate must be a positive number'),
+    ("ptrace:rate=fast", "got 'fast'"),
+])
+def test_spec_bad_rate(text, needle):
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        parse_spec(text)
+
+
 def test_spec_later_key_wins():
     assert parse_spec("ptrace:ops=5:o=7").ops == 7
 
@@ -187,7 +209,7 @@ def test_spec_unknown_key_lists_valid_keys():
         parse_spec("ptrace:count=5")
     first, hint = str(err.value).split("\n")
     assert first == 'invalid event spec "ptrace:count=5": unknown key: "count" (valid keys: instances, ops, sleep)'
-    assert "mode (m)" in hint
+    assert "rate (r)" in hint and "mode (m)" in hint
 
 
 def test_spec_bad_mode():

@@ -287,3 +287,33 @@ def test_wait_before_trigger_holds_units_at_the_barrier_until_enter(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["ok"] == 200
     assert run_containers(run_id) == []
+
+
+@pytest.mark.parametrize("tmpfs, fs_type", [(None, "tmpfs"), ("[]", "overlayfs")])
+def test_units_keep_their_marker_files_on_a_tmpfs(tmp_path, tmpfs, fs_type):
+    """An open on the container's overlay filesystem costs about twice as much CPU as on a
+    tmpfs (benchmarks/bench_container.py): unit containers get /tmp as a tmpfs, one that
+    runs scripts (Docker's default tmpfs is noexec); runner.tmpfs=[] keeps the overlay."""
+    from evt.session import StressSession
+    from helpers import compose_cfg
+
+    run_id = "tmpfs-" + tmp_path.name[-8:]
+    overrides = ["runner=docker", "tracer=none", "events=[security_file_open]", f"run_id={run_id}"]
+    session = StressSession.prepare(compose_cfg(*overrides, *([f"runner.tmpfs={tmpfs}"] if tmpfs else [])), tmp_path)
+    runner = session.runner
+    try:
+        runner.start(session.units)
+        runner.wait_until_waiting(60)
+        container = runner.client.containers.get(session.units[0].container_id)
+        code, out = container.exec_run(["sh", "-c", "stat -f -c %T /tmp && cp /bin/true /tmp/t && /tmp/t && echo ran"])
+        assert code == 0 and out.decode().split() == [fs_type, "ran"], out
+    finally:
+        runner.cleanup()
+    assert run_containers(run_id) == []
+
+
+def test_tmpfs_paths_must_be_absolute(tmp_path):
+    result = run_evt("stress", "-e", "ptrace:ops=1", *QUICK, "runner.tmpfs=[tmp]", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2
+    assert "runner.tmpfs entry 'tmp' is not an absolute directory path" in result.stderr
+    assert not (tmp_path / "run").exists()

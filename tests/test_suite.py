@@ -130,6 +130,20 @@ def test_sweep_knobs_override_every_event():
     assert specs and all((s.instances, s.ops, s.sleep, s.mode) == (3, 11, "1ms", "script") for s in specs)
 
 
+def test_rate_knob_replaces_every_sleep_and_a_sleep_knob_every_rate():
+    cfg = compose_cfg("events=['ptrace:sleep=1ms','security_file_open:rate=10']", "stress.rate=2500")
+    assert [(s.rate, s.pace_args) for s in resolve_specs(cfg)] == [(2500.0, ["--rate", "2500.0"])] * 2
+    cfg = compose_cfg("events=['security_file_open:rate=10']", "stress.sleep=2ms")
+    assert [(s.rate, s.pace_args) for s in resolve_specs(cfg)] == [(None, ["--sleep", "2ms"])]
+
+
+def test_rate_and_sleep_knobs_together_are_an_error():
+    with pytest.raises(UsageError, match=r"stress.rate=100.0 and stress.sleep=1ms given together"):
+        resolve_specs(compose_cfg("events=[ptrace]", "stress.rate=100", "stress.sleep=1ms"))
+    with pytest.raises(UsageError, match=r"stress.rate must be a positive number"):
+        resolve_specs(compose_cfg("events=[ptrace]", "stress.rate=-1"))
+
+
 def test_knobs_are_validated():
     stress = OmegaConf.create({"instances": 0, "ops": None, "sleep": None, "mode": None})
     with pytest.raises(UsageError, match="stress.instances"):

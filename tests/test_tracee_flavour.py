@@ -40,6 +40,7 @@ def after(argv: list[str], flag: str) -> list[str]:
     ("Tracee version: v0.24.1", "v0.24"), ("Tracee version: v0.23.0", "v0.24"),
     ("Tracee version: v0.24.1-215-g7c9ec9788", "main"),  # a build past the tag
     ("Tracee version: v0.25.0", "main"), ("Tracee version: dev", "main"), ("", "main"),
+    ("Tracee version: v0.24.1 stand-in (NOT TRACEE)", "v0.24"),  # the first word is the version
 ])
 def test_flavour_of_what_tracee_version_says(said, flavour):
     assert flavour_of_version(said) == flavour

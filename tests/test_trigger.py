@@ -20,6 +20,7 @@ from evt import trigger
 from evt.catalog import get_trigger, load_catalog
 from evt.marker import Marker
 from evt.protocol import Progress, Waiting, decode
+from evt.pacing import Pacing
 from evt.paths import TRIGGERS_DIR
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
@@ -38,7 +39,7 @@ def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progre
     stream = io.StringIO()
     out = trigger.Output(event, prefixed=False, stream=stream, protocol=protocol)
     marker = marker or Marker.for_run(uuid.uuid4().hex, event)
-    result = trigger.run(get_trigger(event), mode, ops, parallel, sleep_ns, marker, gate, out, progress)
+    result = trigger.run(get_trigger(event), mode, ops, parallel, Pacing(sleep_ns=sleep_ns), marker, gate, out, progress)
     return result, stream.getvalue().splitlines()
 
 
@@ -87,6 +88,16 @@ def test_sleep_paces_each_worker():
     assert result.per_worker[0].duration_s < 2.0
 
 
+def test_rate_paces_each_worker_and_a_sleeping_worker_uses_little_cpu():
+    result = trigger.run(get_trigger("security_file_open"), "native", 50, 2, Pacing(rate=100.0),
+                         Marker.for_run(uuid.uuid4().hex, "security_file_open"), None,
+                         trigger.Output("security_file_open", prefixed=False, stream=io.StringIO()))
+    for worker in result.per_worker:
+        assert worker.ok == 50 and worker.duration_s >= 49 / 100
+        # 50 opens and 49 sleeps: the worker's CPU time is a small part of its half second
+        assert 0 < worker.cpu_s < worker.duration_s / 2
+
+
 def test_script_mode_runs_the_rendered_script(marker):
     trig = get_trigger("security_file_open")
     path = trigger.prepare_script(trig, "script", marker)
@@ -110,7 +121,7 @@ def failing_catalog(tmp_path, script: str):
 def test_a_failing_op_fails_its_worker(tmp_path, marker):
     trig = failing_catalog(tmp_path, "exit 3")
     out = trigger.Output("arch_prctl", prefixed=False, stream=io.StringIO())
-    result = trigger.run(trig, "script", 4, 2, 0, marker, None, out)
+    result = trigger.run(trig, "script", 4, 2, Pacing(), marker, None, out)
     assert (result.ok, result.errors) == (0, 8)
     for w in result.per_worker:
         assert w.errors == 4
@@ -118,7 +129,7 @@ def test_a_failing_op_fails_its_worker(tmp_path, marker):
 
 
 def test_a_worker_that_dies_is_reported(marker):
-    pool = trigger.WorkerPool(get_trigger("security_file_open"), "native", 10, 2, 0, marker)
+    pool = trigger.WorkerPool(get_trigger("security_file_open"), "native", 10, 2, Pacing(), marker)
     pool.spawn()
     try:
         os.kill(pool.pids[1], signal.SIGKILL)

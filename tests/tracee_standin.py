@@ -323,8 +323,9 @@ def serve(address: str, state: State) -> ThreadingHTTPServer | None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] in (["version"], ["v"]):
-        print(f"Tracee version: {os.environ.get('EVT_STANDIN_VERSION', VERSIONS.get(FLAVOUR, FLAVOUR))}")
+    if argv[:1] in (["version"], ["v"]):  # Tracee's `version` command, with the stand-in named as such
+        version = os.environ.get("EVT_STANDIN_VERSION", VERSIONS.get(FLAVOUR, FLAVOUR))
+        print(f"Tracee version: {version} stand-in (NOT TRACEE)")
         return 0
     modes = parse_modes(os.environ.get("EVT_STANDIN_MODE", ""))
     say(f"NOT TRACEE: a test stand-in ({FLAVOUR} flavour); argv={argv!r}")

@@ -134,6 +134,14 @@ class Runner(ABC):
         if not self.barrier_path.exists():
             os.mkfifo(self.barrier_path, 0o600)
 
+    def remove_barrier(self) -> None:
+        """The FIFO and its directory go when the run ends (cleanup calls this)."""
+        self.barrier_path.unlink(missing_ok=True)
+        try:
+            self.barrier_dir.rmdir()
+        except OSError:  # never made, or not empty: left as it is
+            pass
+
     @abstractmethod
     def start(self, units: list[Unit]) -> None:
         """Create and start every unit; fill in unit.container_id / pid / cgroup_path."""

@@ -18,6 +18,7 @@ from evt.runners.base import Runner, UnitState
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
 DOCKER_PIDFILE = Path("/var/run/docker.pid")
+TMPFS_OPTIONS = "exec,mode=1777"  # as /tmp is; Docker's default would be noexec (scripts run from there)
 # What an unprivileged container holds without cap_add (moby's default capability set).
 DOCKER_DEFAULT_CAPS = {
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
@@ -64,6 +65,12 @@ class DockerRunner(Runner):
     def check(self, units: list[Unit]) -> None:
         import docker
 
+        for path in self.cfg.runner.tmpfs:
+            if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", str(path)):
+                raise UsageError(
+                    f"runner.tmpfs entry {str(path)!r} is not an absolute directory path: give paths such as "
+                    "runner.tmpfs=[/tmp], or runner.tmpfs=[] to keep the units' files on the container's filesystem."
+                )
         self.client = docker_client()
         image = self.cfg.runner.image
         try:
@@ -191,6 +198,7 @@ class DockerRunner(Runner):
                     cap_add=self.cap_add or None,
                     security_opt=list(self.cfg.runner.security_opt) or None,
                     volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
+                    tmpfs={path: TMPFS_OPTIONS for path in self.cfg.runner.tmpfs} or None,
                     mem_limit=self.cfg.runner.get("memory"),
                     memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
                     detach=True,
@@ -234,14 +242,14 @@ class DockerRunner(Runner):
             raise
 
     def cleanup(self) -> None:
-        if self.client is None:
-            return
-        remove_run_containers(self.client, self.run_id)
-        # a create request cut short by Ctrl+C can land after the removal: poll a while for it
-        deadline = time.monotonic() + (CREATE_SETTLE_S if self._cut_short else 0)
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
+        if self.client is not None:
             remove_run_containers(self.client, self.run_id)
+            # a create request cut short by Ctrl+C can land after the removal: poll a while for it
+            deadline = time.monotonic() + (CREATE_SETTLE_S if self._cut_short else 0)
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                remove_run_containers(self.client, self.run_id)
+        self.remove_barrier()  # after the containers that bind-mount it
 
 
 def remove_run_containers(client, run_id: str | None = None) -> list[str]:

@@ -99,6 +99,7 @@ class LocalRunner(Runner):
             remove_cgroup_tree(self.cgroup_dir)
         for marker_dir in self.marker_dirs:  # a killed unit cannot remove its own
             shutil.rmtree(marker_dir, ignore_errors=True)
+        self.remove_barrier()
 
 
 def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:

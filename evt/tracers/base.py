@@ -10,7 +10,9 @@ Around the phases the session calls the hooks below, whichever tracer it has; th
 defaults do nothing, so a tracer overrides only what it needs: start_title() (the
 phase 3 header), manual_instructions(units) (lines shown after start()),
 manual_prompt() (when not None, the session waits for ENTER before wait_ready()) and
-endpoints() (lines shown before the --wait-before-trigger prompt).
+endpoints() (lines shown before the --wait-before-trigger prompt), usage() (CPU and
+memory now, sampled while the units run) and version() (what the run record names as
+the tracer's version).
 
 Tracers say what they do through logging (`logging.getLogger(__name__)`), never print.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from evt.plan import Unit
+from evt.procs import Usage
 from evt.spec import parse_seconds
 
 
@@ -126,3 +129,13 @@ class Tracer(ABC):
     def endpoints(self) -> list[str]:
         """Lines shown before the --wait-before-trigger prompt (where to watch the tracer)."""
         return []
+
+    def usage(self) -> Usage | None:
+        """The tracer's CPU seconds so far and resident memory now (sampled while the units
+        run, for timeseries.csv and the measured window); None when it is not measured."""
+        return None
+
+    def version(self) -> str | None:
+        """The tracer's version as it reports it (e.g. `bpftrace --version`), recorded in
+        summary.json; None when it has none or cannot say."""
+        return None

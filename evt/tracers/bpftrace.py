@@ -35,7 +35,7 @@ from pathlib import Path
 from evt import host
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
-from evt.procs import ManagedProcess, Stop, exit_text, log_tail
+from evt.procs import ManagedProcess, Stop, Usage, command_version, exit_text, log_tail
 from evt.templating import render
 from evt.tracers.base import Durations, Tracer, TracerReport
 from evt.tracers.bpftrace_output import STREAM_PREFIX, BpftraceOutput, parse
@@ -83,6 +83,13 @@ class BpftraceTracer(Tracer):
                 "at it, or pick another tracer (tracer=tracee or tracer=none)."
             )
         return found
+
+    def usage(self) -> Usage | None:
+        return self.proc.sampler.usage() if self.proc is not None else None
+
+    def version(self) -> str | None:
+        found = shutil.which(str(self.bcfg.binary))
+        return command_version([found, "--version"]) if found else None  # "bpftrace v0.17.0"
 
     def check(self, units: list[Unit]) -> None:
         self._check_mode()

@@ -14,13 +14,12 @@ the final scrape before SIGTERM, both metric generations) needs no flavour.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 
 from evt.errors import UsageError
+from evt.procs import command_version
 
 FLAVOURS = ("auto", "main", "v0.24")
-VERSION_TIMEOUT_S = 10.0
 _RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
@@ -41,7 +40,8 @@ class Flavour:
 
 def flavour_of_version(text: str) -> str:
     """`main` or `v0.24` from what `tracee version` printed."""
-    version = text.strip().rsplit(" ", 1)[-1] if text.strip() else ""
+    words = text.strip().removeprefix("Tracee version:").split()
+    version = words[0] if words else ""
     match = _RELEASE.fullmatch(version)
     if match and (int(match.group(1)), int(match.group(2))) <= (0, 24):
         return "v0.24"
@@ -50,15 +50,7 @@ def flavour_of_version(text: str) -> str:
 
 def ask_version(binary: str) -> str | None:
     """What `<binary> version` prints (first line), or None when it cannot say."""
-    try:
-        done = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in (done.stdout or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return None
+    return command_version([binary, "version"])
 
 
 def detect(setting: str, binary: str) -> Flavour:

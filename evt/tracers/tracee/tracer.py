@@ -15,6 +15,7 @@ from pathlib import Path
 from evt import metrics as prom
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
+from evt.procs import Usage, command_version
 from evt.spec import parse_seconds
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
@@ -63,6 +64,14 @@ class TraceeTracer(Tracer):
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
+
+    def usage(self) -> Usage | None:
+        sampler = self.lifecycle.sampler  # ours (auto) or the user's Tracee, found by pid (manual)
+        return sampler.usage() if sampler is not None else None
+
+    def version(self) -> str | None:
+        # `tracee version` prints "Tracee version: v0.22.0" (cmd/tracee/cmd/version.go)
+        return command_version([resolve_binary(str(self.tcfg.binary)), "version"], prefix="Tracee version:")
 
     # -- hooks
 

@@ -1,0 +1,1 @@
+"""evt's Hydra launcher plugin (Hydra finds launchers only in the hydra_plugins namespace)."""
