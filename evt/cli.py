@@ -225,7 +225,8 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
                        description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
                                    "Exit 0: nothing regressed; 1: something did; 2: bad input.")
-    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs, or a Tracee "
+                                    "perf-gate baseline file <arch>-<scenario>.json (its figures and thresholds)")
     p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
     p.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
                    help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
