@@ -106,7 +106,7 @@ def test_docker_run_against_a_current_tracee_standin(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     command = json.loads((run / "tracer" / "command.json").read_text())
     argv = command["argv"]
-    assert command["flavour"] == "main" and command["tracee_version"] == "Tracee version: v0.24.1-215-g7c9ec9788"
+    assert command["flavour"] == "main" and command["tracee_version"] == "Tracee version: v0.24.1-215-g7c9ec9788 stand-in (NOT TRACEE)"
     assert "--server healthz" in command["shell"] and "--buffers kernel.events=2048" in command["shell"]
     # the original's socked_dup reaches Tracee as socket_dup (the stand-in, as Tracee, refuses socked_dup)
     assert argv[argv.index("--events") + 1] == "security_file_open,ptrace,socket_dup"
