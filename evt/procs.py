@@ -11,6 +11,7 @@ wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole gro
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import signal
 import subprocess
@@ -24,7 +25,10 @@ import psutil
 
 LOG_TAIL = 20  # log lines shown with an error, as the original does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
+RESIGNAL_S = 1.0  # a stop signal is repeated after this long without progress (see stop_group)
 _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is
+
+log = logging.getLogger(__name__)
 
 
 class Stop(str, enum.Enum):
@@ -88,16 +92,22 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM,
-               before_kill: Callable[[], None] | None = None) -> Stop:
+               before_kill: Callable[[], None] | None = None,
+               progress: Callable[[], object] | None = None) -> Stop:
     """`first_signal` to the group, up to `timeout_s` for `proc` to exit, then SIGKILL.
     Whatever the group still holds afterwards is SIGKILLed too. `before_kill` runs just
-    before the SIGKILL that ends a process which outlived the timeout."""
+    before the SIGKILL that ends a process which outlived the timeout. With `progress`
+    (a value that changes while the process works, e.g. its output's size), the first
+    signal is sent again after each RESIGNAL_S in which that value did not change."""
     if proc.poll() is not None:
         signal_group(proc, signal.SIGKILL)  # what it left behind in its group
         return Stop.EXITED
     signal_group(proc, first_signal)
+    deadline = time.monotonic() + max(0.0, timeout_s)
     try:
-        proc.wait(timeout=max(0.0, timeout_s))
+        if progress is not None:
+            _wait_resignalling(proc, deadline, first_signal, progress)
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         outcome = Stop.SIGNALLED
     except subprocess.TimeoutExpired:
         if before_kill is not None:
@@ -110,6 +120,27 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = sig
             return Stop.STUCK
     signal_group(proc, signal.SIGKILL)  # children it left behind in its group
     return outcome
+
+
+def _wait_resignalling(proc: subprocess.Popen, deadline: float, sig: int, progress: Callable[[], object]) -> None:
+    """Wait until `proc` exits or the deadline, repeating `sig` while it shows no progress.
+    Why: bpftrace (0.17 to at least 0.20) notices SIGINT only when the signal interrupts its
+    epoll_wait; one that arrives while it is elsewhere (attaching, reading a buffer) sets
+    its exit flag, which nothing reads again, and it runs on. A repeat lands in the wait.
+    A process that is draining output shows progress and is left to finish."""
+    last = progress()
+    while time.monotonic() < deadline:
+        try:
+            proc.wait(timeout=min(RESIGNAL_S, max(0.0, deadline - time.monotonic())))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        now = progress()
+        if now == last and time.monotonic() < deadline:
+            log.info("PID %d shows no progress %.0f s after %s: sending it again", proc.pid, RESIGNAL_S,
+                     signal.Signals(sig).name)
+            signal_group(proc, sig)
+        last = now
 
 
 def rss_high_water_mark(pid: int) -> int | None:
@@ -220,6 +251,7 @@ class ManagedProcess:
         """Start it; OSError when it cannot be executed."""
         self.argv = list(argv)
         self.log_path = Path(log_path)
+        self.stdout_path = Path(stdout_path) if stdout_path else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         out = open(stdout_path, "wb") if stdout_path else log
@@ -257,17 +289,28 @@ class ManagedProcess:
             return None
         return exit_text(self.popen.returncode)
 
+    def _output_size(self) -> int:
+        total = 0
+        for path in (self.log_path, self.stdout_path):
+            try:
+                total += path.stat().st_size if path else 0
+            except OSError:
+                pass
+        return total
+
     def tail(self, n: int = LOG_TAIL, skip: str | None = None) -> list[str]:
         return log_tail(self.log_path, n, skip)
 
     def stop(self, timeout_s: float, first_signal: int = signal.SIGTERM,
-             before_kill: Callable[[], None] | None = None) -> Stop | None:
+             before_kill: Callable[[], None] | None = None, resignal_when_idle: bool = False) -> Stop | None:
         """Stop it (see stop_group) and take the sampler's last figures. A later call
-        does nothing and returns how the first one ended."""
+        does nothing and returns how the first one ended. `resignal_when_idle`: repeat
+        the first signal while its output files do not grow (see stop_group)."""
         if not self.stopping:
             self.stopping = True
             if self.running:
                 self.sampler.sample()  # its figures while it still runs in full
-            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill)
+            progress = self._output_size if resignal_when_idle else None
+            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill, progress)
             self.sampler.stop()
         return self.outcome
