@@ -4,17 +4,15 @@ What every such process needs, in one place: its own session (a Ctrl+C on the te
 reaches evt, which then stops it in order, and a signal to its process group reaches the
 children it forked), its output captured to a log file, its CPU seconds and peak memory
 sampled with psutil, a per-second resource time series beside its log
-(`resource_timeseries.csv`, the columns of Tracee's perf gate, with the gate's summary
-figures), the last lines of its log for error messages, and a stop that is safe at any
+(evt/resource_series.py), the last lines of its log for error messages, and a stop that is safe at any
 time and more than once: a first signal (SIGTERM, or the one the program wants, e.g.
 SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
 """
 
 from __future__ import annotations
 
-import csv
 import enum
-import math
+import logging
 import os
 import signal
 import subprocess
@@ -26,12 +24,15 @@ from typing import Callable
 
 import psutil
 
+from evt.resource_series import SERIES_FILE, ResourceSeries
+
 LOG_TAIL = 20  # log lines shown with an error, as the original does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
+RESIGNAL_S = 1.0  # a stop signal is repeated after this long without progress (see stop_group)
 _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is
-SERIES_FILE = "resource_timeseries.csv"  # written beside a managed process's log
-SERIES_COLUMNS = ["timestamp", "cpu_pct", "rss_kb", "vsz_kb", "threads", "io_read_bytes", "io_write_bytes",
-                  "voluntary_ctx_switches", "nonvoluntary_ctx_switches"]
+
+
+log = logging.getLogger(__name__)
 
 
 class Stop(str, enum.Enum):
@@ -95,16 +96,22 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM,
-               before_kill: Callable[[], None] | None = None) -> Stop:
+               before_kill: Callable[[], None] | None = None,
+               progress: Callable[[], object] | None = None) -> Stop:
     """`first_signal` to the group, up to `timeout_s` for `proc` to exit, then SIGKILL.
     Whatever the group still holds afterwards is SIGKILLed too. `before_kill` runs just
-    before the SIGKILL that ends a process which outlived the timeout."""
+    before the SIGKILL that ends a process which outlived the timeout. With `progress`
+    (a value that changes while the process works, e.g. its output's size), the first
+    signal is sent again after each RESIGNAL_S in which that value did not change."""
     if proc.poll() is not None:
         signal_group(proc, signal.SIGKILL)  # what it left behind in its group
         return Stop.EXITED
     signal_group(proc, first_signal)
+    deadline = time.monotonic() + max(0.0, timeout_s)
     try:
-        proc.wait(timeout=max(0.0, timeout_s))
+        if progress is not None:
+            _wait_resignalling(proc, deadline, first_signal, progress)
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         outcome = Stop.SIGNALLED
     except subprocess.TimeoutExpired:
         if before_kill is not None:
@@ -119,71 +126,25 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = sig
     return outcome
 
 
-class ResourceSeries:
-    """One process's resources every `interval_s`, as Tracee's perf gate records them from
-    /proc/<pid>/{stat,status,io}: a CSV row per sample (timestamp in Unix seconds; CPU %
-    of one core since the previous sample, 0.0 first), and the gate's summary figures."""
-
-    def __init__(self, pid: int, path: Path, interval_s: float = 1.0):
-        self.pid = pid
-        self.path = Path(path)
-        self.interval_s = interval_s
-        self.rows: list[dict[str, float]] = []
-        self._last: tuple[float, float] | None = None  # (monotonic time, cpu seconds)
-        self._due = 0.0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as fh:
-            csv.writer(fh).writerow(SERIES_COLUMNS)
-
-    def due(self, now: float) -> bool:
-        return now >= self._due
-
-    def sample(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+def _wait_resignalling(proc: subprocess.Popen, deadline: float, sig: int, progress: Callable[[], object]) -> None:
+    """Wait until `proc` exits or the deadline, repeating `sig` while it shows no progress.
+    Why: bpftrace (0.17 to at least 0.20) notices SIGINT only when the signal interrupts its
+    epoll_wait; one that arrives while it is elsewhere (attaching, reading a buffer) sets
+    its exit flag, which nothing reads again, and it runs on. A repeat lands in the wait.
+    A process that is draining output shows progress and is left to finish."""
+    last = progress()
+    while time.monotonic() < deadline:
         try:
-            proc = psutil.Process(self.pid)
-            with proc.oneshot():
-                times, mem = proc.cpu_times(), proc.memory_info()
-                threads, ctx = proc.num_threads(), proc.num_ctx_switches()
-                try:
-                    io = proc.io_counters()
-                    io_read, io_write = io.read_bytes, io.write_bytes
-                except (psutil.AccessDenied, AttributeError):  # /proc/<pid>/io of another user
-                    io_read = io_write = 0
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            proc.wait(timeout=min(RESIGNAL_S, max(0.0, deadline - time.monotonic())))
             return
-        cpu = times.user + times.system
-        cpu_pct = 0.0 if self._last is None else 100.0 * (cpu - self._last[1]) / max(now - self._last[0], 1e-9)
-        self._last, self._due = (now, cpu), now + self.interval_s
-        row = {"timestamp": round(time.time(), 3), "cpu_pct": round(max(cpu_pct, 0.0), 2),
-               "rss_kb": mem.rss // 1024, "vsz_kb": mem.vms // 1024, "threads": threads,
-               "io_read_bytes": io_read, "io_write_bytes": io_write,
-               "voluntary_ctx_switches": ctx.voluntary, "nonvoluntary_ctx_switches": ctx.involuntary}
-        self.rows.append(row)
-        with open(self.path, "a", newline="") as fh:
-            csv.writer(fh).writerow([row[c] for c in SERIES_COLUMNS])
-
-    def summary(self) -> dict[str, float | int | None]:
-        """The perf gate's figures: peak RSS (max), mean CPU % (the first 0.0 included),
-        p95 CPU % (ascending sort, element int(0.95 n) counted from 1), IO totals (last -
-        first) and the sample count."""
-        return series_summary(self.rows)
-
-
-def series_summary(rows: list[dict[str, float]]) -> dict[str, float | int | None]:
-    n = len(rows)
-    if not n:
-        return dict.fromkeys(("peak_rss_kb", "avg_cpu_pct", "p95_cpu_pct", "io_read_total_bytes",
-                              "io_write_total_bytes"), None) | {"resource_samples_count": 0}
-    cpu = sorted(r["cpu_pct"] for r in rows)
-    return {
-        "peak_rss_kb": max(r["rss_kb"] for r in rows),
-        "avg_cpu_pct": round(sum(cpu) / n, 2),
-        "p95_cpu_pct": cpu[max(int(math.floor(0.95 * n)), 1) - 1],
-        "io_read_total_bytes": rows[-1]["io_read_bytes"] - rows[0]["io_read_bytes"],
-        "io_write_total_bytes": rows[-1]["io_write_bytes"] - rows[0]["io_write_bytes"],
-        "resource_samples_count": n,
-    }
+        except subprocess.TimeoutExpired:
+            pass
+        now = progress()
+        if now == last and time.monotonic() < deadline:
+            log.info("PID %d shows no progress %.0f s after %s: sending it again", proc.pid, RESIGNAL_S,
+                     signal.Signals(sig).name)
+            signal_group(proc, sig)
+        last = now
 
 
 def rss_high_water_mark(pid: int) -> int | None:
@@ -303,6 +264,7 @@ class ManagedProcess:
         """Start it; OSError when it cannot be executed."""
         self.argv = list(argv)
         self.log_path = Path(log_path)
+        self.stdout_path = Path(stdout_path) if stdout_path else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         out = open(stdout_path, "wb") if stdout_path else log
@@ -340,17 +302,28 @@ class ManagedProcess:
             return None
         return exit_text(self.popen.returncode)
 
+    def _output_size(self) -> int:
+        total = 0
+        for path in (self.log_path, self.stdout_path):
+            try:
+                total += path.stat().st_size if path else 0
+            except OSError:
+                pass
+        return total
+
     def tail(self, n: int = LOG_TAIL, skip: str | None = None) -> list[str]:
         return log_tail(self.log_path, n, skip)
 
     def stop(self, timeout_s: float, first_signal: int = signal.SIGTERM,
-             before_kill: Callable[[], None] | None = None) -> Stop | None:
+             before_kill: Callable[[], None] | None = None, resignal_when_idle: bool = False) -> Stop | None:
         """Stop it (see stop_group) and take the sampler's last figures. A later call
-        does nothing and returns how the first one ended."""
+        does nothing and returns how the first one ended. `resignal_when_idle`: repeat
+        the first signal while its output files do not grow (see stop_group)."""
         if not self.stopping:
             self.stopping = True
             if self.running:
                 self.sampler.sample()  # its figures while it still runs in full
-            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill)
+            progress = self._output_size if resignal_when_idle else None
+            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill, progress)
             self.sampler.stop()
         return self.outcome

@@ -71,6 +71,14 @@ def run_evt(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
                           env=dict(os.environ, COLUMNS="200", **(env or {})), **kwargs)
 
 
+def unique_run_id(prefix: str) -> str:
+    """A run id no other run on this host has, also one from another checkout's concurrent suite
+    (ids derived from pytest's tmp dir names are the same in every checkout)."""
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
 def run_containers(run_id: str) -> list:
     import docker
 

@@ -47,7 +47,7 @@ class Node:
             pass
         self.proc.wait(timeout=30)
 
-    def stop(self, timeout_s: float = 20) -> None:
+    def stop(self, timeout_s: float = 5) -> None:  # a test node's state is thrown away: no long grace
         if self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)

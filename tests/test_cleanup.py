@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from evt import host
-from helpers import run_evt
+from helpers import run_evt, unique_run_id
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def exited(proc: subprocess.Popen) -> bool:
 
 
 def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they_exited(tmp_path):
-    state_dir, run_id = tmp_path / "state", f"killed-{tmp_path.name[-8:]}"
+    state_dir, run_id = tmp_path / "state", unique_run_id(f"killed")
     victim, in_cgroup, impostor = sleeper(), sleeper(), sleeper()
     cgroup = None
     root = host.cgroup2_root()
@@ -86,7 +86,7 @@ def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they
 
 
 def test_cleanup_leaves_a_live_run_alone(tmp_path):
-    state_dir, run_id = tmp_path / "state", f"live-{tmp_path.name[-8:]}"
+    state_dir, run_id = tmp_path / "state", unique_run_id(f"live")
     orchestrator, unit = sleeper(), sleeper()
     try:
         record(state_dir, run_id, orchestrator.pid, [psutil.Process(unit.pid)])

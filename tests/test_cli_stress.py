@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from evt.seedflags import STRESS_FLAGS, stress_overrides
 from evt.config import quote_override
 from evt.errors import UsageError
-from helpers import assert_one_paragraph, compose_cfg, run_containers, run_evt
+from helpers import assert_one_paragraph, compose_cfg, run_containers, run_evt, unique_run_id
 
 
 def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(tmp_path):
@@ -134,7 +134,7 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, 
     import re
 
     out = tmp_path / "out"
-    run_id = f"badinput-{tmp_path.name[-20:]}"
+    run_id = unique_run_id(f"badinput")
     result = run_evt("stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert re.search(message, result.stderr), result.stderr

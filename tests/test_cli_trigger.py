@@ -9,6 +9,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -347,3 +348,11 @@ def test_list_table():
     assert "socked_dup (Tracee: socket_dup)" in proc.stdout
     assert "native: exact; script: proxy" in proc.stdout  # security_file_open
     assert "unverified = " in proc.stdout
+
+
+def test_evt_trigger_imports_no_analysis_library():
+    """`evt trigger` starts fast: pandas, scipy, matplotlib and ray stay unloaded."""
+    code = ("import sys; from evt import cli; code = cli.main(['trigger', '-e', 'ptrace', '-o', '1']); "
+            "print('exit', code, sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "exit 0 []", out.stdout + out.stderr

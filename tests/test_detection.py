@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from evt.marker import Marker
-from helpers import run_containers, run_evt
+from helpers import run_containers, run_evt, unique_run_id
 
 pytestmark = pytest.mark.integration
 BASE = ["tracer=bpftrace", "stress.stress_end_cooldown=0s"]
@@ -27,7 +27,7 @@ def events_by_unit(run_dir: Path) -> dict[str, dict]:
 
 def test_native_triggers_are_counted_exactly(tmp_path):
     bpf_stats_before = Path("/proc/sys/kernel/bpf_stats_enabled").read_text()
-    run_id = "exact-" + tmp_path.name[-10:]
+    run_id = unique_run_id("exact")
     result = run_evt("stress", *BASE, "stress.max_loss_pct=0", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
                       "-e", "security_file_open:instances=2:ops=5000:sleep=0", "-e", "ptrace:ops=2000:sleep=0",
                       "-e", "security_socket_connect:ops=2000:sleep=0", "-e", "sched_process_exec:ops=200",
@@ -84,7 +84,7 @@ finally:
 def test_events_outside_the_units_are_not_counted(tmp_path, runner):
     """A host process makes the unit's exact target event — same path, same comm —
     all through the run; only the unit's own events may be counted."""
-    run_id = f"noise-{runner}-" + tmp_path.name[-8:]
+    run_id = unique_run_id(f"noise-{runner}")
     marker = Marker.for_run(f"{run_id}-security_file_open", "security_file_open")
     noise = subprocess.Popen([sys.executable, "-c", NOISE, marker.file, marker.comm, "20"],
                              stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from evt import runstate
-from helpers import EVT, STANDIN, free_port, run_containers, run_evt
+from helpers import EVT, STANDIN, free_port, run_containers, run_evt, unique_run_id
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def assert_nothing_left(run: Run, pids: list[int] = ()) -> None:
 
 def test_tracer_sigkilled_mid_run_is_reported_and_the_run_cleaned_up(tmp_path):
     # a tracer dying does not stop the units: their figures are kept (a run of ~5 s)
-    run = Run(tmp_path, "flt-kill-" + tmp_path.name[-8:], ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
+    run = Run(tmp_path, unique_run_id("flt-kill"), ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
                                                            "-e", "ptrace:ops=5000:sleep=1ms"])
     run.wait_for("Phase 5")
     (tracer_pid,) = [pid for pid, role in run.recorded_pids().items() if role.startswith("tracer")]
@@ -133,7 +133,7 @@ def test_tracer_sigkilled_mid_run_is_reported_and_the_run_cleaned_up(tmp_path):
 
 
 def test_tracer_never_ready_fails_the_run_before_any_unit_is_released(tmp_path):
-    run = Run(tmp_path, "flt-notready-" + tmp_path.name[-8:],
+    run = Run(tmp_path, unique_run_id("flt-notready"),
               [*standin(tmp_path), "tracee.ready_timeout=2s", "runner=local", "stress.stress_end_cooldown=0s", *LONG],
               env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")})
     pid = standin_pid(tmp_path)
@@ -155,7 +155,7 @@ def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tm
     else:  # a Tracee (stand-in) that never becomes ready
         args, needle = [*standin(tmp_path), "tracee.ready_timeout=60s"], "Phase 3"
         env = {"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")}
-    run = Run(tmp_path, f"flt-early-{tracer[:4]}-{signum.name.lower()}-" + tmp_path.name[-6:],
+    run = Run(tmp_path, unique_run_id(f"flt-early-{tracer[:4]}-{signum.name.lower()}"),
               [*args, "runner=local", *LONG], env=env)
     run.wait_for(needle)
     pids = run.wait_for_tracer_pid()
@@ -187,7 +187,7 @@ def phase_run(tmp_path: Path, phase: str, name: str, tracer: str = "none") -> Ru
         env = {"EVT_STANDIN_MODE": "never_ready"}
     else:
         args.append(f"tracer={tracer}")
-    run = Run(tmp_path, f"{name}-{tmp_path.name[-6:]}", args, env)
+    run = Run(tmp_path, unique_run_id(f"{name}"), args, env)
     run.wait_for(needle)
     return run
 
@@ -227,7 +227,7 @@ def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
     try:
-        run = Run(mount, "flt-full-" + tmp_path.name[-8:], ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
+        run = Run(mount, unique_run_id("flt-full"), ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
                                                               "-e", "ptrace:ops=3000:sleep=1ms"])
         run.wait_for("Phase 5")
         with open(mount / "filler", "wb") as filler:  # take whatever space is left
@@ -249,7 +249,7 @@ def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
 
 def test_a_unit_over_its_memory_limit_is_ended_by_the_oom_killer_and_the_run_says_so(tmp_path):
     # 16 MiB is less than a unit's Python needs (~25 MiB): the kernel ends it as it starts
-    run = Run(tmp_path, "flt-oom-" + tmp_path.name[-8:], ["tracer=none", "stress.stress_end_cooldown=0s",
+    run = Run(tmp_path, unique_run_id("flt-oom"), ["tracer=none", "stress.stress_end_cooldown=0s",
                                                           "runner.memory=16m", "-e", "ptrace:ops=10",
                                                           "-e", "security_file_open:ops=10"])
     code = run.finish()
@@ -322,7 +322,7 @@ def test_dockerd_stopped_mid_run_fails_the_run_and_cleanup_later_removes_the_res
     import docker
 
     env = {"DOCKER_HOST": own_dockerd["socket"]}
-    run = Run(tmp_path, "flt-dockerd-" + tmp_path.name[-8:], ["tracer=none", "stress.stress_end_cooldown=0s", *LONG],
+    run = Run(tmp_path, unique_run_id("flt-dockerd"), ["tracer=none", "stress.stress_end_cooldown=0s", *LONG],
               env=env)
     run.wait_for("Phase 5")
     own_dockerd["proc"].terminate()  # our own daemon: a stop, as `systemctl stop docker` does

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +47,13 @@ def test_a_sweep_directory_is_named_by_its_own_id(tmp_path):
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", sweep_dir.name)
     run_ids = {json.loads((sweep_dir / job / "summary.json").read_text())["run_id"] for job in ("0", "1")}
     assert len(run_ids) == 2 and sweep_dir.name not in run_ids  # each job is a run of its own
+
+
+def test_a_local_run_does_not_import_ray(tmp_path):
+    """Hydra imports every plugin module on every run; evt's Ray launcher defers `import ray`
+    (~0.7 s) to a sweep that uses it."""
+    code = ("import sys; from evt import cli; "
+            f"code = cli.main(['stress', '--dry-run', '-e', 'ptrace', 'tracer=none', 'hydra.run.dir={tmp_path}']); "
+            "print('exit', code, 'ray' in sys.modules, 'evt_ray_launcher' in ' '.join(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "exit 0 False True", out.stdout + out.stderr

@@ -14,8 +14,8 @@ import psutil
 import pytest
 from helpers import gone, group_gone, reap
 
-from evt.procs import (LOG_TAIL, SERIES_COLUMNS, SERIES_FILE, ManagedProcess, ProcessSampler, Stop, command_version,
-                       exit_text, log_tail, series_summary, stop_group)
+from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, command_version, exit_text, log_tail, stop_group
+from evt.resource_series import SERIES_COLUMNS, SERIES_FILE
 
 
 def py(code: str) -> list[str]:
@@ -112,6 +112,52 @@ def test_a_graceful_stop_uses_the_first_signal(started, tmp_path):
     assert log_says(proc, "ready")
     assert proc.stop(10, first_signal=signal.SIGINT) is Stop.SIGNALLED
     assert proc.returncode == 0 and "END ran" in proc.log_path.read_text()
+
+
+# bpftrace's way: a SIGINT sets a flag that only an interrupted wait reads; the first one
+# arrives while it is busy and is missed, a later one lands in the wait
+MISSES_THE_FIRST_SIGINT = """
+    import signal, sys, time
+    received = []
+    signal.signal(signal.SIGINT, lambda *a: received.append(1))
+    print("ready", file=sys.stderr, flush=True)
+    while len(received) < 2:
+        time.sleep(0.05)
+    print(f"stopped after {len(received)} SIGINTs", flush=True)
+"""
+
+
+def test_a_missed_stop_signal_is_repeated_while_the_process_shows_no_progress(started, tmp_path):
+    proc = start(started, py(MISSES_THE_FIRST_SIGINT), tmp_path)
+    assert log_says(proc, "ready")
+    assert proc.stop(10, first_signal=signal.SIGINT, resignal_when_idle=True) is Stop.SIGNALLED
+    assert "stopped after 2 SIGINTs" in proc.log_path.read_text()
+
+
+def test_without_repeats_a_missed_stop_signal_ends_in_sigkill(started, tmp_path):
+    proc = start(started, py(MISSES_THE_FIRST_SIGINT), tmp_path)
+    assert log_says(proc, "ready")
+    assert proc.stop(1.5, first_signal=signal.SIGINT) is Stop.KILLED
+
+
+def test_a_process_draining_its_output_gets_no_second_signal(started, tmp_path):
+    # writes for ~2.5 s after the SIGINT (more than RESIGNAL_S): a repeat would cut its drain short
+    code = """
+        import signal, sys, time
+        received = []
+        signal.signal(signal.SIGINT, lambda *a: received.append(1))
+        print("ready", file=sys.stderr, flush=True)
+        while not received:
+            time.sleep(0.01)
+        for _ in range(25):
+            print("draining", flush=True)
+            time.sleep(0.1)
+        print(f"exiting after {len(received)} SIGINTs", flush=True)
+    """
+    proc = start(started, py(code), tmp_path, stdout_path=tmp_path / "out.txt")
+    assert log_says(proc, "ready")
+    assert proc.stop(10, first_signal=signal.SIGINT, resignal_when_idle=True) is Stop.SIGNALLED
+    assert "exiting after 1 SIGINTs" in (tmp_path / "out.txt").read_text()
 
 
 def test_sigint_stops_it_even_when_the_parent_ignores_and_blocks_sigint(tmp_path):
@@ -218,17 +264,6 @@ def test_exit_text():
 
 
 # ---------------------------------------------------------------- the resource time series
-
-
-def test_series_summary_is_computed_as_the_perf_gate_does():
-    rows = [{"cpu_pct": c, "rss_kb": r, "io_read_bytes": io, "io_write_bytes": 2 * io}
-            for c, r, io in [(0.0, 100, 10), (50.0, 300, 20), (10.0, 200, 40), (90.0, 250, 70)]]
-    summary = series_summary(rows)
-    assert summary == {"peak_rss_kb": 300, "avg_cpu_pct": 37.5,
-                       "p95_cpu_pct": 50.0,  # sorted [0, 10, 50, 90], element int(0.95 * 4) = 3, counted from 1
-                       "io_read_total_bytes": 60, "io_write_total_bytes": 120, "resource_samples_count": 4}
-    assert series_summary(rows[:1])["p95_cpu_pct"] == 0.0
-    assert series_summary([])["peak_rss_kb"] is None
 
 
 def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):

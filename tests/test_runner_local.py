@@ -10,13 +10,13 @@ import psutil
 import pytest
 
 from evt import host
-from helpers import run_evt, unit_log_is_whole
+from helpers import run_evt, unique_run_id, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
 
 def test_local_units_run_and_leave_nothing_behind(tmp_path):
-    run_id = "local-" + tmp_path.name[-10:]
+    run_id = unique_run_id("local")
     result = run_evt("stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
                       "-e", "security_file_open:instances=2:ops=300", "-e", "security_socket_bind:ops=100",
                       f"run_id={run_id}", f"hydra.run.dir={tmp_path}")

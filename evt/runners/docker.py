@@ -234,9 +234,15 @@ class DockerRunner(Runner):
 
     @contextlib.contextmanager
     def _creating(self):
-        """A create request that a signal cuts short may still complete in the daemon."""
+        """A create request that a signal cuts short may still complete in the daemon. One
+        the daemon answered, if only with an error (the capability probe's unknown
+        capability), did not: cleanup need not wait for it."""
+        import docker
+
         try:
             yield
+        except docker.errors.APIError:
+            raise
         except BaseException:
             self._cut_short = True
             raise

@@ -44,7 +44,7 @@ class TracerReport:
     wall_s: float | None = None  # how long the tracer ran (for its share of a core)
     log_path: str | None = None
     crashed: str | None = None  # why it died mid-run, if it did
-    # the perf gate's figures of the tracer's resource time series (procs.series_summary)
+    # the perf gate's figures of the tracer's resource time series (resource_series.series_summary)
     resources: dict[str, float | int | None] | None = None
     # per unit name: the tracer's own per-event counts, e.g. {"submit_attempts": N, "submit_failures": N}
     per_unit: dict[str, dict[str, int]] | None = None

@@ -263,7 +263,8 @@ class BpftraceTracer(Tracer):
         self.poll()  # if it died on its own: keep why
         if self.proc.running:
             log.info("Stopping bpftrace (PID: %d) with SIGINT...", self.proc.pid)
-        outcome = self.proc.stop(self.durations.stop_timeout_s, signal.SIGINT, before_kill=self._say_kill)
+        outcome = self.proc.stop(self.durations.stop_timeout_s, signal.SIGINT, before_kill=self._say_kill,
+                                 resignal_when_idle=True)
         if outcome in (Stop.KILLED, Stop.STUCK):
             self.crashed = self.crashed or f"bpftrace did not exit within {self.bcfg.stop_timeout} of SIGINT and was killed"
         elif outcome is Stop.SIGNALLED:

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import ray
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
@@ -43,12 +42,16 @@ class EvtRayLauncher(RayLauncher):
         options = OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {}
         options.setdefault("resources", {})[self.options.host_resource] = 1  # the whole host
         caps = remote.Caps(int(self.options.max_file_mb * 2**20), int(self.options.max_job_mb * 2**20))
+        import ray  # here, not at the top: Hydra imports every plugin module on every run, and ray takes ~0.7 s
+
         task = ray.remote(**options)(remote.run_job_on_host)
         ref = task.remote(self.hydra_context, sweep_config, self.task_function, Singleton.get_state(),
                           str(self.options.staging_dir), caps)
         return ref, sweep_config, overrides, job_dir
 
     def _collect(self, ref, sweep_config, overrides: list[str], job_dir: Path) -> JobReturn:
+        import ray
+
         try:
             result = ray.get(ref)
             remote.unpack_job(result, job_dir)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from evt.errors import UsageError
 from evt.plan import Unit
-from evt.procs import SERIES_FILE, ProcessSampler
+from evt.procs import ProcessSampler
+from evt.resource_series import SERIES_FILE
 from evt.tracers.tracee.checks import alive, find_tracee_processes
 from evt.tracers.tracee.command import render_command, runner_name, scopes_for
 from evt.tracers.tracee.flavour import Flavour
