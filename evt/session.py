@@ -162,8 +162,10 @@ class StressSession:
                 self.phase = Phase.WRITE
                 self._write_results()
             finally:
+                # an interrupted run ends the process: a later signal must not kill evt on its way out
+                # (after Python's handlers are reset to the default one at exit) and lose the exit code
                 for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+                    signal.signal(sig, signal.SIG_IGN if self.status == "interrupted" else handler)
         return self.exit_code
 
     def _write_results(self) -> None:
