@@ -10,6 +10,7 @@ wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole gro
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -234,6 +235,20 @@ class ProcessSampler:
         return (self.ended or time.monotonic()) - self.started
 
 
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait while a child is forked with a preexec function. Why: Python
+    then runs its at-fork callbacks (logging's lock release) in the parent, and an exception
+    that a signal handler raises inside one is printed and dropped: that Ctrl+C would be
+    lost. Held, the signal is delivered as soon as the fork returns. The child must clear
+    its mask (see _default_signals): a blocked signal stays blocked across exec."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -256,10 +271,11 @@ class ManagedProcess:
         log = open(self.log_path, "ab")
         out = open(stdout_path, "wb") if stdout_path else log
         try:
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True, close_fds=True, preexec_fn=_default_signals,
-            )
+            with signals_held():
+                self.popen = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                    start_new_session=True, close_fds=True, preexec_fn=_default_signals,
+                )
         finally:
             log.close()
             out.close()
