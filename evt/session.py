@@ -16,6 +16,7 @@ import enum
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -63,11 +64,20 @@ class Interrupted(BaseException):
 
 
 def _raise_interrupted(signum, _frame):
+    # the handler swap comes first: a second signal during the unwinding and the cleanup
+    # must not raise again (it would cut the cleanup short)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _still_cleaning_up)
     raise Interrupted(signal.Signals(signum).name)
 
 
 def _still_cleaning_up(signum, _frame):
-    log.warning("%s again: still cleaning up, which completes whatever arrives", signal.Signals(signum).name)
+    # written straight to the terminal, not logged: the signal may arrive in the middle of
+    # a write to the same stream, and a buffered stream refuses a reentrant write
+    try:
+        os.write(2, f"{signal.Signals(signum).name} again: still cleaning up, which completes whatever arrives\n".encode())
+    except OSError:
+        pass
 
 
 def wait_for_enter(prompt: str) -> None:

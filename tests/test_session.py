@@ -81,3 +81,28 @@ def test_evt_log_holds_the_phases_and_the_tracers_lifecycle(tmp_path):
     for message in ("Phase 3: starting tracer bpftrace", "Tracer bpftrace ready", "Phase 5: monitoring units"):
         assert message in terminal, result.stdout
     assert any(line.startswith("Stopping bpftrace (PID: ") for line in terminal), result.stdout
+
+
+def test_after_the_first_signal_the_next_ones_only_say_so(capfd):
+    """The first SIGINT/SIGTERM raises Interrupted; one arriving while that unwinds (evt is
+    logging `Interrupted by ...`) or during the cleanup must not raise again, or it cuts the
+    cleanup short (a unit container was left behind that way)."""
+    import os
+    import signal
+    import time
+
+    from evt import session
+
+    previous = {s: signal.signal(s, session._raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(session.Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # the handlers run here: neither raises
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    err = capfd.readouterr().err
+    assert "SIGINT again: still cleaning up" in err and "SIGTERM again: still cleaning up" in err
