@@ -275,7 +275,19 @@ HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is not None:  # called from Python (tests): the caller's signal handling stays as it is
+        return _main(argv)
+    code = _main(sys.argv[1:])
+    # The program ends here: its runs are cleaned up and written. A late Ctrl+C or SIGTERM
+    # (a second one, after the first one's cleanup) would otherwise kill the interpreter on
+    # its way out (Python resets its handlers to the default then, but not an ignore) and
+    # replace the exit code with a death by signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         if argv and argv[0] in HYDRA_COMMANDS:  # Hydra parses the rest

@@ -79,6 +79,13 @@ def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress")
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split())
         raise UsageError(f"invalid configuration: {message}") from exc
+    except ValueError as exc:  # Hydra's defaults list refuses a group option that is not a name
+        raise UsageError(group_option_message(exc)) from exc
+
+
+def group_option_message(exc: ValueError) -> str:
+    return (f"invalid configuration: {' '.join(str(exc).split())}: a config group (scenario=, tracer=, runner=, ...) "
+            "takes the name of one of its options, e.g. scenario=smoke; `evt stress --help` lists them.")
 
 
 def prepare_single_run(overrides: list[str], app: str = "stress"):
@@ -164,6 +171,8 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
         ) from exc
     except (HydraException, OmegaConfBaseException) as exc:  # Hydra's own settings (hydra.*), read only now
         raise UsageError(f"invalid configuration: {' '.join(str(exc).split())}") from exc
+    except ValueError as exc:  # jobs catch their own errors: this is Hydra composing a sweep's job
+        raise UsageError(group_option_message(exc)) from exc
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:

@@ -4,13 +4,14 @@ What every such process needs, in one place: its own session (a Ctrl+C on the te
 reaches evt, which then stops it in order, and a signal to its process group reaches the
 children it forked), its output captured to a log file, its CPU seconds and peak memory
 sampled with psutil, a per-second resource time series beside its log
-(evt/resource_series.py), the last lines of its log for error messages, and a stop that is safe at any
-time and more than once: a first signal (SIGTERM, or the one the program wants, e.g.
-SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
+(evt/resource_series.py), the last lines of its log for error messages, and a stop that
+is safe at any time and more than once: a first signal (SIGTERM, or the one the program
+wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -30,7 +31,6 @@ LOG_TAIL = 20  # log lines shown with an error, as the original does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
 RESIGNAL_S = 1.0  # a stop signal is repeated after this long without progress (see stop_group)
 _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is
-
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,20 @@ class ProcessSampler:
         return (self.ended or time.monotonic()) - self.started
 
 
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait while a child is forked with a preexec function. Why: Python
+    then runs its at-fork callbacks (logging's lock release) in the parent, and an exception
+    that a signal handler raises inside one is printed and dropped: that Ctrl+C would be
+    lost. Held, the signal is delivered as soon as the fork returns. The child must clear
+    its mask (see _default_signals): a blocked signal stays blocked across exec."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -269,10 +283,11 @@ class ManagedProcess:
         log = open(self.log_path, "ab")
         out = open(stdout_path, "wb") if stdout_path else log
         try:
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True, close_fds=True, preexec_fn=_default_signals,
-            )
+            with signals_held():
+                self.popen = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                    start_new_session=True, close_fds=True, preexec_fn=_default_signals,
+                )
         finally:
             log.close()
             out.close()

@@ -16,6 +16,7 @@ import enum
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -64,11 +65,20 @@ class Interrupted(BaseException):
 
 
 def _raise_interrupted(signum, _frame):
+    # the handler swap comes first: a second signal during the unwinding and the cleanup
+    # must not raise again (it would cut the cleanup short)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _still_cleaning_up)
     raise Interrupted(signal.Signals(signum).name)
 
 
 def _still_cleaning_up(signum, _frame):
-    log.warning("%s again: still cleaning up, which completes whatever arrives", signal.Signals(signum).name)
+    # written straight to the terminal, not logged: the signal may arrive in the middle of
+    # a write to the same stream, and a buffered stream refuses a reentrant write
+    try:
+        os.write(2, f"{signal.Signals(signum).name} again: still cleaning up, which completes whatever arrives\n".encode())
+    except OSError:
+        pass
 
 
 def wait_for_enter(prompt: str) -> None:
@@ -162,10 +172,8 @@ class StressSession:
                 self.phase = Phase.WRITE
                 self._write_results()
             finally:
-                # an interrupted run ends the process: a later signal must not kill evt on its way out
-                # (after Python's handlers are reset to the default one at exit) and lose the exit code
                 for sig, handler in previous.items():
-                    signal.signal(sig, signal.SIG_IGN if self.status == "interrupted" else handler)
+                    signal.signal(sig, handler)
         return self.exit_code
 
     def _write_results(self) -> None:

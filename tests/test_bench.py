@@ -106,10 +106,10 @@ def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
 @pytest.mark.integration
 def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
     result = run_evt("bench", "-m", "tracer=bpftrace,none", "bench.round_duration=500ms", "bench.start_rate=20000",
-                      "bench.max_rounds=1", f"hydra.sweep.dir={tmp_path}", timeout=600)
+                      "bench.max_rounds=2", f"hydra.sweep.dir={tmp_path}", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench_sweep.csv")
-    assert [(r["job"], r["tracer"], r["rounds"]) for r in rows] == [("0", "bpftrace", "1"), ("1", "none", "1")]
+    assert [(r["job"], r["tracer"], r["rounds"]) for r in rows] == [("0", "bpftrace", "2"), ("1", "none", "2")]
     assert all((tmp_path / job / "bench.png").exists() for job in ("0", "1"))
 
 

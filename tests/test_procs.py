@@ -316,3 +316,30 @@ def test_command_version_is_the_first_line_or_none(tmp_path):
     assert command_version([sys.executable, "--version"], prefix="Python") == sys.version.split()[0]
     assert command_version([str(tmp_path / "missing")]) is None
     assert command_version(py("import sys; sys.exit(3)")) is None
+
+
+def test_a_signal_during_the_fork_is_delivered_after_it_not_lost(tmp_path):
+    """Python drops an exception a signal handler raises inside its at-fork callbacks; with
+    the signals held for the fork, the handler runs once the start returns."""
+    parent = textwrap.dedent(f"""
+        import os, signal, sys
+        from pathlib import Path
+        from evt import procs
+        def interrupted(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, interrupted)
+        os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), signal.SIGINT))  # a Ctrl+C mid-fork
+        try:
+            proc = procs.ManagedProcess(["sleep", "60"], Path({str(tmp_path / "child.log")!r}))
+            print("lost")
+        except KeyboardInterrupt:
+            print("interrupted")
+        child = [p for p in __import__("psutil").Process().children()]
+        for c in child:
+            print("child mask", [l for l in open(f"/proc/{{c.pid}}/status") if l.startswith("SigBlk")][0].split()[1])
+            c.kill()
+    """)
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[0] == "interrupted", out.stdout + out.stderr
+    assert "Exception ignored" not in out.stderr
+    assert "child mask 0000000000000000" in out.stdout  # the child starts with nothing blocked

@@ -99,3 +99,28 @@ def test_dry_run_prints_the_originals_headers_with_evts_plan_under_them(tmp_path
     assert out[units + 1].startswith("  unit security_file_open (container ")  # evt's plan under the header
     assert out[out.index("=== Phase 3: Configure & Start Tracee ===") + 1].startswith(f"  tracer: {STANDIN} --scope")
     assert not (tmp_path / "tracer").exists()
+
+
+def test_after_the_first_signal_the_next_ones_only_say_so(capfd):
+    """The first SIGINT/SIGTERM raises Interrupted; one arriving while that unwinds (evt is
+    logging `Interrupted by ...`) or during the cleanup must not raise again, or it cuts the
+    cleanup short (a unit container was left behind that way)."""
+    import os
+    import signal
+    import time
+
+    from evt import session
+
+    previous = {s: signal.signal(s, session._raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(session.Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # the handlers run here: neither raises
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    err = capfd.readouterr().err
+    assert "SIGINT again: still cleaning up" in err and "SIGTERM again: still cleaning up" in err

@@ -179,8 +179,15 @@ class DockerRunner(Runner):
                              name=f"logs-{unit.name}", daemon=True).start()
 
         with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
-            for future in [pool.submit(create_and_start, u) for u in units]:
-                future.result()
+            futures = [pool.submit(create_and_start, u) for u in units]
+            try:
+                for future in futures:
+                    future.result()
+            except Exception:  # a unit failed: the pool finishes the others' creates before cleanup
+                raise
+            except BaseException:  # interrupted: in case the pool's creates are still on their way
+                self._cut_short = True
+                raise
 
     def _create(self, unit: Unit):
         import docker

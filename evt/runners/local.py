@@ -16,7 +16,7 @@ from pathlib import Path
 from evt import host, runstate
 from evt.errors import UsageError
 from evt.plan import Unit
-from evt.procs import KILL_WAIT_S, stop_group
+from evt.procs import KILL_WAIT_S, signals_held, stop_group
 from evt.runners.base import Runner, UnitState
 
 
@@ -71,14 +71,16 @@ class LocalRunner(Runner):
 
             def enter_cgroup(procs_file: str | None = procs_file) -> None:
                 # runs in the child between fork and exec: before any worker exists
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])  # held by signals_held() for the fork
                 if procs_file:
                     with open(procs_file, "w") as f:
                         f.write(str(os.getpid()))
 
-            proc = subprocess.Popen(
-                [executable, *unit.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=enter_cgroup,
-            )
+            with signals_held():
+                proc = subprocess.Popen(
+                    [executable, *unit.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=enter_cgroup,
+                )
             self.procs[unit.name] = proc
             self.marker_dirs.append(unit.marker.dir)
             runstate.add_process(self.run_id, proc.pid, f"unit:{unit.name}")
