@@ -307,7 +307,10 @@ def get_trigger(event: str, catalog: dict[str, Trigger] | None = None) -> Trigge
     if event not in catalog:
         close = difflib.get_close_matches(event, list(catalog), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UsageError(f"trigger for the event {event} does not exist.{hint} `evt list` shows every event.")
+        raise UsageError(
+            f"trigger for the event {event} does not exist: stat {TRIGGERS_DIR / (event + '.yaml')}: "
+            f"no such file or directory\n{hint.strip() + ' ' if hint else ''}`evt list` shows every event."
+        )
     return catalog[event]
 
 

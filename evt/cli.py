@@ -124,17 +124,17 @@ def _trigger(args: argparse.Namespace) -> int:
     from evt import catalog, trigger
     from evt.limits import check_host_fits
     from evt.marker import Marker
-    from evt.protocol import Result
     from evt.pacing import Pacing
-    from evt.spec import parse_duration, positive_int, validate_event_name, validate_mode
+    from evt.protocol import Result
+    from evt.spec import go_duration, go_quote, parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:
-        raise UsageError('required flag "event" not set: give --event <name> (see `evt list`).')
+        raise UsageError('required flag(s) "event" not set\nGive --event <name> (see `evt list`).')
     event = validate_event_name(args.event.strip())
-    ops = positive_int(args.ops, "ops")
-    parallel = positive_int(args.parallel, "parallel")
-    if args.sleep is not None:
-        parse_duration(args.sleep, "sleep duration")  # the original's wording for a bad --sleep
+    ops = positive_int(args.ops, "ops", flag='"-o, --ops" flag')
+    parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
+    if args.sleep is not None:  # the original's wording for a bad --sleep
+        go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
     pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
@@ -225,7 +225,8 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
                        description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
                                    "Exit 0: nothing regressed; 1: something did; 2: bad input.")
-    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs")
+    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs, or a Tracee "
+                                    "perf-gate baseline file <arch>-<scenario>.json (its figures and thresholds)")
     p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
     p.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
                    help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "

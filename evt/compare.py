@@ -94,7 +94,7 @@ class Comparison:
         return 1 if len(self.regressions) else 0
 
 
-def _usable(frame: pd.DataFrame, side: str, skipped: list[str]) -> pd.DataFrame:
+def usable_runs(frame: pd.DataFrame, side: str, skipped: list[str]) -> pd.DataFrame:
     if frame.empty:
         return frame
     bad = frame[~frame["status"].isin(rundirs.USABLE_STATUSES)].drop_duplicates("run_dir")
@@ -113,7 +113,7 @@ def _groups(frame: pd.DataFrame, by: list[str]) -> dict[tuple, pd.DataFrame]:
             for k, g in frame.groupby(by, sort=False, dropna=False)}
 
 
-def _rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, settings: Settings,
+def matched_rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, settings: Settings,
           unmatched: list[str], outer: set[tuple] | None) -> list[dict]:
     """Compare every group present on both sides; record the ones present on one side only
     (except inside a run group that is itself unmatched: reported once, at run level)."""
@@ -149,11 +149,11 @@ def compare(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings:
     keys = list(dict.fromkeys(baseline.sweep_keys + candidate.sweep_keys))
     skipped: list[str] = []
     (runs_b, events_b), (runs_c, events_c) = rundirs.load(baseline, keys), rundirs.load(candidate, keys)
-    runs_b, runs_c = _usable(runs_b, "baseline", skipped), _usable(runs_c, "candidate", skipped)
-    events_b, events_c = _usable(events_b, "baseline", []), _usable(events_c, "candidate", [])
+    runs_b, runs_c = usable_runs(runs_b, "baseline", skipped), usable_runs(runs_c, "candidate", skipped)
+    events_b, events_c = usable_runs(events_b, "baseline", []), usable_runs(events_c, "candidate", [])
     run_by = ["scenario", *keys]
     unmatched: list[str] = []
-    run_rows = _rows("run", run_by, runs_b, runs_c, settings, unmatched, None)
+    run_rows = matched_rows("run", run_by, runs_b, runs_c, settings, unmatched, None)
     matched = set(_groups(runs_b, run_by)) & set(_groups(runs_c, run_by))
     if not matched:
         sides = "; ".join(f"{name}: {', '.join(sorted({describe_key(run_by, k) for k in _groups(f, run_by)})) or 'no usable run'}"
@@ -161,7 +161,7 @@ def compare(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings:
         raise UsageError(f"nothing to compare: no scenario{' with the same swept values' if keys else ''} appears in both "
                          f"{baseline.path} and {candidate.path} ({sides}"
                          f"{'; ' + '; '.join(skipped) if skipped else ''}). Compare runs of the same scenario.")
-    event_rows = _rows("event", [*run_by, "event"], events_b, events_c, settings, unmatched, matched)
+    event_rows = matched_rows("event", [*run_by, "event"], events_b, events_c, settings, unmatched, matched)
     frame = pd.DataFrame(event_rows + run_rows)
     columns = COMPARE_COLUMNS[:2] + keys + COMPARE_COLUMNS[2:]
     frame = frame.reindex(columns=columns)

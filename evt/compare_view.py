@@ -137,16 +137,20 @@ def write(comparison: Comparison, out_dir: Path) -> None:
 
 def run(baseline: str, candidate: str, threshold_items: list[str], thresholds_file: str | None,
         out: str | None, console: Console | None = None) -> int:
-    """`evt compare`: every input checked first (exit 2, nothing written), then compared."""
-    from evt import compare, rundirs, thresholds
+    """`evt compare`: every input checked first (exit 2, nothing written), then compared. The
+    baseline may also be a perf-gate baseline file of Tracee's (evt.perfgate)."""
+    from evt import compare, perfgate, rundirs, thresholds
     from evt.errors import UsageError
 
     settings = thresholds.parse(threshold_items, thresholds_file)
-    sides = rundirs.locate(baseline), rundirs.locate(candidate)
+    gate = perfgate.is_baseline_file(baseline)  # Tracee's <arch>-<scenario>.json
+    if gate:
+        perfgate.load_baseline(baseline)
+    sides = None if gate else rundirs.locate(baseline), rundirs.locate(candidate)
     out_dir = Path(out) if out else compare.default_out_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out} is a file: give a directory for compare.csv and compare.md.")
-    comparison = compare.compare(*sides, settings)
+    comparison = perfgate.compare(baseline, sides[1], settings) if gate else compare.compare(*sides, settings)
     if console is None:  # a pipe or a CI log gets a table wide enough to read
         console = Console() if Console().is_terminal else Console(width=200)
     print_table(console, comparison)

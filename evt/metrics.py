@@ -1,8 +1,13 @@
 """Tracee's Prometheus `/metrics`: scrape, parse, and the counter deltas over a run.
 
 Tracee registers its counters in the `tracee` namespace (pkg/metrics/stats.go); before
-November 2025 the same counters were named `tracee_ebpf_*`. Both spellings are read and
-reported under the current name. Parsing uses prometheus_client's text parser, which
+November 2025 (v0.24.x) the same counters were named `tracee_ebpf_*` and the signature
+ones `tracee_rules_*`. Both generations are read and reported under the current name.
+Besides the headline counters a run reports: signature and detector counters as deltas
+(`detector_id` kept as a label), the pipeline channel depths and loaded signatures (gauges)
+as maxima over every page scraped, and, from a `METRICS=1` build, the per-event kernel
+submit counts `tracee_bpf_perf_event_submit_{attempts,failures}{event_name,internal}`
+as deltas per event (syscall events such as ptrace have no series). Parsing uses prometheus_client's text parser, which
 names every counter sample `<family>_total` (so `tracee_events_filtered`, a counter
 without the suffix, comes back as `tracee_events_filtered_total`): the aliases below
 cover that too.
@@ -11,6 +16,7 @@ cover that too.
 from __future__ import annotations
 
 import math
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -37,6 +43,12 @@ for _name in (
         f"tracee_ebpf_{_base}",
     )
 COUNTERS["process_cpu_seconds_total"] = ("process_cpu_seconds_total",)
+# Counters reported as deltas whatever their labels (current names; see current_name()).
+DELTA_PREFIXES = ("tracee_signatures_events_total", "tracee_signatures_detections_total", "tracee_detectors_")
+# Gauges reported as their maximum over the run, as `<name>_max`.
+MAX_PREFIXES = ("tracee_pipeline_channels_", "tracee_signatures_total")
+SUBMIT = {"tracee_bpf_perf_event_submit_attempts": "submit_attempts",
+          "tracee_bpf_perf_event_submit_failures": "submit_failures"}
 
 # The counters that mean "events the tracer lost" (submission and write buffers).
 LOST_COUNTERS = ("tracee_lostevents_total", "tracee_write_lostevents_total")
@@ -74,6 +86,57 @@ def counters(samples: dict[str, float]) -> dict[str, float]:
     return found
 
 
+def current_name(key: str) -> str:
+    """A sample key under Tracee's current metric names (v0.24.x's names mapped)."""
+    if key.startswith("tracee_rules_signatures_total"):
+        return "tracee_signatures_total" + key[len("tracee_rules_signatures_total"):]
+    if key.startswith("tracee_rules_"):
+        return "tracee_signatures_" + key[len("tracee_rules_"):]
+    if key.startswith("tracee_ebpf_"):
+        return "tracee_" + key[len("tracee_ebpf_"):]
+    return key
+
+
+def run_counters(samples: dict[str, float]) -> dict[str, float]:
+    """counters() plus the signature and detector counters (histograms left out)."""
+    found = counters(samples)
+    for key, value in samples.items():
+        name = current_name(key)
+        base = name.split("{", 1)[0]
+        if name.startswith(DELTA_PREFIXES) and base.endswith("_total") and not base.endswith("_created"):
+            found[name] = value
+    return found
+
+
+def gauge_maxima(pages: list[dict[str, float]]) -> dict[str, float]:
+    """`<gauge>_max` over parsed pages, for the pipeline channel depths and signatures loaded."""
+    out: dict[str, float] = {}
+    for samples in pages:
+        for key, value in samples.items():
+            name = current_name(key)
+            if name.startswith(MAX_PREFIXES) and not math.isnan(value):
+                label = f"{name}_max"
+                out[label] = max(out.get(label, value), value)
+    return {k: int(v) if float(v).is_integer() else v for k, v in out.items()}
+
+
+def submit_counts(samples: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per event name: its kernel submit `submit_attempts` and `submit_failures`."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in samples.items():
+        name, _, labels = current_name(key).partition("{")
+        column = SUBMIT.get(name)
+        if column is None:
+            continue
+        match = _EVENT_LABEL.search(labels)
+        if match:
+            out.setdefault(match.group(1), {})[column] = value
+    return out
+
+
+_EVENT_LABEL = re.compile(r'event_name="([^"]*)"')
+
+
 def deltas(start: dict[str, float] | None, end: dict[str, float] | None) -> dict[str, float]:
     """Counter increases between two parsed pages (as returned by counters()).
 
@@ -106,20 +169,26 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    """(status, body) of a GET; status 0 with the reason when nothing answered."""
+def http_fetch(url: str, timeout: float = 2.0) -> tuple[int, bytes | str]:
+    """(status, body bytes) of a GET; status 0 with the reason (a str) when nothing answered."""
     try:
         with _opener().open(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
+            return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
-            body = exc.read().decode("utf-8", "replace")
+            body = exc.read()
         except Exception:  # pragma: no cover - a broken error body
-            body = ""
+            body = b""
         return exc.code, body
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return 0, str(reason)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(status, body text) of a GET; status 0 with the reason when nothing answered."""
+    status, body = http_fetch(url, timeout)
+    return status, body.decode("utf-8", "replace") if isinstance(body, bytes) else body
 
 
 def scrape(url: str, timeout: float = 5.0) -> str:
@@ -138,6 +207,7 @@ class Scrapes:
     start_text: str | None = None
     end_text: str | None = None
     errors: list[str] = field(default_factory=list)
+    between: list[str] = field(default_factory=list)  # pages scraped during the run (timeseries)
 
     @property
     def start(self) -> dict[str, float] | None:
@@ -148,8 +218,32 @@ class Scrapes:
         return counters(parse(self.end_text)) if self.end_text is not None else None
 
     def deltas(self) -> dict[str, float]:
-        """Deltas over the run; empty unless both scrapes exist (a lone end page would
+        """Deltas over the run (headline, signature and detector counters) and the gauge
+        maxima over every page; empty unless both scrapes exist (a lone end page would
         count Tracee's start-up too, which is not the run)."""
         if self.start_text is None or self.end_text is None:
             return {}
-        return deltas(self.start, self.end)
+        start, end = parse(self.start_text), parse(self.end_text)
+        out = deltas(run_counters(start), run_counters(end))
+        pages = [start, *(self._parsed(text) for text in self.between), end]
+        out.update(gauge_maxima([p for p in pages if p]))
+        return out
+
+    def submit_deltas(self) -> dict[str, dict[str, int]] | None:
+        """Per event name, the run's submit attempts and failures; None when the end page
+        has no per-event series (not a METRICS=1 build) or a scrape is missing."""
+        if self.start_text is None or self.end_text is None:
+            return None
+        end = submit_counts(parse(self.end_text))
+        if not end:
+            return None
+        start = submit_counts(parse(self.start_text))
+        return {event: {k: int(v) for k, v in deltas(start.get(event), values).items()}
+                for event, values in end.items()}
+
+    @staticmethod
+    def _parsed(text: str) -> dict[str, float]:
+        try:
+            return parse(text)
+        except ScrapeError:
+            return {}

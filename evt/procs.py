@@ -3,8 +3,9 @@
 What every such process needs, in one place: its own session (a Ctrl+C on the terminal
 reaches evt, which then stops it in order, and a signal to its process group reaches the
 children it forked), its output captured to a log file, its CPU seconds and peak memory
-sampled with psutil, the last lines of its log for error messages, and a stop that is
-safe at any time and more than once: a first signal (SIGTERM, or the one the program
+sampled with psutil, a per-second resource time series beside its log
+(evt/resource_series.py), the last lines of its log for error messages, and a stop that
+is safe at any time and more than once: a first signal (SIGTERM, or the one the program
 wants, e.g. SIGINT for bpftrace), up to a timeout, then SIGKILL to the whole group.
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 import psutil
+
+from evt.resource_series import SERIES_FILE, ResourceSeries
 
 LOG_TAIL = 20  # log lines shown with an error, as the original does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
@@ -176,8 +179,9 @@ class ProcessSampler:
     tracer such as bpftrace or Tracee, whatever happened between samples).
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.1):
+    def __init__(self, pid: int, interval_s: float = 0.1, series_path: Path | None = None):
         self.pid = pid
+        self.series = ResourceSeries(pid, series_path) if series_path else None
         self.interval_s = interval_s
         self.cpu_s = 0.0
         self.rss = 0  # at the last sample
@@ -211,10 +215,17 @@ class ProcessSampler:
         self.cpu_s = sum(self._seen.values())
         self.rss = rss
         self.peak_rss = max(self.peak_rss, rss, hwm)
+        now = time.monotonic()
+        if self.series is not None and self.series.due(now):
+            self.series.sample(now)
 
     def usage(self) -> Usage:
         """The last sample's figures (the sampler's own thread keeps them fresh)."""
         return Usage(self.cpu_s, self.rss)
+
+    def resources(self) -> dict[str, float | int | None] | None:
+        """The perf gate's summary of the time series; None without one."""
+        return self.series.summary() if self.series is not None else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -259,7 +270,8 @@ def _default_signals() -> None:
 
 class ManagedProcess:
     """A process evt started: in its own session, output in `log_path` (stdout in
-    `stdout_path` when given, else in the log too), sampled from its start."""
+    `stdout_path` when given, else in the log too), sampled from its start, its
+    resource time series in SERIES_FILE beside the log."""
 
     def __init__(self, argv: list[str], log_path: Path, stdout_path: Path | None = None,
                  env: dict[str, str] | None = None):
@@ -280,7 +292,7 @@ class ManagedProcess:
             log.close()
             out.close()
         self.pid = self.popen.pid
-        self.sampler = ProcessSampler(self.pid).start()
+        self.sampler = ProcessSampler(self.pid, series_path=self.log_path.parent / SERIES_FILE).start()
         self.stopping = False  # stop() was called: an exit from then on is ours
         self.outcome: Stop | None = None  # how the first stop() ended
 

@@ -67,7 +67,7 @@ def docker_version() -> str | None:
 def host() -> dict[str, object]:
     import psutil
 
-    return {"kernel": os.uname().release, "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+    return {"kernel": os.uname().release, "arch": os.uname().machine, "cpus": os.cpu_count(), "cpu_model": cpu_model(),
             "memory_bytes": psutil.virtual_memory().total, "docker_version": docker_version()}
 
 

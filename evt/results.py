@@ -2,9 +2,11 @@
 
 workers.csv: a row per worker. events.csv: a row per unit (event): expected target
 events (ops x events per op), observed by the tracer, lost, loss, whether `expected` is
-exact or a lower bound (`count`) and how the ground truth relates to the Tracee event
-(`relation`: catalog.RELATIONS). tracer.csv: the tracer's cost. summary.json: the
-headline figures.
+exact or a lower bound (`count`), how the ground truth relates to the Tracee event
+(`relation`: catalog.RELATIONS), and the tracer's own per-event counts where it has them
+(Tracee's kernel submit attempts/failures). tracer.csv: the tracer's cost, its resource
+figures as Tracee's perf gate computes them, and its metric deltas and maxima.
+summary.json: the headline figures.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
     """A row per unit; `scenario` is the run's scenario names joined by "+" ("custom" for -e only)."""
     rows = []
     observed_by_unit = report.observed if report is not None else None
+    per_unit = (report.per_unit if report is not None else None) or {}
     for unit in plan.units:
         result = results.get(unit.name)
         ops_ok = result.ok if result else 0
@@ -66,8 +69,13 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
             "relation": unit.target.relation, "seen": seen,
+            "submit_attempts": per_unit.get(unit.name, {}).get("submit_attempts"),
+            "submit_failures": per_unit.get(unit.name, {}).get("submit_failures"),
         })
-    return pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
+    for column in ("submit_attempts", "submit_failures"):  # whole numbers, empty where none
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def tracer_frame(plan: Plan, report: TracerReport | None, window: dict | None = None) -> pd.DataFrame:
@@ -81,6 +89,7 @@ def tracer_frame(plan: Plan, report: TracerReport | None, window: dict | None = 
         "lost_total": report.lost_total, "crashed": report.crashed or "",
     }
     row.update({f"window_{k}": v for k, v in (window or {}).items()})
+    row.update({k: (report.resources or {}).get(k) for k in csvio.RESOURCE_FIGURES})
     row.update({f"lost.{k}": v for k, v in report.lost.items()})
     row.update({f"metric.{k}": v for k, v in report.metrics.items()})
     return pd.DataFrame([row])
@@ -135,6 +144,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
             "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
             "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
             "window": window,
+            **(report.resources or dict.fromkeys(csvio.RESOURCE_FIGURES)),
         }
     summary.update(extra)
     return summary

@@ -34,11 +34,13 @@ class ResultSet:
     """What one path given on the command line holds."""
 
     path: Path
-    kind: str  # run | sweep | repeats
+    kind: str  # run | sweep | repeats | perfgate
     run_dirs: list[Path]
     sweep_keys: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        if self.kind == "perfgate":  # a file of Tracee's perf gate (evt.perfgate), no runs
+            return "Tracee perf-gate baseline"
         noun = {"run": "run", "sweep": "sweep", "repeats": "repeat set"}[self.kind]
         return f"{noun}, {len(self.run_dirs)} run{'s' if len(self.run_dirs) != 1 else ''}"
 
@@ -176,7 +178,7 @@ def run_metrics(summary: dict) -> dict[str, float | None]:
     }
 
 
-def _identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
+def run_identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
     overrides = parse_overrides(run_overrides(run_dir, summary))
     row: dict[str, object] = {"run_dir": str(run_dir), "run_id": summary.get("run_id"),
                               "status": summary.get("status"), "scenario": scenario_label(summary)}
@@ -211,7 +213,7 @@ def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame
     runs, events = [], []
     for run_dir in result.run_dirs:
         summary = read_summary(run_dir)
-        identity = _identity(run_dir, summary, keys)
+        identity = run_identity(run_dir, summary, keys)
         runs.append({**identity, **run_metrics(summary)})
         events += event_rows(run_dir, identity)
     return pd.DataFrame(runs), pd.DataFrame(events)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -38,6 +39,21 @@ class TerminalHandler(logging.Handler):
             console.file.flush()
         except Exception:
             self.handleError(record)
+
+
+class RunLogFile(logging.FileHandler):
+    """evt.log. A full or vanished filesystem must not print logging's traceback for every
+    later message: the terminal still gets them all, and the run says once why its results
+    could not be written (StressSession._write_results)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # what is still buffered cannot be written either
+            super().close()
 
 
 @contextlib.contextmanager

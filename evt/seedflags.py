@@ -70,7 +70,9 @@ def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
                     raise UsageError(f"flag {name} needs a value (see `evt stress --help`).")
                 if key in DURATION_KEYS:
                     parse_duration(value, name)
-                if kind == "list":
+                if key == "events":  # a cobra string slice: a comma also separates specs
+                    lists.setdefault(key, []).extend(v for v in value.split(",") if v)
+                elif kind == "list":
                     lists.setdefault(key, []).append(value)
                 else:
                     overrides.append(f"{key}={quote_override(value)}")

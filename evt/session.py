@@ -25,9 +25,10 @@ from pathlib import Path
 
 from rich.live import Live
 
-from evt import provenance, runstate
+from evt import lines, provenance, runstate
 from evt.errors import RunError, UsageError
 from evt.limits import check_host_fits
+from evt.lines import Nouns
 from evt.plan import Plan
 from evt.plugins import make_runner, make_tracer
 from evt.progress import Progress
@@ -106,6 +107,7 @@ class StressSession:
         self.series: TimeSeries | None = None  # samples from the release to the units' end
         self._tracer_stopped = False
         self._tracer_ready = False
+        self.nouns = Nouns(runner.units_noun)
         self._t_command = time.monotonic()
 
     @classmethod
@@ -130,11 +132,17 @@ class StressSession:
 
     # -- the run ------------------------------------------------------------------------
 
+    def say(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s", line)
+
     def run(self) -> int:
         """Run (or, with --dry-run, print) the plan; the exit code (0, 1, 130/143)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.say(lines.start(self.plan, self.cfg.runner.image if self.nouns.are_containers else None))
         if self.cfg.stress.dry_run:
-            print_plan(self.plan)
+            title = self.tracer.start_title().replace("Configuring & Starting", "Configure & Start")
+            print_plan(self.plan, lines.dry_run(self.plan, self.nouns, title))
             self._write_plan()
             return 0
         self._t_command = time.monotonic()
@@ -193,11 +201,12 @@ class StressSession:
 
     def prerequisites(self) -> None:
         """Checked in prepare(); the run records that they held."""
-        log.info("Phase 1: prerequisites ok (%s units, %s ops, run %s)",
+        log.info("Prerequisites ok (%s units, %s ops, run %s)",
                  len(self.units), f"{self.plan.total_ops:,}", self.plan.run_id)
 
     def start_units(self) -> None:
-        log.info("Phase 2: starting %s units (%s)", len(self.units), self.runner.name)
+        self.say(lines.header(f"Phase 1: Starting {self.nouns.title}"))
+        log.info("Starting %s units (%s)", len(self.units), self.runner.name)
         self.runner.start(self.units)
         if self.runner.notice:
             log.warning("%s", self.runner.notice)
@@ -207,12 +216,13 @@ class StressSession:
         for state in early:
             log.error("%s", "\n".join([f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
                                       + [f"  {line}" for line in state.tail()]))
-        waiting = len(self.units) - len(early)
-        log.info("%s of %s units waiting at the start barrier after %.2fs", waiting, len(self.units), took)
+        waiting = [u for u in self.units if u.name not in {s.name for s in early}]
+        self.say(lines.units_started(waiting, self.nouns))
+        log.info("%s of %s units waiting at the start barrier after %.2fs", len(waiting), len(self.units), took)
 
     def start_tracer(self) -> None:
         tracer = self.tracer
-        log.info("Phase 3: %s", tracer.start_title())
+        self.say(lines.header(f"Phase 3: {tracer.start_title()}"))
         tracer.start(self.units)
         for pid in tracer.pids():
             runstate.add_process(self.plan.run_id, pid, f"tracer:{tracer.name}")
@@ -225,17 +235,19 @@ class StressSession:
         self._tracer_ready = True
         log.info("Tracer %s ready", tracer.name)
         if self.cfg.stress.wait_before_trigger:
+            self.say(lines.header("Waiting Before Triggering"))
             for line in tracer.endpoints():
                 log.info("%s", line)
             wait_for_enter("Press ENTER to start triggering events...")
 
     def release(self) -> None:
-        log.info("Phase 4: releasing %s units at once", len(self.units))
+        self.say(lines.release(self.plan, self.nouns))
         self.extra["released_ns"] = self.runner.release()
         interval_s = parse_seconds(self.cfg.stress.progress_interval, "stress.progress_interval")
         states = self.runner.states
         self.series = TimeSeries([u.name for u in self.units], lambda: {n: st.done_ops for n, st in states.items()},
                                  self.tracer.usage, interval_s).start()
+        self.say(lines.released(self.units, self.nouns))
         # pandas takes half a second of CPU to import: do it while the units run, not
         # after them, and not in the milliseconds in which they all start
         warm_up = threading.Timer(0.1, importlib.import_module, args=("evt.results",))
@@ -243,7 +255,7 @@ class StressSession:
         warm_up.start()
 
     def monitor(self) -> None:
-        log.info("Phase 5: monitoring units")
+        self.say(lines.monitoring(self.units, self.nouns))
         console = make_console()
         progress = Progress(self.runner, self.plan)
         timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
@@ -255,9 +267,12 @@ class StressSession:
             self.timed_out = True
         for number, unit in enumerate(self.units, 1):
             state = self.runner.states[unit.name]
-            log.info("[%s/%s] unit %s completed with exit code: %s", number, len(self.units), unit.name, state.exit_code)
+            log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
             if state.exit_code not in (0, None) and state.waiting_since is not None:
-                log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:"] + [f"  {l}" for l in state.tail()]))
+                log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:", "  Container logs:"]
+                                          + [f"    {l}" for l in state.tail()]))
+        if finished:
+            log.info("All %s completed", self.nouns.plural)
         failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
         if failed_units and not self.failure:
             self.failure = f"units failed: {', '.join(failed_units)}"
@@ -272,7 +287,7 @@ class StressSession:
     def cooldown(self) -> None:
         cooldown = parse_seconds(self.cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown")
         if cooldown:
-            log.info("End cooldown %s", self.cfg.stress.stress_end_cooldown)
+            self.say(lines.cooldown(int(cooldown * 1e9)))
             time.sleep(cooldown)
 
     def collect(self) -> None:
@@ -309,6 +324,7 @@ class StressSession:
             self.series.stop()
         if self.report is not None and not self._tracer_ready:
             self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
+        self.say(lines.cleanup(self.units, self.nouns))
         try:
             self.runner.cleanup()
         except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it

@@ -7,6 +7,7 @@ Both follow the original Go tool: durations are Go's `time.ParseDuration` syntax
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,8 @@ MAX_COUNT = 2**31 - 1
 MAX_DURATION_NS = 168 * 3_600_000_000_000
 MAX_DURATION = "168h"
 
+INT32_MAX = MAX_COUNT  # the original parses ops as an int32
+INT64_MAX = 2**63 - 1  # and instances as a Go int
 DEFAULT_INSTANCES = 1
 DEFAULT_OPS = 100
 DEFAULT_SLEEP = "10ns"
@@ -104,14 +107,25 @@ def _trim(value: int, unit: int) -> str:
     return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
+_QUOTE_CHARS = 60  # longer user values are cut in messages (a 1 MB argument must not become the message)
+
+
+def go_quote(text: object) -> str:
+    """Go's %q, for values quoted in the original's messages; cut short as errors.brief does."""
+    text = str(text)
+    if len(text) <= _QUOTE_CHARS:
+        return json.dumps(text, ensure_ascii=False)
+    return json.dumps(text[:_QUOTE_CHARS], ensure_ascii=False)[:-1] + f'..." ({len(text):,} characters)'
+
+
 def validate_event_name(name: str) -> str:
     """Event names reach templates, container names and argv: only [a-z0-9_]+ passes."""
     if not name:
-        raise UsageError("event name cannot be empty: give an event such as security_file_open (see `evt list`).")
+        raise UsageError("event name cannot be empty\nGive an event such as security_file_open (see `evt list`).")
     if "," in name:
         raise UsageError(
-            f"invalid event {brief(name)}: one event per trigger; run separate commands, "
-            "or use `evt stress -e a -e b` for several events."
+            "multiple events not supported in a single --event flag: use separate 'evt trigger' commands "
+            "for each event, or use 'evt stress' for multiple concurrent events"
         )
     if not EVENT_NAME.fullmatch(name):
         raise UsageError(
@@ -121,15 +135,35 @@ def validate_event_name(name: str) -> str:
     return name
 
 
-def positive_int(value: object, what: str) -> int:
-    """A count as the original takes it: ASCII digits, 1 to 2147483647 (int32)."""
-    text = str(value).strip()
-    if not re.fullmatch(r"\+?[0-9]+", text) or not text.strip("+0"):
-        raise UsageError(f"{what} must be greater than 0, got {brief(value)}: give a positive whole number such as 1 or 100.")
-    digits = text.lstrip("+0")
-    if len(digits) > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT:
-        raise UsageError(f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {brief(text)}: give a smaller number.")
-    return int(digits)
+def go_int(value: object, func: str, limit: int) -> int:
+    """An integer as Go's strconv parses it (sign allowed, no spaces), within +-limit;
+    ValueError carrying Go's message otherwise (`strconv.Atoi: parsing "x": invalid syntax`)."""
+    text = str(value)
+    if not re.fullmatch(r"[+-]?[0-9]+", text):  # ASCII digits, as Go
+        raise ValueError(f"{func}: parsing {go_quote(text)}: invalid syntax")
+    digits = text.lstrip("+-").lstrip("0")
+    # length first: Python refuses int() of over 4300 digits, Go calls any such number out of range
+    if len(digits) > len(str(limit)) or not -limit - 1 <= (number := int(text)) <= limit:
+        raise ValueError(f"{func}: parsing {go_quote(text)}: value out of range")
+    return number
+
+
+def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | None = None) -> int:
+    """A count (ops, parallel, instances) > 0, in the original's words: `ops must be
+    greater than 0` when it is not, Go's parse error (as cobra reports it for `flag`)
+    for what is not an integer within +-limit; then evt's bound, the original's int32."""
+    try:
+        number = go_int(str(value).strip(), "strconv.ParseInt", limit)
+    except ValueError as exc:
+        raise UsageError(f"invalid argument {go_quote(value)} for {flag or what}: {exc}\n"
+                         "Give a positive whole number such as 1 or 100.") from None
+    if number <= 0:
+        raise UsageError(f"{what} must be greater than 0\nGive a positive whole number such as 1 or 100 "
+                         f"(got {brief(value)}).")
+    if number > MAX_COUNT:
+        raise UsageError(f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {number}\n"
+                         "Give a smaller number.")
+    return number
 
 
 def parse_rate(value: object, what: str = "rate", unit: str = "ops per second") -> float:
@@ -175,42 +209,78 @@ class EventSpec:
 
 _KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep",
          "rate": "rate", "r": "rate", "mode": "mode", "m": "mode"}
-VALID_KEYS = "instances (i), ops (o), sleep (s), rate (r), mode (m)"
+VALID_KEYS = "instances, ops, sleep"  # the original's; evt adds rate (r) and mode (m)
 
 
 def parse_spec(text: str) -> EventSpec:
-    """Parse `event[:key=value...]` as the original does, plus `mode=`."""
-    parts = str(text).strip().split(":")
+    """Parse `event[:key=value...]` as the original does (its messages, int32 ops), plus `mode=`."""
+    try:
+        return _parse_spec(str(text).strip())
+    except UsageError as exc:
+        raise UsageError(f"invalid event spec {go_quote(str(text).strip())}: {exc}") from None
+
+
+def _parse_spec(text: str) -> EventSpec:
+    parts = text.split(":")
     name = parts[0].strip()
-    if not name:
-        raise UsageError(f"invalid event spec {brief(text)}: event name cannot be empty; write event[:instances=N:ops=N:sleep=dur].")
     validate_event_name(name)
     values: dict[str, object] = {}
     for part in parts[1:]:
-        if "=" not in part:
-            raise UsageError(
-                f"invalid event spec {brief(text)}: part {brief(part)} is not key=value; "
-                f"write event[:instances=N:ops=N:sleep=dur] with keys {VALID_KEYS}."
-            )
-        key, value = (s.strip() for s in part.split("=", 1))
+        key, eq, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq:
+            raise UsageError(f"invalid key=value pair: {go_quote(part)}\nWrite event[:instances=N:ops=N:sleep=dur].")
         if key not in _KEYS:
-            raise UsageError(f"invalid event spec {brief(text)}: unknown key {brief(key)}; valid keys are {VALID_KEYS}.")
+            raise UsageError(f"unknown key: {go_quote(key)} (valid keys: {VALID_KEYS})\n"
+                             "evt also takes rate (r): ops per second instead of sleep, and mode (m): native or script.")
         field = _KEYS[key]
         if field in ("instances", "ops"):
-            values[field] = positive_int(value, f"{field} in spec {brief(text)}")
+            values[field] = _spec_count(field, value)
         elif field == "sleep":
-            parse_duration(value, f"sleep in spec {brief(text)}")
+            go_duration(value, "sleep", f"invalid sleep duration {go_quote(value)}")
             values[field] = value
         elif field == "rate":
-            values[field] = parse_rate(value, f"rate in spec {text!r}")
+            values[field] = parse_rate(value)
         else:
             values[field] = validate_mode(value)
     if "rate" in values and "sleep" in values:
-        raise UsageError(
-            f"invalid event spec {text!r}: rate= and sleep= given together; a rate sets the time between ops "
-            "itself: keep only one of them."
-        )
+        raise UsageError("rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them.")
     return EventSpec(event=name, **values)  # type: ignore[arg-type]
+
+
+def _spec_count(field: str, value: str) -> int:
+    """instances (a Go int, strconv.Atoi) or ops (an int32, strconv.ParseInt), > 0."""
+    func, limit = ("strconv.ParseInt", INT32_MAX) if field == "ops" else ("strconv.Atoi", INT64_MAX)
+    try:
+        number = go_int(value, func, limit)
+    except ValueError as exc:
+        out_of_range = field == "ops" and "out of range" in str(exc)
+        hint = f"\nops is at most {INT32_MAX} (the original's 32-bit limit)." if out_of_range else ""
+        raise UsageError(f"invalid {field} value {go_quote(value)}: {exc}{hint}") from None
+    if number <= 0:
+        raise UsageError(f"{field} must be greater than 0, got {number}")
+    return number  # instances: the host's bound (evt.limits) follows when the run is planned
+
+
+def go_duration(value: object, what: str, prefix: str) -> int:
+    """parse_duration, its syntax errors in Go's words after `prefix` (evt's hint on the next
+    line); a duration beyond evt's bound keeps evt's own message (Go would accept it)."""
+    try:
+        return parse_duration(value, what)
+    except UsageError as exc:
+        if _DURATION_SYNTAX.fullmatch(str(value).strip()):
+            raise
+        raise UsageError(f"{prefix}: {go_duration_error(str(value))}\n{exc}") from None
+
+
+_DURATION_SYNTAX = re.compile(f"(?:{_DURATION_PART.pattern})+")  # Go's syntax, whatever the length
+
+
+def go_duration_error(value: str) -> str:
+    """What Go's time.ParseDuration says about a bad duration."""
+    if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)", value) and value.strip("+-") not in ("0",):
+        return f"time: missing unit in duration {go_quote(value)}"
+    return f"time: invalid duration {go_quote(value)}"
 
 
 def validate_mode(mode: str) -> str:

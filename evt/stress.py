@@ -93,16 +93,23 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
     return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)
 
 
-def print_plan(plan: Plan) -> None:
-    """The dry run's account of the plan, through the run's log (terminal and evt.log)."""
-    log.info("Dry run %s: runner=%s tracer=%s; nothing is started", plan.run_id, plan.runner, plan.tracer)
+def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
+    """The dry run's account of the plan under the original's headers (evt/lines.py),
+    through the run's log (terminal and evt.log)."""
+    def say(*texts: str) -> None:
+        for text in texts:
+            log.info("%s", text)
+
+    say(*headers["intro"], f"Dry run {plan.run_id}: runner={plan.runner} tracer={plan.tracer}; nothing is started")
     for phase in plan.phases:
-        log.info("  %s", phase)
+        say(f"  {phase}")
+    say(*headers["units"])
     for unit in plan.units:
         where = f"container {unit.container_name}" if unit.container_name else "local process group"
-        log.info("  unit %s (%s, %s x %s ops, %s, %s): %s", unit.name, where, unit.instances, unit.ops,
-                 unit.pace, unit.mode, " ".join(unit.argv))
-        log.info("    expects %s events at %s /%s/", unit.expected_events, unit.target.probe, unit.target.filter)
+        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, {unit.pace}, {unit.mode}): "
+            + " ".join(unit.argv),
+            f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
+    say(*headers["ids"], *headers["tracer"])
     if plan.tracer_command:
-        log.info("  tracer: %s", " ".join(plan.tracer_command))
-    log.info("  total ops: %s", plan.total_ops)
+        say(f"  tracer: {' '.join(plan.tracer_command)}")
+    say(*headers["release"], f"  total ops: {plan.total_ops}", *headers["monitor"])

@@ -1,7 +1,9 @@
 """Suite files in the seed's format, scenario selection and the run's event list.
 
-A suite is `{name?, description?, scenarios: [{name, description?, events | groups}]}`
-where `groups` is a list of `{name, events}`. Events come, in this order, from the
+A suite is `{name?, description?, scenarios: [{name, description?, events, groups}]}`
+where `groups` is a list of `{name, events}`; a scenario's events are its `events`, then
+each group's. Loading, selection and their error texts follow Tracee's PR #5238
+(reference/TRACEE.md, "Suite files"); evt's hints follow on their own lines. Events come, in this order, from the
 Hydra `scenario` group, the scenarios selected from suite files (or, without suite
 files, from the embedded conf/scenario/ catalog), then `-e`; the sweep knobs
 `stress.instances/ops/sleep/rate/mode` then override every event.
@@ -18,7 +20,8 @@ import yaml
 from evt import yamlfile
 from evt.errors import UsageError, brief
 from evt.paths import CONF_DIR
-from evt.spec import DEFAULT_SLEEP, EventSpec, parse_duration, parse_rate, parse_spec, positive_int, validate_mode
+from evt.spec import (DEFAULT_SLEEP, INT32_MAX, EventSpec, go_quote, parse_duration, parse_rate, parse_spec, positive_int,
+                      validate_mode)
 
 MAX_SUITE_BYTES = 1 << 20  # far above any hand-written suite (the embedded `all` is 2 KB)
 # More events than any host runs as units; counted while loading, because YAML aliases let
@@ -35,59 +38,72 @@ class Scenario:
 
 
 def _scenario(raw: object, source: str, index: int, budget: list[int] | None = None) -> Scenario:
-    """One validated scenario; `budget` (events still allowed) is shared by a file's scenarios."""
+    """One scenario as PR #5238 reads it: `name` required, `events` and/or `groups`
+    (a group with no events does not count), unknown keys ignored; `budget` (events
+    still allowed) is shared by a file's scenarios."""
     budget = [MAX_SUITE_EVENTS] if budget is None else budget
-    where = f"{source}: scenario #{index + 1}"
     if not isinstance(raw, dict):
-        raise UsageError(f"{where} is not a mapping: write `- name: ...` with `events:` or `groups:`.")
+        raise UsageError(f"{source}: scenario at index {index} is not a mapping\n"
+                         "Write `- name: ...` with `events:` and/or `groups:`.")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise UsageError(f"{where} has no name: every scenario needs `name:`.")
-    where = f"{source}: scenario {brief(name)}"
+        raise UsageError(f"{source}: scenario at index {index} has no name")
+    name = name.strip()
+    where = f"{source}: scenario {go_quote(name)}"
+    events = _spec_list(raw.get("events") or [], f"{where} events", budget)
+    groups = raw.get("groups") or []
+    if not isinstance(groups, list):
+        raise UsageError(f"{where}: `groups` must be a list of {{name, events}}")
+    for group in groups:
+        if not isinstance(group, dict):
+            raise UsageError(f"{where}: every group is a mapping {{name, events}}, got {brief(group)}")
+        events += _spec_list(group.get("events") or [], f"{where} group {_group_name(group)}", budget)
+    if not events:
+        raise UsageError(f"{where} must have at least one of events or groups")
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
-        raise UsageError(f"{where}: `description` must be text, got {brief(description)}.")
-    has_events, has_groups = bool(raw.get("events")), bool(raw.get("groups"))
-    if has_events and has_groups:
-        raise UsageError(f"{where} has both `events` and `groups`: use one of them.")
-    if not has_events and not has_groups:
-        raise UsageError(f"{where} has neither `events` nor `groups`: list its event specs under one of them.")
-    events: list[str] = []
-    if has_events:
-        events = _spec_list(raw["events"], f"{where} events", budget)
-    else:
-        groups = raw["groups"]
-        if not isinstance(groups, list):
-            raise UsageError(f"{where}: `groups` must be a list of {{name, events}}.")
-        for group in groups:
-            if not isinstance(group, dict) or not group.get("name") or "events" not in group:
-                raise UsageError(f"{where}: every group needs `name` and `events`, got {brief(group)}.")
-            events += _spec_list(group["events"], f"{where} group {brief(group['name'])}", budget)
-    return Scenario(name.strip(), description or "", tuple(events), source)
+        raise UsageError(f"{where}: `description` must be text, got {brief(description)}")
+    return Scenario(name, description or "", tuple(events), source)
+
+
+def _group_name(group: dict) -> str:
+    """A group's name for messages: quoted as Go does; anything but text as errors.brief
+    shows it (a YAML alias can stand for a value too long to print)."""
+    name = group.get("name", "")
+    return go_quote(name) if isinstance(name, str) else brief(name)
 
 
 def _spec_list(value: object, where: str, budget: list[int]) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"{where}: expected a list of event specs such as security_file_open:ops=100.")
+        raise UsageError(f"{where}: expected a list of event specs such as security_file_open:ops=100")
     budget[0] -= len(value)
     if budget[0] < 0:
         raise UsageError(f"{where}: the file lists more than {MAX_SUITE_EVENTS:,} events in all, more than any host "
-                         "runs at once: split the suite.")
+                         "runs at once\nSplit the suite.")
     for spec in value:
         parse_spec(spec)  # fail here, naming the spec, before anything starts
     return list(value)
 
 
 def load_suite(path: str | Path) -> list[Scenario]:
-    """The scenarios of one suite file, validated."""
-    path = Path(path)
-    raw = yamlfile.load(path, f"events file {str(path)!r}", MAX_SUITE_BYTES, UsageError)
-    if not isinstance(raw, dict) or "scenarios" not in raw:
-        raise UsageError(f"events file {str(path)!r} lacks a top-level `scenarios:` list; see conf/scenario/ and the README for the format.")
-    if not isinstance(raw["scenarios"], list) or not raw["scenarios"]:
-        raise UsageError(f"events file {str(path)!r}: `scenarios` must be a non-empty list.")
+    """The scenarios of one suite file, validated as PR #5238 validates them (its messages),
+    within evt's bounds (size, encoding, nesting, event count)."""
+    source = str(path)
+    if not Path(path).exists():
+        raise UsageError(f"{source}: No such file or directory\nGive the path of a YAML suite file "
+                         "(see conf/scenario/ for examples).")
+    raw = yamlfile.load(Path(path), source, MAX_SUITE_BYTES, UsageError)
+    scenarios = raw.get("scenarios") if isinstance(raw, dict) else None
+    if not isinstance(scenarios, list) or not scenarios:
+        raise UsageError(f"{source}: at least one scenario is required")
     budget = [MAX_SUITE_EVENTS]
-    return [_scenario(s, str(path), i, budget) for i, s in enumerate(raw["scenarios"])]
+    loaded: list[Scenario] = []
+    for index, item in enumerate(scenarios):
+        scenario = _scenario(item, source, index, budget)
+        if any(s.name == scenario.name for s in loaded):
+            raise UsageError(f"{source}: duplicate scenario name {go_quote(scenario.name)}")
+        loaded.append(scenario)
+    return loaded
 
 
 def embedded_scenarios() -> list[Scenario]:
@@ -101,34 +117,35 @@ def embedded_scenarios() -> list[Scenario]:
 
 
 def select_scenarios(events_files: list[str], names: list[str], all_scenarios: bool) -> list[Scenario]:
+    """PR #5238's selection: files loaded and validated first; across files a name may
+    repeat and the last loaded file wins; --all-scenarios in first-appearance order of
+    names; --scenario in the order given; neither flag: the one scenario there is.
+    Without files, --scenario/--all-scenarios pick from evt's own conf/scenario/."""
     if names and all_scenarios:
-        raise UsageError("--scenario and --all-scenarios are mutually exclusive: name scenarios, or take them all.")
+        raise UsageError("--scenario and --all-scenarios are mutually exclusive")
     if events_files:
         loaded = [s for path in events_files for s in load_suite(path)]
-        origin = "the loaded suite file(s)"
-    else:
-        if not names and not all_scenarios:
-            return []
+    elif names or all_scenarios:
         loaded = embedded_scenarios()
-        origin = "conf/scenario/"
-    if all_scenarios:
-        return loaded
-    if not names:
-        if len(loaded) == 1:  # a file with one scenario selects it implicitly
-            return loaded
-        raise UsageError(
-            f"{len(loaded)} scenarios in {origin} ({', '.join(s.name for s in loaded)}): "
-            "choose with --scenario <name> (repeatable) or --all-scenarios."
-        )
-    by_name = {}
+    else:
+        return []
+    by_name: dict[str, Scenario] = {}
     for scenario in loaded:
-        by_name.setdefault(scenario.name, scenario)
-    chosen = []
-    for name in names:
-        if name not in by_name:
-            raise UsageError(f"unknown scenario {name!r}; available in {origin}: {', '.join(by_name)}.")
-        chosen.append(by_name[name])
-    return chosen
+        by_name[scenario.name] = scenario  # the last loaded wins; first appearance keeps its place
+    if all_scenarios:
+        return list(by_name.values())
+    if names:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise UsageError(f"scenario {go_quote(missing[0])} not found\n"
+                             f"Scenarios loaded: {', '.join(by_name)}.")
+        return [by_name[n] for n in names]
+    if not loaded:
+        raise UsageError("no scenarios in loaded files")
+    if len(loaded) > 1:  # same-named copies count
+        raise UsageError("multiple scenarios available: specify --scenario or --all-scenarios "
+                         f"(e.g. --scenario {', '.join(by_name)})")
+    return loaded
 
 
 def resolve_specs(cfg) -> list[EventSpec]:
@@ -144,8 +161,8 @@ def resolve_specs(cfg) -> list[EventSpec]:
     if not specs:
         names = ", ".join(s.name for s in embedded_scenarios())
         raise UsageError(
-            "no events to run: give --events/-e <spec>, --events-file <suite.yaml>, "
-            f"or a scenario (scenario=<name>; available: {names})."
+            "at least one event must be specified (use --events and/or --events-file with --scenario or "
+            f"--all-scenarios)\nevt also runs its own scenarios: scenario=<name> or --scenario <name> ({names})."
         )
     return [apply_knobs(spec, cfg.stress) for spec in specs]
 
@@ -162,7 +179,7 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
     if stress.get("instances") is not None:
         changes["instances"] = positive_int(stress.instances, "stress.instances")
     if stress.get("ops") is not None:
-        changes["ops"] = positive_int(stress.ops, "stress.ops")
+        changes["ops"] = positive_int(stress.ops, "stress.ops", INT32_MAX)
     if stress.get("sleep") is not None:
         parse_duration(stress.sleep, "stress.sleep")
         changes.update(sleep=str(stress.sleep), rate=None)

@@ -25,7 +25,7 @@ OFF = ("off", "none")
 @dataclass(frozen=True)
 class Metric:
     name: str
-    scope: str  # event (per scenario + event) | run (per scenario)
+    scope: str  # event (per scenario + event) | run (per scenario) | gate (against a perf-gate baseline)
     higher_is_better: bool
     relative: bool  # threshold in % of the baseline; else in the metric's own unit
     default: float | None
@@ -46,6 +46,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("peak_rss_bytes", "run", False, True, 20.0, "tracer peak RSS (bytes)"),
     Metric("total_ops_per_s", "run", True, True, None, "total ops/s"),
     Metric("start_skew_ms", "run", False, False, None, "start skew (ms)"),
+    # Tracee's perf-gate figures, judged only against a perf-gate baseline file (evt.perfgate,
+    # whose thresholds apply unless set here)
+    Metric("peak_rss_kb", "gate", False, True, None, "tracer peak RSS (kB, perf gate)"),
+    Metric("avg_cpu_pct", "gate", False, True, None, "tracer CPU % (average, perf gate)"),
+    Metric("p95_cpu_pct", "gate", False, True, None, "tracer CPU % (p95, perf gate)"),
 )}
 
 

@@ -63,14 +63,14 @@ class SignalGate(Gate):
 
     def __init__(self, timeout_ns: int):
         self.timeout_ns = timeout_ns
-        self.description = f"Waiting for SIGUSR1 to start (timeout {format_duration(timeout_ns)})"
+        self.description = f"Waiting for start signal SIGUSR1 (timeout: {format_duration(timeout_ns)})"
 
     def arm(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
 
     def wait(self) -> None:
         if signal.sigtimedwait({signal.SIGUSR1}, self.timeout_ns / 1e9) is None:
-            raise GateTimeout(f"timed out after {format_duration(self.timeout_ns)} waiting for SIGUSR1")
+            raise GateTimeout(f"timed out waiting for signal SIGUSR1 after {format_duration(self.timeout_ns)}")
 
 
 class FifoGate(Gate):

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVT = str(Path(sys.executable).parent / "evt")  # the venv's console script
 STANDIN = ROOT / "tests" / "tracee_standin.py"
 # ../shared beside the checkout (EVT_SHARED names it elsewhere, e.g. from a git worktree)
-FIXTURES = Path(os.environ.get("EVT_SHARED", ROOT.parent / "shared")) / "fixtures" / "tracee"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tracee"  # copies of shared/fixtures/tracee (see its README)
 
 
 # -- configs and units ---------------------------------------------------------------------
@@ -117,8 +117,7 @@ needs_bpftrace = pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=b
 
 def fixture(name: str) -> Path:
     path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"Tracee reference fixture {path} is absent (shared/ is expected beside the checkout)")
+    assert path.is_file(), f"Tracee reference fixture {path} is missing from the checkout"
     return path
 
 
@@ -140,6 +139,8 @@ def standin_cfg(tmp_path: Path, port: int, *overrides: str, **updates: object):
         "tracee.start_grace=300ms",
         "tracee.stop_timeout=2s",
         "tracee.drain=0s",
+        "tracee.metrics_interval=1h",  # no scrapes between start and end unless a test asks
+        "tracee.pprof_slice=1h",
     ]
     return compose_cfg(*base, *overrides, **updates)
 
@@ -295,3 +296,13 @@ def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None =
         for proc in [*triggers, *([noise] if noise else [])]:
             proc.kill()
         tracer.stop()
+
+
+def assert_one_paragraph(message: str, max_chars: int = 1000) -> str:
+    """A refusal as evt promises it: one paragraph (no blank line, no traceback, bounded)
+    whose first line names the problem; evt's hints may follow on their own lines (#10
+    keeps the original's first line verbatim)."""
+    lines = message.split("\n")
+    assert lines[0].strip() and all(line.strip() for line in lines), message
+    assert len(message) < max_chars and "Traceback" not in message, message
+    return message

@@ -16,9 +16,12 @@ EVENT_HEADER = ["run_id", "scenario", "tracer", "runner", "event", "unit", "mode
 
 def write_run(run_dir: Path, events: dict[str, tuple[float, float]], *, scenario: str | None = "smoke",
               cpu_s: float | None = -1.0, peak_rss: int | None = 100 * 2**20, status: str = "ok",
-              overrides: list[str] | None = None, duration_s: float = 1.0, timeseries: bool = False) -> Path:
+              overrides: list[str] | None = None, duration_s: float = 1.0, timeseries: bool = False,
+              gate: dict[str, float] | None = None, arch: str | None = None) -> Path:
     """A run whose events (name -> (events/s, loss %)) all ran `duration_s` seconds; the
-    tracer's CPU is 1 ms per event unless `cpu_s` is given (None: not measured)."""
+    tracer's CPU is 1 ms per event unless `cpu_s` is given (None: not measured); `gate`: the
+    perf gate's figures of the tracer's resource series (peak_rss_kb, avg_cpu_pct, ...);
+    `arch`: the host's `uname -m`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     rows, expected_total, lost_total = [], 0, 0
     for name, (rate, loss_pct) in events.items():
@@ -40,6 +43,9 @@ def write_run(run_dir: Path, events: dict[str, tuple[float, float]], *, scenario
                       "loss_pct": 100.0 * lost_total / expected_total if expected_total else 0.0, "exact": True},
         "tracer_cost": {"cpu_s": cpu_s, "peak_rss_bytes": peak_rss, "wall_s": duration_s},
     }
+    summary["tracer_cost"].update(gate or {})
+    if arch:
+        summary["host"] = {"arch": arch}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     (run_dir / ".hydra").mkdir(exist_ok=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides or []))

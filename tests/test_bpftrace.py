@@ -233,7 +233,7 @@ def test_files_in_the_run_dir_and_a_clean_stop(tracer, tmp_path):
     assert report.lost == {"bpftrace_lost_events": 0}
     assert report.cpu_s > 0 and report.peak_rss_bytes > 0
     files = {p.name for p in (tmp_path / "tracer").iterdir()}
-    assert files == {"bpftrace.bt", "bpftrace.log", "bpftrace.out"}
+    assert files == {"bpftrace.bt", "bpftrace.log", "bpftrace.out", "resource_timeseries.csv"}
     assert "evt-bpftrace: done" in (tmp_path / "tracer" / "bpftrace.out").read_text()  # END ran on SIGINT
 
 

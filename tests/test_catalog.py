@@ -84,7 +84,7 @@ def test_target_rendering_fills_the_marker(real):
 def test_unknown_event_suggests_close_names(real):
     with pytest.raises(UsageError) as err:
         get_trigger("security_file_opn", real)
-    assert "trigger for the event security_file_opn does not exist" in str(err.value)
+    assert "trigger for the event security_file_opn does not exist: stat " in str(err.value)
     assert "Did you mean security_file_open" in str(err.value)
 
 

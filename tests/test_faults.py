@@ -173,7 +173,7 @@ PHASES = {
     "start": ("Phase 2", ["tracer=none", "stress.stress_end_cooldown=0s", "-e", "security_file_open:instances=4:ops=100000:sleep=1ms", *LONG]),
     "tracer": ("Phase 3", ["stress.stress_end_cooldown=0s", *LONG]),  # the stand-in, never ready
     "run": ("Phase 5", ["tracer=none", "stress.stress_end_cooldown=0s", *LONG]),
-    "cooldown": ("End cooldown", ["tracer=none", "stress.stress_end_cooldown=60s", "-e", "ptrace:ops=10"]),
+    "cooldown": ("=== Stress End Cooldown ===", ["tracer=none", "stress.stress_end_cooldown=60s", "-e", "ptrace:ops=10"]),
 }
 
 

@@ -123,3 +123,47 @@ def test_scrape_http_error(http_server):
 def test_scrape_nothing_listening():
     with pytest.raises(prom.ScrapeError, match="scraping http://127.0.0.1:"):
         prom.scrape(f"http://127.0.0.1:{free_port()}/metrics", timeout=1)
+
+
+# ---------------------------------------------------------------- per-event, signatures, detectors, channels
+
+
+def fixture_scrapes(legacy: bool = False) -> prom.Scrapes:
+    pages = [fixture(n).read_text() for n in ("metrics-current.prom", "metrics-current-end.prom")]
+    if legacy:  # v0.24.x names for the same series
+        pages = [p.replace("tracee_signatures_", "tracee_rules_").replace("tracee_", "tracee_ebpf_")
+                 .replace("tracee_ebpf_rules_", "tracee_rules_") for p in pages]
+    return prom.Scrapes(start_text=pages[0], end_text=pages[1])
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_per_event_submit_deltas_both_metric_generations(legacy):
+    per_event = fixture_scrapes(legacy).submit_deltas()
+    assert per_event["security_file_open"] == {"submit_attempts": 1357636, "submit_failures": 48193}
+    assert per_event["sched_process_exec"] == {"submit_attempts": 60794, "submit_failures": 1377}
+    assert "ptrace" not in per_event  # a syscall event: no series
+    # the fixture's identity: lost events = failures of the non-internal events
+    deltas = fixture_scrapes(legacy).deltas()
+    assert deltas["tracee_lostevents_total"] == 1377 + 48193 + 0 == 49570
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_signature_detector_deltas_and_channel_maxima(legacy):
+    deltas = fixture_scrapes(legacy).deltas()
+    assert deltas["tracee_signatures_events_total"] == 1380916
+    assert deltas["tracee_signatures_detections_total"] == 0
+    assert deltas['tracee_detectors_events_processed_total{detector_id="TRC-102"}'] == 12
+    assert deltas["tracee_pipeline_channels_decode_max"] == 211  # mid-run depth; 0 at the end
+    assert deltas["tracee_signatures_total_max"] == 0
+    assert not any("duration_seconds" in k for k in deltas)  # histograms are not counters
+
+
+def test_channel_maxima_cover_the_pages_between():
+    scrapes = fixture_scrapes()
+    scrapes.between.append("# TYPE tracee_pipeline_channels_decode gauge\ntracee_pipeline_channels_decode 999\n")
+    assert scrapes.deltas()["tracee_pipeline_channels_decode_max"] == 999
+
+
+def test_no_per_event_series_is_none_not_zero():
+    page = fixture("metrics.prom").read_text()
+    assert prom.Scrapes(start_text=page, end_text=page).submit_deltas() is None

@@ -60,6 +60,6 @@ def test_unknown_tracer_names_the_valid_ones(tmp_path):
 
 def test_the_none_tracer_keeps_the_hook_defaults(tmp_path):
     tracer = make_tracer(compose_cfg("tracer=none"), tmp_path)
-    assert tracer.start_title() == "starting tracer none"
+    assert tracer.start_title() == "Starting tracer none"
     assert tracer.manual_instructions([make_unit("ptrace", pid=1)]) == []
     assert tracer.manual_prompt() is None and tracer.endpoints() == []

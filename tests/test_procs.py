@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -13,8 +14,8 @@ import psutil
 import pytest
 from helpers import gone, group_gone, reap
 
-from evt.procs import (LOG_TAIL, ManagedProcess, ProcessSampler, Stop, command_version, exit_text, log_tail,
-                       stop_group)
+from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, command_version, exit_text, log_tail, stop_group
+from evt.resource_series import SERIES_COLUMNS, SERIES_FILE
 
 
 def py(code: str) -> list[str]:
@@ -260,6 +261,33 @@ def test_exit_text():
     assert exit_text(0) == "exited with code 0"
     assert exit_text(-signal.SIGTERM) == "was killed by SIGTERM"
     assert exit_text(-200) == "was killed by signal 200"
+
+
+# ---------------------------------------------------------------- the resource time series
+
+
+def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
+    busy = py("""
+        import time
+        end = time.monotonic() + 2.6
+        while time.monotonic() < end:
+            pass
+    """)
+    proc = ManagedProcess(busy, tmp_path / "tracer" / "busy.log")
+    try:
+        assert proc.wait_exit(30) == 0
+    finally:
+        proc.stop(1)
+    with open(tmp_path / "tracer" / SERIES_FILE) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == SERIES_COLUMNS
+    assert len(rows) >= 2 and rows[0]["cpu_pct"] == "0.0"
+    assert max(float(r["cpu_pct"]) for r in rows[1:]) > 5  # a busy loop shows up
+    stamps = [float(r["timestamp"]) for r in rows]
+    assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:]))  # once a second, not faster
+    figures = proc.sampler.resources()
+    assert figures["resource_samples_count"] == len(rows)
+    assert figures["peak_rss_kb"] == max(int(r["rss_kb"]) for r in rows) > 0
 
 
 def test_peak_rss_comes_from_the_kernels_high_water_mark(tmp_path):

@@ -54,7 +54,7 @@ def test_tracers_report_their_version(tmp_path):
     assert reported.startswith("bpftrace v")
     assert BpftraceTracer(compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
     tracee = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}")
-    assert TraceeTracer(tracee, tmp_path).version() == "stand-in (NOT TRACEE)"
+    assert TraceeTracer(tracee, tmp_path).version() == "v0.24.1-215-g7c9ec9788 stand-in (NOT TRACEE)"
     missing = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}")
     assert TraceeTracer(missing, tmp_path).version() is None  # recorded as unknown, never an error
     assert NoneTracer(compose_cfg("tracer=none", "scenario=smoke"), tmp_path).version() is None

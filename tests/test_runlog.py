@@ -1,10 +1,12 @@
-"""The terminal half of the one log: plain message text, infos on stdout, the rest on stderr."""
+"""The one log: its terminal half (plain message text, infos on stdout, the rest on stderr)
+and evt.log on a full disk."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from evt.runlog import TerminalHandler
+from evt.runlog import RunLogFile, TerminalHandler
 
 
 def _logger(name: str) -> logging.Logger:
@@ -24,3 +26,19 @@ def test_messages_are_printed_as_they_are(capsys):
     out, err = capsys.readouterr()
     assert out == f"unit a: {long_argv}\n"  # one line, unwrapped, markup left as text
     assert err == "notice: something to know\nError: it failed\n"
+
+
+def test_evt_log_on_a_full_disk_prints_no_traceback_per_message(capsys):
+    for handler_class, complains in ((logging.FileHandler, True), (RunLogFile, False)):
+        handler = handler_class("/dev/full")  # every write fails with ENOSPC, as on a full filesystem
+        log = logging.getLogger(f"evt.test_runlog.full.{handler_class.__name__}")
+        log.handlers[:] = [handler]
+        log.propagate = False
+        try:
+            log.error("Error: cannot write the results")
+            log.info("Cleanup complete")
+        finally:
+            with contextlib.suppress(OSError):  # the plain handler's close flushes into the full disk
+                handler.close()
+        err = capsys.readouterr().err
+        assert ("--- Logging error ---" in err and "No space left on device" in err) == complains, err

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import compose_cfg, needs_bpftrace, run_evt
+from helpers import STANDIN, compose_cfg, free_port, needs_bpftrace, run_evt
 
 from evt.session import Phase, StressSession
 
@@ -67,20 +67,38 @@ def test_evt_log_holds_the_phases_and_the_tracers_lifecycle(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     logged = [re.sub(r"^\[[^]]*\]\[([^]]*)\]\[(\w+)\] - ", r"\1 \2 ", line)
               for line in (tmp_path / "evt.log").read_text().splitlines()]
-    wanted = ["evt.session INFO Phase 1: prerequisites ok", "evt.session INFO Phase 2: starting 1 units (local)",
-              "evt.session INFO Phase 3: starting tracer bpftrace", "evt.tracers.bpftrace INFO Starting bpftrace: ",
+    wanted = ["evt.session INFO Starting stress test orchestration", "evt.session INFO Prerequisites ok",
+              "evt.session INFO === Phase 1: Starting Process Groups ===", "evt.session INFO Starting 1 units (local)",
+              "evt.session INFO === Phase 2: Collecting Process Group IDs ===",
+              "evt.session INFO === Phase 3: Starting tracer bpftrace ===", "evt.tracers.bpftrace INFO Starting bpftrace: ",
               "evt.tracers.bpftrace INFO bpftrace is ready (PID: ", "evt.session INFO Tracer bpftrace ready",
-              "evt.session INFO Phase 4: releasing 1 units at once", "evt.session INFO Phase 5: monitoring units",
-              "evt.session INFO [1/1] unit ptrace completed with exit code: 0",
+              "evt.session INFO === Phase 4: Signaling Process Groups ===", "evt.session INFO === Phase 5: Monitoring ===",
+              "evt.session INFO [1/1] Process group ",
               "evt.tracers.bpftrace INFO Stopping bpftrace (PID: ", "evt.tracers.bpftrace INFO bpftrace stopped",
               "evt.results INFO detection: observed 50 of 50 expected", "evt.results INFO results: "]
     found = [next(i for i, line in enumerate(logged) if line.startswith(w)) for w in wanted]
     assert found == sorted(found), logged
     # the terminal shows the same messages as plain text, without the log's decoration
     terminal = result.stdout.splitlines()
-    for message in ("Phase 3: starting tracer bpftrace", "Tracer bpftrace ready", "Phase 5: monitoring units"):
+    for message in ("=== Phase 3: Starting tracer bpftrace ===", "Tracer bpftrace ready", "=== Phase 5: Monitoring ==="):
         assert message in terminal, result.stdout
     assert any(line.startswith("Stopping bpftrace (PID: ") for line in terminal), result.stdout
+
+
+def test_dry_run_prints_the_originals_headers_with_evts_plan_under_them(tmp_path):
+    result = run_evt("stress", "scenario=smoke", "--dry-run", "tracer=tracee", f"tracee.binary={STANDIN}",
+                     f"tracee.http_address=127.0.0.1:{free_port()}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    originals = ["Starting stress test orchestration", "Triggers configured: 4", "Dry run mode - showing what would be executed:",
+                 "=== Phase 1: Start Containers ===", "=== Phase 2: Collect Container IDs ===",
+                 "=== Phase 3: Configure & Start Tracee ===", "=== Phase 4: Signal Containers ===",
+                 "  Would execute ~14200 trigger operations total", "=== Phase 5: Monitor & Cleanup ==="]
+    assert [line for line in out if line in originals] == originals
+    units = out.index("=== Phase 1: Start Containers ===")
+    assert out[units + 1].startswith("  unit security_file_open (container ")  # evt's plan under the header
+    assert out[out.index("=== Phase 3: Configure & Start Tracee ===") + 1].startswith(f"  tracer: {STANDIN} --scope")
+    assert not (tmp_path / "tracer").exists()
 
 
 def test_after_the_first_signal_the_next_ones_only_say_so(capfd):

@@ -177,8 +177,8 @@ LONG_RUN = ["-e", "security_file_open:instances=2:ops=100000:sleep=1ms", "-e", "
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 # the start phase (and a second signal in every phase) is in test_faults.py
 @pytest.mark.parametrize("phase, needle, extra", [
-    ("run", "Phase 5: monitoring", ["stress.stress_end_cooldown=0s"]),
-    ("cooldown", "End cooldown", ["stress.stress_end_cooldown=60s"]),
+    ("run", "=== Phase 5: Monitoring ===", ["stress.stress_end_cooldown=0s"]),
+    ("cooldown", "=== Stress End Cooldown ===", ["stress.stress_end_cooldown=60s"]),
 ])
 def test_interrupt_at_any_phase_leaves_no_container(tmp_path, signum, phase, needle, extra):
     run_id = unique_run_id(f"sig-{phase}-{signum.name.lower()}")
@@ -205,7 +205,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
     run_id = unique_run_id("killed")
     proc = start_stress(tmp_path, run_id, [*LONG_RUN, "stress.stress_end_cooldown=0s"])
     try:
-        wait_for_line(proc, "Phase 5: monitoring")
+        wait_for_line(proc, "=== Phase 5: Monitoring ===")
         proc.kill()  # no chance to clean up
         proc.wait(timeout=30)
     finally:

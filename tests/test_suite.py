@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from evt.errors import UsageError
 from evt.spec import EventSpec
 from evt.suite import apply_knobs, embedded_scenarios, load_suite, resolve_specs, select_scenarios
-from helpers import compose_cfg
+from helpers import assert_one_paragraph, compose_cfg
 
 
 def write(tmp_path, text, name="suite.yaml"):
@@ -44,23 +44,35 @@ def test_suite_loads_events_and_groups_in_order(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\n", "lacks a top-level `scenarios:`"),
-    ("scenarios: [\n", "not valid YAML"),
-    ("scenarios:\n  - name: a\n    events: [ptrace]\n    groups: [{name: g, events: [ptrace]}]\n", "both `events` and `groups`"),
-    ("scenarios:\n  - name: a\n", "neither `events` nor `groups`"),
-    ("scenarios:\n  - events: [ptrace]\n", "has no name"),
-    ("scenarios:\n  - name: a\n    events: ['ptrace:ops=0']\n", "ops"),
-    ("scenarios:\n  - name: a\n    groups: [{events: [ptrace]}]\n", "every group needs `name` and `events`"),
-    ("scenarios: []\n", "non-empty list"),
+    ("name: x\n", "{path}: at least one scenario is required"),
+    ("scenarios: []\n", "{path}: at least one scenario is required"),
+    ("scenarios: [\n", "{path}: not valid YAML (while parsing"),  # `<path>: <err>`, err as PyYAML words it
+    ("scenarios:\n  - name: a\n", '{path}: scenario "a" must have at least one of events or groups'),
+    ("scenarios:\n  - name: a\n    groups: [{name: g, events: []}]\n",  # an empty group does not count
+     '{path}: scenario "a" must have at least one of events or groups'),
+    ("scenarios:\n  - name: a\n    events: [ptrace]\n  - events: [ptrace]\n", "{path}: scenario at index 1 has no name"),
+    ("scenarios:\n  - name: a\n    events: [ptrace]\n  - name: a\n    events: [ptrace]\n",
+     '{path}: duplicate scenario name "a"'),
+    ("scenarios:\n  - name: a\n    events: ['ptrace:ops=0']\n", 'invalid event spec "ptrace:ops=0": ops must be greater than 0, got 0'),
 ])
-def test_bad_suite_files_are_refused_with_the_reason(tmp_path, text, message):
-    with pytest.raises(UsageError, match=message):
-        load_suite(write(tmp_path, text))
+def test_bad_suite_files_are_refused_with_the_originals_words(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as err:
+        load_suite(path)
+    assert str(err.value).startswith(message.format(path=path))
+
+
+def test_events_and_groups_together_and_unknown_keys(tmp_path):
+    path = write(tmp_path, "scenarios:\n  - name: a\n    owner: me\n    events: [ptrace]\n"
+                           "    groups: [{name: g, events: [security_file_open]}]\n")
+    assert load_suite(path)[0].events == ("ptrace", "security_file_open")
 
 
 def test_missing_suite_file_names_the_path(tmp_path):
-    with pytest.raises(UsageError, match="nope.yaml.*not found"):
-        load_suite(str(tmp_path / "nope.yaml"))
+    path = str(tmp_path / "nope.yaml")
+    with pytest.raises(UsageError) as err:
+        load_suite(path)
+    assert str(err.value).startswith(f"{path}: No such file or directory")
 
 
 def test_selection_rules(tmp_path):
@@ -70,12 +82,26 @@ def test_selection_rules(tmp_path):
     assert [s.name for s in select_scenarios([suite], ["filesystem"], False)] == ["filesystem"]
     assert [s.name for s in select_scenarios([suite], ["filesystem", "smoke"], False)] == ["filesystem", "smoke"]
     assert [s.name for s in select_scenarios([suite, single], [], True)] == ["smoke", "filesystem", "only"]
-    with pytest.raises(UsageError, match="choose with --scenario"):
+    with pytest.raises(UsageError, match=r"^multiple scenarios available: specify --scenario or --all-scenarios "
+                                         r"\(e\.g\. --scenario smoke, filesystem\)$"):
         select_scenarios([suite], [], False)
-    with pytest.raises(UsageError, match="unknown scenario 'nope'.*smoke, filesystem"):
+    with pytest.raises(UsageError, match='^scenario "nope" not found\nScenarios loaded: smoke, filesystem'):
         select_scenarios([suite], ["nope"], False)
-    with pytest.raises(UsageError, match="mutually exclusive"):
+    with pytest.raises(UsageError, match="^--scenario and --all-scenarios are mutually exclusive$"):
         select_scenarios([suite], ["smoke"], True)
+
+
+def test_across_files_the_last_loaded_wins_in_first_appearance_order(tmp_path):
+    first = write(tmp_path, SUITE, "first.yaml")
+    second = write(tmp_path, "scenarios:\n  - name: extra\n    events: [ptrace]\n"
+                             "  - name: smoke\n    events: [switch_task_ns]\n", "second.yaml")
+    chosen = select_scenarios([first, second], [], True)
+    assert [s.name for s in chosen] == ["smoke", "filesystem", "extra"]
+    assert chosen[0].events == ("switch_task_ns",) and chosen[0].source == second
+    assert select_scenarios([first, second], ["smoke"], False)[0].source == second
+    only = write(tmp_path, "scenarios:\n  - name: smoke\n    events: [ptrace]\n", "only.yaml")
+    with pytest.raises(UsageError, match="^multiple scenarios available"):  # same-named copies count
+        select_scenarios([only, only], [], False)
 
 
 def test_scenario_names_without_files_come_from_the_embedded_catalog():
@@ -93,7 +119,8 @@ def test_merge_order_is_group_scenario_then_suite_then_cli(tmp_path):
 
 
 def test_no_event_at_all_is_an_error_listing_scenarios():
-    with pytest.raises(UsageError, match="no events to run.*smoke"):
+    with pytest.raises(UsageError, match=r"^at least one event must be specified \(use --events and/or "
+                                         r"--events-file with --scenario or --all-scenarios\)\n.*smoke"):
         resolve_specs(compose_cfg())
 
 
@@ -155,7 +182,7 @@ def load_or_refusal(tmp_path, data: bytes):
     try:
         return load_suite(str(path))
     except UsageError as err:
-        assert "\n" not in str(err) and len(str(err)) < 1000, str(err)
+        assert_one_paragraph(str(err))
         return None
 
 
@@ -206,15 +233,14 @@ def refused_suite(tmp_path, data: bytes) -> str:
     path.write_bytes(data)
     with pytest.raises(UsageError) as err:
         load_suite(str(path))
-    assert "\n" not in str(err.value) and len(str(err.value)) < 1000
-    return str(err.value)
+    return assert_one_paragraph(str(err.value))
 
 
 def test_alias_bombs_are_refused_quickly_with_a_short_message(tmp_path):
     # each level doubles the value: a billion leaves from 30 short lines
     lines = ["a0: &a0 [ptrace, ptrace]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
     bomb = "\n".join(lines) + "\nscenarios:\n  - name: x\n    groups: [*a29]\n"
-    assert "every group needs `name` and `events`" in refused_suite(tmp_path, bomb.encode())
+    assert "every group is a mapping {name, events}, got [[" in refused_suite(tmp_path, bomb.encode())
     bomb = "\n".join(lines) + "\nscenarios:\n  - name: x\n    description: *a29\n    events: [ptrace]\n"
     assert "`description` must be text" in refused_suite(tmp_path, bomb.encode())
 

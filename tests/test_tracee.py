@@ -33,8 +33,10 @@ from helpers import (
 
 from evt.errors import RunError, UsageError
 from evt.tracers.tracee import TraceeTracer
+from evt.tracers.tracee import checks
 from evt.tracers.tracee.checks import find_tracee_processes
 from evt.tracers.tracee.command import parse_output, render_command
+from evt.tracers.tracee.flavour import Flavour, detect
 from evt.tracers.tracee.manual import MANUAL_PROMPT, manual_instructions
 from evt.tracers.tracee.metrics import endpoints
 
@@ -48,7 +50,7 @@ def render(*overrides: str, units=None, run_dir=Path("/run/evt"), **updates):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", *overrides, **updates)
     if units is None:
         units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
-    return render_command(cfg, units, run_dir)
+    return render_command(cfg, units, run_dir, detect(str(cfg.tracee.flavour), BIN))
 
 
 def pairs(argv: list[str], flag: str) -> list[str]:
@@ -247,7 +249,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", "tracee.auto=false",
                       "tracee.http_address=127.0.0.1:4000", "tracee.pyroscope=true")
     units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
-    lines = manual_instructions(cfg, units, tmp_path)
+    lines = manual_instructions(cfg, units, tmp_path, Flavour("main"))
     assert lines[0] == f"Container scope filter: --scope container={CID_A},{CID_B}"
     assert "Please start Tracee in another terminal with:" in lines
     suggested = lines[-1].strip()
@@ -261,7 +263,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
         "Metrics endpoint: http://localhost:4000/metrics",
     ]
     tracer = TraceeTracer(cfg, tmp_path)  # the hooks the session calls
-    assert tracer.start_title() == "scoping the Tracee you start"
+    assert tracer.start_title() == "Configuring & Starting Tracee"  # the original's header, in both modes
     assert tracer.manual_instructions(units) == lines
     assert tracer.manual_prompt() == MANUAL_PROMPT
     assert tracer.endpoints() == endpoints(cfg.tracee)
@@ -270,7 +272,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
 def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}")
     tracer = TraceeTracer(cfg, tmp_path)
-    assert tracer.start_title() == "starting tracer tracee"
+    assert tracer.start_title() == "Configuring & Starting Tracee"
     assert tracer.manual_instructions([make_unit("ptrace", container_id=CID_A)]) == []
     assert tracer.manual_prompt() is None
     assert tracer.endpoints() == endpoints(cfg.tracee)
@@ -279,10 +281,11 @@ def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
 def test_manual_instructions_with_the_default_settings(tmp_path):
     cfg = compose_cfg("tracer=tracee", "tracee.auto=false")
     units = [make_unit("security_file_open", container_id=CID_A)]
-    lines = manual_instructions(cfg, units, tmp_path)
+    lines = manual_instructions(cfg, units, tmp_path, Flavour("main"))
     assert lines[0] == f"Container scope filter: --scope container={CID_A}"
     assert lines[-1].startswith(f"  sudo ./dist/tracee --scope container={CID_A} --events security_file_open --output none")
-    local = manual_instructions(compose_cfg("tracer=tracee", "runner=local"), [make_unit("ptrace", pid=77)], tmp_path)
+    local = manual_instructions(compose_cfg("tracer=tracee", "runner=local"), [make_unit("ptrace", pid=77)], tmp_path,
+                                Flavour("main"))
     assert local[0] == "Process tree scope filter: --scope tree=77"
 
 
@@ -365,12 +368,14 @@ def spawn(procs, argv, **kw) -> subprocess.Popen:
     return proc
 
 
-def test_check_refuses_live_pidfile(tmp_path, procs):
+def test_check_refuses_live_pidfile_on_v024_only(tmp_path, procs):
     live = spawn(procs, ["sleep", "30"])
     pidfile = tmp_path / "tracee" / "tracee.pid"
     pidfile.parent.mkdir()
     pidfile.write_text(f"{live.pid}\n")
-    cfg = standin_cfg(tmp_path, free_port(), f"tracee.pidfile={pidfile}")
+    main = standin_cfg(tmp_path, free_port(), f"tracee.pidfile={pidfile}", "tracee.flavour=main")
+    tracer_for(main, tmp_path).check([])  # main writes no pidfile: a stale one says nothing
+    cfg = standin_cfg(tmp_path, free_port(), f"tracee.pidfile={pidfile}", "tracee.flavour=v0.24")
     with pytest.raises(UsageError) as err:
         tracer_for(cfg, tmp_path).check([])
     msg = str(err.value)
@@ -384,7 +389,7 @@ def test_check_warns_on_stale_pidfile(tmp_path, procs, said):
     dead.wait()
     pidfile = tmp_path / "tracee.pid"
     pidfile.write_text(f"{dead.pid}\n")
-    cfg = standin_cfg(tmp_path, free_port())
+    cfg = standin_cfg(tmp_path, free_port(), "tracee.flavour=v0.24")
     tracer_for(cfg, tmp_path).check([])
     assert f"Warning: Found stale Tracee PID file at {pidfile} (PID: {dead.pid})" in said()
 
@@ -402,19 +407,29 @@ def test_check_ignores_commands_merely_mentioning_tracee(tmp_path, procs):
     tracer_for(cfg, tmp_path).check([])  # the stand-in (tracee_standin.py) is no `tracee` either
 
 
-def test_check_refuses_a_process_named_tracee(tmp_path, procs):
-    by_argv0 = spawn(procs, ["tracee", "30"], executable=shutil.which("sleep"))
-    exe = tmp_path / "bin" / "tracee"
+def test_running_tracee_is_found_by_exact_process_name_as_pgrep_x(tmp_path, procs, monkeypatch):
+    assert checks.TRACEE_NAMES == ("tracee", "tracee-e2e", "tracee-e2e-net")  # scripts/tracee_common.sh
+    # Other engineers' runs share this host: a process really named `tracee` would make
+    # their Tracee runs refuse to start, so this test uses names only it has.
+    names = (f"evtt{os.getpid() % 10**6}", f"evtt{os.getpid() % 10**6}-e2e")
+    monkeypatch.setattr(checks, "TRACEE_NAMES", names)
+    by_argv0 = spawn(procs, [names[0], "30"], executable=shutil.which("sleep"))  # comm stays `sleep`
+    exe = tmp_path / "bin" / names[1]
     exe.parent.mkdir()
     shutil.copy(shutil.which("sleep"), exe)
-    by_exe = spawn(procs, [str(exe), "30"])
-    time.sleep(0.2)
-    found = dict(find_tracee_processes())
-    assert by_argv0.pid in found and by_exe.pid in found
+    by_name = spawn(procs, [str(exe), "30"])
+    longer = tmp_path / "bin" / f"{names[0]}_start.sh"  # the original's `pgrep -a tracee` matched this
+    shutil.copy(shutil.which("sleep"), longer)
+    prefixed = spawn(procs, [str(longer), "30"])
+    deadline = time.monotonic() + 5
+    while by_name.pid not in dict(find_tracee_processes(names)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until it has exec'd
+    found = dict(find_tracee_processes(names))
+    assert by_name.pid in found and by_argv0.pid not in found and prefixed.pid not in found
     cfg = standin_cfg(tmp_path, free_port())
     with pytest.raises(UsageError, match="tracee is already running") as err:
         tracer_for(cfg, tmp_path).check([])
-    assert f"  - {by_argv0.pid} tracee 30" in str(err.value)
+    assert f"  - {by_name.pid} {exe} 30" in str(err.value)
 
 
 # ------------------------------------------------------------------ lifecycle (stand-in)
@@ -720,7 +735,8 @@ def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
     assert 0.9 <= elapsed < 5
     msg = str(err.value)
     assert f"Tracee did not become ready within 1s: http://127.0.0.1:{port}/healthz never answered 200" in msg
-    assert "HTTP 503" in msg and "tracee.ready_timeout" in msg
+    # main opens its HTTP server only once ready: until then the connection is refused
+    assert "Connection refused" in msg and "tracee.ready_timeout" in msg
     assert tracer.poll() is None  # alive but not ready: stop() ends it
     tracer.stop()
     assert not tracer.lifecycle.proc.running
@@ -778,3 +794,31 @@ def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
     assert user.poll() is None  # evt leaves the user's Tracee alone
     report = tracer.report(UNITS)
     assert report.lost["tracee_lostevents_total"] == 5
+
+
+def test_pyroscope_notice_says_the_link_or_that_nothing_answers(monkeypatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    from evt.tracers.tracee import metrics as tracee_metrics
+
+    monkeypatch.setattr(tracee_metrics, "PYROSCOPE_SERVER", f"http://127.0.0.1:{free_port()}")
+    notice = tracee_metrics.pyroscope_notice()
+    assert notice.startswith("Warning: Pyroscope does not answer at http://127.0.0.1:")
+    assert tracee_metrics.PYROSCOPE_UI in notice
+
+    class Quiet(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(tracee_metrics, "PYROSCOPE_SERVER", f"http://127.0.0.1:{server.server_address[1]}")
+        assert tracee_metrics.pyroscope_notice() == f"Pyroscope UI: {tracee_metrics.PYROSCOPE_UI}"
+    finally:
+        server.shutdown()

@@ -266,7 +266,7 @@ def test_signal_gate_times_out():
         try:
             gate.wait()
         except trigger.GateTimeout as exc:
-            return 0 if "timed out after 100ms waiting for SIGUSR1" in str(exc) else 2
+            return 0 if "timed out waiting for signal SIGUSR1 after 100ms" in str(exc) else 2
         return 1
     assert _in_child(body) == 0
 

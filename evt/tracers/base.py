@@ -44,6 +44,10 @@ class TracerReport:
     wall_s: float | None = None  # how long the tracer ran (for its share of a core)
     log_path: str | None = None
     crashed: str | None = None  # why it died mid-run, if it did
+    # the perf gate's figures of the tracer's resource time series (resource_series.series_summary)
+    resources: dict[str, float | int | None] | None = None
+    # per unit name: the tracer's own per-event counts, e.g. {"submit_attempts": N, "submit_failures": N}
+    per_unit: dict[str, dict[str, int]] | None = None
 
     @property
     def lost_total(self) -> int:
@@ -112,7 +116,7 @@ class Tracer(ABC):
 
     def start_title(self) -> str:
         """The phase 3 header."""
-        return f"starting tracer {self.name}"
+        return f"Starting tracer {self.name}"
 
     def manual_instructions(self, units: list[Unit]) -> list[str]:
         """Lines for the user, shown after start() (e.g. a command to run by hand)."""

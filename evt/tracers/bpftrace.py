@@ -306,6 +306,7 @@ class BpftraceTracer(Tracer):
             cpu_s=sampler.cpu_s if sampler else None,
             peak_rss_bytes=sampler.peak_rss if sampler else None,
             wall_s=sampler.wall_s if sampler else None,
+            resources=sampler.resources() if sampler else None,
             metrics=metrics,
             log_path=str(self.log_path),
             crashed=crashed,

@@ -1,7 +1,10 @@
 """tracee.auto=true: evt starts Tracee, waits until it is ready, and stops it.
 
-Ready means /healthz answers 200 (tracee.healthz), or, without it, the process is
-still alive after tracee.start_grace; then tracee.init_cooldown. Stop is SIGTERM, up to
+Ready means /healthz answers 200 with the body `OK` (tracee.healthz; refused connections
+and 503 mean "not yet" on main, where the server opens only once Tracee is ready and the
+heartbeat needs a beat; v0.24.x answers 200 with `NOT OK` until then, hence the body),
+or, without it, the process is still alive after tracee.start_grace; then
+tracee.init_cooldown. Stop is SIGTERM, up to
 tracee.stop_timeout, then SIGKILL; with tracee.keep a ready Tracee is left running.
 Every step is a line in the original's words, through logging.
 """
@@ -9,14 +12,15 @@ Every step is a line in the original's words, through logging.
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from pathlib import Path
 
 from evt.errors import RunError, UsageError
 from evt.procs import ManagedProcess, Stop, exit_text
 from evt.spec import format_duration
-from evt.tracers.tracee.checks import already_running_message, binary_problem, running_tracee
+from evt.tracers.tracee.checks import address_problem, already_running_message, binary_problem, running_tracee
+from evt.tracers.tracee.command import http_parts
+from evt.tracers.tracee.flavour import Flavour
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.metrics import TraceeServer
 
@@ -37,9 +41,10 @@ def kept_message(pid: int) -> list[str]:
 
 
 class AutoLifecycle(Lifecycle):
-    def __init__(self, tcfg, durations: TraceeDurations, server: TraceeServer, log_path: Path):
+    def __init__(self, tcfg, durations: TraceeDurations, server: TraceeServer, log_path: Path, flavour: Flavour):
         super().__init__()
         self.tcfg = tcfg
+        self.flavour = flavour
         self.durations = durations
         self.server = server
         self.log_path = log_path
@@ -50,9 +55,18 @@ class AutoLifecycle(Lifecycle):
         problem = binary_problem(str(self.tcfg.binary))
         if problem:
             raise UsageError(problem)
-        found = running_tracee(str(self.tcfg.pidfile))
+        found = running_tracee(str(self.tcfg.pidfile) if self.flavour.legacy else None)
         if found:
             raise UsageError(already_running_message(found))
+        if self.tcfg.metrics or self.tcfg.healthz or self.tcfg.pprof or self.tcfg.pyroscope:
+            host, port = http_parts(self.tcfg.http_address)
+            problem = address_problem(host, port)
+            if problem:
+                raise UsageError(
+                    f"Tracee's HTTP address {problem}: a Tracee that cannot bind it runs on without HTTP, "
+                    "and whatever listens there would answer its /healthz and /metrics.\n"
+                    "Stop what listens there, or choose a free one with tracee.http_address=127.0.0.1:<port>."
+                )
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None else []
@@ -60,7 +74,7 @@ class AutoLifecycle(Lifecycle):
     def start(self, argv: list[str], json_file: str | None) -> None:
         if json_file:
             Path(json_file).parent.mkdir(parents=True, exist_ok=True)
-        log.info("Starting Tracee: %s", shlex.join(argv))
+        log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # the original prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
         try:
             self.proc = ManagedProcess(argv, self.log_path)
@@ -102,7 +116,7 @@ class AutoLifecycle(Lifecycle):
                 tail = "\n".join(self.proc.tail())
                 raise RunError(
                     f"Tracee did not become ready within {_shown(timeout)}: "
-                    f"{self.server.url}/healthz never answered 200 (last: {last}).\n\n"
+                    f"{self.server.url}/healthz never answered 200 OK (last: {last}).\n\n"
                     f"Tracee log output ({self.log_path}):\n{tail}\n\n"
                     "Give it longer with tracee.ready_timeout=3m, or check that tracee.http_address "
                     "matches the address it listens on; tracee.healthz=false falls back to tracee.start_grace."

@@ -1,8 +1,13 @@
-"""What must hold before evt starts a Tracee: its binary runs, and no Tracee runs already.
+"""What must hold before evt starts a Tracee: its binary runs, no Tracee runs already,
+and its HTTP address is free.
 
 Two Tracees share the kernel's buffers and the HTTP port, so results would mix; the
-checks find a running one by its PID file or by its executable name, and say how to
-stop it or how to measure it instead (tracee.auto=false).
+checks find a running one as upstream's scripts do (scripts/tracee_common.sh: `pgrep -x`
+for the process names `tracee`, `tracee-e2e`, `tracee-e2e-net`) and, for v0.24.x, which
+still writes one, by its PID file; they say how to stop it or how to measure it instead
+(tracee.auto=false). A Tracee whose HTTP bind fails only logs `HTTP server error` and
+runs on without HTTP, so another process's `/healthz` would answer for it: the address
+must be free before start.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 import re
 import shlex
 import shutil
+import socket
 from pathlib import Path
 
 import psutil
 
 log = logging.getLogger(__name__)
 
-TRACEE_NAME = "tracee"  # the executable name a running Tracee has
+TRACEE_NAMES = ("tracee", "tracee-e2e", "tracee-e2e-net")  # process names (comm) a running Tracee has
 
 
 def binary_problem(binary: str) -> str | None:
@@ -54,30 +60,30 @@ def alive(pid: int) -> bool:
         return False
 
 
-def find_tracee_processes(exclude: set[int] | None = None) -> list[tuple[int, str]]:
-    """Live processes that ARE Tracee: executable or argv[0] basename exactly `tracee`.
-    (The original matched any command line containing "tracee"; that also caught
-    editors, greps and this tool's own runs.)"""
+def find_tracee_processes(names: tuple[str, ...] | None = None,
+                          exclude: set[int] | None = None) -> list[tuple[int, str]]:
+    """Live processes whose name is exactly one of `names`, as `pgrep -x` matches.
+    (The original's `pgrep -a tracee` matched any name containing "tracee", such as
+    tracee_start.sh.)"""
+    names = TRACEE_NAMES if names is None else names
     exclude = (exclude or set()) | {os.getpid()}
     found: list[tuple[int, str]] = []
-    for proc in psutil.process_iter(["pid", "exe", "cmdline", "status"]):
+    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline", "status"]):
         info = proc.info
         if info["pid"] in exclude or info.get("status") == psutil.STATUS_ZOMBIE:
             continue
-        exe = info.get("exe") or ""
-        argv = info.get("cmdline") or []
-        argv0 = os.path.basename(argv[0]) if argv else ""
-        if os.path.basename(exe) == TRACEE_NAME or argv0 == TRACEE_NAME:
-            found.append((info["pid"], " ".join(argv) or exe))
+        if info.get("name") in names:
+            found.append((info["pid"], " ".join(info.get("cmdline") or []) or info.get("exe") or info["name"]))
     return found
 
 
-def running_tracee(pidfile: str) -> list[str]:
-    """Descriptions of every running Tracee (pidfile with a live pid, or a `tracee` process)."""
+def running_tracee(pidfile: str | None, names: tuple[str, ...] | None = None) -> list[str]:
+    """Descriptions of every running Tracee: a process named as Tracee is, or (v0.24.x,
+    `pidfile` given) a PID file holding a live pid."""
     found: list[str] = []
     pids: set[int] = set()
     try:
-        text = Path(pidfile).read_text().strip()
+        text = Path(pidfile).read_text().strip() if pidfile else ""
     except OSError:
         text = ""
     if text:
@@ -86,7 +92,7 @@ def running_tracee(pidfile: str) -> list[str]:
             found.append(f"  - Tracee running with PID {text} (from PID file: {pidfile})")
         else:
             log.warning("Warning: Found stale Tracee PID file at %s (PID: %s)", pidfile, text)
-    for pid, cmdline in find_tracee_processes():
+    for pid, cmdline in find_tracee_processes(names):
         if pid not in pids:
             pids.add(pid)
             found.append(f"  - {pid} {cmdline}")
@@ -102,3 +108,22 @@ def already_running_message(found: list[str]) -> str:
         f"You can stop them with: sudo kill -TERM {pids}\n"
         "Or run against the Tracee that is already running: evt stress --auto-tracee=false ... (tracee.auto=false)"
     )
+
+
+def address_problem(host: str, port: int) -> str | None:
+    """Why Tracee could not listen on host:port (something listens there already); None
+    when it is free. Bound as Go's net.Listen binds (SO_REUSEADDR), then released."""
+    bind_host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(bind_host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"tracee.http_address host {host!r} does not resolve ({exc})"
+    family, _, _, _, sockaddr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(sockaddr)
+            sock.listen(1)
+        except OSError as exc:
+            return f"{host}:{port} is already in use ({exc.strerror or exc})"
+    return None

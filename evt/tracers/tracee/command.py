@@ -2,8 +2,10 @@
 
 The command line is a Jinja template (templates/tracee.cmd.j2, or tracee.template) that
 renders one argument per line; the lines become the argv list as they are, so no shell
-ever parses them. The template keeps the one difference between Tracee versions evt
-cares about: the output syntax (`destinations.*` today, `json:<path>` before).
+ever parses them. What differs between Tracee's main and v0.24.x (flavour.py) is decided
+here and handed to the template: the output syntax (`destinations.*`/`streams.*` on
+main, `json:<path>` before) and the buffer flags (`--buffers key=value` on main,
+`--perf-buffer-size` and friends before).
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ from evt.paths import TEMPLATES_DIR
 from evt.plan import Unit
 from evt.spec import EVENT_NAME
 from evt.templating import render
+from evt.tracers.tracee.flavour import Flavour
 
-OUTPUT_SYNTAXES = ("destinations", "legacy")
-DESTINATION_NAME = "evt"  # the --output destinations.<name>.* evt declares
+OUTPUT_SYNTAXES = ("auto", "destinations", "streams", "legacy")
+DESTINATION_NAME = "evt"  # the --output destinations.<name>.* (and streams.<name>.*) evt declares
+STREAM_MODES = ("block", "drop")
+# tracee.buffers.<key> -> (main: `--buffers <name>=N`, v0.24.x: its own flag; None: no equivalent)
+BUFFER_FLAGS = {
+    "kernel_events": ("kernel.events", "--perf-buffer-size"),
+    "kernel_artifacts": ("kernel.artifacts", "--blob-perf-buffer-size"),
+    "kernel_control_plane": ("kernel.control-plane", None),
+    "pipeline": ("pipeline", "--pipeline-channel-size"),
+}
 
 _CONTAINER_ID = re.compile(r"[0-9a-fA-F]{12,64}")
 _HTTP_ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]*):(\d{1,5})")
@@ -60,8 +71,9 @@ def parse_output(value: object, syntax: str, run_dir: Path) -> OutputSpec:
     destinations.x.path=/tmp/e.json`, `table`, `webhook:<url>`, ...)."""
     if syntax not in OUTPUT_SYNTAXES:
         raise UsageError(
-            f"invalid tracee.output_syntax {syntax!r}: use destinations (current Tracee, "
-            "`--output destinations.<name>.path=...`) or legacy (Tracee before it, `--output json:<path>`)."
+            f"invalid tracee.output_syntax {syntax!r}: use auto (by Tracee's flavour), destinations "
+            "(Tracee main, `--output destinations.<name>.path=...`), streams (Tracee main, destinations plus "
+            "`streams.<name>.buffer.*`) or legacy (v0.24.x, `--output json:<path>`)."
         )
     text = str(value if value is not None else "none").strip()
     if "\n" in text or "\r" in text:
@@ -172,14 +184,86 @@ def template_location(template: str) -> tuple[str, Path]:
     return template, TEMPLATES_DIR
 
 
-def render_command(cfg, units: list[Unit], run_dir: Path, binary: str | None = None) -> list[str]:
-    """Tracee's argv, rendered from tracee.template (one argument per line)."""
+def tracee_event(unit: Unit) -> str:
+    """The name Tracee knows a unit's event by (the catalog's socked_dup is Tracee's
+    socket_dup): the one place the command line and the per-event metrics take it from."""
+    return tracee_name(unit.event)
+
+
+def output_syntax(tcfg, flavour: Flavour) -> str:
+    """tracee.output_syntax with `auto` resolved; one the flavour lacks is refused."""
+    syntax = str(tcfg.output_syntax)
+    if syntax == "auto":
+        return flavour.output_syntax
+    if flavour.legacy and syntax in ("destinations", "streams"):
+        raise UsageError(
+            f"tracee.output_syntax={syntax} needs Tracee's main branch, but the Tracee is v0.24.x "
+            f"(tracee.flavour={flavour.name}{', it says ' + repr(flavour.version) if flavour.version else ''}): "
+            "use tracee.output_syntax=legacy (or auto), or tracee.flavour=main for a main build."
+        )
+    return syntax
+
+
+def buffer_args(tcfg, flavour: Flavour) -> list[str]:
+    """The buffer flags for tracee.buffers.*: one `--buffers key=N` each on main, the
+    older flags on v0.24.x. UsageError for a value that is not a positive integer."""
+    args: list[str] = []
+    for key, (name, old_flag) in BUFFER_FLAGS.items():
+        value = tcfg.buffers.get(key)
+        if value is None:
+            continue
+        pages = _positive(value, f"tracee.buffers.{key}")
+        if not flavour.legacy:
+            args += ["--buffers", f"{name}={pages}"]
+        elif old_flag:
+            args += [old_flag, str(pages)]
+        else:
+            raise UsageError(
+                f"tracee.buffers.{key}={pages} has no flag in Tracee v0.24.x (tracee.flavour={flavour.name}): "
+                "remove it, or use tracee.flavour=main for a main build (`--buffers kernel.control-plane=N`)."
+            )
+    return args
+
+
+def stream_args(tcfg, syntax: str, output: OutputSpec) -> list[str]:
+    """With tracee.output_syntax=streams: the stream evt declares for its destination."""
+    mode = str(tcfg.stream.buffer_mode)
+    if mode not in STREAM_MODES:
+        raise UsageError(f"invalid tracee.stream.buffer_mode {mode!r}: use block or drop.")
+    size = tcfg.stream.get("buffer_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise UsageError(f"invalid tracee.stream.buffer_size {size!r}: give a whole number of events, 0 or more.")
+    if syntax != "streams":
+        return []
+    if output.kind != "json":
+        raise UsageError(
+            "tracee.output_syntax=streams declares a stream for evt's JSON destination: set tracee.output=json "
+            f"(or json:<path>); tracee.output={' '.join(output.specs) or output.kind!r} has none."
+        )
+    name = output.name
+    args = [f"streams.{name}.destinations={name}", f"streams.{name}.buffer.mode={mode}"]
+    if size is not None:
+        args.append(f"streams.{name}.buffer.size={size}")
+    return args
+
+
+def _positive(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UsageError(f"invalid {what} {value!r}: give a positive whole number (pages, or events for pipeline).")
+    return value
+
+
+def render_command(cfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None) -> list[str]:
+    """Tracee's argv for this flavour, rendered from tracee.template (one argument per line)."""
     tcfg = cfg.tracee
-    events = list(dict.fromkeys(tracee_name(u.event) for u in units))  # socked_dup is Tracee's socket_dup
+    events = list(dict.fromkeys(tracee_event(u) for u in units))  # de-duplicated, first appearance first
     for event in events:
         if not EVENT_NAME.fullmatch(event):
             raise UsageError(f"invalid event name {event!r}: only [a-z0-9_]+ reaches Tracee's command line.")
-    output = parse_output(tcfg.output, str(tcfg.output_syntax), run_dir)
+    syntax = output_syntax(tcfg, flavour)
+    output = parse_output(tcfg.output, syntax, run_dir)
+    streams = stream_args(tcfg, syntax, output)
+    buffers = buffer_args(tcfg, flavour)
     for value in (output.path or "", *output.specs):
         _no_newline(value, "tracee.output")
     http_parts(tcfg.http_address)
@@ -193,7 +277,9 @@ def render_command(cfg, units: list[Unit], run_dir: Path, binary: str | None = N
         scopes=scopes_for(units, runner),
         events=events,
         output=output.as_context(),
-        output_syntax=str(tcfg.output_syntax),
+        output_syntax=syntax,
+        streams=streams,
+        buffers=buffers,
         server={
             "metrics": bool(tcfg.metrics),
             "healthz": bool(tcfg.healthz),
@@ -214,7 +300,7 @@ def resolve_binary(binary: str) -> str:
     return os.path.abspath(binary)
 
 
-def write_command(dest: Path, cfg, argv: list[str], output: OutputSpec) -> None:
+def write_command(dest: Path, cfg, argv: list[str], output: OutputSpec, flavour: Flavour) -> None:
     """command.json (argv, shell form, template, output) and command.txt in `dest`."""
     tcfg = cfg.tracee
     name, search = template_location(str(tcfg.template))
@@ -222,7 +308,9 @@ def write_command(dest: Path, cfg, argv: list[str], output: OutputSpec) -> None:
         "argv": argv,
         "shell": shlex.join(argv),
         "template": str(search / name),
-        "output_syntax": str(tcfg.output_syntax),
+        "output_syntax": output_syntax(tcfg, flavour),
+        "flavour": flavour.name,
+        "tracee_version": flavour.version,
         "json_output": output.json_file,
         "auto": bool(tcfg.auto),
     }

@@ -67,10 +67,6 @@ class Lifecycle(ABC):
     def pids(self) -> list[int]:
         return []
 
-    def start_title(self) -> str | None:
-        """The phase 3 header; None: the tracer's default."""
-        return None
-
     def instructions(self, units: list[Unit]) -> list[str]:
         return []
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from evt.errors import UsageError
 from evt.plan import Unit
 from evt.procs import ProcessSampler
+from evt.resource_series import SERIES_FILE
 from evt.tracers.tracee.checks import alive, find_tracee_processes
 from evt.tracers.tracee.command import render_command, runner_name, scopes_for
+from evt.tracers.tracee.flavour import Flavour
 from evt.tracers.tracee.lifecycle import Lifecycle
 from evt.tracers.tracee.metrics import endpoints
 
@@ -26,34 +28,34 @@ log = logging.getLogger(__name__)
 MANUAL_PROMPT = "Press ENTER when Tracee is ready to continue..."
 
 
-def manual_instructions(cfg, units: list[Unit], run_dir: Path) -> list[str]:
+def manual_instructions(cfg, units: list[Unit], run_dir: Path, flavour: Flavour) -> list[str]:
     """What the original prints with --auto-tracee=false: the scope filter and the
     Tracee command line (tracee.binary, output, server flags) to start by hand."""
     lines = []
     for scope in scopes_for(units, runner_name(cfg)):
         what = "Container scope filter" if scope.startswith("container=") else "Process tree scope filter"
         lines.append(f"{what}: --scope {scope}")
-    argv = render_command(cfg, units, run_dir)
+    argv = render_command(cfg, units, run_dir, flavour)
     lines += ["", "Please start Tracee in another terminal with:", f"  sudo {shlex.join(argv)}"]
     return lines
 
 
 class ManualLifecycle(Lifecycle):
-    def __init__(self, cfg, run_dir: Path):
+    def __init__(self, cfg, run_dir: Path, flavour: Flavour):
         super().__init__()
         self.cfg = cfg
+        self.flavour = flavour
         self.tcfg = cfg.tracee
         self.run_dir = run_dir
 
     def check(self) -> None:
         if self.tcfg.keep:
-            raise UsageError("--keep-tracee requires --auto-tracee=true (evt can only keep a Tracee it started).")
-
-    def start_title(self) -> str:
-        return "scoping the Tracee you start"
+            raise UsageError(
+                "--keep-tracee requires --auto-tracee=true (cannot keep tracee running if evt stress didn't start it)"
+            )
 
     def instructions(self, units: list[Unit]) -> list[str]:
-        return manual_instructions(self.cfg, units, self.run_dir)
+        return manual_instructions(self.cfg, units, self.run_dir, self.flavour)
 
     def prompt(self) -> str:
         return MANUAL_PROMPT
@@ -66,7 +68,7 @@ class ManualLifecycle(Lifecycle):
         found = find_tracee_processes()
         if len(found) == 1:
             self.pid = found[0][0]
-            self.sampler = ProcessSampler(self.pid).start()
+            self.sampler = ProcessSampler(self.pid, series_path=self.run_dir / "tracer" / SERIES_FILE).start()
             log.info("Sampling the running Tracee (PID: %d) for CPU and memory", self.pid)
         self.ready = True
 

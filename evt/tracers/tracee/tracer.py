@@ -16,14 +16,17 @@ from evt import metrics as prom
 from evt.errors import RunError, UsageError
 from evt.plan import Unit
 from evt.procs import Usage, command_version
+from evt.spec import parse_seconds
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
-from evt.tracers.tracee.command import (base_url, parse_output, render_command, resolve_binary,
-                                        template_location, write_command)
+from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,
+                                        template_location, tracee_event, write_command)
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
+from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.manual import ManualLifecycle
-from evt.tracers.tracee.metrics import TraceeServer, endpoints
+from evt.tracers.tracee.metrics import TraceeServer, endpoints, pyroscope_notice
+from evt.tracers.tracee.profiles import PprofCollector
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,19 @@ class TraceeTracer(Tracer):
         self.tcfg = cfg.tracee
         self.durations = TraceeDurations.parse(self.tcfg, "tracee")
         self.dir = self.run_dir / "tracer"
-        self.output = parse_output(self.tcfg.output, str(self.tcfg.output_syntax), self.run_dir)
+        self.flavour = detect(str(self.tcfg.flavour), resolve_binary(str(self.tcfg.binary)))
+        self.output = parse_output(self.tcfg.output, output_syntax(self.tcfg, self.flavour), self.run_dir)
         self.server = TraceeServer(base_url(self.tcfg.http_address), self.dir)
         self.lifecycle: Lifecycle = (
-            AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log")
-            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir)
+            AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log", self.flavour)
+            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir, self.flavour)
         )
         self.argv: list[str] = []
         self.watch = UnitWatch()
         self._drained = False
+        self.metrics_interval_s = parse_seconds(str(self.tcfg.metrics_interval), "tracee.metrics_interval")
+        self.pprof_slice_s = parse_seconds(str(self.tcfg.pprof_slice), "tracee.pprof_slice")
+        self.pprof: PprofCollector | None = None
 
     # -- plan
 
@@ -53,7 +60,7 @@ class TraceeTracer(Tracer):
         self.lifecycle.check()
 
     def command(self, units: list[Unit]) -> list[str]:
-        return render_command(self.cfg, units, self.run_dir, resolve_binary(str(self.tcfg.binary)))
+        return render_command(self.cfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)))
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
@@ -69,7 +76,7 @@ class TraceeTracer(Tracer):
     # -- hooks
 
     def start_title(self) -> str:
-        return self.lifecycle.start_title() or super().start_title()
+        return "Configuring & Starting Tracee"  # the original's Phase 3 header, in both modes
 
     def manual_instructions(self, units: list[Unit]) -> list[str]:
         return self.lifecycle.instructions(units)
@@ -90,14 +97,26 @@ class TraceeTracer(Tracer):
                 f"Tracee cannot be scoped before every unit exists; no container id or pid for: {', '.join(missing)}"
             )
         self.argv = self.command(units)
-        write_command(self.dir, self.cfg, self.argv, self.output)
+        write_command(self.dir, self.cfg, self.argv, self.output, self.flavour)
         self.watch.start(units, follow_trees=bool(self.output.json_file))
+        if self.tcfg.pyroscope:
+            log.info("%s", pyroscope_notice())
         self.lifecycle.start(self.argv, self.output.json_file)
 
     def wait_ready(self) -> None:
         self.lifecycle.wait_ready()
         if self.tcfg.metrics:
             self.server.scrape("start")
+            self.server.follow(self.metrics_interval_s)
+        if self.tcfg.pprof and self.lifecycle.alive():
+            self.pprof = PprofCollector(self.server.url, self.dir / "pprof", self.pprof_slice_s,
+                                        int(self.tcfg.pprof_heap_every)).start()
+
+    def _stop_recording(self) -> None:
+        """The time series and profiles end while Tracee still serves them (before SIGTERM)."""
+        self.server.unfollow()
+        if self.pprof is not None:
+            self.pprof.stop()
 
     def poll(self) -> str | None:
         return self.lifecycle.poll()
@@ -112,12 +131,14 @@ class TraceeTracer(Tracer):
         if self.durations.drain_s > 0:
             self.lifecycle.wait_alive(self.durations.drain_s)
         if self.tcfg.metrics and self.lifecycle.alive():
-            self.server.scrape("end")
+            self.server.scrape("end")  # before SIGTERM: Tracee's HTTP server closes at once then
+        self._stop_recording()
 
     def stop(self) -> None:
         if self.lifecycle.stopped:
             return
         self.watch.stop()
+        self._stop_recording()
         self.lifecycle.stop()
         if self.argv:  # started: what became of it
             self._write_lifecycle()
@@ -152,11 +173,28 @@ class TraceeTracer(Tracer):
             cpu_s=sampler.cpu_s if sampler else None,
             peak_rss_bytes=sampler.peak_rss if sampler else None,
             wall_s=sampler.wall_s if sampler else None,
+            resources=self._resources(sampler),
+            per_unit=self._submits(units),
         )
         if delta:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "metrics-deltas.json").write_text(json.dumps(delta, indent=2, sort_keys=True) + "\n")
         return rep
+
+    def _resources(self, sampler) -> dict[str, object] | None:
+        """The perf gate's summary: the resource series' figures, and the profiles kept."""
+        figures = sampler.resources() if sampler else None
+        if figures is None:
+            return None
+        return dict(figures, **(self.pprof.record() if self.pprof is not None else {}))
+
+    def _submits(self, units: list[Unit]) -> dict[str, dict[str, int]] | None:
+        """Per unit, the kernel's submit attempts and failures for its Tracee event (a
+        METRICS=1 build); a unit whose event has no series (a syscall event) gets none."""
+        per_event = self.server.scrapes.submit_deltas()
+        if per_event is None:
+            return None
+        return {u.name: per_event[tracee_event(u)] for u in units if tracee_event(u) in per_event}
 
     def _observed(self, units: list[Unit]) -> dict[str, int] | None:
         """Per-unit counts of Tracee's JSON output; None without one (its counters only)."""
