@@ -260,6 +260,9 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -268,14 +271,29 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def _dies_with(parent: int) -> Callable[[], None]:
+    """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
+    evt just after the fork, before the pid reached the run's record, left a tracer that
+    `evt cleanup` could not find."""
+    def setup() -> None:
+        _default_signals()
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # evt died before the prctl: nothing would send it
+            os._exit(1)
+    return setup
+
+
 class ManagedProcess:
     """A process evt started: in its own session, output in `log_path` (stdout in
     `stdout_path` when given, else in the log too), sampled from its start, its
     resource time series in SERIES_FILE beside the log."""
 
     def __init__(self, argv: list[str], log_path: Path, stdout_path: Path | None = None,
-                 env: dict[str, str] | None = None):
-        """Start it; OSError when it cannot be executed."""
+                 env: dict[str, str] | None = None, outlives_evt: bool = False):
+        """Start it; OSError when it cannot be executed. It is killed when evt dies, unless
+        `outlives_evt` (a Tracee the user keeps running)."""
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.stdout_path = Path(stdout_path) if stdout_path else None
@@ -286,7 +304,8 @@ class ManagedProcess:
             with signals_held():
                 self.popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                    start_new_session=True, close_fds=True, preexec_fn=_default_signals,
+                    start_new_session=True, close_fds=True,
+                    preexec_fn=_default_signals if outlives_evt else _dies_with(os.getpid()),
                 )
         finally:
             log.close()

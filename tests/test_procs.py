@@ -343,3 +343,26 @@ def test_a_signal_during_the_fork_is_delivered_after_it_not_lost(tmp_path):
     assert out.stdout.split("\n")[0] == "interrupted", out.stdout + out.stderr
     assert "Exception ignored" not in out.stderr
     assert "child mask 0000000000000000" in out.stdout  # the child starts with nothing blocked
+
+
+@pytest.mark.parametrize("outlives_evt", [False, True])
+def test_a_process_dies_with_evt_unless_it_is_to_outlive_it(tmp_path, outlives_evt):
+    """`kill -9` of evt right after a tracer's fork, before its pid is recorded for `evt
+    cleanup`, must not leave the tracer running; a kept Tracee (outlives_evt) stays."""
+    parent = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from evt.procs import ManagedProcess
+        proc = ManagedProcess(["sleep", "60"], Path({str(tmp_path / "child.log")!r}), outlives_evt={outlives_evt})
+        print(proc.pid, flush=True)
+        time.sleep(60)
+    """)
+    evt = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    child = int(evt.stdout.readline())
+    evt.kill()
+    evt.wait(timeout=10)
+    try:
+        assert wait_for(lambda: gone(child), timeout_s=5) is (not outlives_evt)
+    finally:
+        if not gone(child):
+            reap(child)

@@ -77,7 +77,7 @@ class AutoLifecycle(Lifecycle):
         log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # the original prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
         try:
-            self.proc = ManagedProcess(argv, self.log_path)
+            self.proc = ManagedProcess(argv, self.log_path, outlives_evt=bool(self.tcfg.keep))
         except OSError as exc:
             raise RunError(f"could not start Tracee ({argv[0]}): {exc}") from exc
         self.pid = self.proc.pid
