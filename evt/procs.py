@@ -275,11 +275,14 @@ def _dies_with(parent: int) -> Callable[[], None]:
     """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
     evt just after the fork, before the pid reached the run's record, left a tracer that
     `evt cleanup` could not find."""
+    import ctypes
+
+    # looked up here, in evt: the child must not dlopen (another thread may hold the loader's lock)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
     def setup() -> None:
         _default_signals()
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # evt died before the prctl: nothing would send it
             os._exit(1)
     return setup
