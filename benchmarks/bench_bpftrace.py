@@ -11,29 +11,18 @@ Usage: benchmarks/bench_bpftrace.py [--seconds S] [--runner docker|local]
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-EVT = str(Path(sys.executable).parent / "evt")
+from stress_run import stress
+
 STEPS = [("1ms", 900), ("100us", 8000), ("10us", 30000), ("0", 60000)]  # sleep, ops/s guess per worker
 
 
 def step(tmp: Path, sleep: str, ops: int, runner: str) -> dict:
-    run_dir = tmp / f"sleep-{sleep}"
-    result = subprocess.run(
-        [EVT, "stress", "tracer=bpftrace", f"runner={runner}", "stress.stress_end_cooldown=0s",
-         f"hydra.run.dir={run_dir}", "-e", f"security_file_open:instances=2:ops={ops}:sleep={sleep}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"evt stress failed at sleep={sleep}: {result.stderr[-2000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    with open(run_dir / "events.csv") as f:
-        row = next(csv.DictReader(f))
+    summary, row = stress(tmp / f"sleep-{sleep}", ["tracer=bpftrace", f"runner={runner}", "stress.stress_end_cooldown=0s",
+                          "-e", f"security_file_open:instances=2:ops={ops}:sleep={sleep}"], f"sleep={sleep}")
     detection, cost = summary["detection"], summary["tracer_cost"]
     rate = int(row["expected"]) / float(summary["duration_s"])
     kernel_s = cost["metrics"].get("bpf_run_time_s", 0.0)  # the probes, run in the traced processes

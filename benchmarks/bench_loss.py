@@ -14,14 +14,11 @@ Usage: benchmarks/bench_loss.py [--seconds S] [--runner docker|local] [--tracers
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-EVT = str(Path(sys.executable).parent / "evt")
+from stress_run import stress
 TRACERS = {
     "none": ["tracer=none"],
     "bpftrace": ["tracer=bpftrace"],
@@ -39,16 +36,9 @@ PAGES = [1, 4, 16, 64, 256]  # the buffer sweep, at the last step's rate
 
 def step(tmp: Path, tracer: str, sleep: str, workers: int, ops: int, runner: str, more: tuple[str, ...] = ()) -> dict:
     run_dir = tmp / "-".join([tracer, sleep, str(workers), *more]).replace("=", "_")  # "=" breaks hydra.run.dir
-    result = subprocess.run(
-        [EVT, "stress", *TRACERS[tracer], *more, f"runner={runner}", "stress.stress_end_cooldown=0s",
-         f"hydra.run.dir={run_dir}", "-e", f"security_file_open:instances={workers}:ops={ops}:sleep={sleep}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"evt stress failed ({tracer}, sleep={sleep}, {workers} workers): {result.stdout[-3000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    with open(run_dir / "events.csv") as f:
-        row = next(csv.DictReader(f))
+    summary, row = stress(run_dir, [*TRACERS[tracer], *more, f"runner={runner}", "stress.stress_end_cooldown=0s",
+                                    "-e", f"security_file_open:instances={workers}:ops={ops}:sleep={sleep}"],
+                          f"{tracer}, sleep={sleep}, {workers} workers")
     cost = summary.get("tracer_cost") or {}
     expected = int(row["expected"])
     observed = int(float(row["observed"])) if row["observed"] else None
