@@ -276,26 +276,64 @@ class Noise:
 
 
 def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None = None,
-          units: list[Unit] | None = None, **scope):
+          units: list[Unit] | None = None, frozen: bool = False, **scope):
     """Start the tracer on the units (by default the triggers' own), release the triggers
     (and the noise), wait until every op succeeded, stop the tracer: its report.
+    frozen: the tracer's process is stopped (SIGSTOP) while the triggers run and continued
+    after, so its buffer overflows whatever the machine's speed: loss made, not hoped for.
     Everything is stopped whatever happens."""
     units = units or [t.unit(**scope) for t in triggers]
     try:
         tracer.check(units)
         tracer.start(units)
         tracer.wait_ready()
+        if frozen:
+            os.kill(tracer.proc.pid, signal.SIGSTOP)
         release(fifo)
         for trig in triggers:
             assert trig.finish()["ok"] == trig.ops * trig.workers
         if noise is not None:
             noise.finish()
+        if frozen:
+            os.kill(tracer.proc.pid, signal.SIGCONT)
+            wait_until_idle(tracer.proc.pid)  # it drained what its buffers hold
+            open_on_every_cpu()
+            wait_until_idle(tracer.proc.pid)
         tracer.stop()
         return tracer.report(units)
     finally:
         for proc in [*triggers, *([noise] if noise else [])]:
             proc.kill()
         tracer.stop()
+
+
+def open_on_every_cpu(opens: int = 20) -> None:
+    """Open /dev/null on each CPU in turn. The kernel writes a perf buffer's pending count
+    of lost samples only with the next sample that fits, so once a stalled tracer has
+    drained its buffers, each CPU needs one more event before the tracer can learn (and
+    report) what it lost."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})
+            for _ in range(opens):
+                os.close(os.open(os.devnull, os.O_RDONLY))
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def wait_until_idle(pid: int, settle: float = 0.5, deadline: float = 15.0) -> None:
+    """Return once the process has used no CPU for `settle` seconds (a tracer continued after
+    SIGSTOP has drained its buffers and printed its lost-event notices), or at the deadline."""
+    proc, end = psutil.Process(pid), time.monotonic() + deadline
+    last, quiet_since = sum(proc.cpu_times()[:2]), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        cpu = sum(proc.cpu_times()[:2])
+        if cpu != last:
+            last, quiet_since = cpu, time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            return
 
 
 def assert_one_paragraph(message: str, max_chars: int = 1000) -> str:

@@ -315,12 +315,14 @@ def test_bad_stream_settings_are_refused_by_check(cfg, tmp_path, key, value, mes
         BpftraceTracer(cfg, tmp_path).check([make_unit()])
 
 
-def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: int | None):
-    """A host trigger (and noise) traced by bpftrace in stream mode, scoped to its tree: the report."""
+def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: int | None, frozen: bool = False):
+    """A host trigger (and noise) traced by bpftrace in stream mode, scoped to its tree: the report
+    (frozen: bpftrace is stopped while the trigger runs, see helpers.trace)."""
     cfg.bpftrace.mode, cfg.bpftrace.buffer_pages = "stream", buffer_pages
     fifo = barrier(tmp_path)
     trig = HostTrigger(fifo, f"stream-{uuid.uuid4().hex[:8]}", EVENT, ops=ops, workers=workers, sleep=sleep)
-    return trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), pid=trig.proc.pid)
+    return trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), frozen=frozen,
+                 pid=trig.proc.pid)
 
 
 @needs_bpftrace
@@ -335,11 +337,12 @@ def test_stream_mode_with_room_in_its_buffer_receives_every_event(cfg, tmp_path)
 @needs_bpftrace
 @pytest.mark.integration
 def test_stream_mode_with_one_page_loses_events_and_the_kernel_count_accounts_for_them(cfg, tmp_path):
-    """Two workers at full rate against a one-page buffer per CPU: userspace receives part
-    of what the probe saw; the in-kernel count says how much was lost, bpftrace's own
-    notice at most that much."""
+    """Two workers against a one-page buffer per CPU that bpftrace, stopped (SIGSTOP) while
+    they run, cannot drain whatever the machine's speed: userspace receives part of what the
+    probe saw; the in-kernel count says how much was lost, bpftrace's own notice at most
+    that much."""
     ops, workers = 150_000, 2
-    report = run_stream(cfg, tmp_path, ops=ops, workers=workers, sleep="0", buffer_pages=1)
+    report = run_stream(cfg, tmp_path, ops=ops, workers=workers, sleep="0", buffer_pages=1, frozen=True)
     expected, seen, observed = ops * workers, report.seen[EVENT], report.observed[EVENT]
     notices = report.lost["bpftrace_lost_events"]
     print(f"bpftrace stream, 1 page: observed {observed:,} of {expected:,}; lost notices {notices:,}")
