@@ -180,6 +180,25 @@ class BpftraceConfig(ProcessTracerConfig):
 
 
 @dataclass
+class AuditdConfig(ProcessTracerConfig):
+    """auditd.*: the audit daemon evt starts and the kernel's audit settings for the run
+    (evt/tracers/auditd/). None keeps the kernel's current value; every value set is put
+    back at the end."""
+
+    binary: str = "auditd"
+    auditctl: str = "auditctl"
+    template: str = "auditd.conf.j2"  # the auditd.conf evt writes into the run's tracer/ directory
+    ready_timeout: str = "30s"
+    backlog_limit: Optional[int] = None  # records queued in the kernel for auditd, at most
+    # ms a process waits when the queue is full: 0 drops the record (loss), > 0 waits (overhead)
+    backlog_wait_time: Optional[int] = None
+    rate_limit: Optional[int] = None  # records/s, more are dropped; 0: no limit
+    flush: str = "INCREMENTAL_ASYNC"  # auditd.conf flush: NONE | INCREMENTAL | INCREMENTAL_ASYNC | DATA | SYNC
+    freq: int = 50  # records between flushes (INCREMENTAL, INCREMENTAL_ASYNC)
+    status_interval: str = "100ms"  # how often the kernel's backlog is read while the units run
+
+
+@dataclass
 class BenchConfig:
     """`evt bench`: rounds of stress runs at growing target rates (see evt/bench.py)."""
 
@@ -215,6 +234,7 @@ class EvtConfig:
     stress: StressConfig = field(default_factory=StressConfig)
     tracee: TraceeConfig = field(default_factory=TraceeConfig)
     bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
+    auditd: AuditdConfig = field(default_factory=AuditdConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     run_id: Optional[str] = None
     remote: RemoteConfig = field(default_factory=RemoteConfig)

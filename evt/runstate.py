@@ -1,6 +1,7 @@
 """A small record of what a run started, so `evt cleanup` can remove what a killed run
 left behind: containers by the run's label, processes by pid *and* start time (a pid
-reused by an unrelated process is never touched), cgroup directories by path."""
+reused by an unrelated process is never touched), cgroup directories by path, and host
+settings a tracer changed (what to put back, by kind: see evt/cleanup.py)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,21 @@ def add_cgroup(run_id: str, path: str) -> None:
     state = load(run_id)
     state["cgroups"].append(path)
     _save(state)
+
+
+def set_restore(run_id: str, kind: str, data: dict) -> None:
+    """What `evt cleanup` must put back for this kind of host state (replaces the last record)."""
+    state = load(run_id)
+    state.setdefault("restore", {})[kind] = data
+    _save(state)
+
+
+def clear_restore(run_id: str, kind: str) -> None:
+    """The tracer put it back itself: nothing of this kind is left for `evt cleanup`."""
+    state = load(run_id)
+    if kind in state.get("restore", {}):
+        del state["restore"][kind]
+        _save(state)
 
 
 def finish(run_id: str) -> None:

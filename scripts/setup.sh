@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io bpftrace bpftool libbpf-tools strace inotify-tools mmdebstrap iputils-ping
+PACKAGES=(docker.io bpftrace bpftool libbpf-tools strace inotify-tools mmdebstrap iputils-ping auditd
           netcat-openbsd sudo util-linux procps coreutils python3-venv ca-certificates)
 BASE_IMAGE="${EVT_BASE_IMAGE:-evt-base:bookworm}"
 VENV="${EVT_VENV:-.venv}"
