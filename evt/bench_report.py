@@ -1,10 +1,11 @@
 """What `evt bench` shows and writes: the live table of rounds, bench.csv, bench.json (the
-summary: max sustainable events/s and what limits it), bench.png, and bench_sweep.csv
-after a multirun (`evt bench -m tracer=a,b`)."""
+summary: max sustainable events/s and what limits it), bench.png; after a multirun
+(`evt bench -m tracer=a,b`) the sweep's files (evt/bench_sweep.py)."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from evt import csvio
+from evt import bench_sweep, csvio
 from evt.bench_search import OK, BenchSettings
-from evt.sweep import job_summaries
 
 BENCH_COLUMNS = ["round", "phase", "target_eps", "achieved_eps", "baseline_eps", "slowdown_pct", "expected",
                  "observed", "lost", "loss_pct", "tracer_cpu_s", "tracer_cpu_pct", "cpu_s_per_m_events",
                  "tracer_peak_rss_bytes", "kernel_s_per_m_events", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event",
                  "verdict", "status", "run_dir", "baseline_run_dir"]
-SWEEP_COLUMNS = ["job", "overrides", "tracer", "status", "max_sustainable_eps", "limited_by", "first_bad_eps",
-                 "cpu_s_per_m_events_at_max", "slowdown_pct_at_max", "generator_max_eps", "rounds", "wall_s", "run_dir"]
 TABLE_COLUMNS = [  # (title, bench.csv column, digits)
     ("#", "round", None), ("target ev/s", "target_eps", 0), ("with tracer", "achieved_eps", 0),
     ("without", "baseline_eps", 0), ("slowdown %", "slowdown_pct", 1), ("expected", "expected", None),
@@ -174,17 +172,15 @@ def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> N
                   highlight=False)
 
 
-def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    return [{column: summary.get(column) for column in SWEEP_COLUMNS}
-            | {"job": job_dir.name, "overrides": overrides, "run_dir": str(job_dir)}
-            for job_dir, summary, overrides in job_summaries(sweep_dir, "bench.json")]
-
-
 class BenchSweepSummary(Callback):
-    """Writes <sweep dir>/bench_sweep.csv (a row per bench) when a multirun ends."""
+    """Writes bench_sweep.csv, .md and .png in the sweep's directory when a multirun ends
+    (evt/bench_sweep.py), with the load average taken when it started."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.load = os.getloadavg()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = sweep_rows(sweep_dir)
-        csvio.write_csv(pd.DataFrame(rows, columns=SWEEP_COLUMNS), sweep_dir / "bench_sweep.csv", SWEEP_COLUMNS)
-        print(f"bench sweep: {len(rows)} benches summarised in {sweep_dir / 'bench_sweep.csv'}")
+        rows = bench_sweep.write(sweep_dir, getattr(self, "load", None))
+        print(f"bench sweep: {len(rows)} benches summarised in {sweep_dir / 'bench_sweep.csv'}, bench_sweep.md "
+              "and bench_sweep.png")

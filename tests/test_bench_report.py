@@ -9,7 +9,7 @@ import yaml
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from evt import bench_report
+from evt import bench_report, bench_sweep
 from evt.bench_search import BenchSettings
 from evt.config import BenchConfig
 
@@ -90,6 +90,6 @@ def test_sweep_rows_one_per_bench(tmp_path):
         summary = summary_of([row(10_000, "ok"), row(20_000, "generator")]) | {"tracer": tracer}
         (tmp_path / job / "bench.json").write_text(json.dumps(summary))
     (tmp_path / "2").mkdir()  # a job that wrote nothing is left out
-    rows = bench_report.sweep_rows(tmp_path)
+    rows = bench_sweep.sweep_rows(tmp_path)
     assert [(r["job"], r["overrides"], r["tracer"], r["max_sustainable_eps"], r["limited_by"]) for r in rows] == [
         ("0", "tracer=bpftrace", "bpftrace", 10_000, "generator"), ("1", "tracer=none", "none", 10_000, "generator")]
