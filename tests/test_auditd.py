@@ -158,6 +158,41 @@ def test_kill_9_of_evt_then_evt_cleanup_puts_the_audit_state_back(tmp_path, audi
     # audit_as_before checks settings, rules and the daemon registration
 
 
+def _start_until_rules(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """evt stress with tracer=auditd in the background, returned once its rules are loaded."""
+    proc = subprocess.Popen([EVT, "stress", "tracer=auditd", "runner=local", "stress.stress_end_cooldown=0s",
+                             f"hydra.run.dir={tmp_path / 'run'}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while not evt_rules():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"evt never loaded its rules: {proc.communicate()[0]}")
+        time.sleep(0.02)
+    return proc
+
+
+@needs_audit
+def test_sigterm_of_evt_puts_the_audit_state_back(tmp_path, audit_as_before):
+    proc = _start_until_rules(tmp_path, "-e", "security_socket_create:ops=100000:rate=500", "auditd.backlog_limit=4096",
+                              "auditd.backlog_wait_time=0")
+    daemon = AUDITCTL.status()["pid"]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert "audit rules deleted and settings restored" in out
+    assert not os.path.exists(f"/proc/{daemon}")  # its daemon stopped (audit_as_before: rules, settings)
+
+
+@needs_audit
+def test_an_auditd_that_dies_mid_run_fails_the_run_and_the_state_is_put_back(tmp_path, audit_as_before):
+    proc = _start_until_rules(tmp_path, "-e", "security_socket_create:ops=3000:rate=1000", "auditd.rate_limit=50000")
+    os.kill(AUDITCTL.status()["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    assert "tracer auditd died mid-run" in out and "audit rules deleted and settings restored" in out
+
+
 @needs_audit
 def test_another_audit_daemon_is_named_and_left_alone(tmp_path, audit_as_before):
     conf_dir = tmp_path / "other"
