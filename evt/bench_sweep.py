@@ -26,16 +26,20 @@ MARKDOWN_COLUMNS = [  # (title, bench_sweep.csv column, digits)
 ]
 
 
-def label(summary: dict[str, Any], overrides: str) -> str:
-    """The bench's name in the table and figure: its tracer, and what else its job set."""
-    rest = [o for o in overrides.split() if not o.startswith("tracer=")]
+def label(summary: dict[str, Any], overrides: str, common: set[str]) -> str:
+    """The bench's name in the table and figure: its tracer, and what else its job set
+    that not every job of the sweep set."""
+    rest = [o for o in overrides.split() if not o.startswith("tracer=") and o not in common]
     return " ".join([str(summary.get("tracer"))] + rest)
 
 
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    jobs = job_summaries(sweep_dir, "bench.json")
+    common = set.intersection(*(set(overrides.split()) for _, _, overrides in jobs)) if len(jobs) > 1 else set()
     return [{column: summary.get(column) for column in SWEEP_COLUMNS}
-            | {"job": job_dir.name, "overrides": overrides, "label": label(summary, overrides), "run_dir": str(job_dir)}
-            for job_dir, summary, overrides in job_summaries(sweep_dir, "bench.json")]
+            | {"job": job_dir.name, "overrides": overrides, "label": label(summary, overrides, common),
+               "run_dir": str(job_dir)}
+            for job_dir, summary, overrides in jobs]
 
 
 def _cell(value: object, digits: int | None) -> str:

@@ -22,13 +22,13 @@ def make_job(sweep_dir, job: str, overrides: list[str], tracer: str, rounds: lis
 
 
 def test_a_sweep_of_tracers_gets_one_table_and_one_figure(tmp_path):
-    make_job(tmp_path, "0", ["tracer=bpftrace"], "bpftrace",
+    make_job(tmp_path, "0", ["tracer=bpftrace", "bench.round_duration=3s"], "bpftrace",
              [row(10_000, "ok", slowdown_pct=4.0, achieved_eps=9_800), row(20_000, "generator")])
-    make_job(tmp_path, "1", ["tracer=auditd", "auditd.backlog_wait_time=0"], "auditd",
+    make_job(tmp_path, "1", ["tracer=auditd", "auditd.backlog_wait_time=0", "bench.round_duration=3s"], "auditd",
              [row(5_000, "ok", 0.2, cpu_s_per_m_events=31.5, slowdown_pct=12.5, achieved_eps=4_900),
               row(10_000, "loss", 40.0)])
     (tmp_path / "2").mkdir()  # a job that wrote nothing is left out
-    rows = bench_sweep.write(tmp_path, (3.5, 2.25, 1.0))
+    rows = bench_sweep.write(tmp_path, (3.5, 2.25, 1.0))  # labels: what tells the jobs apart
     assert [(r["label"], r["max_sustainable_eps"], r["achieved_eps_at_max"], r["limited_by"]) for r in rows] == [
         ("bpftrace", 10_000, 9_800, "generator"), ("auditd auditd.backlog_wait_time=0", 5_000, 4_900, "loss")]
     csv_rows = pd.read_csv(tmp_path / "bench_sweep.csv")
