@@ -1,7 +1,7 @@
 """The kernel's audit state through `auditctl`: its status, the settings evt changes for a
 run, the run's rules, and putting all of it back as it was.
 
-What evt changes is recorded in the run's state (evt/runstate.py, kind "audit") before it
+What evt changes is recorded in the run's state (evt/stress/runstate.py, kind "audit") before it
 is changed: the settings as they were and the keys of the rules it loads, so that
 `evt cleanup` after a `kill -9` of evt restores them too (restore_recorded)."""
 

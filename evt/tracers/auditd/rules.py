@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evt.plan import Unit
+from evt.stress.plan import Unit
 
 # The syscalls by which each native action makes its target event (evt/native.py), the
 # alternatives of one libc call included (an architecture has only some of them): one

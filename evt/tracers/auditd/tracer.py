@@ -31,12 +31,12 @@ from pathlib import Path
 
 import psutil
 
-from evt import runstate
+from evt.stress import runstate
 from evt.errors import RunError, UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import ManagedProcess, Stop, Usage, command_version, exit_text, log_tail
-from evt.spec import parse_seconds
-from evt.templating import render
+from evt.config.spec import parse_seconds
+from evt.config.templating import render
 from evt.tracers.auditd import rules as audit_rules
 from evt.tracers.auditd.control import Auditctl, AuditctlError, LOCKED, StatusWatch, restore, saved_settings
 from evt.tracers.auditd.records import Matcher, count_file
