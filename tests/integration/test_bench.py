@@ -111,6 +111,9 @@ def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
     rows = read_rows(tmp_path / "bench_sweep.csv")
     assert [(r["job"], r["tracer"], r["rounds"]) for r in rows] == [("0", "bpftrace", "2"), ("1", "none", "2")]
     assert all((tmp_path / job / "bench.png").exists() for job in ("0", "1"))
+    table = (tmp_path / "bench_sweep.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:4]] == ["| bpftrace", "| none"]
+    assert (tmp_path / "bench_sweep.png").stat().st_size > 0
 
 
 @pytest.mark.integration
