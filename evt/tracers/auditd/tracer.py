@@ -73,6 +73,7 @@ class AuditdTracer(Tracer):
         self.before: dict[str, int] = {}
         self.after: dict[str, int] = {}
         self.known_syscalls: set[str] = set()
+        self._rule_args: list[list[str]] = []
         self._restored = False
 
     @property
@@ -147,7 +148,11 @@ class AuditdTracer(Tracer):
     def _syscall_names(self) -> set[str]:
         ausyscall = self._tool("ausyscall", "ausyscall")
         done = subprocess.run([ausyscall, "--dump"], capture_output=True, text=True, timeout=10)
-        return audit_rules.syscall_names(done.stdout)
+        names = audit_rules.syscall_names(done.stdout)
+        if done.returncode != 0 or not names:
+            raise UsageError(f"`{ausyscall} --dump` listed no syscalls (exit code {done.returncode}: "
+                             f"{' '.join(done.stderr.split()) or 'no message'}): reinstall auditd (`make setup`).")
+        return names
 
     def command(self, units: list[Unit]) -> list[str]:
         binary = shutil.which(str(self.acfg.binary)) or str(self.acfg.binary)
@@ -162,7 +167,7 @@ class AuditdTracer(Tracer):
     def start(self, units: list[Unit]) -> None:
         if not self.known_syscalls:
             self.check(units)
-        status = self.auditctl.status()
+        status = self._kernel_status()
         self._check_free(status)  # another daemon may have come since check()
         counted = audit_rules.audited(units)
         rule_args = [args for unit in counted for args in self._rules_of(unit)]
@@ -209,7 +214,7 @@ class AuditdTracer(Tracer):
         """Until the kernel names our auditd as its audit daemon; then the settings and rules."""
         assert self.proc is not None, "start() first"
         deadline = time.monotonic() + self.durations.ready_timeout_s
-        while self.auditctl.status().get("pid") != self.proc.pid:
+        while self._kernel_daemon() != self.proc.pid:
             if not self.proc.running:
                 foreground = [("-f" if arg == "-n" else arg) for arg in self.proc.argv]
                 raise RunError(f"auditd {exit_text(self.proc.returncode)} before it registered with the kernel; it "
@@ -233,6 +238,12 @@ class AuditdTracer(Tracer):
                  self.before.get("backlog_wait_time"), self.before.get("rate_limit"))
         if self.durations.init_cooldown_s:
             time.sleep(self.durations.init_cooldown_s)
+
+    def _kernel_daemon(self) -> int | None:
+        try:
+            return self.auditctl.status().get("pid")
+        except AuditctlError as exc:
+            raise RunError(f"cannot read the kernel's audit status: {exc}") from None
 
     def _settings(self) -> dict[str, int]:
         wanted = {name: self.acfg[name] for name in ("backlog_limit", "backlog_wait_time", "rate_limit")}
