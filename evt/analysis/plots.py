@@ -210,7 +210,8 @@ def _bench_rates(ax, frame: pd.DataFrame, summary: dict) -> None:
     ax.plot(span, span, color="0.5", linestyle="-", linewidth=1, label="target")
     ax.plot(span, [reach * x for x in span], color="0.5", linestyle=":", linewidth=1,
             label=f"reached ({reach:.0%} of the target)")
-    ax.scatter(target, pd.to_numeric(frame["baseline_eps"], errors="coerce"), marker="_", s=200, color="#4c72b0",
+    shifted = target * 1.015 ** pd.to_numeric(frame["repeat"], errors="coerce").fillna(0)  # as _verdict_points
+    ax.scatter(shifted, pd.to_numeric(frame["baseline_eps"], errors="coerce"), marker="_", s=200, color="#4c72b0",
                zorder=2, label="without the tracer")
     _verdict_points(ax, frame, "achieved_eps")
     for number, record in enumerate(summary.get("unstable") or []):
@@ -236,7 +237,8 @@ def bench_rounds(frame: pd.DataFrame, summary: dict, path: Path) -> Path:
     frame = frame.sort_values(["target_eps", "round"])
     if len(frame):
         _bench_rates(rates, frame, summary)
-        for ax, column, ylabel in ((loss_ax, "loss_pct", "loss (%)"), (cpu_ax, "tracer_cpu_pct", "tracer CPU (% of one core)")):
+        panels = ((loss_ax, "loss_pct", "loss (%)"), (cpu_ax, "tracer_cpu_pct", "tracer CPU (% of one core)"))
+        for ax, column, ylabel in panels:
             _verdict_points(ax, frame, column)
             ax.set(xscale="log", xlabel="target events/s", ylabel=ylabel, title=ylabel.split(" (")[0] + " per round")
             _rate_axis(ax.xaxis)
@@ -249,7 +251,8 @@ def bench_rounds(frame: pd.DataFrame, summary: dict, path: Path) -> Path:
         loss_ax.legend(fontsize=8, handles=loss_ax.get_legend_handles_labels()[0][-1:])
     else:
         rates.text(0.5, 0.5, "no round completed", ha="center", va="center", transform=rates.transAxes)
-    limited = f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} ev/s" if summary["limited_by"] else ""
+    limited = (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} ev/s"
+               if summary["limited_by"] else "")
     noisy = "; NOISY machine (other work up to {:.2f} cores)".format(summary["other_cpu_cores_max"]) \
         if summary.get("noisy") else ""
     fig.suptitle(f"evt bench: tracer {summary['tracer']}{limited}{noisy}")

@@ -2,7 +2,7 @@
 
 A bench measures a tracer's capacity; CPU other processes take during a round is CPU the
 tracer and the workload did not get, so a figure from a loaded machine is not the
-tracer's. Over one stress run this takes, with psutil, the CPU the whole machine used
+tracer's. Over one stress run's measured window this takes, with psutil, the CPU the whole machine used
 (busy time of all cores) minus what the run used itself:
 - evt and its children (a tracer binary, local workers), counted through evt's own CPU and
   its reaped children's, which by the end of a run are all of them;
@@ -11,11 +11,12 @@ tracer's. Over one stress run this takes, with psutil, the CPU the whole machine
 - a Tracee that evt did not start (tracee.auto=false): the CPU the run sampled for it;
 - the container engine's daemons (dockerd, containerd): starting and removing the run's
   containers is their work for the run.
-What is left is other work; `other_cpu_cores` is it over the run's wall time."""
+What is left is other work; `other_cpu_cores` is it over the run's measured window."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def _cpu_of(procs: list[psutil.Process]) -> dict[int, float]:
 
 @dataclass
 class RoundLoad:
-    """The machine's load over one stress run."""
+    """The machine's load over one stress run's measured window."""
 
     wall_s: float
     other_cpu_s: float
@@ -68,22 +69,48 @@ class RoundLoad:
         return self.other_cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
+@dataclass
+class _Sample:
+    t_ns: int  # time.time_ns(), the clock of a run's released_ns
+    busy_s: float
+    own_s: float
+    engine: dict[int, float]
+    load_avg_1m: float
+
+
 class LoadMeter:
-    """Started before a stress run, finished after it with the CPU the run accounted for
-    outside evt's own process tree (workers in containers, a Tracee evt did not start)."""
+    """Samples the machine's CPU from before a stress run to after it, in its own thread;
+    `finish` gives the other work over the run's measured window (its release to its
+    units' end), when the workload competes for the CPU: the containers' start and removal
+    before and after it are left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval_s: float = 0.2) -> None:
         self._engine = _engine_processes()
-        self._t0 = time.monotonic()
-        self._busy0 = _busy_s()
-        self._own0 = _own_s()
-        self._engine0 = _cpu_of(self._engine)
+        self._interval_s = interval_s
+        self._samples: list[_Sample] = [self._sample()]
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
+        self._thread.start()
 
-    def finish(self, run_cpu_outside_evt_s: float) -> RoundLoad:
-        wall = time.monotonic() - self._t0
-        busy = _busy_s() - self._busy0
-        own = _own_s() - self._own0
-        engine_now = _cpu_of(self._engine)
-        engine = sum(engine_now[pid] - self._engine0[pid] for pid in engine_now if pid in self._engine0)
-        other = max(0.0, busy - own - engine - run_cpu_outside_evt_s)
-        return RoundLoad(wall_s=wall, other_cpu_s=other, load_avg_1m=os.getloadavg()[0])
+    def _sample(self) -> _Sample:
+        return _Sample(time.time_ns(), _busy_s(), _own_s(), _cpu_of(self._engine), os.getloadavg()[0])
+
+    def _run(self) -> None:
+        while not self._halt.wait(self._interval_s):
+            self._samples.append(self._sample())
+
+    def finish(self, run_cpu_outside_evt_s: float, window_ns: tuple[int, int] | None = None) -> RoundLoad:
+        """The other work between the samples that bracket window_ns (the whole run when
+        None); run_cpu_outside_evt_s is what the run itself used outside evt's process tree
+        in that window."""
+        self._halt.set()
+        self._thread.join(timeout=5)
+        self._samples.append(self._sample())
+        first, last = self._samples[0], self._samples[-1]
+        if window_ns is not None:
+            first = max((s for s in self._samples if s.t_ns <= window_ns[0]), key=lambda s: s.t_ns, default=first)
+            last = min((s for s in self._samples if s.t_ns >= window_ns[1]), key=lambda s: s.t_ns, default=last)
+        engine = sum(last.engine[pid] - first.engine[pid] for pid in last.engine if pid in first.engine)
+        other = last.busy_s - first.busy_s - (last.own_s - first.own_s) - engine - run_cpu_outside_evt_s
+        return RoundLoad(wall_s=(last.t_ns - first.t_ns) / 1e9, other_cpu_s=max(0.0, other),
+                         load_avg_1m=last.load_avg_1m)

@@ -132,7 +132,8 @@ def search_note(search: RateSearch, settings: BenchSettings, status: str) -> str
         where = f"the limit is between {good:,.0f} and {bad:,.0f} events/s, not yet within the precision"
     else:
         where = f"the limit is between {good:,.0f} and {bad:,.0f} events/s, not confirmed by repeats (bench.confirm)"
-    return f"bench.max_rounds={settings.max_rounds} stopped the search before bench.precision={settings.precision_pct:g}%: {where}"
+    return (f"bench.max_rounds={settings.max_rounds} stopped the search before "
+            f"bench.precision={settings.precision_pct:g}%: {where}")
 
 
 def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Measured:
     workload_cpu_s: float
     other_cpu_cores: float | None = None  # other work on the machine meanwhile (evt.bench.load)
     load_avg_1m: float | None = None
+    window_ns: tuple[int, int] | None = None  # the release to the units' end (time.time_ns)
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, target_eps: float) -> Measured:
@@ -85,6 +86,8 @@ class Measured:
             tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
             tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
             workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
+            window_ns=(int(summary["released_ns"]), int(summary["released_ns"] + duration * 1e9))
+            if summary.get("released_ns") and duration > 0 else None,
         )
 
     def reached(self, reach: float) -> bool:
@@ -225,7 +228,7 @@ def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: f
         if exit_code in (130, 143):
             raise Interrupted(exit_code)
         done = Measured.from_run_dir(where, target)
-        load = meter.finish(cpu_outside_evt(round_cfg, done))
+        load = meter.finish(cpu_outside_evt(round_cfg, done), done.window_ns)
         done.other_cpu_cores, done.load_avg_1m = load.other_cpu_cores, load.load_avg_1m
         if done.status != "ok":
             raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {done.status} "
