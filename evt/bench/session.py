@@ -206,8 +206,7 @@ def cpu_outside_evt(round_cfg, measured: Measured) -> float:
     """CPU the run used outside evt's process tree: workers in containers, a Tracee evt
     did not start (evt.bench.load counts evt's tree itself)."""
     outside = measured.workload_cpu_s if round_cfg.runner.name != "local" else 0.0
-    tracer = round_cfg.tracer
-    if tracer.name == "tracee" and not tracer.get("auto", True):
+    if round_cfg.tracer.name == "tracee" and not round_cfg.tracee.auto:
         outside += measured.tracer_cpu_s or 0.0
     return outside
 
