@@ -241,6 +241,7 @@ def bench_rounds(frame: pd.DataFrame, summary: dict, path: Path) -> Path:
         for ax, column, ylabel in panels:
             _verdict_points(ax, frame, column)
             ax.set(xscale="log", xlabel="target events/s", ylabel=ylabel, title=ylabel.split(" (")[0] + " per round")
+            ax.set_xlim(rates.get_xlim())  # the same rates as the panel above, with points or without
             _rate_axis(ax.xaxis)
             ax.set_ylim(bottom=0)
             if pd.to_numeric(frame[column], errors="coerce").isna().all():
