@@ -129,8 +129,9 @@ def main() -> int:
     bare_host_label = "host, ext4 /tmp"
     record.table("(b) a bare Python os.open/os.close loop (no evt)", ["where", "ops per CPU second", "µs CPU per op",
                  "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
-                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3), round(cpu[bare_host_label] / cpu[label], 3),
-                   round(rate[label]), round(rate[label] / rate[bare_host_label], 3)] for label in bare])
+                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3),
+                   round(cpu[bare_host_label] / cpu[label], 3), round(rate[label]),
+                   round(rate[label] / rate[bare_host_label], 3)] for label in bare])
     record.write()
     return 1 if ratio < 0.9 and args.strict else 0
 

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 from common import EVT, Record, bare_processes, measured, size
 from evt.config.spec import DEFAULT_SLEEP, parse_duration

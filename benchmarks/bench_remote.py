@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=size(15, 0.5), help="length of each job's units")
     args = parser.parse_args()
     jobs = len(INSTANCES)
-    record = Record("bench_remote", f"a {jobs}-job sweep (stress.instances={','.join(map(str, INSTANCES))}, tracer=none, "
+    swept = ",".join(map(str, INSTANCES))
+    record = Record("bench_remote", f"a {jobs}-job sweep (stress.instances={swept}, tracer=none, "
                     f"docker units paced by sleep={SLEEP_MS}ms for ~{args.seconds:g} s each) on a two-node Ray cluster "
                     "on loopback against Hydra's default launcher", {"seconds": args.seconds, "jobs": jobs})
     with tempfile.TemporaryDirectory(prefix="evt-bench-remote-") as tmp:

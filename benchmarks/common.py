@@ -57,6 +57,12 @@ def target_met(value: float | None, op: str, target: float | None) -> bool | Non
     return checks.get(op)
 
 
+def target_text(op: str | None, target: float | None, unit: str | None) -> str | None:
+    if not op or target is None:
+        return None
+    return f"1 ± {target:g}" if op == "±" else f"{op} {target:g}" + (f" {unit}" if unit else "")
+
+
 class Record:
     """One benchmark run's results file: started when the benchmark starts (the load
     average is taken then, before the benchmark loads the machine itself)."""
@@ -84,8 +90,7 @@ class Record:
         judged = ratio if ratio is not None else value
         row = {"measure": measure, "value": value, "unit": unit, "baseline": baseline,
                "baseline_label": baseline_label, "ratio": ratio,
-               "target": (f"1 ± {target:g}" if op == "±" else f"{op} {target:g}{' ' + target_unit if target_unit else ''}")
-               if op and target is not None else None,
+               "target": target_text(op, target, target_unit),
                "met": target_met(judged, op or "", target)}
         self.data["figures"].append(row)
         return row

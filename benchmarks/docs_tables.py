@@ -50,7 +50,9 @@ def figures_table(figures: list[dict]) -> list[str]:
     lines = ["| measure | evt | baseline (same run) | ratio | target | met |", "| --- | --- | --- | --- | --- | --- |"]
     for f in figures:
         unit = f" {f['unit']}" if f.get("unit") else ""
-        baseline = "" if f.get("baseline") is None else f"{f.get('baseline_label') or ''}: {number(f['baseline'])}{unit}"
+        baseline = ""
+        if f.get("baseline") is not None:
+            baseline = f"{f.get('baseline_label') or ''}: {number(f['baseline'])}{unit}"
         met = {True: "yes", False: "**missed**", None: ""}[f.get("met")]
         lines.append(f"| {f['measure']} | {number(f['value'])}{unit} | {baseline} | {number(f.get('ratio'))} | "
                      f"{f.get('target') or ''} | {met} |")

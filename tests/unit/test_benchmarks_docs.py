@@ -76,7 +76,8 @@ def test_a_tiny_record_says_it_is_no_measurement_and_a_missing_one_says_how_to_m
 
 def test_make_bench_docs_rewrites_only_the_blocks(tmp_path):
     page = tmp_path / "benchmarks.md"
-    page.write_text("# B\n\nprose 1\n<!-- bench:bench_trigger -->\nold figure 1\n<!-- /bench:bench_trigger -->\nprose 2\n")
+    page.write_text("# B\n\nprose 1\n<!-- bench:bench_trigger -->\nold figure 1\n"
+                    "<!-- /bench:bench_trigger -->\nprose 2\n")
     (tmp_path / "bench_trigger.json").write_text(json.dumps(record()))
     check = [sys.executable, str(BENCH / "docs_tables.py"), "--results", str(tmp_path), "--page", str(page)]
     assert subprocess.run([*check, "--check"], capture_output=True).returncode == 1
