@@ -24,7 +24,7 @@ from pathlib import Path
 from common import EVT, ROOT, Record, size
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from ray_cluster import DRIVER_ENV, start_cluster  # noqa: E402  (a Ray cluster on loopback)
+from ray_cluster import DRIVER_ENV, start_cluster  # a Ray cluster on loopback
 
 SLEEP_MS = 10
 INSTANCES = size([1, 2, 3, 4], [1, 2])  # one job per value
