@@ -1,7 +1,7 @@
 """Counting Tracee's JSON event output: per event name and container, and per unit.
 
 Tracee writes one JSON object per line. Two shapes exist (samples in
-shared/fixtures/tracee/):
+tests/support/fixtures/tracee/):
 - older: `eventName`, `containerId` (newer old-style builds: `container: {id}`),
   `hostProcessId`, `hostParentProcessId`, `processId`, `cgroupId`;
 - current (`v1beta1.Event`): `name`, `workload.container.id`,
