@@ -39,8 +39,8 @@ soak: image
 # every benchmark to the end, each writing benchmarks/results/<name>.json (docs/benchmarks.md)
 BENCHMARKS := trigger pacing stress container bpftrace loss image compare remote
 bench: image
-	set -e; for name in $(BENCHMARKS); do $(PYTHON) benchmarks/bench_$$name.py; done
-	$(MAKE) bench-docs
+	failed=; for name in $(BENCHMARKS); do $(PYTHON) benchmarks/bench_$$name.py || failed="$$failed $$name"; done; \
+	$(MAKE) bench-docs; if [ -n "$$failed" ]; then echo "benchmarks failed:$$failed"; exit 1; fi
 
 # the figure tables of docs/benchmarks.md, from benchmarks/results/*.json
 bench-docs:

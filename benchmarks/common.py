@@ -83,11 +83,11 @@ class Record:
     def figure(self, measure: str, value: float | None, unit: str, *, baseline: float | None = None,
                baseline_label: str | None = None, ratio: float | None = None, op: str | None = None,
                target: float | None = None, target_unit: str | None = None) -> dict:
-        """A figure beside its baseline; `ratio` (value / baseline unless given) is what
-        `op target` judges, or the value itself when there is no baseline."""
+        """A figure beside its baseline, with their ratio (value / baseline unless given).
+        `op target` judges the ratio; a target with a unit (`<= 10 ms`) judges the value."""
         if ratio is None and value is not None and baseline:
             ratio = value / baseline
-        judged = ratio if ratio is not None else value
+        judged = value if target_unit or ratio is None else ratio
         row = {"measure": measure, "value": value, "unit": unit, "baseline": baseline,
                "baseline_label": baseline_label, "ratio": ratio,
                "target": target_text(op, target, target_unit),
