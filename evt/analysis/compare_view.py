@@ -114,7 +114,10 @@ def print_table(console: Console, comparison: Comparison) -> None:
         table.add_column(column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left")
     rows = comparison.rows.to_dict("records")
     shown = rows if len(rows) <= TERMINAL_ROWS else [r for r in rows if r["verdict"] not in (SAME, INFO)]
-    say = lambda text, **kw: console.print(text, markup=False, highlight=False, **kw)  # noqa: E731
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(text, markup=False, highlight=False, style=style)
+
     for row in shown:
         style = STYLES.get(row["verdict"])
         table.add_row(row["scenario"], *_where(comparison, row), row["metric"], fmt_side(row, "baseline"),
@@ -154,8 +157,7 @@ def markdown(comparison: Comparison) -> str:
         lines += ["## Regressions", ""] + [f"- {line}" for line in regression_lines(comparison)] + [""]
     if comparison.failed:
         lines += ["## Candidate runs that did not end ok", ""] + [f"- {line}" for line in failure_lines(comparison)] + [""]
-    notes = [f"{line}" for line in missing_lines(comparison)] + partial_lines(comparison) + comparison.skipped + \
-        comparison.unmatched
+    notes = missing_lines(comparison) + partial_lines(comparison) + comparison.skipped + comparison.unmatched
     if notes:
         lines += ["## Not compared", ""] + [f"- {line}" for line in notes] + [""]
     header = ["scenario", *comparison.keys, "event", "metric", "baseline", "candidate", "change", "threshold", "p", "verdict"]

@@ -110,7 +110,7 @@ def _series_section(run_dir: Path, out_dir: Path, tracer_name: str) -> list[str]
         lines += _image(f"Tracer {tracer_name}: CPU and memory",
                         plots.tracer_usage(numbers, str(tracer_name), out_dir / "tracer_usage.png"))
     else:
-        lines += [f"(no tracer CPU samples in timeseries.csv: no plot of the tracer's CPU and memory)", ""]
+        lines += ["(no tracer CPU samples in timeseries.csv: no plot of the tracer's CPU and memory)", ""]
     return lines
 
 
