@@ -200,7 +200,7 @@ def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
              f"{' (allowed)' if meta.get('allow_failed') else ''}; exit code {meta.get('exit_code')}; full table: compare.md",
              ""]
     lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []]
-    lines += [f"- candidate run not ok: {line}" for line in failed]
+    lines += [f"- FAILED: {line}" for line in failed]
     lines += [f"- not compared: {line}" for line in meta.get("missing") or []] + [""]
     rows["event"] = rows["event"].fillna("").astype(str)
     gated = [name for name, value in (meta.get("thresholds") or {}).items() if value is not None]
