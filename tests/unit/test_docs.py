@@ -132,3 +132,18 @@ def test_the_comment_check_sees_comments_and_docstrings(tmp_path):
     texts = [text for _, text in comments_and_docstrings(module)]
     assert [bool(FORBIDDEN.search(t)) for t in texts] == [True, True]
     assert not any("x =" in t for t in texts)  # strings that are not docstrings (messages) are not prose
+
+
+REPO_PATH = re.compile(r"`((?:evt|tests|scripts|benchmarks|conf|templates|triggers|hydra_plugins|docs)/[\w/.\-]*)`")
+# paths that exist elsewhere: the results `make bench` writes, the data a wheel carries inside the package
+NOT_IN_A_CHECKOUT = re.compile(r"^benchmarks/results/\w+\.json$|^evt/(conf|templates|triggers)$")
+
+
+def test_every_repository_path_the_pages_name_exists():
+    missing = []
+    for page in PAGES:
+        for path in REPO_PATH.findall(page.read_text()):
+            if not (ROOT / path).exists() and Path(path).name not in PAGES_TO_COME \
+                    and not NOT_IN_A_CHECKOUT.match(path):
+                missing.append(f"{page.name}: {path}")
+    assert missing == []
