@@ -15,14 +15,15 @@ import pandas as pd
 from evt.results import csvio
 from evt.results.sweep import job_summaries
 
-SWEEP_COLUMNS = ["job", "overrides", "label", "tracer", "status", "max_sustainable_eps", "achieved_eps_at_max",
+SWEEP_COLUMNS = ["job", "overrides", "label", "tracer", "status", "max_sustainable_eps", "target_eps_at_max",
                  "limited_by", "first_bad_eps", "cpu_s_per_m_events_at_max", "slowdown_pct_at_max",
-                 "generator_max_eps", "rounds", "wall_s", "run_dir"]
+                 "generator_max_eps", "precision_reached", "noisy", "rounds", "wall_s", "run_dir"]
 MARKDOWN_COLUMNS = [  # (title, bench_sweep.csv column, digits)
-    ("tracer", "label", None), ("max sustainable events/s (achieved)", "achieved_eps_at_max", 0),
-    ("target events/s", "max_sustainable_eps", 0), ("limited by", "limited_by", None),
+    ("tracer", "label", None), ("max sustainable events/s (achieved)", "max_sustainable_eps", 0),
+    ("target events/s", "target_eps_at_max", 0), ("limited by", "limited_by", None),
     ("CPU s per million events at the limit", "cpu_s_per_m_events_at_max", 2),
-    ("workload slowdown % at the limit", "slowdown_pct_at_max", 1), ("rounds", "rounds", 0), ("status", "status", None),
+    ("workload slowdown % at the limit", "slowdown_pct_at_max", 1), ("rounds", "rounds", 0),
+    ("noisy", "noisy", None), ("status", "status", None),
 ]
 
 
@@ -55,9 +56,10 @@ def markdown(rows: list[dict[str, Any]], load: tuple[float, float, float] | None
              "|" + "|".join("---" if digits is None else "--:" for _, _, digits in MARKDOWN_COLUMNS) + "|"]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(column), digits) for _, column, digits in MARKDOWN_COLUMNS) + " |")
-    notes = ["", "max sustainable: the highest target rate whose round stayed within the loss limit (achieved: "
-             "the rate the workload reached there); limited by: the verdict of the first round over the limit; "
-             "slowdown: the workload's rate with the tracer against without it."]
+    notes = ["", "max sustainable: the rate the workload achieved with the tracer at the highest target within "
+             "the limit (target: that target); limited by: the verdict at the first target over the limit; "
+             "slowdown: the workload's rate with the tracer against without it; noisy: other work on the "
+             "machine took more than the bench's threshold of cores during its rounds."]
     if load is not None:
         notes.append(f"Load average at the start of the sweep: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min).")
     return "\n".join(lines + notes) + "\n"
