@@ -271,7 +271,7 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
+def dies_with(parent: int) -> Callable[[], None]:
     """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
     evt just after the fork, before the pid reached the run's record, left a tracer that
     `evt cleanup` could not find."""
@@ -308,7 +308,7 @@ class ManagedProcess:
                 self.popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
                     start_new_session=True, close_fds=True,
-                    preexec_fn=_default_signals if outlives_evt else _dies_with(os.getpid()),
+                    preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
                 )
         finally:
             log.close()
