@@ -240,6 +240,8 @@ def _as_verified(mode: Mode, verified: list[Verified]) -> Mode:
     shown = relation(declared, verified)
     if shown == declared:
         return mode
+    if shown == "exact":  # the count is the event's own: nothing to explain
+        return replace(mode, target=replace(mode.target, relation=shown, reason=""))
     reason = verified_reason(verified) if verified else (
         f"declared exact at {mode.target.probe}, not yet verified at Tracee's hook (`evt verify --record`)")
     return replace(mode, target=replace(mode.target, relation=shown, reason=reason))
