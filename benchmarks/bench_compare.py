@@ -2,7 +2,7 @@
 """Benchmarks of `evt compare` and `evt report` on two sweeps of 50 jobs each, measured
 side by side in one run (the commands as a user runs them, interpreter start included).
 
-The sweeps are constructed in the layout `evt stress -m` writes (tests/run_records.py):
+The sweeps are constructed in the layout `evt stress -m` writes (tests/support/run_records.py):
 50 jobs swept over stress.instances, 4 events per job, each job with a timeseries.csv.
 Targets: each command under 5 s on the 2-core machine. Also shows that `evt trigger`'s
 start-up imports none of pandas, scipy, matplotlib (they load only in compare/report).
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from run_records import write_sweep  # noqa: E402
 
 EVT = str(Path(sys.executable).parent / "evt")
@@ -53,7 +53,7 @@ def build(root: Path, jobs: int) -> tuple[Path, Path]:
 
 
 def trigger_imports() -> list[str]:
-    code = ("import sys; sys.argv = ['evt', 'trigger', '--help']; import evt.cli; "
+    code = ("import sys; sys.argv = ['evt', 'trigger', '--help']; import evt.cli.commands; "
             "print(' '.join(m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
 

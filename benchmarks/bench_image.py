@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evt import image
+from evt.runners import image
 from evt.runners.docker import docker_client
 
 SOURCES = ["Dockerfile", ".dockerignore", "pyproject.toml", image.CONSTRAINTS, "evt", "conf", "templates", "triggers"]

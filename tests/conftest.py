@@ -1,12 +1,17 @@
-"""Shared fixtures (helpers live in tests/helpers.py) and the Hypothesis profiles."""
+"""Shared fixtures (helpers live in tests/support/helpers.py) and the Hypothesis profiles."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-import pytest
-from helpers import compose_cfg
-from hypothesis import HealthCheck, settings
+# tests/support holds the helpers, stand-ins and fixtures every test directory imports
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+import pytest  # noqa: E402
+from helpers import compose_cfg  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Property tests (marked `property`): a bounded example count in `make test`, many more in
 # `make fuzz` (HYPOTHESIS_PROFILE=fuzz). No deadline: the host is shared and loaded.

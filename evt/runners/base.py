@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from evt import protocol
+from evt.workload import protocol
 from evt.errors import RunError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import LOG_TAIL, log_tail
-from evt.protocol import TriggerResult
+from evt.workload.protocol import TriggerResult
 
 BARRIER_NAME = "barrier"
 UNITS_DIR = "units"
@@ -24,7 +24,7 @@ UNITS_DIR = "units"
 
 @dataclass
 class UnitState:
-    """What the orchestrator knows of one unit: the protocol records it sent (evt.protocol)
+    """What the orchestrator knows of one unit: the protocol records it sent (evt.workload.protocol)
     and its exit. Every line it printed goes to log_path; nothing else is read from them."""
 
     name: str
@@ -129,7 +129,7 @@ class Runner(ABC):
         """The barrier's path as the units see it."""
 
     def make_barrier(self) -> None:
-        """The FIFO every unit waits on (see evt.trigger.FifoGate)."""
+        """The FIFO every unit waits on (see evt.workload.trigger.FifoGate)."""
         self.barrier_dir.mkdir(parents=True, exist_ok=True)
         if not self.barrier_path.exists():
             os.mkfifo(self.barrier_path, 0o600)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evt import host
 from evt.errors import RunError, UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.runners.base import Runner, UnitState
 
 LABEL = "evt.run_id"

@@ -13,9 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-from evt import host, runstate
+from evt import host
+from evt.stress import runstate
 from evt.errors import UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import KILL_WAIT_S, signals_held, stop_group
 from evt.runners.base import Runner, UnitState
 
@@ -36,7 +37,7 @@ class LocalRunner(Runner):
         self.marker_dirs: list[str] = []
 
     def check(self, units: list[Unit]) -> None:
-        from evt.catalog import get_trigger
+        from evt.workload.catalog import get_trigger
 
         for unit in units:  # units run here, so every need is checked on this host
             get_trigger(unit.event).require(unit.mode)

@@ -23,9 +23,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import Usage
-from evt.spec import parse_seconds
+from evt.config.spec import parse_seconds
 
 
 @dataclass

@@ -29,10 +29,10 @@ from pathlib import Path
 import jinja2
 
 from evt.errors import RunError, UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import ManagedProcess, Stop, log_tail
-from evt.spec import parse_seconds
-from evt.templating import render_string
+from evt.config.spec import parse_seconds
+from evt.config.templating import render_string
 from evt.tracers.base import Durations, Tracer, TracerReport
 
 log = logging.getLogger(__name__)

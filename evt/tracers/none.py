@@ -6,7 +6,7 @@ them. It starts nothing, counts nothing (observed=None) and never fails.
 
 from __future__ import annotations
 
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.tracers.base import Tracer, TracerReport
 
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from evt import host, trigger
-from evt.catalog import Trigger
-from evt.marker import Marker, Target
-from evt.pacing import Pacing
+from evt import host
+from evt.workload import trigger
+from evt.workload.catalog import Trigger
+from evt.workload.marker import Marker, Target
+from evt.workload.pacing import Pacing
 from evt.procs import dies_with
-from evt.templating import render
+from evt.config.templating import render
 from evt.verify.recorded import TraceeHook
 
 PHASE_PRCTL = 0x45565456  # "EVTV": no prctl(2) option; the call fails with EINVAL and only marks the task

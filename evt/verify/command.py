@@ -11,9 +11,11 @@ import time
 import uuid
 from pathlib import Path
 
-from evt import catalog, host, runstate
+from evt import host
+from evt.stress import runstate
+from evt.workload import catalog
 from evt.errors import RunError, UsageError
-from evt.spec import positive_int, validate_mode
+from evt.config.spec import positive_int, validate_mode
 from evt.verify import checker, results
 from evt.verify.recorded import record as record_results
 

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
             print(f"evt-verify: {json.dumps(record)[:200]}", flush=True)  # the console log
 
         try:
-            from evt import catalog
+            from evt.workload import catalog
             from evt.verify import checker
 
             args = decode_args(os.environ[ARGS_ENV])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evt.csvio import write_csv, write_json
+from evt.results.csvio import write_csv, write_json
 
 COLUMNS = ["kernel", "release", "event", "mode", "hook", "declared_per_op", "per_op_is", "measured_per_op",
            "ground_truth_per_op", "verdict", "why", "ops", "hook_counts", "ground_truth_counts", "hook_note"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from evt import runstate
+from evt.stress import runstate
 from evt.errors import RunError, UsageError
 from evt.procs import ManagedProcess, exit_text
 from evt.verify.guest import ARGS_ENV, encode_args

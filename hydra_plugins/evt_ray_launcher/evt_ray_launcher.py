@@ -1,7 +1,7 @@
 """Hydra's Ray launcher placing one evt stress job per host and bringing results home.
 
 Selected by conf/hydra/launcher/ray.yaml (`evt stress -m hydra/launcher=ray`); the work
-is in evt.remote, this class only wires it into the Ray launcher plugin.
+is in evt.stress.remote, this class only wires it into the Ray launcher plugin.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import OmegaConf, open_dict
 
-from evt import hydra_app, remote
+from evt.cli import hydra_app
+from evt.stress import remote
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evt.errors import RunError, UsageError
 from evt.procs import ManagedProcess, Stop, exit_text
-from evt.spec import format_duration
+from evt.config.spec import format_duration
 from evt.tracers.tracee.checks import address_problem, already_running_message, binary_problem, running_tracee
 from evt.tracers.tracee.command import http_parts
 from evt.tracers.tracee.flavour import Flavour

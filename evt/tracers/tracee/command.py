@@ -18,12 +18,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evt.catalog import tracee_name
+from evt.workload.catalog import tracee_name
 from evt.errors import RunError, UsageError
 from evt.paths import TEMPLATES_DIR
-from evt.plan import Unit
-from evt.spec import EVENT_NAME
-from evt.templating import render
+from evt.stress.plan import Unit
+from evt.config.spec import EVENT_NAME
+from evt.config.templating import render
 from evt.tracers.tracee.flavour import Flavour
 
 OUTPUT_SYNTAXES = ("auto", "destinations", "streams", "legacy")

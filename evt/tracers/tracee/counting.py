@@ -28,8 +28,8 @@ from typing import Iterable, Iterator
 
 import psutil
 
-from evt.catalog import tracee_name
-from evt.plan import Unit
+from evt.workload.catalog import tracee_name
+from evt.stress.plan import Unit
 
 SHORT_ID = 12  # docker's short container id
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import ProcessSampler
 from evt.tracers.base import Durations
 

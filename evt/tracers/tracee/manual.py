@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from evt.errors import UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import ProcessSampler
 from evt.resource_series import SERIES_FILE
 from evt.tracers.tracee.checks import alive, find_tracee_processes

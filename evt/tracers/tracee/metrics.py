@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evt import metrics as prom
+from evt.tracers.tracee import prometheus as prom
 from evt.tracers.tracee.command import http_parts
 
 log = logging.getLogger(__name__)

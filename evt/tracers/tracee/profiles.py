@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from evt import metrics as prom
+from evt.tracers.tracee import prometheus as prom
 
 log = logging.getLogger(__name__)
 

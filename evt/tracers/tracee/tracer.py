@@ -12,11 +12,11 @@ import json
 import logging
 from pathlib import Path
 
-from evt import metrics as prom
+from evt.tracers.tracee import prometheus as prom
 from evt.errors import RunError, UsageError
-from evt.plan import Unit
+from evt.stress.plan import Unit
 from evt.procs import Usage, command_version
-from evt.spec import parse_seconds
+from evt.config.spec import parse_seconds
 from evt.tracers.base import Tracer, TracerReport
 from evt.tracers.tracee.auto import AutoLifecycle
 from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,

@@ -1,0 +1,2 @@
+"""Judging runs: `evt compare` (thresholds, statistics, perf-gate baselines) and `evt report`
+(Markdown and plots)."""

@@ -1,0 +1,280 @@
+"""`evt bench`: the highest event rate a tracer sustains with loss at or under a threshold.
+
+A round is one `evt stress` run (a StressSession, the same code path) of the workload (the
+config's events) paced to a total target rate for `bench.round_duration`, with the
+tracer; at every rate a second round without it (`bench.baseline_tracer`, tracer none)
+gives what the workload reaches alone. The target grows x2 from `bench.start_rate` until
+a round is over the limit, then bisects (geometrically) between the last good and the
+first bad rate until they are within `bench.precision` percent.
+
+How a round's verdict is reached: evt.bench.search.verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import open_dict
+from rich.console import Console
+
+from evt.bench import report as bench_report
+from evt.bench.search import OK, REACH, BenchSettings, RateSearch, verdict
+from evt.workload.catalog import get_trigger
+from evt.errors import RunError, UsageError
+from evt.stress.session import StressSession
+from evt.config.spec import EventSpec
+from evt.stress.planner import new_run_id
+
+# -- one round -------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """The figures of one stress run of a round, from its run directory."""
+
+    run_dir: str
+    status: str
+    target_eps: float
+    achieved_eps: float
+    expected: int
+    observed: int | None
+    lost: int | None  # by per-event counts, else the tracer's lost-event counters
+    loss_pct: float | None  # None: the tracer tells neither
+    tracer_cpu_s: float | None
+    tracer_cpu_share: float | None
+    tracer_peak_rss_bytes: int | None
+    tracer_kernel_s: float | None  # its BPF programs' run time, where the tracer reports it
+    workload_cpu_s: float
+
+    @classmethod
+    def from_run_dir(cls, run_dir: Path, target_eps: float) -> Measured:
+        summary_path = run_dir / "summary.json"
+        if not summary_path.exists():
+            raise RunError(f"the stress run in {run_dir} wrote no summary.json (see {run_dir}/stress.out)")
+        summary = json.loads(summary_path.read_text())
+        events = pd.read_csv(run_dir / "events.csv") if (run_dir / "events.csv").exists() else pd.DataFrame()
+        expected = int(events["expected"].sum()) if len(events) else 0
+        duration = summary.get("duration_s") or 0.0
+        detection = summary.get("detection")
+        cost = summary.get("tracer_cost") or {}
+        observed = lost = loss_pct = None
+        if detection:
+            observed, lost, loss_pct = detection["observed"], detection["lost"], detection["loss_pct"]
+        elif cost.get("lost"):  # no per-event counts: the tracer's own lost-event counters
+            lost = int(sum(cost["lost"].values()))
+            loss_pct = 100.0 * lost / expected if expected else 0.0
+        return cls(
+            run_dir=str(run_dir), status=str(summary.get("status")), target_eps=target_eps,
+            achieved_eps=expected / duration if duration > 0 else 0.0, expected=expected, observed=observed,
+            lost=lost, loss_pct=loss_pct, tracer_cpu_s=cost.get("cpu_s"), tracer_cpu_share=cost.get("cpu_share"),
+            tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
+            tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
+            workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
+        )
+
+    @property
+    def reached(self) -> bool:
+        return self.achieved_eps >= REACH * self.target_eps
+
+    @property
+    def workload_cpu_us_per_event(self) -> float | None:
+        return 1e6 * self.workload_cpu_s / self.expected if self.expected else None
+
+
+@dataclass
+class Round:
+    index: int
+    phase: str
+    target_eps: float
+    traced: Measured
+    baseline: Measured
+    verdict: str
+
+    def row(self) -> dict[str, object]:
+        """The round as one row of bench.csv."""
+        t, b = self.traced, self.baseline
+        events = t.observed if t.observed is not None else t.expected
+        return {
+            "round": self.index, "phase": self.phase, "target_eps": self.target_eps,
+            "achieved_eps": t.achieved_eps, "baseline_eps": b.achieved_eps,
+            "slowdown_pct": 100.0 * (1 - t.achieved_eps / b.achieved_eps) if b.achieved_eps else None,
+            "expected": t.expected, "observed": t.observed, "lost": t.lost, "loss_pct": t.loss_pct,
+            "tracer_cpu_s": t.tracer_cpu_s,
+            "tracer_cpu_pct": 100.0 * t.tracer_cpu_share if t.tracer_cpu_share is not None else None,
+            "cpu_s_per_m_events": 1e6 * t.tracer_cpu_s / events if t.tracer_cpu_s is not None and events else None,
+            "tracer_peak_rss_bytes": t.tracer_peak_rss_bytes,
+            "kernel_s_per_m_events": 1e6 * t.tracer_kernel_s / events if t.tracer_kernel_s is not None and events else None,
+            "workload_cpu_us_per_event": t.workload_cpu_us_per_event,
+            "baseline_workload_cpu_us_per_event": b.workload_cpu_us_per_event,
+            "verdict": self.verdict, "status": t.status, "run_dir": t.run_dir, "baseline_run_dir": b.run_dir,
+        }
+
+
+def workload(cfg) -> list[EventSpec]:
+    """The config's events, each of them counted exactly (a bench measures loss)."""
+    from evt.stress.suite import resolve_specs
+
+    specs = resolve_specs(cfg)
+    for spec in specs:
+        trig = get_trigger(spec.event)
+        mode = spec.mode or trig.default_mode
+        if not trig.mode(mode).target.exact:
+            raise UsageError(
+                f"event {spec.event} in mode {mode} is counted as a lower bound, not exactly: a bench needs exact "
+                "counts to measure loss; use a native-mode event (see `evt list`), e.g. security_file_open."
+            )
+    return specs
+
+
+def paced_specs(specs: list[EventSpec], target_eps: float, duration_s: float) -> list[str]:
+    """The workload's specs paced so that, all workers together, they make target_eps
+    events/s for duration_s: every worker an equal share."""
+    workers = sum(spec.instances for spec in specs)
+    paced = []
+    for spec in specs:
+        per_op = get_trigger(spec.event).mode(spec.mode or get_trigger(spec.event).default_mode).target.per_op
+        rate = target_eps / workers / per_op
+        ops = max(1, round(rate * duration_s))
+        paced.append(str(dataclasses.replace(spec, ops=ops, rate=rate)))
+    return paced
+
+
+def round_config(cfg, specs: list[EventSpec], target_eps: float, settings: BenchSettings,
+                 run_id: str, baseline: bool):
+    """The stress config of one round: the paced workload, nothing else, this round's tracer."""
+    round_cfg = copy.deepcopy(cfg)
+    with open_dict(round_cfg):
+        round_cfg.events = paced_specs(specs, target_eps, settings.round_duration_s)
+        round_cfg.scenario = None
+        round_cfg.events_files, round_cfg.scenarios, round_cfg.all_scenarios = [], [], False
+        for knob in ("instances", "ops", "sleep", "rate", "mode"):
+            round_cfg.stress[knob] = None
+        round_cfg.stress.stress_end_cooldown = "0s" if baseline else settings.cooldown
+        round_cfg.stress.max_loss_pct = None  # the bench judges loss itself
+        round_cfg.stress.dry_run = False
+        round_cfg.stress.wait_before_trigger = False
+        round_cfg.run_id = run_id
+        if baseline:
+            round_cfg.tracer = cfg.bench.baseline_tracer
+    return round_cfg
+
+
+def run_round(round_cfg, run_dir: Path) -> int:
+    """One stress run, the same session `evt stress` runs; its exit code. What it prints
+    goes to run_dir/stress.out (its log lines also reach the bench's evt.log)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "stress.out", "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            return StressSession.prepare(round_cfg, run_dir).run()
+        except UsageError as exc:  # checked for the first rate before the bench started
+            raise RunError(f"round in {run_dir}: {exc}") from exc
+
+
+def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: float, index: int, phase: str,
+                 rounds_dir: Path, live: bench_report.LiveTable) -> Round:
+    """The round at one target rate: a stress run with the tracer, then one without."""
+    measured = []
+    for baseline in (False, True):
+        tag = "b" if baseline else "t"
+        live.running(index, target, cfg.bench.baseline_tracer.name if baseline else cfg.tracer.name)
+        where = rounds_dir / f"{index:02d}{tag}-{target:.0f}eps"
+        round_cfg = round_config(cfg, specs, target, settings, f"{cfg.run_id}-{index:02d}{tag}", baseline)
+        exit_code = run_round(round_cfg, where)
+        if exit_code in (130, 143):
+            raise Interrupted(exit_code)
+        measured.append(Measured.from_run_dir(where, target))
+        if measured[-1].status != "ok":
+            raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {measured[-1].status} "
+                           f"(see {where}/stress.out)")
+    traced, base = measured
+    return Round(index, phase, target, traced, base,
+                 verdict(traced.loss_pct, traced.reached, base.reached, settings.max_loss_pct))
+
+
+# -- the bench -------------------------------------------------------------------------
+
+
+class BenchSession:
+    """One `evt bench`: validated before anything starts, then the search, a live table,
+    bench.csv/json/png (evt.cli.hydra_app runs it as `evt stress` runs a StressSession)."""
+
+    def __init__(self, cfg, run_dir: Path, settings: BenchSettings, specs: list[EventSpec]):
+        self.cfg, self.run_dir, self.settings, self.specs = cfg, Path(run_dir), settings, specs
+
+    @classmethod
+    def prepare(cls, cfg, run_dir: Path) -> BenchSession:
+        """Everything the bench and its rounds check (the rounds at the start rate, with
+        and without the tracer, prepared as sessions); starts nothing."""
+        settings = BenchSettings.from_cfg(cfg.bench)
+        specs = workload(cfg)
+        try:
+            import matplotlib  # noqa: F401  (bench.png)
+        except ImportError:
+            raise UsageError("evt bench draws bench.png with matplotlib, which is not installed: "
+                             "`make setup`, or `pip install 'evt[plots]'`.") from None
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.run_id = cfg.get("run_id") or new_run_id()  # each round's run id starts with it
+        for baseline in (False, True):
+            round_cfg = round_config(cfg, specs, settings.start_rate, settings, cfg.run_id, baseline)
+            StressSession.prepare(round_cfg, Path(run_dir) / "rounds")
+        return cls(cfg, run_dir, settings, specs)
+
+    def run(self) -> int:
+        cfg, settings = self.cfg, self.settings
+        search = RateSearch(settings)
+        rows: list[dict[str, object]] = []
+        started = time.monotonic()
+        status, failure, code = "ok", None, 0
+        live = bench_report.LiveTable(terminal_console(), cfg.tracer.name, settings)
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            with live:
+                while (target := search.next_rate()) is not None:
+                    done = measure_rate(cfg, self.specs, settings, target, len(rows) + 1, search.phase(),
+                                        self.run_dir / "rounds", live)
+                    search.record(target, done.verdict == OK)
+                    rows.append(done.row())
+                    live.add(rows[-1])
+        except KeyboardInterrupt:
+            status, code = "interrupted", 130
+        except Interrupted as exc:
+            status, code = "interrupted", exc.code
+        except RunError as exc:
+            status, failure, code = "failed", str(exc), 1
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        described = [f"{s.event}:instances={s.instances}" + (f":mode={s.mode}" if s.mode else "") for s in self.specs]
+        summary = bench_report.summarize(cfg.tracer.name, settings, described, rows, search.phase(),
+                                         status, failure, time.monotonic() - started)
+        bench_report.write_all(self.run_dir, rows, summary)
+        bench_report.print_summary(live.console, summary, self.run_dir)
+        return code
+
+
+def terminal_console() -> Console:
+    """The bench's own console, bound to the terminal's stdout now: while a round runs,
+    sys.stdout is that round's stress.out."""
+    console = Console(file=sys.stdout)
+    return console if console.is_terminal else Console(file=sys.stdout, width=160)
+
+
+class Interrupted(Exception):
+    """Ctrl+C or SIGTERM during a bench: results so far are written, the exit code kept."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise Interrupted(128 + signum)

@@ -1,0 +1,6 @@
+"""The command line: argument wiring, the original's flags as overrides, the Hydra app,
+crash reporting and the run log."""
+
+from evt.cli.commands import main
+
+__all__ = ["main"]

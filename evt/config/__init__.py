@@ -1,0 +1,2 @@
+"""Configuration: the root schema registered with Hydra, event specs and durations,
+Jinja templating and bounded YAML loading."""

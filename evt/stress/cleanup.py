@@ -1,0 +1,53 @@
+"""`evt cleanup`: remove what killed runs left behind — containers by the run label,
+recorded processes (pid and start time must match; cleanup returns once they have
+exited, or names those that did not), the runs' cgroups. Runs whose orchestrator still
+lives are left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evt.stress import runstate
+
+
+def run(run_id: str | None = None) -> int:
+    from evt.runners.local import remove_cgroup_tree
+
+    active = runstate.active_run_ids()
+    removed_processes = removed_cgroups = 0
+    survivors: list[int] = []
+    for state in runstate.leftovers():
+        if run_id and state["run_id"] != run_id:
+            continue
+        killed, alive = runstate.kill_recorded(state)
+        removed_processes += len(killed) - len(alive)
+        survivors += alive
+        for cgroup in state.get("cgroups", []):
+            if Path(cgroup).is_dir():
+                remove_cgroup_tree(Path(cgroup))
+                removed_cgroups += 1
+        if not alive:  # otherwise keep the record, for a later `evt cleanup`
+            runstate.finish(state["run_id"])
+    removed_containers: list[str] = []
+    try:
+        from evt.runners.docker import LABEL, docker_client, remove_run_containers
+
+        client = docker_client(timeout=30)
+        labels = set()
+        for container in client.containers.list(all=True, filters={"label": LABEL}):
+            label = container.labels.get(LABEL)
+            if label and label not in active and (run_id is None or label == run_id):
+                labels.add(label)
+        for label in sorted(labels):
+            removed_containers += remove_run_containers(client, label)
+    except Exception as exc:  # no docker here: nothing of it to clean
+        print(f"docker: skipped ({exc})")
+    print(f"removed {len(removed_containers)} containers, {removed_processes} processes, {removed_cgroups} cgroups"
+          + (f"; left {len(active)} active runs alone" if active else ""))
+    for name in removed_containers:
+        print(f"  container {name}")
+    if survivors:
+        print(f"Error: processes still running after SIGKILL: {', '.join(map(str, survivors))} "
+              "(in uninterruptible sleep? check `ps -o pid,stat,wchan -p PID`)")
+        return 1
+    return 0

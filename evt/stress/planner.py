@@ -1,0 +1,115 @@
+"""The plan of `evt stress`: what the runner will start, exactly, and how `--dry-run`
+prints it. Building it checks every setting and starts nothing (evt/stress/session.py runs it)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import replace
+
+from evt.stress import runstate
+from evt.workload.catalog import get_trigger
+from evt.errors import UsageError
+from evt.host import check_arch, check_kernel_feature
+from evt.workload.marker import Marker
+from evt.stress.plan import Plan, Unit
+from evt.config.spec import EventSpec, format_duration, parse_duration, parse_seconds
+
+log = logging.getLogger("evt.stress.plan")
+DURATION_KEYS = ("timeout", "stress_end_cooldown", "signal_timeout", "progress_interval")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def check_settings(cfg) -> None:
+    """The stress.* settings every run needs, before anything else is looked at."""
+    for key in DURATION_KEYS:
+        parse_duration(cfg.stress[key], f"stress.{key}")
+    parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout")
+    if cfg.get("run_id"):
+        runstate.validate_run_id(cfg.run_id)
+    max_loss = cfg.stress.get("max_loss_pct")
+    if max_loss is not None and not 0 <= float(max_loss) <= 100:
+        raise UsageError(f"stress.max_loss_pct={max_loss} is not a percentage: give a number from 0 to 100.")
+
+
+def _check_runs_here(spec: EventSpec, needs) -> None:
+    # the host's kernel and machine serve containers too
+    for reason in [check_kernel_feature(feature) for feature in needs.kernel] + [check_arch(needs.arch)]:
+        if reason:
+            raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. Remove it from the run (`evt list` shows what runs here).")
+
+
+def _check_unit_capabilities(trig, mode: str, held: tuple[set[str], str] | None) -> None:
+    """Refuse a unit whose trigger needs a capability the runner will not give it."""
+    reasons = trig.unmet_capabilities(mode, *held) if held is not None else []
+    if reasons:
+        raise UsageError(
+            f"event {trig.event!r} cannot run in its container ({mode} mode): {'; '.join(reasons)}. "
+            "Remove it from the run or give the units the capability (`evt list` shows each trigger's needs)."
+        )
+
+
+def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
+    """One unit per event spec, placed by the runner (its barrier path, its names)."""
+    units: list[Unit] = []
+    seen: dict[str, int] = {}
+    signal_timeout = format_duration(parse_duration(cfg.stress.signal_timeout, "stress.signal_timeout"))
+    progress = parse_seconds(cfg.stress.progress_interval, "stress.progress_interval")
+    barrier = runner.barrier_in_unit()
+    for spec in specs:
+        trig = get_trigger(spec.event)
+        spec = replace(spec, event=trig.event)  # an alias (socket_dup) runs its trigger
+        mode = spec.mode or trig.default_mode
+        target = trig.mode(mode).target
+        _check_runs_here(spec, trig.mode_needs(mode))
+        _check_unit_capabilities(trig, mode, runner.unit_capabilities())
+        seen[spec.event] = seen.get(spec.event, 0) + 1
+        name = spec.event if seen[spec.event] == 1 else f"{spec.event}-{seen[spec.event]}"
+        unit_run_id = f"{run_id}-{name}"
+        marker = Marker.for_run(unit_run_id, spec.event)
+        argv = [
+            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), *spec.pace_args,
+            "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,
+            "--start-fifo", barrier, "--signal-timeout", signal_timeout, "--progress", f"{progress:g}",
+        ]
+        units.append(Unit(
+            name=name, event=spec.event, mode=mode, instances=spec.instances, ops=spec.ops, sleep=spec.sleep,
+            rate=spec.rate,
+            marker=marker, target=target.rendered(spec.event, marker), argv=argv,
+            container_name=runner.unit_container_name(name),
+        ))
+    phases = [
+        "1. check prerequisites (runner, image, tracer)",
+        f"2. start {len(units)} {runner.units_noun}, each waiting at the start barrier",
+        f"3. start tracer {cfg.tracer.name} scoped to the units and wait until ready",
+        "4. release the start barrier for every unit at once",
+        f"5. follow the units until done (timeout {cfg.stress.timeout}), then {cfg.stress.stress_end_cooldown} end cooldown",
+        "6. stop and collect the tracer, write results, remove every unit",
+    ]
+    return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)
+
+
+def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
+    """The dry run's account of the plan under the original's headers (evt/workload/lines.py),
+    through the run's log (terminal and evt.log)."""
+    def say(*texts: str) -> None:
+        for text in texts:
+            log.info("%s", text)
+
+    say(*headers["intro"], f"Dry run {plan.run_id}: runner={plan.runner} tracer={plan.tracer}; nothing is started")
+    for phase in plan.phases:
+        say(f"  {phase}")
+    say(*headers["units"])
+    for unit in plan.units:
+        where = f"container {unit.container_name}" if unit.container_name else "local process group"
+        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, {unit.pace}, {unit.mode}): "
+            + " ".join(unit.argv),
+            f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
+    say(*headers["ids"], *headers["tracer"])
+    if plan.tracer_command:
+        say(f"  tracer: {' '.join(plan.tracer_command)}")
+    say(*headers["release"], f"  total ops: {plan.total_ops}", *headers["monitor"])

@@ -1,0 +1,365 @@
+"""One `evt stress` run as an object with named phases, independent of where the units
+run (the runner) and what watches them (the tracer).
+
+prepare (validate everything, compose plan, runner and tracer; starts nothing)
+-> [dry run: print the plan, stop] -> PREREQUISITES -> START_UNITS (all blocked at the
+start barrier) -> START_TRACER (scoped to them, confirmed ready) -> RELEASE (the barrier,
+for all at once) -> MONITOR (live progress) -> COOLDOWN -> COLLECT (tracer drained,
+stopped, reported) -> CLEANUP (always: normal end, errors, Ctrl+C, SIGTERM) -> WRITE.
+
+Every message goes through the `evt.stress.session` logger (terminal and evt.log, evt/cli/runlog.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.live import Live
+
+from evt.workload import lines
+from evt.results import provenance
+from evt.stress import runstate
+from evt.errors import RunError, UsageError
+from evt.stress.limits import check_host_fits
+from evt.workload.lines import Nouns
+from evt.stress.plan import Plan
+from evt.plugins import make_runner, make_tracer
+from evt.stress.progress import Progress
+from evt.cli.runlog import make_console
+from evt.config.spec import parse_seconds
+from evt.stress.planner import build_plan, check_settings, new_run_id, print_plan
+from evt.stress.suite import resolve_specs
+from evt.stress.timeseries import TimeSeries
+from evt.tracers.base import TracerReport
+
+log = logging.getLogger("evt.stress.session")
+
+
+class Phase(enum.Enum):
+    """The phases of a run, in order; the value is how messages name it."""
+
+    PREREQUISITES = "prerequisites"
+    START_UNITS = "start"
+    START_TRACER = "tracer"
+    RELEASE = "release"
+    MONITOR = "monitoring"
+    COOLDOWN = "cooldown"
+    COLLECT = "collect"
+    CLEANUP = "cleanup"
+    WRITE = "write"
+
+
+class Interrupted(BaseException):
+    """Ctrl+C or SIGTERM: stop, clean up, record a partial result."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
+def _raise_interrupted(signum, _frame):
+    # the handler swap comes first: a second signal during the unwinding and the cleanup
+    # must not raise again (it would cut the cleanup short)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _still_cleaning_up)
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _still_cleaning_up(signum, _frame):
+    # written straight to the terminal, not logged: the signal may arrive in the middle of
+    # a write to the same stream, and a buffered stream refuses a reentrant write
+    try:
+        os.write(2, f"{signal.Signals(signum).name} again: still cleaning up, which completes whatever arrives\n".encode())
+    except OSError:
+        pass
+
+
+def wait_for_enter(prompt: str) -> None:
+    log.info("%s", prompt)
+    try:
+        line = sys.stdin.readline() if sys.stdin and not sys.stdin.closed else ""
+    except (OSError, ValueError):
+        line = ""
+    if line == "":
+        log.warning("(no input: continuing)")
+
+
+class StressSession:
+    """One run: its plan, runner and tracer, composed once, and what happened to them."""
+
+    def __init__(self, cfg, run_dir: Path, plan: Plan, runner, tracer):
+        self.cfg, self.run_dir, self.plan = cfg, Path(run_dir), plan
+        self.runner, self.tracer = runner, tracer
+        self.phase = Phase.PREREQUISITES
+        self.status, self.exit_code, self.partial = "ok", 0, True
+        self.failure: str | None = None
+        self.timed_out = False
+        self.crashed: str | None = None  # why the tracer died while the units ran
+        self.report: TracerReport | None = None
+        self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
+        self.series: TimeSeries | None = None  # samples from the release to the units' end
+        self._tracer_stopped = False
+        self._tracer_ready = False
+        self.nouns = Nouns(runner.units_noun)
+        self._t_command = time.monotonic()
+
+    @classmethod
+    def prepare(cls, cfg, run_dir: Path) -> StressSession:
+        """Validate everything and compose the plan, runner and tracer; starts nothing."""
+        check_settings(cfg)
+        specs = resolve_specs(cfg)
+        check_host_fits(workers=sum(spec.instances for spec in specs), units=len(specs))
+        run_id = cfg.get("run_id") or new_run_id()
+        runner = make_runner(cfg, run_id, run_dir)
+        plan = build_plan(cfg, run_id, specs, runner)
+        tracer = make_tracer(cfg, Path(run_dir))
+        tracer.check(plan.units)
+        plan.tracer_command = tracer.command(plan.units)
+        if not cfg.stress.dry_run:  # a dry run needs no engine and no image
+            runner.check(plan.units)
+        return cls(cfg, run_dir, plan, runner, tracer)
+
+    @property
+    def units(self):
+        return self.plan.units
+
+    # -- the run ------------------------------------------------------------------------
+
+    def say(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s", line)
+
+    def run(self) -> int:
+        """Run (or, with --dry-run, print) the plan; the exit code (0, 1, 130/143)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.say(lines.start(self.plan, self.cfg.runner.image if self.nouns.are_containers else None))
+        if self.cfg.stress.dry_run:
+            title = self.tracer.start_title().replace("Configuring & Starting", "Configure & Start")
+            print_plan(self.plan, lines.dry_run(self.plan, self.nouns, title))
+            self._write_plan()
+            return 0
+        self._t_command = time.monotonic()
+        self.extra["started_at"] = time.time()
+        self.extra.update(provenance.record(self.cfg, self.tracer.version()))
+        previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+        runstate.begin(self.plan.run_id, str(self.run_dir))
+        try:
+            for phase, step in self._steps():
+                self.phase = phase
+                step()
+        except Interrupted as exc:
+            self._interrupted(exc.signame)
+        except (RunError, UsageError) as exc:
+            self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, str(exc)
+            log.error("Error: %s", exc)
+        except Exception as exc:  # recorded in summary.json, then reported by the caller (evt/cli/crash.py)
+            self.status, self.exit_code, self.partial = "failed", 1, True
+            self.failure = f"unexpected {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            for sig in previous:  # cleanup and the results must complete: a second signal only says so
+                signal.signal(sig, _still_cleaning_up)
+            try:
+                self.phase = Phase.CLEANUP
+                self.cleanup()
+                self.phase = Phase.WRITE
+                self._write_results()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        return self.exit_code
+
+    def _write_results(self) -> None:
+        try:
+            self.write()
+        except OSError as exc:  # a full or read-only filesystem: the run itself is cleaned up already
+            self.exit_code = self.exit_code or 1
+            log.error("Error: cannot write the results in %s: %s; free space there or choose another directory "
+                      "with hydra.run.dir=DIR.", self.run_dir, exc.strerror or exc)
+
+    def _steps(self):
+        return [(Phase.PREREQUISITES, self.prerequisites), (Phase.START_UNITS, self.start_units),
+                (Phase.START_TRACER, self.start_tracer), (Phase.RELEASE, self.release),
+                (Phase.MONITOR, self.monitor), (Phase.COOLDOWN, self.cooldown), (Phase.COLLECT, self.collect)]
+
+    def _interrupted(self, signame: str) -> None:
+        self.status, self.partial = "interrupted", True
+        self.exit_code = 130 if signame == "SIGINT" else 143
+        if self.phase in (Phase.RELEASE, Phase.MONITOR):
+            log.warning("Monitoring interrupted (containers will be cleaned up)")
+        else:
+            log.warning("Interrupted by %s during %s (cleaning up)", signame, self.phase.value)
+
+    # -- the phases ---------------------------------------------------------------------
+
+    def prerequisites(self) -> None:
+        """Checked in prepare(); the run records that they held."""
+        log.info("Prerequisites ok (%s units, %s ops, run %s)",
+                 len(self.units), f"{self.plan.total_ops:,}", self.plan.run_id)
+
+    def start_units(self) -> None:
+        self.say(lines.header(f"Phase 1: Starting {self.nouns.title}"))
+        log.info("Starting %s units (%s)", len(self.units), self.runner.name)
+        self.runner.start(self.units)
+        if self.runner.notice:
+            log.warning("%s", self.runner.notice)
+        ready_s = parse_seconds(self.cfg.runner.ready_timeout, "runner.ready_timeout")
+        early = self.runner.wait_until_waiting(ready_s)
+        self.extra["time_to_waiting_s"] = took = time.monotonic() - self._t_command
+        for state in early:
+            log.error("%s", "\n".join([f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
+                                      + [f"  {line}" for line in state.tail()]))
+        waiting = [u for u in self.units if u.name not in {s.name for s in early}]
+        self.say(lines.units_started(waiting, self.nouns))
+        log.info("%s of %s units waiting at the start barrier after %.2fs", len(waiting), len(self.units), took)
+
+    def start_tracer(self) -> None:
+        tracer = self.tracer
+        self.say(lines.header(f"Phase 3: {tracer.start_title()}"))
+        tracer.start(self.units)
+        for pid in tracer.pids():
+            runstate.add_process(self.plan.run_id, pid, f"tracer:{tracer.name}")
+        for line in tracer.manual_instructions(self.units):
+            log.info("%s", line)
+        prompt = tracer.manual_prompt()
+        if prompt is not None:
+            wait_for_enter(prompt)
+        tracer.wait_ready()
+        self._tracer_ready = True
+        log.info("Tracer %s ready", tracer.name)
+        if self.cfg.stress.wait_before_trigger:
+            self.say(lines.header("Waiting Before Triggering"))
+            for line in tracer.endpoints():
+                log.info("%s", line)
+            wait_for_enter("Press ENTER to start triggering events...")
+
+    def release(self) -> None:
+        self.say(lines.release(self.plan, self.nouns))
+        self.extra["released_ns"] = self.runner.release()
+        interval_s = parse_seconds(self.cfg.stress.progress_interval, "stress.progress_interval")
+        states = self.runner.states
+        self.series = TimeSeries([u.name for u in self.units], lambda: {n: st.done_ops for n, st in states.items()},
+                                 self.tracer.usage, interval_s).start()
+        self.say(lines.released(self.units, self.nouns))
+        # pandas takes half a second of CPU to import: do it while the units run, not
+        # after them, and not in the milliseconds in which they all start
+        warm_up = threading.Timer(0.1, importlib.import_module, args=("evt.results.writers",))
+        warm_up.daemon = True
+        warm_up.start()
+
+    def monitor(self) -> None:
+        self.say(lines.monitoring(self.units, self.nouns))
+        console = make_console()
+        progress = Progress(self.runner, self.plan)
+        timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
+        with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
+            finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
+        self.series.stop()  # the measured window ends with the units
+        if not finished:
+            self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
+            self.timed_out = True
+        for number, unit in enumerate(self.units, 1):
+            state = self.runner.states[unit.name]
+            log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
+            if state.exit_code not in (0, None) and state.waiting_since is not None:
+                log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:", "  Container logs:"]
+                                          + [f"    {l}" for l in state.tail()]))
+        if finished:
+            log.info("All %s completed", self.nouns.plural)
+        failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
+        if failed_units and not self.failure:
+            self.failure = f"units failed: {', '.join(failed_units)}"
+
+    def _tick(self, live: Live, progress: Progress) -> None:
+        if self.crashed is None:
+            self.crashed = self.tracer.poll()
+            if self.crashed:
+                log.error("tracer %s died mid-run: %s", self.tracer.name, self.crashed)
+        live.update(progress.table())
+
+    def cooldown(self) -> None:
+        cooldown = parse_seconds(self.cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown")
+        if cooldown:
+            self.say(lines.cooldown(int(cooldown * 1e9)))
+            time.sleep(cooldown)
+
+    def collect(self) -> None:
+        self.tracer.drain()
+        self._stop_tracer()
+        self.report = self.tracer.report(self.units)
+        if self.crashed and not self.report.crashed:
+            self.report.crashed = self.crashed
+        self.partial = self.timed_out  # units still running were stopped: their figures are missing
+        if self.report.crashed:
+            self.status, self.exit_code = "tracer_crashed", 1
+        if self.failure:
+            self.status, self.exit_code = "failed", 1
+
+    def _stop_tracer(self) -> None:
+        """The one place the tracer is stopped (collect, or cleanup when collect never ran)."""
+        if self._tracer_stopped:
+            return
+        self._tracer_stopped = True
+        self.tracer.stop()
+
+    def cleanup(self) -> None:
+        """Stop the tracer and remove every unit; runs whatever happened before."""
+        try:
+            self._stop_tracer()
+        except Exception as exc:  # keep cleaning up
+            log.error("stopping tracer: %s", exc)
+        if self.report is None:
+            try:
+                self.report = self.tracer.report(self.units)
+            except Exception:  # a tracer that never started may have nothing to report
+                self.report = None
+        if self.series is not None:
+            self.series.stop()
+        if self.report is not None and not self._tracer_ready:
+            self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
+        self.say(lines.cleanup(self.units, self.nouns))
+        try:
+            self.runner.cleanup()
+        except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it
+            self.status, self.exit_code, self.partial = "failed", self.exit_code or 1, True
+            self.failure = self.failure or f"units not removed: {exc}"
+            log.error("Error: could not remove the run's units (%s); once that is fixed, "
+                      "`evt cleanup --run-id %s` removes what is left.", " ".join(str(exc).split()), self.plan.run_id)
+            return  # the run's record stays for `evt cleanup`
+        runstate.finish(self.plan.run_id)
+
+    def write(self) -> None:
+        from evt.results import writers as results
+
+        self.extra.update(status=self.status, partial=self.partial, failure=self.failure,
+                          wall_s=time.monotonic() - self._t_command)
+        unit_results = self.runner.unit_results()
+        workers = results.workers_frame(self.plan, unit_results)
+        events = results.events_frame(self.plan, unit_results, self.report,
+                                      scenario="+".join(self.extra["scenario"]) or "custom")  # type: ignore[arg-type]
+        window = self.series.window() if self.series is not None else None
+        tracer_table = results.tracer_frame(self.plan, self.report, window)
+        summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra, window=window)
+        if self.series is not None:
+            self.series.write(self.run_dir / "timeseries.csv")
+        max_loss = self.cfg.stress.get("max_loss_pct")
+        if not results.apply_loss_gate(summary, max_loss) and self.exit_code == 0:
+            self.exit_code = 1
+            summary["status"] = self.status = "loss_exceeded"
+            log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
+        summary["exit_code"] = self.exit_code
+        results.write_all(self.run_dir, workers, events, tracer_table, summary)
+        self._write_plan()
+        results.print_summary(make_console(), events, summary)
+
+    def _write_plan(self) -> None:
+        (self.run_dir / "plan.json").write_text(json.dumps(self.plan.as_dict(), indent=2, default=str))

@@ -1,0 +1,155 @@
+"""Limits that keep evt easy to change (issue #7): short modules and functions, no import
+cycle (imports inside functions count), the session never asks which tracer or runner it
+has, and runners never load the trigger's internals."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EVT = Path(__file__).resolve().parents[2] / "evt"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+# Where asking for a tracer's or runner's name is the point: the plugins and the schema.
+NAME_CHECKS_ALLOWED = ("tracers/", "runners/", "config.py")
+PLUGIN_NAMES = {"tracee", "bpftrace", "none", "docker", "local"}
+
+
+def modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the evt package."""
+    found = {}
+    for path in sorted(EVT.rglob("*.py")):
+        parts = list(path.relative_to(EVT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imported(name: str, path: Path, known: set[str]) -> set[str]:
+    """The evt modules this one imports, at any depth (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:  # `from evt.x import Name` -> evt.x
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    graph = {name: imported(name, path, set(mods)) for name, path in mods.items()}
+    # importing evt.a.b runs evt/a/__init__.py first: a package's parents are imported too
+    for name in graph:
+        graph[name] = {dep for dep in graph[name] if not name.startswith(dep + ".")}
+    return graph
+
+
+def test_no_module_is_longer_than_the_limit():
+    long = {str(p.relative_to(EVT)): n for p in EVT.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_no_function_is_longer_than_the_limit():
+    long = {}
+    for path in EVT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(EVT)}:{node.name}"] = length
+    assert long == {}, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_no_import_cycle():
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_cycles_through_function_level_imports(tmp_path):
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    source = tmp_path / "m.py"
+    source.write_text("import os\nfrom evt import x\n\ndef f():\n    from evt.y import Z\n    from . import w\n")
+    assert imported("evt.m", source, {"evt", "evt.x", "evt.y", "evt.w", "evt.m"}) == {"evt", "evt.x", "evt.y", "evt.w"}
+
+
+def name_comparisons(path: Path) -> list[int]:
+    """Lines comparing `<something>.name` with a plugin's name (==, !=, in)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        names = [o for o in operands if isinstance(o, ast.Attribute) and o.attr == "name"]
+        literals = {c.value for o in operands for c in ast.walk(o) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        if names and literals & PLUGIN_NAMES:
+            found.append(node.lineno)
+    return found
+
+
+def test_only_the_plugins_and_the_schema_ask_which_tracer_or_runner_runs():
+    offenders = [f"{path.relative_to(EVT)}:{line}" for path in EVT.rglob("*.py")
+                 if not str(path.relative_to(EVT)).startswith(NAME_CHECKS_ALLOWED)
+                 for line in name_comparisons(path)]
+    assert offenders == []
+
+
+def test_the_name_check_sees_the_forms_it_forbids(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\nc = x.name in ("none", "y")\nd = x.name == "other"\n')
+    assert name_comparisons(source) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("runner", ["evt.runners.base", "evt.runners.docker", "evt.runners.local"])
+def test_runners_do_not_load_the_trigger_or_libc(runner):
+    code = f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', 'evt.workload.actions', 'ctypes')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

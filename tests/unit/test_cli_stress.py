@@ -1,0 +1,226 @@
+"""`evt stress` command line: seed flags map onto the one config model; bad input exits 2
+and creates nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from evt.cli.seedflags import STRESS_FLAGS, stress_overrides
+from evt.config.schema import quote_override
+from evt.errors import UsageError
+from helpers import assert_one_paragraph, compose_cfg, run_containers, run_evt, unique_run_id
+
+
+def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(tmp_path):
+    # whatever this host lacks or has: `evt list` says it, and `evt stress` agrees with it
+    listed = {row["event"]: row for row in json.loads(run_evt("list", "--json").stdout)}
+    bpf_attach = listed["bpf_attach"]
+    result = run_evt("stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
+    if bpf_attach["available"]["script"]:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+        for reason in bpf_attach["why_not"]["script"]:
+            assert reason in result.stderr
+
+
+def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
+    result = run_evt("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"Error: {suite}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
+
+
+def as_dict(cfg):
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("flags, overrides", [
+    (["--events", "ptrace:ops=5", "-e", "security_file_open"], ["events=['ptrace:ops=5','security_file_open']"]),
+    # a cobra string slice: a comma separates specs too
+    (["-e", "ptrace:ops=5,security_file_open", "-e", "switch_task_ns"],
+     ["events=['ptrace:ops=5','security_file_open','switch_task_ns']"]),
+    (["--events-file", "a.yaml", "-E", "b.yaml"], ["events_files=['a.yaml','b.yaml']"]),
+    (["--scenario", "smoke", "--scenario", "bpf"], ["scenarios=[smoke,bpf]"]),
+    (["--all-scenarios"], ["all_scenarios=true"]),
+    (["--image", "my-runner:test"], ["runner.image=my-runner:test"]),
+    (["--auto-tracee=false"], ["tracee.auto=false"]),
+    (["--keep-tracee"], ["tracee.keep=true"]),
+    (["--tracee-binary", "/opt/tracee"], ["tracee.binary=/opt/tracee"]),
+    (["--tracee-output", "json:/tmp/e.json"], ["tracee.output='json:/tmp/e.json'"]),
+    (["--metrics=false", "--pprof=0", "--pyroscope"], ["tracee.metrics=false", "tracee.pprof=false", "tracee.pyroscope=true"]),
+    (["--wait-before-trigger"], ["stress.wait_before_trigger=true"]),
+    (["--signal-timeout", "2m"], ["stress.signal_timeout=2m"]),
+    (["--tracee-init-cooldown=10s"], ["tracee.init_cooldown=10s"]),
+    (["--stress-end-cooldown", "30s"], ["stress.stress_end_cooldown=30s"]),
+    (["--dry-run"], ["stress.dry_run=true"]),
+])
+def test_seed_flags_give_the_same_config_as_their_overrides(flags, overrides):
+    _, from_flags = stress_overrides(flags)
+    assert as_dict(compose_cfg(*from_flags)) == as_dict(compose_cfg(*overrides))
+
+
+def test_every_seed_flag_is_in_the_table():
+    seed_flags = {"--events", "-e", "--events-file", "-E", "--scenario", "--all-scenarios", "--image",
+                  "--auto-tracee", "--keep-tracee", "--tracee-binary", "--tracee-output", "--metrics", "--pprof",
+                  "--pyroscope", "--wait-before-trigger", "--signal-timeout", "--tracee-init-cooldown",
+                  "--stress-end-cooldown", "--dry-run"}
+    assert seed_flags == set(STRESS_FLAGS)
+
+
+def test_overrides_and_hydra_flags_pass_through():
+    hydra_args, overrides = stress_overrides(["-m", "scenario=smoke", "--cfg", "job", "stress.instances=1,2"])
+    assert hydra_args == ["-m", "--cfg", "job"]
+    assert overrides == ["scenario=smoke", "stress.instances=1,2"]
+
+
+@pytest.mark.parametrize("value", ["json:/tmp/it's,[x].json", "a'b\\c", "${oc.env:HOME}", "\\${x}", "end\\", "\\'"])
+def test_values_are_quoted_so_hydra_never_parses_them(value):
+    _, overrides = stress_overrides(["--tracee-output", value])
+    assert compose_cfg(*overrides).tracee.output == value
+    assert quote_override(value).startswith("'")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bogus"], "unknown flag '--bogus'"),
+    (["--metrics=maybe"], "invalid value 'maybe' for --metrics"),
+    (["--signal-timeout", "soon"], "invalid --signal-timeout 'soon'"),
+    (["--image"], "flag --image needs a value"),
+])
+def test_bad_flags(argv, message):
+    with pytest.raises(UsageError, match=message):
+        stress_overrides(argv)
+
+
+def test_cfg_job_shows_the_composed_config():
+    result = run_evt("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
+    assert result.returncode == 0, result.stderr
+    assert "pyroscope: true" in result.stdout
+    assert "security_file_open:instances=2:ops=5000" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-e", "security_file_open:foo=1"],
+     'invalid event spec "security_file_open:foo=1": unknown key: "foo" \\(valid keys: instances, ops, sleep\\)'),
+    (["-e", ":ops=1"], 'invalid event spec ":ops=1": event name cannot be empty'),
+    (["-e", "ptrace:ops"], 'invalid event spec "ptrace:ops": invalid key=value pair: "ops"'),
+    (["-e", "ptrace:instances=0"], 'invalid event spec "ptrace:instances=0": instances must be greater than 0, got 0'),
+    (["-e", "ptrace:ops=-3"], 'invalid event spec "ptrace:ops=-3": ops must be greater than 0, got -3'),
+    (["-e", "ptrace:sleep=fast"], 'invalid event spec "ptrace:sleep=fast": invalid sleep duration "fast"'),
+    (["-e", "no_such_event"], "trigger for the event no_such_event does not exist: stat .*no_such_event.yaml: "
+                              "no such file or directory"),
+    (["-e", "security_file_opne"], "Did you mean security_file_open"),
+    (["-e", "ptrace;rm"], "event names contain only lowercase"),
+    (["scenario=nope"], "Could not find 'scenario/nope'"),
+    (["--scenario", "nope"], 'scenario "nope" not found\nScenarios loaded: .*smoke'),
+    (["--scenario", "smoke", "--all-scenarios"], "mutually exclusive"),
+    (["--events-file", "/nonexistent/suite.yaml"], "/nonexistent/suite.yaml: No such file or directory"),
+    (["-e", "ptrace", "--keep-tracee", "--auto-tracee=false"], "--keep-tracee requires --auto-tracee=true"),
+    ([], "at least one event must be specified"),
+    (["-e", "security_bpf_prog:mode=script", "tracer=none", "runner.privileged=false"],
+     "event 'security_bpf_prog' cannot run in its container .script mode.: needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
+    (["-e", "ptrace", "stress.timeout=later"], "invalid stress.timeout"),
+    (["-e", "ptrace:ops=2147483648"],
+     'invalid ops value "2147483648": strconv.ParseInt: parsing "2147483648": value out of range\nops is at most 2147483647'),
+    (["-e", "ptrace", "stress.timeout=200h"], "longer than evt allows"),
+    (["-e", "ptrace", "runner.image=${nope}"], "invalid configuration: Interpolation key 'nope' not found"),
+    (["-e", "ptrace", "tracer=tracee", "tracee.binary=/nonexistent/tracee"], 'tracee binary not found at "/nonexistent/tracee"'),
+])
+def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, message):
+    import re
+
+    out = tmp_path / "out"
+    run_id = unique_run_id(f"badinput")
+    result = run_evt("stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert re.search(message, result.stderr), result.stderr
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    assert not out.exists()
+    assert run_containers(run_id) == []
+
+
+# -- properties (Hypothesis): seed flags and overrides reaching evt's keys -----------------
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+
+_VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]
+_awkward = st.text(alphabet=st.sampled_from("ab:/$'\"\\{}[],=% .\n\t-"), max_size=20)
+_values = st.one_of(_awkward, st.text(max_size=20), st.integers(-(2**40), 2**40).map(str),
+                    st.sampled_from(["0", "1s", "169h", "nan", "inf", "-1", "true", "null", "[]", "{}", "${x}", "1e3", "٣"]))
+_KEYS = ["stress.instances", "stress.ops", "stress.sleep", "stress.mode", "stress.signal_timeout", "stress.timeout",
+         "stress.stress_end_cooldown", "stress.progress_interval", "stress.max_loss_pct", "stress.wait_before_trigger",
+         "runner.image", "runner.ready_timeout", "runner.network", "tracee.init_cooldown", "bpftrace.stop_timeout",
+         "run_id", "events", "scenarios", "scenario", "all_scenarios"]
+_override = st.one_of(
+    st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={kv[1]}"),
+    st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={quote_override(kv[1])}"),
+    st.tuples(st.sampled_from(sorted(STRESS_FLAGS)), _values).map(lambda fv: f"{fv[0]}={fv[1]}"),
+)
+
+
+def validated(argv: list[str]):
+    """What `evt stress ARGV` checks before it starts anything: the config, or UsageError."""
+    from pathlib import Path
+
+    from evt.cli.hydra_app import compose
+    from evt.stress.session import StressSession
+
+    _, overrides = stress_overrides(argv)
+    cfg = compose([*overrides, "tracer=none", "runner=local", "stress.dry_run=true"])
+    StressSession.prepare(cfg, Path("/nonexistent-run-dir"))
+    return cfg
+
+
+@pytest.mark.property
+@given(st.lists(_override, max_size=4))
+@example(["stress.ops=99999999999"])
+@example(["runner.image=${x}"])  # was an InterpolationKeyError traceback when read mid-run
+@example(["runner.ready_timeout=fast"])  # was only parsed after the units had started
+@example(["run_id=../../etc/x"])
+@example(["stress.max_loss_pct=nan"])
+@example(["stress.timeout=169h"])
+@example(["scenario=0"])  # Hydra's defaults list raised a ValueError (a traceback) for a group option that is not a name
+def test_any_overrides_are_accepted_or_refused_before_anything_starts(overrides):
+    try:
+        cfg = validated(["-e", "ptrace:ops=1", *overrides])
+    except UsageError as err:
+        assert_one_paragraph(str(err))
+        return
+    loss = cfg.stress.max_loss_pct
+    assert loss is None or 0 <= loss <= 100
+
+
+@pytest.mark.property
+@given(st.sampled_from(_VALUE_FLAGS), st.text(max_size=30))
+@example("--image", "\\${x}")
+@example("--image", "a\\b")  # was doubled to a\\b
+@example("--image", "${oc.env:HOME}")  # was interpolated to the home directory
+@example("--image", "trailing\\\n")
+def test_any_seed_flag_value_reaches_the_config_verbatim(flag, value):
+    from evt.config.spec import parse_duration
+
+    key = STRESS_FLAGS[flag][1]
+    try:
+        if key in {"stress.signal_timeout", "tracee.init_cooldown", "stress.stress_end_cooldown"}:
+            parse_duration(value)
+    except UsageError:
+        with pytest.raises(UsageError):
+            stress_overrides([flag, value])
+        return
+    _, overrides = stress_overrides([flag, value])
+    assert OmegaConf.select(compose_cfg(*overrides), key) == value
+
+
+@pytest.mark.property
+@given(st.lists(st.text(max_size=15), min_size=1, max_size=3))
+def test_any_event_flags_reach_the_config_verbatim_and_in_order(values):
+    argv = [token for value in values for token in ("-e", value)]
+    _, overrides = stress_overrides(argv)
+    # a cobra string slice, as in the original: a comma also separates specs, empty ones drop
+    assert list(compose_cfg(*overrides).events) == [v for value in values for v in value.split(",") if v]

@@ -1,0 +1,65 @@
+"""tracer=none, and building the tracer a config names (evt.plugins)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+from helpers import compose_cfg, make_unit
+
+from evt.errors import UsageError
+from evt.tracers.base import TracerReport
+from evt.tracers.none import NoneTracer
+from evt.plugins import make_tracer, tracer_names
+
+
+def test_none_tracer_does_nothing(tmp_path):
+    cfg = compose_cfg("tracer=none")
+    tracer = make_tracer(cfg, tmp_path)
+    assert isinstance(tracer, NoneTracer)
+    units = [make_unit("security_file_open", container_id="ab" * 32)]
+    tracer.check(units)
+    assert tracer.command(units) == []
+    tracer.start(units)
+    tracer.wait_ready()
+    assert tracer.poll() is None
+    tracer.drain()
+    tracer.stop()
+    tracer.stop()  # twice is fine
+    report = tracer.report(units)
+    assert isinstance(report, TracerReport)
+    assert report.tracer == "none"
+    assert report.observed is None
+    assert report.lost == {} and report.lost_total == 0
+    assert report.cpu_s is None and report.crashed is None
+    assert list(tmp_path.iterdir()) == []  # it writes nothing
+
+
+def test_config_picks_tracee(tmp_path):
+    from evt.tracers.tracee import TraceeTracer
+
+    tracer = make_tracer(compose_cfg("tracer=tracee"), tmp_path)
+    assert isinstance(tracer, TraceeTracer) and tracer.name == "tracee"
+
+
+def test_config_picks_bpftrace(tmp_path):
+    tracer = make_tracer(compose_cfg("tracer=bpftrace"), tmp_path)
+    assert tracer.name == "bpftrace"
+
+
+def test_unknown_tracer_names_the_valid_ones(tmp_path):
+    cfg = compose_cfg("tracer=none")
+    OmegaConf.update(cfg, "tracer.name", "falco")
+    OmegaConf.update(cfg, "tracer._target_", "evt.tracers.falco.FalcoTracer")
+    with pytest.raises(UsageError, match="unknown tracer 'falco'.*use one of tracer=bpftrace, tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee"):
+        make_tracer(cfg, tmp_path)
+    OmegaConf.update(cfg, "tracer._target_", "evt.stress.plan.Unit")  # a class, but no tracer
+    with pytest.raises(UsageError, match="is not a tracer class"):
+        make_tracer(cfg, tmp_path)
+    assert tracer_names() == ["bpftrace", "execsnoop", "none", "opensnoop", "tracee"]
+
+
+def test_the_none_tracer_keeps_the_hook_defaults(tmp_path):
+    tracer = make_tracer(compose_cfg("tracer=none"), tmp_path)
+    assert tracer.start_title() == "Starting tracer none"
+    assert tracer.manual_instructions([make_unit("ptrace", pid=1)]) == []
+    assert tracer.manual_prompt() is None and tracer.endpoints() == []

@@ -1,0 +1,134 @@
+"""Result tables: expected vs observed, loss, start skew, the loss gate, stable columns."""
+
+from __future__ import annotations
+
+import csv
+
+from helpers import make_unit
+
+from evt.results import csvio
+from evt.results import writers as results
+from evt.workload.marker import Target
+from evt.stress.plan import Plan, Unit
+from evt.tracers.base import TracerReport
+from evt.workload.protocol import TriggerResult, WorkerResult
+
+
+def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100) -> Unit:
+    relation = ("exact", "") if exact else ("proxy", "a stand-in")
+    return make_unit(name, mode="native" if exact else "script", instances=instances, ops=ops,
+                     target=Target("tracepoint:x:y", "1", per_op, exact, *relation))
+
+
+def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> TriggerResult:
+    workers = [WorkerResult(i, u.ops, ok, u.ops - ok, t, t + 2_000_000_000, 2.0, ok / 2.0)
+               for i, (ok, t) in enumerate(zip(ok_per_worker, starts))]
+    return TriggerResult(u.event, u.mode, len(workers), u.total_ops, sum(ok_per_worker),
+                         u.total_ops - sum(ok_per_worker), 2.0, sum(ok_per_worker) / 2.0,
+                         min(starts), max(starts) + 2_000_000_000, workers)
+
+
+def make_plan():
+    a, b = unit("security_file_open", 1, True, instances=2), unit("ptrace", 2, False)
+    plan = Plan(run_id="r1", runner="docker", tracer="bpftrace", units=[a, b])
+    states = {a.name: state(a, [100, 90], [1_000_000_000, 1_003_000_000]), b.name: state(b, [100], [1_001_000_000])}
+    return plan, states
+
+
+def test_expected_counts_ok_ops_and_loss_follows_observed():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 180, "ptrace": 250}, cpu_s=1.0, wall_s=4.0)
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "expected"] == 190  # 100 + 90 ops ok, one event each
+    assert events.loc["security_file_open", "lost"] == 10
+    assert round(events.loc["security_file_open", "loss_pct"], 4) == round(100 * 10 / 190, 4)
+    assert events.loc["ptrace", "expected"] == 200 and events.loc["ptrace", "lost"] == 0  # more seen than the lower bound
+    assert list(events["count"]) == ["exact", "lower_bound"]
+    assert list(events["relation"]) == ["exact", "proxy"]  # from each target, beside count
+
+
+def test_without_counts_observed_and_loss_stay_empty():
+    plan, states = make_plan()
+    events = results.events_frame(plan, states, TracerReport("none", observed=None))
+    assert events["observed"].isna().all() and events["lost"].isna().all()
+    summary = results.summarize(plan, results.workers_frame(plan, states), events, None, states, {})
+    assert summary["detection"] is None
+
+
+def test_units_a_tracer_does_not_count_have_no_loss_and_stay_out_of_detection():
+    """A tracer that sees only some events (opensnoop: opens) reports only their units."""
+    plan, states = make_plan()
+    report = TracerReport("opensnoop", observed={"security_file_open": 170})
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "lost"] == 20
+    assert events[["observed", "lost", "loss_pct"]].loc["ptrace"].isna().all()
+    summary = results.summarize(plan, results.workers_frame(plan, states), events.reset_index(), report, states, {})
+    assert summary["detection"]["expected"] == 190 and summary["detection"]["lost"] == 20
+
+
+def test_what_the_probe_saw_is_kept_beside_what_userspace_received():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 120, "ptrace": 200},
+                          seen={"security_file_open": 190, "ptrace": 200})
+    events = results.events_frame(plan, states, report).set_index("unit")
+    assert events.loc["security_file_open", "seen"] == 190 and events.loc["security_file_open", "lost"] == 70
+    assert events["seen"].notna().all()
+    assert results.events_frame(plan, states, TracerReport("bpftrace", observed={}))["seen"].isna().all()
+
+
+def test_summary_totals_skew_and_detection():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 190, "ptrace": 200}, cpu_s=1.0, wall_s=4.0)
+    workers = results.workers_frame(plan, states)
+    summary = results.summarize(plan, workers, results.events_frame(plan, states, report), report, states, {"x": 1})
+    assert summary["ok"] == 290 and summary["errors"] == 10 and summary["workers"] == 3
+    assert summary["start_skew_ms"] == 1.0  # units' first ops at 1.000 s and 1.001 s
+    assert summary["detection"] == {"expected": 390, "observed": 390, "lost": 0, "loss_pct": 0.0, "exact": False}
+    assert summary["tracer_cost"]["cpu_share"] == 0.25 and summary["x"] == 1
+
+
+def test_loss_gate():
+    assert results.apply_loss_gate({"detection": {"loss_pct": 0.5}}, None)
+    summary = {"detection": {"loss_pct": 0.5}}
+    assert not results.apply_loss_gate(summary, 0.1) and summary["max_loss_pct"] == {"limit": 0.1, "passed": False}
+    summary = {"detection": {"loss_pct": 0.5}}
+    assert results.apply_loss_gate(summary, 1) and summary["max_loss_pct"]["passed"] is True
+    summary = {"detection": None}
+    assert results.apply_loss_gate(summary, 0) and summary["max_loss_pct"]["passed"] is None
+
+
+def test_files_have_the_stable_columns_first(tmp_path):
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={}, lost={"bpftrace_lost_events": 3}, metrics={"m": 1.0})
+    workers = results.workers_frame(plan, states)
+    events = results.events_frame(plan, states, report)
+    tracer = results.tracer_frame(plan, report)
+    results.write_all(tmp_path, workers, events, tracer, {"run_id": "r1"})
+    for name, columns in (("workers.csv", csvio.WORKER_COLUMNS), ("events.csv", csvio.EVENT_COLUMNS),
+                          ("tracer.csv", csvio.TRACER_COLUMNS)):
+        with open(tmp_path / name) as f:
+            header = next(csv.reader(f))
+        assert header[: len(columns)] == columns
+    with open(tmp_path / "tracer.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["lost.bpftrace_lost_events"] == "3" and row["metric.m"] == "1.0" and row["lost_total"] == "3"
+
+
+def test_events_name_the_run_and_count_total_ops():
+    plan, states = make_plan()
+    events = results.events_frame(plan, states, None, scenario="smoke+network").set_index("unit")
+    row = events.loc["security_file_open"]
+    assert (row["scenario"], row["tracer"], row["runner"], row["sleep"]) == ("smoke+network", "bpftrace", "docker", "0s")
+    assert (row["instances"], row["total_ops"]) == (2, 200)  # 2 workers x 100 ops; per-worker ops in workers.csv
+    assert "ops" not in events.columns
+
+
+def test_the_measured_window_sits_beside_the_whole_run():
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={}, cpu_s=1.0, wall_s=4.0)
+    window = {"cpu_s": 0.4, "wall_s": 2.0, "cpu_avg_pct": 20.0, "cpu_p95_pct": 35.0}
+    summary = results.summarize(plan, results.workers_frame(plan, states), results.events_frame(plan, states, report),
+                                report, states, {}, window=window)
+    assert summary["tracer_cost"]["cpu_s"] == 1.0 and summary["tracer_cost"]["window"] == window
+    row = results.tracer_frame(plan, report, window).iloc[0]
+    assert (row["cpu_s"], row["window_cpu_s"], row["window_cpu_p95_pct"]) == (1.0, 0.4, 35.0)
