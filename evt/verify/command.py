@@ -92,7 +92,7 @@ def _verify_vm(name: str, request: dict, run_dir: Path, run_id: str, args) -> li
     from evt.verify import image, kernels, vm
 
     kernel = kernels.fetch(name)
-    initrd = image.initrd()
+    initrd = image.initrd(register=lambda pid, role: runstate.add_process(run_id, pid, role))
     print(f"booting {kernel.package} ({kernel.version}) under qemu ({args.accel}); console: {run_dir / 'vm-console.log'}",
           flush=True)
     wire = {k: v for k, v in request.items() if k != "triggers"} | {"run_id": run_id}

@@ -20,10 +20,11 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from evt.errors import RunError, UsageError
 from evt.paths import CHECKOUT, PACKAGE
+from evt.procs import ManagedProcess, exit_text
 from evt.verify.kernels import cache_root
 
 SUITE = "bookworm"
@@ -33,6 +34,7 @@ GUEST_PACKAGES = ("bpftrace", "bpftool", "python3", "python3-yaml", "python3-jin
                   "sudo", "strace", "inotify-tools", "netcat-openbsd", "iputils-ping", "util-linux", "procps", "coreutils")
 TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt", "var/lib/apt/lists")
 CHECKOUT_PARTS = ("evt", "triggers", "templates", "conf", "pyproject.toml")
+MMDEBSTRAP_TIMEOUT_S = 1800.0
 FORMAT = "1"  # bump when the layout of either archive changes
 INIT = """#!/bin/sh
 # evt verify's VM: mount what bpftrace and the triggers need, run the checker (results on
@@ -101,8 +103,13 @@ def _need(binary: str, package: str) -> None:
         raise UsageError(f"{binary} is not installed: the VM image needs it; run `make setup` (or apt-get install {package}).")
 
 
-def rootfs(log: callable = print) -> Path:
-    """The Debian root file system archive, from the cache or built with mmdebstrap."""
+def _no_record(pid: int, role: str) -> None:
+    pass
+
+
+def rootfs(log: Callable[[str], None] = print, register: Callable[[int, str], None] = _no_record) -> Path:
+    """The Debian root file system archive, from the cache or built with mmdebstrap
+    (`register` records its process for `evt cleanup`)."""
     archive = vm_dir() / f"rootfs-{_digest(FORMAT, SUITE, *GUEST_PACKAGES)}.cpio"
     if archive.is_file():
         return archive
@@ -114,10 +121,15 @@ def rootfs(log: callable = print) -> Path:
         started = time.monotonic()
         log(f"building the VM's root file system with mmdebstrap ({SUITE}, {len(GUEST_PACKAGES)} packages)...")
         tree = Path(tmp) / "root"
-        done = subprocess.run(["mmdebstrap", "--variant=minbase", f"--include={','.join(GUEST_PACKAGES)}", "--quiet",
-                               SUITE, str(tree), MIRROR], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if done.returncode:
-            raise RunError(f"mmdebstrap failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+        argv = ["mmdebstrap", "--variant=minbase", f"--include={','.join(GUEST_PACKAGES)}", "--quiet", SUITE, str(tree), MIRROR]
+        proc = ManagedProcess(argv, Path(tmp) / "mmdebstrap.log")  # dies with evt; its group is killed on the way out
+        register(proc.pid, "mmdebstrap")
+        try:
+            code = proc.wait_exit(MMDEBSTRAP_TIMEOUT_S)
+        finally:
+            proc.stop(10.0)
+        if code != 0:
+            raise RunError(f"mmdebstrap {exit_text(code)}: {' | '.join(proc.tail(8))}")
         for part in TRIMMED:
             shutil.rmtree(tree / part, ignore_errors=True)
         _cpio(tree, Path(tmp) / "rootfs.cpio")
@@ -165,10 +177,10 @@ def overlay() -> Path:
     return archive
 
 
-def initrd(log: callable = print) -> Path:
+def initrd(log: Callable[[str], None] = print, register: Callable[[int, str], None] = _no_record) -> Path:
     """The VM's initramfs: both archives concatenated (the kernel unpacks one after the
     other), cached for this root file system and checkout."""
-    base, top = rootfs(log), overlay()
+    base, top = rootfs(log, register), overlay()
     combined = vm_dir() / f"initrd-{base.stem}-{top.stem}.cpio"
     if combined.is_file():
         return combined
