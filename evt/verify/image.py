@@ -69,6 +69,9 @@ def _locked() -> Iterator[None]:
     vm_dir().mkdir(parents=True, exist_ok=True)
     with open(vm_dir() / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # every build holds the lock while its temporary exists: one found now is a killed build's
+        for stale in [*vm_dir().glob(".rootfs-*"), *vm_dir().glob(".evt-*"), *vm_dir().glob(".initrd-*")]:
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         yield
 
 
