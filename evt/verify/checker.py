@@ -62,8 +62,9 @@ def missing_probe(probe: str) -> str | None:
         matches = list((host.TRACEFS / "events").glob(f"{category or '*'}/{name}"))
         return None if matches else f"no tracepoint {rest} in this kernel"
     if kind in ("kprobe", "kretprobe"):
-        if host.check_kernel_feature("kprobes"):
-            return host.check_kernel_feature("kprobes")
+        missing = host.check_kernel_feature("kprobes")
+        if missing:
+            return missing
         return None if rest in attachable_functions() else f"{rest} is not a function kprobes can attach to in this kernel"
     return f"unknown probe type {kind!r}"
 
