@@ -12,10 +12,12 @@ a schema module and a YAML, with nothing to register here.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from evt.errors import UsageError
 from evt.paths import CONF_DIR
@@ -56,12 +58,21 @@ def build_plugin(node, group: str, run: RunContext):
             f"use one of {choices} (the {group} config group, conf/{group}/)."
         )
     try:
-        return instantiate(node, run=run)
+        return instantiate(detached(node), run=run)
     except InstantiationException as exc:
         # the plugin's own refusal (a UsageError naming the bad value) stays its own
         if exc.__cause__ is not None:
             raise exc.__cause__ from None
         raise
+
+
+def detached(node):
+    """The node resolved (`settings: ${tracee}` becomes the section's values) and cut from
+    the root config, so nothing reaches the root through a plugin's keyword arguments."""
+    node = copy.deepcopy(node)
+    OmegaConf.resolve(node)
+    node._set_parent(None)
+    return node
 
 
 def run_context(cfg, run_dir: Path, run_id: str | None = None) -> RunContext:
