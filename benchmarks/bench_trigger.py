@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evt.workload import trigger  # noqa: E402
+from evt.workload import ops, trigger  # noqa: E402
 from evt.workload.catalog import get_trigger  # noqa: E402
 from evt.workload.marker import Marker  # noqa: E402
 from evt.workload.pacing import Pacing  # noqa: E402
@@ -124,7 +124,7 @@ def main() -> int:
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
     bare_dir = Path(f"/tmp/evt-bench-sh-{uuid.uuid4().hex[:8]}")
     bare_dir.mkdir()
-    rendered = trigger.prepare_script(get_trigger(EVENT), "script", marker)
+    rendered = ops.prepare_script(get_trigger(EVENT), "script", marker)
     bare_script = str(bare_dir / os.path.basename(rendered))
     shutil.copy(rendered, bare_script)
     shutil.rmtree(marker.dir, ignore_errors=True)
