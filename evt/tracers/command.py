@@ -129,7 +129,8 @@ class CommandTracer(ProcessTracer):
         found = shutil.which(configured) if configured else None
         if not found:
             raise UsageError(
-                f"{self.name} not found: {configured!r} is not an executable on PATH. Install it, point "
+                f"{self.name} not found: {configured!r} is not an executable on PATH. Install it"
+                f"{' (' + self.tcfg.install_hint + ')' if self.tcfg.install_hint else ''}, point "
                 f"tracer.binary=/path/to/{self.name} at it, or pick another tracer (tracer=bpftrace or tracer=none)."
             )
         return found

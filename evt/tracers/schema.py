@@ -61,6 +61,7 @@ class CommandTracerConfig(TracerConfig, ProcessTracerConfig):
     ready_pattern: Optional[str] = None
     ready_delay: Optional[str] = None
     stop_signal: str = "SIGINT"  # the signal that makes it flush its output and exit
+    install_hint: str = ""  # how to install it, said when its binary is not found
 
 
 def register() -> None:
