@@ -227,7 +227,7 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     if name == "native":
         action = body.get("action")
         if not isinstance(action, str) or action not in native.ACTIONS:
-            raise CatalogError(f"{where}.action: {brief(action)} is not an action in evt/workload/actions/__init__.py ({', '.join(sorted(native.ACTIONS))})")
+            raise CatalogError(f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ ({', '.join(sorted(native.ACTIONS))})")
         return Mode(name, needs, target, action=action)
     template = body.get("template")
     if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():

@@ -207,7 +207,7 @@ def test_empty_catalog_is_refused(tmp_path):
         (variant(**{"modes.fast": {"action": "ptrace"}}), "modes.fast: unknown mode; use native or script"),
         (variant(**{"modes.native": "ptrace"}), "modes.native: expected a mapping"),
         (variant(**{"modes.native.speed": 3}), "modes.native: unknown keys ['speed']"),
-        (variant(**{"modes.native.action": "teleport"}), "'teleport' is not an action in evt/workload/actions/__init__.py"),
+        (variant(**{"modes.native.action": "teleport"}), "'teleport' is not an action of evt/workload/actions/"),
         (variant(**{"modes.script.template": "nope.sh.j2"}), "'nope.sh.j2' is not a file in"),
         (variant(**{"modes.native.target": None}), "modes.native.target: missing target"),
         (variant(**{"modes.native.target.probe": "syscalls:sys_enter_ptrace"}), "expected a bpftrace probe"),
