@@ -249,7 +249,7 @@ class Pacer:
                 elif -wait > max_lag:  # too far behind: move the schedule, count what is skipped
                     self.late_ns += -wait - max_lag
                     due += -wait - max_lag
-            in_batch = 0 if in_batch + 1 == batch else in_batch + 1
+            in_batch = 0 if in_batch + 1 >= batch else in_batch + 1  # >=: the batch may have shrunk
             try:
                 op()
             except OSError as exc:

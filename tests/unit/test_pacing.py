@@ -106,6 +106,21 @@ def test_with_the_default_max_lag_a_run_is_late_by_what_it_skipped():
     assert abs(span_s - (2.0 + late_s)) <= 0.1, (span_s, late_s)
 
 
+def test_batches_resized_from_what_sleeps_cost_keep_the_rate(monkeypatch):
+    """Batches start from the calibration's cost (here made 20x what a sleep costs, so
+    they start at the 1 ms cap) and are re-sized from the CPU the sleeps then take: a
+    batch that shrinks mid-chunk must not let the worker run free."""
+    monkeypatch.setattr(pacing_module, "measure_sleep", lambda: SleepCost(floor_ns=1_000, cpu_ns=1_000_000))
+    rate, total = 50_000.0, 50_000
+    op = Recorder()
+    pacer = Pacing.from_flags(None, rate, "10ns", max_lag="1s").pacer()
+    assert pacer.batch == 50  # 1 ms of ops
+    run_in_chunks(pacer, op, total, chunk=1024)  # as a worker runs them: not a multiple of the batch
+    assert pacer.batch < 50  # re-sized from the sleeps' own CPU
+    span_s = (op.starts[-1] - op.starts[0]) / 1e9
+    assert span_s >= (total - 50) / rate, span_s  # never ahead of the schedule by more than a batch
+
+
 def test_pacing_a_fast_rate_costs_at_most_a_tenth_of_a_core():
     """At 50,000 ops/s (a 20us period, under what a sleep costs) a worker does not spin:
     its thread's CPU over 1 s of paced no-op ops is what the ops cost unpaced plus at most
