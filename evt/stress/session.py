@@ -158,9 +158,12 @@ class StressSession:
         runstate.begin(self.plan.run_id, str(self.run_dir))
         watch = faults.watch().__enter__()
         try:
-            for phase, step in self._steps():
-                self.phase = phase
-                step()
+            try:
+                for phase, step in self._steps():
+                    self.phase = phase
+                    step()
+            finally:  # by whatever route the phases end: a thread's fault no longer interrupts
+                watch.pause()
             self._fault(faults.first())  # one that a step's own error handling caught
         except Interrupted as exc:
             self._interrupted(exc.signame)
@@ -174,8 +177,8 @@ class StressSession:
             self.failure = f"unexpected {type(exc).__name__}: {exc}"
             raise
         finally:
-            watch.__exit__()  # cleanup and the results must complete: a thread's fault no longer interrupts
-            for sig in previous:  # ... and a second signal only says so
+            watch.__exit__()
+            for sig in previous:  # cleanup and the results must complete: a second signal only says so
                 signal.signal(sig, _still_cleaning_up)
             try:
                 self.phase = Phase.CLEANUP
