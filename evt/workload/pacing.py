@@ -258,5 +258,6 @@ class Pacer:
             due += period
         self.due_ns, self.in_batch = due, in_batch
         if self.sleeps >= ADAPT_AFTER_SLEEPS:  # what sleeps have cost so far, not a few timed at start
-            self.batch = batch_size(self.pacing.rate, SleepCost(self.floor_ns, self.pace_cpu_ns // self.sleeps))  # type: ignore[arg-type]
+            cost = SleepCost(self.floor_ns, self.pace_cpu_ns // self.sleeps)
+            self.batch = batch_size(self.pacing.rate, cost)  # type: ignore[arg-type]
         return errors, first
