@@ -226,7 +226,8 @@ def _count_row(target) -> dict[str, object]:
 def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
                        description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
-                                   "Exit 0: nothing regressed; 1: something did; 2: bad input.")
+                                   "Exit 0: nothing regressed; 1: something did, a gated figure is missing from the "
+                                   "candidate, or a candidate run did not end ok; 2: input that cannot be read.")
     p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs, or a Tracee "
                                     "perf-gate baseline file <arch>-<scenario>.json (its figures and thresholds)")
     p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
@@ -234,6 +235,10 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
                    help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
                         "alpha=0.05 sets the Mann-Whitney significance level (repeatable)")
     p.add_argument("--thresholds-file", default=None, metavar="YAML", help="a YAML file of `name: value` thresholds")
+    p.add_argument("--allow-failed", action="store_true",
+                   help="a candidate run that did not end ok (failed, crashed, interrupted...) is a note, not exit 1")
+    p.add_argument("--loss-stat", choices=["worst", "median"], default="worst",
+                   help="judge each side's loss by its worst run (default: a lossy run is a finding) or its median")
     p.add_argument("--out", "-o", default=None, help="output directory (default outputs/compare/<time>-<id>)")
 
 
@@ -247,7 +252,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from evt.analysis import compare_view
 
-    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out)
+    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out,
+                            allow_failed=args.allow_failed, loss_stat=args.loss_stat)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
