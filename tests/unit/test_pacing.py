@@ -4,6 +4,7 @@ the requested time, short waits spun instead of slept, and the flags that choose
 from __future__ import annotations
 
 import json
+import math
 import re
 import resource
 import shutil
@@ -52,20 +53,21 @@ def run_in_chunks(pacer: Pacer, op, total: int, chunk: int = 64) -> tuple[int, s
 # -- rate ------------------------------------------------------------------------------
 
 
-def test_rate_never_runs_a_batch_before_its_deadline():
-    """Ops run in batches of pacer.batch, one sleep before each: a batch never starts
-    before its first op is due, and its other ops run ahead of their deadlines by less
-    than one batch span (at most MAX_BATCH_SPAN_NS)."""
+def test_rate_never_runs_an_op_more_than_a_batch_before_its_deadline():
+    """Ops run in batches, one sleep before each until the batch's first op is due: an op
+    never runs before its deadline by more than the rest of its batch, and a batch spans
+    at most MAX_BATCH_SPAN_NS (here 2 ops: at most 1 period early)."""
     rate, total = 2000.0, 300
     op = Recorder()
     pacer = Pacing(rate=rate).pacer()
     period_ns = 1e9 / rate
-    assert (pacer.batch - 1) * period_ns <= MAX_BATCH_SPAN_NS
+    largest_batch = math.ceil(MAX_BATCH_SPAN_NS / period_ns)  # batches are re-sized, never beyond this
+    assert largest_batch == 2 and pacer.batch <= largest_batch
     start = time.monotonic_ns()  # the schedule starts at the first run(), not before
     run_in_chunks(pacer, op, total)
     for k, t in enumerate(op.starts):
-        batch_due = (k - k % pacer.batch) * period_ns
-        assert t - start >= batch_due, f"op {k} ran {(batch_due - (t - start)) / 1e3:.1f}us before its batch was due"
+        earliest = (k - (largest_batch - 1)) * period_ns
+        assert t - start >= earliest, f"op {k} ran {(k * period_ns - (t - start)) / 1e3:.1f}us before its deadline"
 
 
 def test_batches_are_as_small_as_a_sleep_allows():
@@ -107,18 +109,21 @@ def test_with_the_default_max_lag_a_run_is_late_by_what_it_skipped():
 
 
 def test_batches_resized_from_what_sleeps_cost_keep_the_rate(monkeypatch):
-    """Batches start from the calibration's cost (here made 20x what a sleep costs, so
-    they start at the 1 ms cap) and are re-sized from the CPU the sleeps then take: a
-    batch that shrinks mid-chunk must not let the worker run free."""
-    monkeypatch.setattr(pacing_module, "measure_sleep", lambda: SleepCost(floor_ns=1_000, cpu_ns=1_000_000))
+    """Batches start from the calibration's cost and are re-sized from the CPU the sleeps
+    then take. Here the calibration claims 10 ms of CPU per sleep (and batches may span
+    100 ms), so they start at 5,000 ops and shrink after the first sleep, in the middle of
+    a batch: the worker must not then run free."""
+    monkeypatch.setattr(pacing_module, "measure_sleep", lambda: SleepCost(floor_ns=1_000, cpu_ns=10_000_000))
+    monkeypatch.setattr(pacing_module, "MAX_BATCH_SPAN_NS", 100_000_000)
+    monkeypatch.setattr(pacing_module, "ADAPT_AFTER_SLEEPS", 1)
     rate, total = 50_000.0, 50_000
     op = Recorder()
     pacer = Pacing.from_flags(None, rate, "10ns", max_lag="1s").pacer()
-    assert pacer.batch == 50  # 1 ms of ops
+    assert pacer.batch == 5000  # 100 ms of ops
     run_in_chunks(pacer, op, total, chunk=1024)  # as a worker runs them: not a multiple of the batch
-    assert pacer.batch < 50  # re-sized from the sleeps' own CPU
+    assert pacer.batch < 5000  # re-sized from the sleeps' own CPU (well under 10 ms each)
     span_s = (op.starts[-1] - op.starts[0]) / 1e9
-    assert span_s >= (total - 50) / rate, span_s  # never ahead of the schedule by more than a batch
+    assert span_s >= (total - 5000) / rate, span_s  # never ahead of the schedule by more than a batch
 
 
 def test_pacing_a_fast_rate_costs_at_most_a_tenth_of_a_core():
