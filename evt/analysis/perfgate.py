@@ -1,6 +1,6 @@
 """Tracee's perf gate as an `evt compare` baseline.
 
-Tracee's perf-gate workflow (reference/TRACEE.md, "Perf-gate branch") keeps one baseline
+Tracee's perf-gate workflow (docs/tracee.md, "Perf-gate branch") keeps one baseline
 per machine architecture and scenario, `<uname -m>-<scenario>.json` (e.g.
 `x86_64-smoke.json`), holding `peak_rss_kb`, `avg_cpu_pct` and `p95_cpu_pct` (plus
 `updated_at`, `commit_sha`, `notes`), and fails when the current run's figure exceeds the

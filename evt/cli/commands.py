@@ -1,7 +1,7 @@
 """Command-line entry point: parses arguments and wires them to the modules that act.
 
 Nothing here decides how a run goes; it turns flags into calls (and, for `evt stress`,
-seed-style flags into Hydra overrides) and maps errors to exit codes: 2 for bad input,
+Go evt's flags into Hydra overrides) and maps errors to exit codes: 2 for bad input,
 1 for a failed run, 130 for Ctrl+C.
 """
 
@@ -17,7 +17,7 @@ import uuid
 from evt.errors import RunError, UsageError
 from evt.cli.seedflags import BENCH_HELP, STRESS_FLAGS, STRESS_HELP, stress_overrides  # noqa: F401 (tests use the table)
 
-# Hydra's and the original's defaults for `evt trigger` (reference/TRACEE.md)
+# The defaults of `evt trigger`: those of Tracee's Go evt (docs/tracee.md)
 TRIGGER_DEFAULTS = {"ops": "1", "parallel": "1", "sleep": "10ns", "signal_timeout": "1m"}
 
 
@@ -135,7 +135,7 @@ def _trigger(args: argparse.Namespace) -> int:
     event = validate_event_name(args.event.strip())
     ops = positive_int(args.ops, "ops", flag='"-o, --ops" flag')
     parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
-    if args.sleep is not None:  # the original's wording for a bad --sleep
+    if args.sleep is not None:  # Go evt's wording for a bad --sleep
         go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
     pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"], max_lag=args.max_lag)
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")

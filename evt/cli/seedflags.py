@@ -1,6 +1,6 @@
-"""The seed's `evt stress` flags as Hydra overrides: one table, one config model.
+"""The `evt stress` flags of Tracee's Go evt as Hydra overrides: one table, one config model.
 
-`evt stress` and `evt bench` take every flag of the original's `evt stress`; each maps onto
+`evt stress` and `evt bench` take every flag of Go evt's `evt stress`; each maps onto
 exactly one config key, and Hydra's own flags pass through untouched.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from evt.errors import UsageError
 
 
-# Seed flags of `evt stress` and the config key each sets: one table, one config model.
+# Go evt's flags of `evt stress` ("seed flags" in --help) and the config key each sets: one table, one config model.
 # kind: list (repeatable, appended), value (takes a value), bool (Go-style: --f, --f=false)
 STRESS_FLAGS: dict[str, tuple[str, str]] = {
     "--events": ("list", "events"),
@@ -41,7 +41,7 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 
 
 def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split `evt stress` arguments into Hydra arguments and the overrides the seed flags
+    """Split `evt stress` arguments into Hydra arguments and the overrides Go evt's flags
     stand for. Raises UsageError for unknown flags and bad values."""
     from evt.config.schema import quote_override
     from evt.config.spec import parse_duration

@@ -36,7 +36,7 @@ class GroupConfig:
 
 @dataclass
 class ScenarioConfig:
-    """A scenario in the seed's suite schema: `events` or `groups`, not both."""
+    """A scenario in the suite schema of Tracee's PR #5238: `events` or `groups`, not both."""
 
     name: str = MISSING
     description: str = ""
@@ -209,7 +209,7 @@ class EvtConfig:
     scenario: Optional[ScenarioConfig] = None
     tracer: TracerConfig = MISSING
     runner: RunnerConfig = MISSING
-    events: list[str] = field(default_factory=list)  # the seed's -e specs
+    events: list[str] = field(default_factory=list)  # the -e/--events specs
     events_files: list[str] = field(default_factory=list)
     scenarios: list[str] = field(default_factory=list)  # more scenarios, by name
     all_scenarios: bool = False

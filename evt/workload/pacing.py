@@ -17,9 +17,9 @@ MAX_BATCH_SPAN_NS so the rate holds over any 10 ms window to within a tenth. A s
 CPU varies a lot from one to the next, so after the first ADAPT_AFTER_SLEEPS sleeps the
 batch is re-sized (once per chunk of ops) from the CPU the worker's own sleeps have taken.
 
-A gap keeps the original tool's meaning: at least that long between the end of one op
+A gap keeps Go evt's meaning: at least that long between the end of one op
 and the start of the next. A gap shorter than the sleep floor is spun on the clock (a
-sleep of 10ns would take microseconds: the original's default `10ns` cost a syscall per
+sleep of 10ns would take microseconds: Go evt's default `10ns` cost a syscall per
 op); a gap of SLEEP_ALWAYS_NS or more is always slept, whatever the floor measured (a
 loaded or traced machine makes every sleep slow, and that must not turn the sleeps asked
 for into a spinning core). A gap of under half of what the op loop itself takes from one
