@@ -113,14 +113,15 @@ Event spec: event[:instances=N:ops=N:sleep=dur|rate=N:mode=native|script]  (rate
 BENCH_HELP = """usage: evt bench [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
 
 Find the highest event rate a tracer sustains with loss at or under a threshold: rounds
-of evt stress at growing target rates (x2, then bisection), each beside a round without
-the tracer. Results (bench.csv, bench.json, bench.png, rounds/) land in the Hydra run
-directory (outputs/bench/DATE/TIME/).
+of evt stress at growing target rates (x2, then bisection, then repeats of the last good
+and first bad rate), each beside a run without the tracer. Results (bench.csv, bench.json,
+bench.png, rounds/) land in the Hydra run directory (outputs/bench/DATE/TIME/).
 
 Overrides (Hydra): tracer=bpftrace|tracee|...  runner=docker|local
   bench.round_duration=5s  bench.start_rate=20000  bench.max_loss_pct=1  bench.precision=10
-  bench.max_rounds=12  bench.cooldown=1s  events=[spec,...] (the workload; default
-  security_file_open:instances=2, native events only)  ... (`evt bench --cfg job` shows all)
+  bench.reach=0.95  bench.confirm=2  bench.max_rounds=20  bench.cooldown=1s
+  events=[spec,...] (the workload; default security_file_open:instances=2, exactly
+  counted events only)  ... (`evt bench --cfg job` shows all)
   Sweep: evt bench -m tracer=bpftrace,none
 
 Seed flags as for evt stress (`evt stress --help`).

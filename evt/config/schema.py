@@ -188,7 +188,9 @@ class BenchConfig:
     start_rate: float = 20000.0  # total events/s of the first round
     max_loss_pct: float = 1.0  # a round losing more is over the limit
     precision: float = 10.0  # % : bisection stops when the bad rate is within this of the good one
-    max_rounds: int = 12  # rates tried at most (each is a round with the tracer and one without)
+    max_rounds: int = 20  # rounds at most, confirmations included (a round: the rate with the tracer and without)
+    reach: float = 0.95  # a round reached its target when the workload made at least this share of it
+    confirm: int = 2  # more rounds at the last good and the first bad rate, each decided by majority
     cooldown: str = "1s"  # after a round's units end, before its tracer is stopped (stress.stress_end_cooldown)
     baseline_tracer: Any = None  # the tracer of the workload-cost rounds (conf/bench.yaml: tracer none)
 

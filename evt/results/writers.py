@@ -151,17 +151,21 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
 def detection(events: pd.DataFrame) -> dict | None:
     """The run's detection totals over the units this tracer counts (None: it counts none).
     `exact` is false, with the reasons in `why_not_exact`, when a unit's count is a lower
-    bound or an exact unit observed more than it made (miscounted)."""
+    bound, its relation to the event is not exact, or an exact unit observed more than it
+    made (miscounted)."""
     counted = events[events["observed"].notna()]
     if not len(counted):
         return None
     expected, observed = int(counted["expected"].sum()), int(counted["observed"].sum())
     lost = int(counted["lost"].sum())
-    reasons = [f"{row['unit']}: its count is a lower bound" for row in counted.to_dict("records")
-               if row["count"] != "exact"]
+    rows = counted.to_dict("records")
+    # exact: every count is exact, stands exactly for its event (relation), and was not exceeded
+    reasons = [f"{row['unit']}: its count is a lower bound" for row in rows if row["count"] != "exact"]
+    reasons += [f"{row['unit']}: its count's relation to the event is {row['relation']}" for row in rows
+                if row["relation"] != "exact"]
     reasons += [f"{row['unit']}: observed {int(row['observed']):,} events where exactly {int(row['expected']):,} "
                 f"were made ({int(row['extra']):,} extra: {MISCOUNTED})"
-                for row in counted.to_dict("records") if row["check"] == MISCOUNTED]
+                for row in rows if row["check"] == MISCOUNTED]
     return {
         "expected": expected, "observed": observed, "lost": lost, "extra": int(counted["extra"].sum()),
         "loss_pct": (100.0 * lost / expected) if expected else 0.0,

@@ -86,7 +86,8 @@ def test_summary_totals_skew_and_detection():
     assert summary["ok"] == 290 and summary["errors"] == 10 and summary["workers"] == 3
     assert summary["start_skew_ms"] == 1.0  # units' first ops at 1.000 s and 1.001 s
     assert summary["detection"] == {"expected": 390, "observed": 390, "lost": 0, "extra": 0, "loss_pct": 0.0,
-                                    "exact": False, "why_not_exact": "ptrace: its count is a lower bound"}
+                                    "exact": False, "why_not_exact": "ptrace: its count is a lower bound; "
+                                                                     "ptrace: its count's relation to the event is proxy"}
     assert summary["tracer_cost"]["cpu_share"] == 0.25 and summary["x"] == 1
 
 
@@ -181,3 +182,19 @@ def test_the_measured_window_sits_beside_the_whole_run():
     assert summary["tracer_cost"]["cpu_s"] == 1.0 and summary["tracer_cost"]["window"] == window
     row = results.tracer_frame(plan, report, window).iloc[0]
     assert (row["cpu_s"], row["window_cpu_s"], row["window_cpu_p95_pct"]) == (1.0, 0.4, 35.0)
+
+
+def test_detection_is_exact_only_when_every_count_and_relation_is():
+    """A count that is exact per op but made at a stand-in (relation unverified/proxy) does
+    not measure the event itself: the run's detection is not exact."""
+    exact = unit("security_file_open", 1, True)
+    stand_in = make_unit("device_add", mode="script", instances=1, ops=100,
+                         target=Target("tracepoint:x:y", "1", 1, True, "unverified", "depends on the kernel build"))
+    for units, expected in (([exact], True), ([exact, stand_in], False)):
+        plan = Plan(run_id="r1", runner="docker", tracer="bpftrace", units=units)
+        states = {u.name: state(u, [100], [1_000_000_000]) for u in units}
+        report = TracerReport("bpftrace", observed={u.name: 100 for u in units})
+        summary = results.summarize(plan, results.workers_frame(plan, states),
+                                    results.events_frame(plan, states, report), report, states, {})
+        assert summary["detection"]["exact"] is expected
+    assert summary["detection"]["why_not_exact"] == "device_add: its count's relation to the event is unverified"
