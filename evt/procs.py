@@ -265,9 +265,6 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -276,18 +273,16 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
+def dies_with(parent: int) -> Callable[[], None]:
     """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
     evt just after the fork, before the pid reached the run's record, left a tracer that
     `evt cleanup` could not find."""
-    import ctypes
-
-    # looked up here, in evt: the child must not dlopen (another thread may hold the loader's lock)
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    # imported here, in evt: libc is loaded then, and the child must not dlopen (evt.linux)
+    from evt import linux
 
     def setup() -> None:
         _default_signals()
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        linux.die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:  # evt died before the prctl: nothing would send it
             os._exit(1)
     return setup
@@ -313,7 +308,7 @@ class ManagedProcess:
                 self.popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
                     start_new_session=True, close_fds=True,
-                    preexec_fn=_default_signals if outlives_evt else _dies_with(os.getpid()),
+                    preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
                 )
         finally:
             log.close()
