@@ -29,6 +29,7 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
     p.add_argument("--sleep", "-s", default=None, help="at least this long between operations, a Go duration (default 10ns; 0 for none)")
     p.add_argument("--rate", "-r", default=None, help="operations per second per worker, kept on absolute deadlines (instead of --sleep)")
+    p.add_argument("--max-lag", default=None, help="with --rate: at most this much of the schedule (a Go duration) is caught up after a stall; the rest is skipped and counted as late_s (default 10ms)")
     p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
     p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
     p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
@@ -136,7 +137,7 @@ def _trigger(args: argparse.Namespace) -> int:
     parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
     if args.sleep is not None:  # Go evt's wording for a bad --sleep
         go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
-    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
+    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"], max_lag=args.max_lag)
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     check_host_fits(workers=parallel, units=0)

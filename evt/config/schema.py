@@ -60,6 +60,7 @@ class StressConfig:
     ops: Optional[int] = None
     sleep: Optional[str] = None
     rate: Optional[float] = None  # ops/s per instance, instead of the sleep
+    max_lag: Optional[str] = None  # with a rate: schedule caught up after a stall at most (default 10ms)
     mode: Optional[str] = None
     signal_timeout: str = "15m"
     stress_end_cooldown: str = "10s"

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evt import host
+from evt import faults, host
 from evt.errors import RunError, UsageError
 from evt.stress.plan import RunContext, Unit
 from evt.runners.base import Runner, UnitState
@@ -176,8 +175,7 @@ class DockerRunner(Runner):
             if unit.pid:
                 cgroup = host.process_cgroup2(unit.pid)
                 unit.cgroup_path = str(cgroup) if cgroup else None
-            threading.Thread(target=self._follow, args=(container, self.states[unit.name]),
-                             name=f"logs-{unit.name}", daemon=True).start()
+            faults.start_thread(self._follow, container, self.states[unit.name], name=f"logs-{unit.name}")
 
         with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
             futures = [pool.submit(create_and_start, u) for u in units]

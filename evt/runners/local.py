@@ -9,11 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from evt import host
+from evt import faults, host
 from evt.stress import runstate
 from evt.errors import UsageError
 from evt.stress.plan import RunContext, Unit
@@ -87,7 +86,7 @@ class LocalRunner(Runner):
             runstate.add_process(self.run_id, proc.pid, f"unit:{unit.name}")
             unit.pid = proc.pid
             unit.cgroup_path = str(cgroup) if cgroup else None
-            threading.Thread(target=self._follow, args=(proc, state), name=f"out-{unit.name}", daemon=True).start()
+            faults.start_thread(self._follow, proc, state, name=f"out-{unit.name}")
 
     def _follow(self, proc: subprocess.Popen, state: UnitState) -> None:
         assert proc.stdout is not None

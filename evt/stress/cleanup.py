@@ -1,7 +1,7 @@
 """`evt cleanup`: remove what killed runs left behind — containers by the run label,
 recorded processes (pid and start time must match; cleanup returns once they have
 exited, or names those that did not), the runs' cgroups. Runs whose orchestrator still
-lives are left alone."""
+runs are left alone; one that has exited but not been reaped (a zombie) runs nothing."""
 
 from __future__ import annotations
 

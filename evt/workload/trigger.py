@@ -174,7 +174,7 @@ def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: 
         errors, first_error = pacer.run(op, 1)
         done = 1
         if ops > 1:
-            time.sleep(max(pacer.pacing.sleep_ns / 1e9, first_op_pause_s))
+            pacer.sleep(max(pacer.pacing.sleep_ns / 1e9, first_op_pause_s))
             pacer.restart()  # the pause was the wait before the next op
     # Chunks keep the per-op path to the op itself and its pacing.
     while done < ops:
@@ -187,9 +187,12 @@ def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: 
     m_end = time.monotonic_ns()
     t_end = t_start + (m_end - m_start)
     duration = (m_end - m_start) / 1e9
+    pace_cpu_s = pacer.pace_cpu_ns / 1e9
     return WorkerResult(
         index, ops, ops - errors, errors, t_start, t_end, duration,
-        (ops / duration) if duration > 0 else 0.0, first_error, time.process_time() - cpu_start,
+        (ops / duration) if duration > 0 else 0.0, first_error,
+        cpu_s=max(time.process_time() - cpu_start - pace_cpu_s, 0.0), pace_cpu_s=pace_cpu_s,
+        late_s=pacer.late_ns / 1e9,
     )
 
 
