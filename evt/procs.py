@@ -25,6 +25,7 @@ from typing import Callable
 
 import psutil
 
+from evt import faults
 from evt.resource_series import SERIES_FILE, ResourceSeries
 
 LOG_TAIL = 20  # log lines shown with an error, as Tracee's Go evt does
@@ -190,10 +191,10 @@ class ProcessSampler:
         self.ended: float | None = None
         self._seen: dict[int, float] = {}  # last CPU reading per pid, kept after it exits
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{pid}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> ProcessSampler:
-        self._thread.start()
+        self._thread = faults.start_thread(self._run, name=f"sampler-{self.pid}")
         return self
 
     def sample(self) -> None:
@@ -234,12 +235,16 @@ class ProcessSampler:
 
     def stop(self) -> None:
         """A last sample, then no more; the figures stay as they are."""
-        if self.ended is None:
-            self.sample()
-            self.ended = time.monotonic()
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
+        try:
+            if self.ended is None:
+                try:
+                    self.sample()
+                finally:
+                    self.ended = time.monotonic()
+        finally:
+            self._stop.set()
+            if self._thread is not None and self._thread.is_alive():
+                self._thread.join(timeout=2)
 
     @property
     def wall_s(self) -> float:
@@ -260,9 +265,6 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -271,18 +273,16 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
+def dies_with(parent: int) -> Callable[[], None]:
     """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
     evt just after the fork, before the pid reached the run's record, left a tracer that
     `evt cleanup` could not find."""
-    import ctypes
-
-    # looked up here, in evt: the child must not dlopen (another thread may hold the loader's lock)
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    # imported here, in evt: libc is loaded then, and the child must not dlopen (evt.linux)
+    from evt import linux
 
     def setup() -> None:
         _default_signals()
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        linux.die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:  # evt died before the prctl: nothing would send it
             os._exit(1)
     return setup
@@ -308,7 +308,7 @@ class ManagedProcess:
                 self.popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
                     start_new_session=True, close_fds=True,
-                    preexec_fn=_default_signals if outlives_evt else _dies_with(os.getpid()),
+                    preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
                 )
         finally:
             log.close()
@@ -358,9 +358,11 @@ class ManagedProcess:
         the first signal while its output files do not grow (see stop_group)."""
         if not self.stopping:
             self.stopping = True
-            if self.running:
-                self.sampler.sample()  # its figures while it still runs in full
-            progress = self._output_size if resignal_when_idle else None
-            self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill, progress)
-            self.sampler.stop()
+            try:  # a sample that fails (its series file unwritable) must not keep the process running
+                if self.running:
+                    self.sampler.sample()  # its figures while it still runs in full
+            finally:
+                progress = self._output_size if resignal_when_idle else None
+                self.outcome = stop_group(self.popen, timeout_s, first_signal, before_kill, progress)
+                self.sampler.stop()
         return self.outcome

@@ -29,6 +29,7 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
     p.add_argument("--sleep", "-s", default=None, help="at least this long between operations, a Go duration (default 10ns; 0 for none)")
     p.add_argument("--rate", "-r", default=None, help="operations per second per worker, kept on absolute deadlines (instead of --sleep)")
+    p.add_argument("--max-lag", default=None, help="with --rate: at most this much of the schedule (a Go duration) is caught up after a stall; the rest is skipped and counted as late_s (default 10ms)")
     p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
     p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
     p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
@@ -136,7 +137,7 @@ def _trigger(args: argparse.Namespace) -> int:
     parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
     if args.sleep is not None:  # Go evt's wording for a bad --sleep
         go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
-    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
+    pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"], max_lag=args.max_lag)
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
     mode = validate_mode(args.mode) if args.mode else None
     check_host_fits(workers=parallel, units=0)
@@ -261,6 +262,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.run(args.path, args.out)
 
 
+def _verify_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="check each trigger at the kernel function Tracee hooks (here, or in a VM)",
+                       description="Run each trigger under bpftrace and count its events at the kernel function or "
+                                   "tracepoint Tracee attaches for the event. On this host when its kernel has kprobes; "
+                                   "with --kernel in a VM booting a stock Debian kernel (qemu; the first run builds and "
+                                   "caches the VM image under ~/.cache/evt).")
+    p.add_argument("--event", "-e", action="append", default=[], help="only this trigger (repeatable; default: all)")
+    p.add_argument("--mode", action="append", default=[], help="only this mode: native or script (repeatable)")
+    p.add_argument("--kernel", "-k", action="append", default=[], help="verify in a VM on this kernel: debian-6.1, "
+                   "debian-6.12 or a Debian linux-image-*-amd64 package (repeatable)")
+    p.add_argument("--ops", default=None, help="ops of each case's first run (the second runs twice as many; "
+                   "default 5 native, 1 script)")
+    p.add_argument("--accel", default="tcg", help="qemu accelerator: tcg (default, software) or kvm")
+    p.add_argument("--timeout", default=None, help="seconds a VM may take from boot to power-off (default 1200)")
+    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/verify/<time>-<id>)")
+    p.add_argument("--record", action="store_true", help="write the verdicts into the trigger files (verified:)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a verdict differs from the one recorded")
+    p.add_argument("--table", action="store_true", help="print the recorded verdicts as the docs' Markdown table; run nothing")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from evt.verify import command
+
+    return command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evt", description="Generate kernel events and stress-test eBPF tracers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,13 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
     _compare_parser(sub)
     _report_parser(sub)
+    _verify_parser(sub)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
 COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
-            "compare": cmd_compare, "report": cmd_report}
+            "compare": cmd_compare, "report": cmd_report, "verify": cmd_verify}
 HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 

@@ -100,7 +100,7 @@ Run a stress test: units (one per event) start together, a tracer watches them, 
 results land in the Hydra run directory (outputs/DATE/RUN_ID/; a sweep's in multirun/DATE/ID/N/).
 
 Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
-  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.mode=native|script
+  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.max_lag=DUR  stress.mode=native|script
   stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
 
 Seed flags (each maps onto one override):

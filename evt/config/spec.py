@@ -187,6 +187,7 @@ class EventSpec:
     sleep: str = DEFAULT_SLEEP  # not used when rate is set
     mode: str | None = None  # None: the trigger's default mode
     rate: float | None = None  # ops/s per instance, instead of the sleep
+    max_lag: str | None = None  # with a rate: schedule caught up after a stall at most (None: 10ms)
 
     @property
     def sleep_ns(self) -> int:
@@ -199,17 +200,20 @@ class EventSpec:
     @property
     def pace_args(self) -> list[str]:
         """The `evt trigger` flags that pace this spec's ops."""
-        return ["--rate", repr(self.rate)] if self.rate is not None else ["--sleep", self.sleep]
+        if self.rate is None:
+            return ["--sleep", self.sleep]
+        return ["--rate", repr(self.rate)] + (["--max-lag", self.max_lag] if self.max_lag is not None else [])
 
     def __str__(self) -> str:
         pace = f"rate={self.rate:g}" if self.rate is not None else f"sleep={self.sleep}"
+        pace += f":max_lag={self.max_lag}" if self.max_lag is not None else ""
         text = f"{self.event}:instances={self.instances}:ops={self.ops}:{pace}"
         return text + (f":mode={self.mode}" if self.mode else "")
 
 
 _KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep",
-         "rate": "rate", "r": "rate", "mode": "mode", "m": "mode"}
-VALID_KEYS = "instances, ops, sleep"  # Go evt's keys; evt adds rate (r) and mode (m)
+         "rate": "rate", "r": "rate", "mode": "mode", "m": "mode", "max_lag": "max_lag"}
+VALID_KEYS = "instances, ops, sleep"  # Go evt's keys; evt adds rate (r), max_lag and mode (m)
 
 
 def parse_spec(text: str) -> EventSpec:
@@ -232,7 +236,8 @@ def _parse_spec(text: str) -> EventSpec:
             raise UsageError(f"invalid key=value pair: {go_quote(part)}\nWrite event[:instances=N:ops=N:sleep=dur].")
         if key not in _KEYS:
             raise UsageError(f"unknown key: {go_quote(key)} (valid keys: {VALID_KEYS})\n"
-                             "evt also takes rate (r): ops per second instead of sleep, and mode (m): native or script.")
+                             "evt also takes rate (r): ops per second instead of sleep, max_lag: the schedule a rate "
+                             "catches up after a stall at most, and mode (m): native or script.")
         field = _KEYS[key]
         if field in ("instances", "ops"):
             values[field] = _spec_count(field, value)
@@ -241,10 +246,16 @@ def _parse_spec(text: str) -> EventSpec:
             values[field] = value
         elif field == "rate":
             values[field] = parse_rate(value)
+        elif field == "max_lag":
+            parse_duration(value, "max_lag")
+            values[field] = value
         else:
             values[field] = validate_mode(value)
     if "rate" in values and "sleep" in values:
         raise UsageError("rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them.")
+    if "max_lag" in values and "rate" not in values:
+        raise UsageError("max_lag= given without rate=\nmax_lag bounds how far a rate's schedule is caught up after a "
+                         "stall: give rate= too, or drop max_lag=.")
     return EventSpec(event=name, **values)  # type: ignore[arg-type]
 
 

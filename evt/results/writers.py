@@ -1,10 +1,14 @@
 """Result tables of a stress run (pandas) and the summary printed at the end.
 
-workers.csv: a row per worker. events.csv: a row per unit (event): expected target
-events (ops x events per op), observed by the tracer, lost, loss, whether `expected` is
-exact or a lower bound (`count`), how the ground truth relates to the Tracee event
-(`relation`: catalog.RELATIONS), and the tracer's own per-event counts where it has them
-(Tracee's kernel submit attempts/failures). tracer.csv: the tracer's cost, its resource
+workers.csv: a row per worker, its ops' CPU (`cpu_s`) apart from the CPU its pacing
+spent waiting (`pace_cpu_s`) and the schedule it skipped (`late_s`). events.csv: a row
+per unit (event): expected target events (ops x events per op), observed by the tracer,
+lost (expected - observed when positive), extra (observed - expected when positive),
+loss, whether `expected` is exact or a lower bound (`count`), how the ground truth
+relates to the Tracee event (`relation`: catalog.RELATIONS), `check` (`miscounted` for
+an exact unit that observed more than expected: over-counting can hide loss, and is a
+wrong filter or ground truth in itself) and the tracer's own per-event counts where it
+has them (Tracee's kernel submit attempts/failures). tracer.csv: the tracer's cost, its resource
 figures as Tracee's perf gate computes them, and its metric deltas and maxima.
 summary.json: the headline figures.
 """
@@ -25,6 +29,7 @@ from evt.workload.protocol import TriggerResult
 from evt.tracers.base import TracerReport
 
 log = logging.getLogger("evt.results.writers")
+MISCOUNTED = "miscounted"  # events.csv `check`: an exact unit observed more events than it made
 
 
 def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.DataFrame:
@@ -38,7 +43,7 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
                 "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
                 "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
                 "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns, "duration_s": w.duration_s,
-                "ops_per_s": w.ops_per_s, "cpu_s": w.cpu_s,
+                "ops_per_s": w.ops_per_s, "cpu_s": w.cpu_s, "pace_cpu_s": w.pace_cpu_s, "late_s": w.late_s,
             })
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
@@ -56,19 +61,20 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
         # a unit missing from the tracer's counts is an event this tracer does not see
         observed = observed_by_unit.get(unit.name) if observed_by_unit is not None else None
         seen = report.seen.get(unit.name) if report is not None and report.seen is not None else None
-        lost = loss_pct = None
+        lost = extra = loss_pct = check = None
         if observed is not None:
-            lost = max(expected - observed, 0)
+            lost, extra = max(expected - observed, 0), max(observed - expected, 0)
             loss_pct = (100.0 * lost / expected) if expected else 0.0
+            check = MISCOUNTED if extra and unit.target.exact else "ok"
         duration = result.duration_s if result else 0.0
         rows.append({
             "run_id": plan.run_id, "scenario": scenario, "tracer": plan.tracer, "runner": plan.runner,
             "event": unit.event, "unit": unit.name, "mode": unit.mode, "sleep": unit.sleep,
             "instances": unit.instances, "total_ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
-            "observed": observed, "lost": lost, "loss_pct": loss_pct,
+            "observed": observed, "lost": lost, "extra": extra, "loss_pct": loss_pct,
             "events_per_s": (expected / duration) if duration > 0 else None,
             "count": "exact" if unit.target.exact else "lower_bound",
-            "relation": unit.target.relation, "seen": seen,
+            "relation": unit.target.relation, "check": check, "seen": seen,
             "submit_attempts": per_unit.get(unit.name, {}).get("submit_attempts"),
             "submit_failures": per_unit.get(unit.name, {}).get("submit_failures"),
         })
@@ -123,22 +129,13 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "errors": int(workers["errors"].sum()) if len(workers) else 0,
         "duration_s": float(span),
         "total_ops_per_s": (ok / span) if span > 0 else 0.0,
+        # the ops' CPU only; what pacing cost waiting is apart (workers_pace_cpu_s)
         "workers_cpu_s": float(workers["cpu_s"].sum()) if len(workers) else 0.0,
+        "workers_pace_cpu_s": float(workers["pace_cpu_s"].sum()) if len(workers) else 0.0,
+        "workers_late_s": float(workers["late_s"].sum()) if len(workers) else 0.0,
         "start_skew_ms": start_skew_ms(results),
     }
-    counted = events[events["observed"].notna()]  # the events this tracer counts
-    if len(counted):
-        expected = int(counted["expected"].sum())
-        observed = int(counted["observed"].sum())
-        lost = int(counted["lost"].sum())
-        summary["detection"] = {
-            "expected": expected, "observed": observed, "lost": lost,
-            "loss_pct": (100.0 * lost / expected) if expected else 0.0,
-            # exact: every count is exact and stands exactly for its event (relation)
-            "exact": bool(((counted["count"] == "exact") & (counted["relation"] == "exact")).all()),
-        }
-    else:
-        summary["detection"] = None
+    summary["detection"] = detection(events)
     if report is not None:
         summary["tracer_cost"] = {
             "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
@@ -149,6 +146,31 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         }
     summary.update(extra)
     return summary
+
+
+def detection(events: pd.DataFrame) -> dict | None:
+    """The run's detection totals over the units this tracer counts (None: it counts none).
+    `exact` is false, with the reasons in `why_not_exact`, when a unit's count is a lower
+    bound, its relation to the event is not exact, or an exact unit observed more than it
+    made (miscounted)."""
+    counted = events[events["observed"].notna()]
+    if not len(counted):
+        return None
+    expected, observed = int(counted["expected"].sum()), int(counted["observed"].sum())
+    lost = int(counted["lost"].sum())
+    rows = counted.to_dict("records")
+    # exact: every count is exact, stands exactly for its event (relation), and was not exceeded
+    reasons = [f"{row['unit']}: its count is a lower bound" for row in rows if row["count"] != "exact"]
+    reasons += [f"{row['unit']}: its count's relation to the event is {row['relation']}" for row in rows
+                if row["relation"] != "exact"]
+    reasons += [f"{row['unit']}: observed {int(row['observed']):,} events where exactly {int(row['expected']):,} "
+                f"were made ({int(row['extra']):,} extra: {MISCOUNTED})"
+                for row in rows if row["check"] == MISCOUNTED]
+    return {
+        "expected": expected, "observed": observed, "lost": lost, "extra": int(counted["extra"].sum()),
+        "loss_pct": (100.0 * lost / expected) if expected else 0.0,
+        "exact": not reasons, "why_not_exact": "; ".join(reasons) or None,
+    }
 
 
 def apply_loss_gate(summary: dict, max_loss_pct: float | None) -> bool:
@@ -205,17 +227,26 @@ def _fmt(value: object, digits: int = 0) -> str:
     return str(value)
 
 
+def _check_cell(check: object) -> str:
+    if not isinstance(check, str):
+        return "-"
+    return f"[bold red]{check}[/]" if check == MISCOUNTED else check
+
+
 def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
     """The table on the terminal; the headline lines through the run's log (evt.log too)."""
     table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
-    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "loss %", "count", "relation"):
-        table.add_column(column, justify="left" if column in ("event", "mode", "count", "relation") else "right")
+    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "extra", "loss %", "count",
+                   "relation", "check"):
+        table.add_column(column, justify="left" if column in ("event", "mode", "count", "relation", "check") else "right")
     for row in events.to_dict("records"):
         table.add_row(
             row["unit"], row["mode"], _fmt(row["ops_ok"]), _fmt(row["events_per_s"]), _fmt(row["expected"]),
             _fmt(None if pd.isna(row["observed"]) else int(row["observed"])),
             _fmt(None if pd.isna(row["lost"]) else int(row["lost"])),
+            _fmt(None if pd.isna(row["extra"]) else int(row["extra"])),
             _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2), row["count"], row["relation"],
+            _check_cell(row["check"]),
         )
     console.print(table)
     line = (f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
@@ -240,6 +271,9 @@ def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None
     if detection:
         log.info(
             "%s", f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
-            f"({detection['loss_pct']:.2f}% lost)"
+            f"({detection['loss_pct']:.2f}% lost"
+            + (f", {detection['extra']:,} extra" if detection.get("extra") else "") + ")"
         )
+        if detection.get("why_not_exact"):
+            log.info("%s", f"detection is not exact: {detection['why_not_exact']}")
     log.info("results: %s", summary["run_dir"])

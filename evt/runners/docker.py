@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evt import host
+from evt import faults, host
 from evt.errors import RunError, UsageError
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.runners.base import Runner, UnitState
 
 LABEL = "evt.run_id"
@@ -54,9 +53,10 @@ def daemon_capabilities() -> set[str] | None:
 class DockerRunner(Runner):
     name = "docker"
     units_noun = "containers"
+    units_outside_evt = True
 
-    def __init__(self, cfg, run_id: str, run_dir: Path):
-        super().__init__(cfg, run_id, run_dir)
+    def __init__(self, run: RunContext, **settings):
+        super().__init__(run, **settings)
         self.client = None
         self.privileged = False
         self.cap_add: list[str] = []
@@ -65,14 +65,14 @@ class DockerRunner(Runner):
     def check(self, units: list[Unit]) -> None:
         import docker
 
-        for path in self.cfg.runner.tmpfs:
+        for path in self.settings.tmpfs:
             if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", str(path)):
                 raise UsageError(
                     f"runner.tmpfs entry {str(path)!r} is not an absolute directory path: give paths such as "
                     "runner.tmpfs=[/tmp], or runner.tmpfs=[] to keep the units' files on the container's filesystem."
                 )
         self.client = docker_client()
-        image = self.cfg.runner.image
+        image = self.settings.image
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -80,16 +80,16 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
-        memory = self.cfg.runner.get("memory")
+        memory = self.settings.memory
         if memory is not None and not re.fullmatch(r"[0-9]+[bkmg]?", str(memory)):
             raise UsageError(f"runner.memory={memory} is not a memory size: write it as docker does, e.g. 64m or 1g.")
 
     def unit_capabilities(self) -> tuple[set[str], str] | None:
         """What a unit's container will hold: privileged=false Docker's default set plus
         runner.cap_add, auto what the daemon holds; None when privileged (everything)."""
-        mode = str(self.cfg.runner.privileged).lower()
+        mode = str(self.settings.privileged).lower()
         if mode == "false":
-            added = {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.cfg.runner.cap_add}
+            added = {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.settings.cap_add}
             return DOCKER_DEFAULT_CAPS | added, "grant it with runner.cap_add=[...] or use runner.privileged=auto"
         held = daemon_capabilities() if mode == "auto" else None
         return (held, "the Docker daemon does not hold it") if held is not None else None
@@ -104,15 +104,15 @@ class DockerRunner(Runner):
     def resolve_privileges(self) -> None:
         """privileged=auto: as Tracee's Go evt runs them (privileged) where the daemon can grant it,
         else every capability the daemon holds, with a notice naming what was left out."""
-        mode = str(self.cfg.runner.privileged).lower()
+        mode = str(self.settings.privileged).lower()
         if mode == "true":
             self.privileged = True
             return
         if mode == "false":
-            self.cap_add = [c.removeprefix("CAP_") for c in self.cfg.runner.cap_add]
+            self.cap_add = [c.removeprefix("CAP_") for c in self.settings.cap_add]
             return
         if mode != "auto":
-            raise UsageError(f"runner.privileged={self.cfg.runner.privileged!r}: use auto, true or false.")
+            raise UsageError(f"runner.privileged={self.settings.privileged!r}: use auto, true or false.")
         held = daemon_capabilities()
         wanted = host.all_capabilities()
         if held is not None and wanted <= held:
@@ -138,7 +138,7 @@ class DockerRunner(Runner):
             try:
                 with self._creating():
                     probe = self.client.containers.create(
-                        self.cfg.runner.image, command=["--help"], cap_add=self.cap_add,
+                        self.settings.image, command=["--help"], cap_add=self.cap_add,
                         network_mode="none", labels={LABEL: self.run_id},
                     )
                 probe.remove(force=True)
@@ -175,8 +175,7 @@ class DockerRunner(Runner):
             if unit.pid:
                 cgroup = host.process_cgroup2(unit.pid)
                 unit.cgroup_path = str(cgroup) if cgroup else None
-            threading.Thread(target=self._follow, args=(container, self.states[unit.name]),
-                             name=f"logs-{unit.name}", daemon=True).start()
+            faults.start_thread(self._follow, container, self.states[unit.name], name=f"logs-{unit.name}")
 
         with ThreadPoolExecutor(max_workers=min(8, len(units))) as pool:
             futures = [pool.submit(create_and_start, u) for u in units]
@@ -195,19 +194,19 @@ class DockerRunner(Runner):
         try:
             with self._creating():
                 return self.client.containers.create(
-                    self.cfg.runner.image,
+                    self.settings.image,
                     entrypoint=[unit.argv[0]],
                     command=unit.argv[1:],
                     name=unit.container_name,
                     labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
-                    network_mode=self.cfg.runner.network,
+                    network_mode=self.settings.network,
                     privileged=self.privileged,
                     cap_add=self.cap_add or None,
-                    security_opt=list(self.cfg.runner.security_opt) or None,
+                    security_opt=list(self.settings.security_opt) or None,
                     volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
-                    tmpfs={path: TMPFS_OPTIONS for path in self.cfg.runner.tmpfs} or None,
-                    mem_limit=self.cfg.runner.get("memory"),
-                    memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
+                    tmpfs={path: TMPFS_OPTIONS for path in self.settings.tmpfs} or None,
+                    mem_limit=self.settings.memory,
+                    memswap_limit=self.settings.memory,  # no swap beyond the limit
                     detach=True,
                 )
         except docker.errors.APIError as exc:
@@ -232,7 +231,7 @@ class DockerRunner(Runner):
             container.reload()
             if container.attrs["State"].get("OOMKilled"):
                 state.note(f"killed by the kernel's OOM killer: the unit needed more than "
-                           f"runner.memory={self.cfg.runner.memory}")
+                           f"runner.memory={self.settings.memory}")
             self.unit_exited(state, code)
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
             state.note(f"(log stream ended: {exc})")

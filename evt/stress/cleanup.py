@@ -2,7 +2,8 @@
 recorded processes (pid and start time must match; cleanup returns once they have
 exited, or names those that did not), the runs' cgroups, and host settings a tracer
 changed (put back by the restorer of their kind, after the processes are gone). Runs
-whose orchestrator still lives are left alone."""
+whose orchestrator still runs are left alone; one that has exited but not been reaped
+(a zombie) runs nothing."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def _save(state: dict) -> None:
 
 def begin(run_id: str, run_dir: str) -> None:
     state = load(run_id)
-    state.update(orchestrator=os.getpid(), run_dir=run_dir)
+    state.update(orchestrator=os.getpid(), orchestrator_create_time=psutil.Process().create_time(), run_dir=run_dir)
     _save(state)
 
 
@@ -106,8 +106,20 @@ def _states() -> list[dict]:
 
 
 def _running(state: dict) -> bool:
+    """The run's orchestrator still runs: its pid exists, is not a zombie (an `evt` that
+    has exited, its parent yet to reap it, runs nothing) and, where its start time was
+    recorded, is the same process (not a reused pid)."""
     orchestrator = state.get("orchestrator")
-    return bool(orchestrator) and orchestrator != os.getpid() and psutil.pid_exists(orchestrator)
+    if not orchestrator or orchestrator == os.getpid():
+        return False
+    try:
+        proc = psutil.Process(orchestrator)
+        created = state.get("orchestrator_create_time")
+        if created is not None and abs(proc.create_time() - created) > 0.01:
+            return False
+    except psutil.NoSuchProcess:
+        return False
+    return _alive(proc)
 
 
 def leftovers() -> list[dict]:

@@ -7,6 +7,9 @@ start barrier) -> START_TRACER (scoped to them, confirmed ready) -> RELEASE (the
 for all at once) -> MONITOR (live progress) -> COOLDOWN -> COLLECT (tracer drained,
 stopped, reported) -> CLEANUP (always: normal end, errors, Ctrl+C, SIGTERM) -> WRITE.
 
+An error in a thread that serves the run (evt/faults.py) interrupts whichever phase runs
+and becomes the run's failure, named; cleanup follows as after any error.
+
 Every message goes through the `evt.stress.session` logger (terminal and evt.log, evt/cli/runlog.py).
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from rich.live import Live
 
+from evt import faults
 from evt.workload import lines
 from evt.results import provenance
 from evt.stress import runstate
@@ -121,7 +125,7 @@ class StressSession:
         run_id = cfg.get("run_id") or new_run_id()
         runner = make_runner(cfg, run_id, run_dir)
         plan = build_plan(cfg, run_id, specs, runner)
-        tracer = make_tracer(cfg, Path(run_dir))
+        tracer = make_tracer(cfg, Path(run_dir), run_id)
         tracer.check(plan.units)
         plan.tracer_command = tracer.command(plan.units)
         if not cfg.stress.dry_run:  # a dry run needs no engine and no image
@@ -152,12 +156,19 @@ class StressSession:
         self.extra.update(provenance.record(self.cfg, self.tracer.version()))
         previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
         runstate.begin(self.plan.run_id, str(self.run_dir))
+        watch = faults.watch().__enter__()
         try:
-            for phase, step in self._steps():
-                self.phase = phase
-                step()
+            try:
+                for phase, step in self._steps():
+                    self.phase = phase
+                    step()
+            finally:  # by whatever route the phases end: a thread's fault no longer interrupts
+                watch.pause()
+            self._fault(faults.first())  # one that a step's own error handling caught
         except Interrupted as exc:
             self._interrupted(exc.signame)
+        except faults.ThreadFault as exc:
+            self._fault(exc.message)
         except (RunError, UsageError) as exc:
             self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, str(exc)
             log.error("Error: %s", exc)
@@ -166,6 +177,7 @@ class StressSession:
             self.failure = f"unexpected {type(exc).__name__}: {exc}"
             raise
         finally:
+            watch.__exit__()
             for sig in previous:  # cleanup and the results must complete: a second signal only says so
                 signal.signal(sig, _still_cleaning_up)
             try:
@@ -190,6 +202,13 @@ class StressSession:
         return [(Phase.PREREQUISITES, self.prerequisites), (Phase.START_UNITS, self.start_units),
                 (Phase.START_TRACER, self.start_tracer), (Phase.RELEASE, self.release),
                 (Phase.MONITOR, self.monitor), (Phase.COOLDOWN, self.cooldown), (Phase.COLLECT, self.collect)]
+
+    def _fault(self, message: str | None) -> None:
+        """A thread that served the run failed: the run fails with its error."""
+        if message is None or self.failure is not None:
+            return
+        self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, message
+        log.error("Error: %s (during %s; stopping the run)", message, self.phase.value)
 
     def _interrupted(self, signame: str) -> None:
         self.status, self.partial = "interrupted", True
@@ -357,6 +376,10 @@ class StressSession:
             summary["status"] = self.status = "loss_exceeded"
             log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
         summary["exit_code"] = self.exit_code
+        summary["cpu_outside_evt_s"] = (
+            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)  # type: ignore[arg-type]
+            + ((self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0)
+        )
         results.write_all(self.run_dir, workers, events, tracer_table, summary)
         self._write_plan()
         results.print_summary(make_console(), events, summary)

@@ -182,9 +182,15 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
         changes["ops"] = positive_int(stress.ops, "stress.ops", INT32_MAX)
     if stress.get("sleep") is not None:
         parse_duration(stress.sleep, "stress.sleep")
-        changes.update(sleep=str(stress.sleep), rate=None)
+        changes.update(sleep=str(stress.sleep), rate=None, max_lag=None)
     if stress.get("rate") is not None:
         changes.update(rate=parse_rate(stress.rate, "stress.rate"), sleep=DEFAULT_SLEEP)
+    if stress.get("max_lag") is not None:
+        parse_duration(stress.max_lag, "stress.max_lag")
+        if changes.get("rate", spec.rate) is None:
+            raise UsageError(f"stress.max_lag={stress.max_lag} given without a rate (stress.rate or rate= in the "
+                             "spec): it bounds how far a rate's schedule is caught up after a stall; set a rate too.")
+        changes["max_lag"] = str(stress.max_lag)
     if stress.get("mode") is not None:
         changes["mode"] = validate_mode(stress.mode)
     return dataclasses.replace(spec, **changes) if changes else spec

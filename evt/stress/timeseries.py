@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from evt import faults
 from evt.procs import Usage
 
 BASE_COLUMNS = ["t_s", "tracer_cpu_s", "tracer_cpu_pct", "tracer_rss_bytes"]
@@ -32,7 +33,7 @@ class TimeSeries:
         self._t0 = 0.0
         self._cpu0: float | None = None
         self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="timeseries", daemon=True)
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -42,7 +43,7 @@ class TimeSeries:
     def start(self) -> TimeSeries:
         self._t0 = time.monotonic()
         self.sample()
-        self._thread.start()
+        self._thread = faults.start_thread(self._run, name="timeseries")
         return self
 
     def sample(self) -> None:
@@ -73,7 +74,7 @@ class TimeSeries:
         if self._halt.is_set():
             return
         self._halt.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5)
         self.sample()
 

@@ -30,7 +30,9 @@ class WorkerResult:
     duration_s: float  # from the monotonic clock
     ops_per_s: float
     first_error: str | None = None
-    cpu_s: float = 0.0  # user+sys of the worker over its ops: their cost, whatever the load
+    cpu_s: float = 0.0  # user+sys of the worker over its ops, pacing's waits excluded: their cost
+    pace_cpu_s: float = 0.0  # user+sys the worker spent waiting for its schedule (sleeps, spins)
+    late_s: float = 0.0  # schedule skipped: time the worker was behind its rate by more than max lag
 
 
 @dataclass

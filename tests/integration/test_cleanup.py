@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from evt import host
-from helpers import run_evt, unique_run_id
+from helpers import EVT, run_evt, unique_run_id
 
 pytestmark = pytest.mark.integration
 
@@ -97,5 +97,45 @@ def test_cleanup_leaves_a_live_run_alone(tmp_path):
         assert (state_dir / f"{run_id}.json").exists()
     finally:
         for proc in (orchestrator, unit):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_run_whose_orchestrator_is_a_zombie_is_cleaned_up(tmp_path):
+    """The orchestrator exited and its parent (this test) has not reaped it: its pid still
+    exists, as a zombie, but the run is over and cleanup removes what it left."""
+    state_dir, run_id = tmp_path / "state", unique_run_id("zombie")
+    orchestrator, unit = subprocess.Popen([str(EVT), "list"], stdout=subprocess.DEVNULL), sleeper()
+    try:
+        deadline = time.monotonic() + 30
+        while psutil.Process(orchestrator.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not waited for
+            assert time.monotonic() < deadline, "evt list did not exit"
+            time.sleep(0.02)
+        record(state_dir, run_id, orchestrator.pid, [psutil.Process(unit.pid)])
+        result = run_evt("cleanup", "--run-id", run_id, env={"EVT_STATE_DIR": str(state_dir)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("removed 0 containers, 1 processes, 0 cgroups\n"), result.stdout
+        assert psutil.Process(orchestrator.pid).status() == psutil.STATUS_ZOMBIE  # not ours to reap
+        assert exited(unit) and not (state_dir / f"{run_id}.json").exists()
+    finally:
+        for proc in (orchestrator, unit):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_reused_orchestrator_pid_is_not_a_run_in_progress(tmp_path):
+    """The recorded orchestrator pid now belongs to another process (its start time differs)."""
+    state_dir, run_id = tmp_path / "state", unique_run_id("reused")
+    other, unit = sleeper(), sleeper()
+    try:
+        record(state_dir, run_id, other.pid, [psutil.Process(unit.pid)])
+        state = json.loads((state_dir / f"{run_id}.json").read_text())
+        state["orchestrator_create_time"] = psutil.Process(other.pid).create_time() - 100
+        (state_dir / f"{run_id}.json").write_text(json.dumps(state))
+        result = run_evt("cleanup", "--run-id", run_id, env={"EVT_STATE_DIR": str(state_dir)})
+        assert result.returncode == 0 and "1 processes" in result.stdout, result.stdout + result.stderr
+        assert exited(unit) and not exited(other)
+    finally:
+        for proc in (other, unit):
             proc.kill()
             proc.wait()

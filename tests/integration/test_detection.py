@@ -40,7 +40,9 @@ def test_native_triggers_are_counted_exactly(tmp_path):
     assert {u: int(r["observed"]) for u, r in rows.items()} == expected
     assert all(r["count"] == "exact" and r["lost"] == "0" and float(r["loss_pct"]) == 0 for r in rows.values())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["detection"] == {"expected": 14400, "observed": 14400, "lost": 0, "loss_pct": 0.0, "exact": True}
+    assert summary["detection"] == {"expected": 14400, "observed": 14400, "lost": 0, "extra": 0, "loss_pct": 0.0,
+                                    "exact": True, "why_not_exact": None}
+    assert all(r["extra"] == "0" and r["check"] == "ok" for r in rows.values())
     assert summary["max_loss_pct"] == {"limit": 0.0, "passed": True}
     cost = summary["tracer_cost"]
     assert cost["cpu_s"] > 0 and cost["peak_rss_bytes"] > 10 * 2**20 and cost["crashed"] is None
@@ -130,5 +132,33 @@ def test_a_real_run_over_the_loss_limit_exits_1_with_status_loss_exceeded(tmp_pa
     assert "loss 50.00% exceeds stress.max_loss_pct=10" in result.stderr + result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "loss_exceeded" and summary["exit_code"] == 1
-    assert summary["detection"] == {"expected": 600, "observed": 300, "lost": 300, "loss_pct": 50.0, "exact": True}
+    assert summary["detection"] == {"expected": 600, "observed": 300, "lost": 300, "extra": 0, "loss_pct": 50.0,
+                                    "exact": True, "why_not_exact": None}
     assert summary["max_loss_pct"] == {"limit": 10.0, "passed": False}
+
+
+def test_an_exact_unit_that_over_counts_is_miscounted(tmp_path):
+    """evt's own data, with a ground truth whose probe fires on every syscall of the unit
+    (raw_syscalls) where it claims one event per ptrace op: the real bpftrace observes more
+    than was made. The extra events are not hidden as 0 lost: events.csv shows them and
+    `miscounted`, the table prints them, and detection is not exact, saying why."""
+    home = tmp_path / "home"
+    for folder in ("conf", "templates", "triggers"):
+        shutil.copytree(Path(__file__).resolve().parents[2] / folder, home / folder)
+    entry = home / "triggers" / "ptrace.yaml"
+    entry.write_text(entry.read_text().replace("tracepoint:syscalls:sys_enter_ptrace", "tracepoint:raw_syscalls:sys_enter", 1))
+    run_dir = tmp_path / "run"
+    result = run_evt("stress", *BASE, "runner=local", f"hydra.run.dir={run_dir}", "-e", "ptrace:ops=300:sleep=0",
+                     env={"EVT_HOME": str(home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = events_by_unit(run_dir)["ptrace"]
+    observed, expected = int(row["observed"]), int(row["expected"])
+    assert expected == 300 and observed > expected
+    assert (int(row["lost"]), int(row["extra"]), row["check"]) == (0, observed - expected, "miscounted")
+    table_row = next(line for line in result.stdout.splitlines() if line.startswith("│ ptrace"))
+    assert "miscounted" in table_row and f"{observed - expected:,}" in table_row
+    detection = json.loads((run_dir / "summary.json").read_text())["detection"]
+    assert detection["exact"] is False and detection["extra"] == observed - expected
+    assert detection["why_not_exact"] == (f"ptrace: observed {observed:,} events where exactly 300 were made "
+                                          f"({observed - expected:,} extra: miscounted)")
+    assert "detection is not exact: ptrace: observed" in result.stdout + result.stderr

@@ -231,6 +231,29 @@ def test_evt_sigkilled_in_any_phase_then_evt_cleanup_removes_everything(tmp_path
     assert again.returncode == 0 and "removed 0 containers, 0 processes, 0 cgroups" in again.stdout
 
 
+def test_a_zombie_evt_does_not_keep_its_run_in_progress(tmp_path):
+    """evt SIGKILLed mid-run and not reaped (this test, its parent, does not wait for it):
+    the zombie's pid still exists, but it runs nothing, so `evt cleanup` removes what the
+    run left (its containers, its processes) instead of leaving an "active run" alone."""
+    run = phase_run(tmp_path, "run", "flt-zombie", tracer="bpftrace")
+    pids = run.wait_for_tracer_pid()
+    assert run_containers(run.run_id)
+    run.proc.kill()
+    deadline = time.monotonic() + 10
+    while psutil.Process(run.proc.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped
+        assert time.monotonic() < deadline, "evt did not exit after SIGKILL"
+        time.sleep(0.02)
+    try:
+        assert run.run_id not in runstate.active_run_ids()
+        result = run_evt("cleanup", "--run-id", run.run_id, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("removed 1 containers, "), result.stdout  # its one unit
+        assert psutil.Process(run.proc.pid).status() == psutil.STATUS_ZOMBIE  # still not reaped
+        assert_nothing_left(run, pids)
+    finally:
+        run.finish()
+
+
 def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()

@@ -11,6 +11,7 @@ import pytest
 from evt.errors import UsageError
 from evt.tracers.auditd import records, rules
 from evt.tracers.auditd.control import parse_status, saved_settings
+from evt.plugins import make_tracer
 from evt.tracers.auditd.tracer import AuditdTracer, matcher_of
 from helpers import compose_cfg, make_unit
 
@@ -117,7 +118,7 @@ def test_an_exec_counts_when_its_execve_record_runs_the_marker_executable():
     ("auditd.binary=evt-test-no-auditd", "`make setup` installs them (Debian package auditd)"),
 ])
 def test_bad_settings_are_refused_naming_the_value(tmp_path, override, message):
-    tracer = AuditdTracer(compose_cfg("tracer=auditd", override), tmp_path)
+    tracer = make_tracer(compose_cfg("tracer=auditd", override), tmp_path)
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)").replace("`", ".")):
         tracer.check([make_unit()])
-    assert not (tmp_path / "tracer").exists()
+    assert isinstance(tracer, AuditdTracer) and not (tmp_path / "tracer").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from rich.console import Console
+
 from helpers import make_unit
 
 from evt.results import csvio
@@ -83,8 +85,56 @@ def test_summary_totals_skew_and_detection():
     summary = results.summarize(plan, workers, results.events_frame(plan, states, report), report, states, {"x": 1})
     assert summary["ok"] == 290 and summary["errors"] == 10 and summary["workers"] == 3
     assert summary["start_skew_ms"] == 1.0  # units' first ops at 1.000 s and 1.001 s
-    assert summary["detection"] == {"expected": 390, "observed": 390, "lost": 0, "loss_pct": 0.0, "exact": False}
+    assert summary["detection"] == {"expected": 390, "observed": 390, "lost": 0, "extra": 0, "loss_pct": 0.0,
+                                    "exact": False, "why_not_exact": "ptrace: its count is a lower bound; "
+                                                                     "ptrace: its count's relation to the event is proxy"}
     assert summary["tracer_cost"]["cpu_share"] == 0.25 and summary["x"] == 1
+
+
+def test_an_exact_unit_that_over_counts_is_miscounted_and_detection_not_exact(caplog):
+    """190 exact events made, 200 observed: 10 dropped and 20 double-counted would show
+    0 lost; the 10 extra are shown, the unit is `miscounted`, and detection is not exact.
+    A lower-bound unit may see more than its bound: extra, but not miscounted."""
+    plan, states = make_plan()
+    report = TracerReport("bpftrace", observed={"security_file_open": 200, "ptrace": 250})
+    events = results.events_frame(plan, states, report)
+    rows = events.set_index("unit")
+    assert (rows.loc["security_file_open", "lost"], rows.loc["security_file_open", "extra"]) == (0, 10)
+    assert rows.loc["security_file_open", "check"] == "miscounted"
+    assert (rows.loc["ptrace", "extra"], rows.loc["ptrace", "check"]) == (50, "ok")
+    summary = results.summarize(plan, results.workers_frame(plan, states), events, report, states,
+                                {"status": "ok", "run_dir": "d"})
+    detection = summary["detection"]
+    assert detection["exact"] is False and detection["extra"] == 60
+    assert "security_file_open: observed 200 events where exactly 190 were made (10 extra: miscounted)" in \
+        detection["why_not_exact"]
+    console = Console(record=True, width=200)
+    with caplog.at_level("INFO", logger="evt.results.writers"):
+        results.print_summary(console, events, summary)
+    table = console.export_text()
+    line = next(line for line in table.splitlines() if "security_file_open" in line)
+    cells = [cell.strip() for cell in line.split("│")[1:-1]]
+    assert (cells[7], cells[11]) == ("10", "miscounted")  # the extra and check columns
+    assert "detection is not exact: " in caplog.text
+
+
+def test_an_exact_unit_that_counts_exactly_is_ok_and_exact():
+    plan, states = make_plan()
+    plan.units.pop()  # only the exact unit
+    report = TracerReport("bpftrace", observed={"security_file_open": 190})
+    events = results.events_frame(plan, states, report)
+    assert list(events["check"]) == ["ok"] and list(events["extra"]) == [0]
+    detection = results.summarize(plan, results.workers_frame(plan, states), events, report, states, {})["detection"]
+    assert detection["exact"] is True and detection["why_not_exact"] is None
+
+
+def test_workers_report_the_ops_cpu_apart_from_pacing():
+    plan, states = make_plan()
+    for w in states["security_file_open"].per_worker:
+        w.cpu_s, w.pace_cpu_s, w.late_s = 0.5, 0.05, 0.01
+    workers = results.workers_frame(plan, states)
+    summary = results.summarize(plan, workers, results.events_frame(plan, states, None), None, states, {})
+    assert (summary["workers_cpu_s"], summary["workers_pace_cpu_s"], summary["workers_late_s"]) == (1.0, 0.1, 0.02)
 
 
 def test_loss_gate():
@@ -147,3 +197,4 @@ def test_detection_is_exact_only_when_every_count_and_relation_is():
         summary = results.summarize(plan, results.workers_frame(plan, states),
                                     results.events_frame(plan, states, report), report, states, {})
         assert summary["detection"]["exact"] is expected
+    assert summary["detection"]["why_not_exact"] == "device_add: its count's relation to the event is unverified"

@@ -138,11 +138,20 @@ def test_spec_rate_instead_of_sleep():
     assert parse_spec("ptrace:sleep=1ms").pace_args == ["--sleep", "1ms"]
 
 
+def test_spec_max_lag_with_a_rate():
+    spec = parse_spec("security_file_open:rate=50000:max_lag=50ms")
+    assert (spec.max_lag, spec.pace_args) == ("50ms", ["--rate", "50000.0", "--max-lag", "50ms"])
+    assert str(spec) == "security_file_open:instances=1:ops=100:rate=50000:max_lag=50ms"
+    assert parse_spec(str(spec)) == spec
+
+
 @pytest.mark.parametrize("text, needle", [
     ("ptrace:rate=1000:sleep=1ms", "rate= and sleep= given together"),
     ("ptrace:s=1ms:r=5", "rate= and sleep= given together"),
     ("ptrace:rate=0", 'invalid event spec "ptrace:rate=0": rate must be a positive number'),
     ("ptrace:rate=fast", "got 'fast'"),
+    ("ptrace:max_lag=5ms", "max_lag= given without rate="),
+    ("ptrace:rate=5:max_lag=later", "invalid max_lag"),
 ])
 def test_spec_bad_rate(text, needle):
     with pytest.raises(UsageError, match=re.escape(needle)):

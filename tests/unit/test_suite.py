@@ -137,6 +137,15 @@ def test_rate_knob_replaces_every_sleep_and_a_sleep_knob_every_rate():
     assert [(s.rate, s.pace_args) for s in resolve_specs(cfg)] == [(None, ["--sleep", "2ms"])]
 
 
+def test_max_lag_knob_goes_with_a_rate():
+    cfg = compose_cfg("events=['security_file_open:rate=10']", "stress.max_lag=50ms")
+    assert [s.pace_args for s in resolve_specs(cfg)] == [["--rate", "10.0", "--max-lag", "50ms"]]
+    with pytest.raises(UsageError, match=r"stress.max_lag=50ms given without a rate"):
+        resolve_specs(compose_cfg("events=[ptrace]", "stress.max_lag=50ms"))
+    with pytest.raises(UsageError, match=r"stress.max_lag"):
+        resolve_specs(compose_cfg("events=['ptrace:rate=5']", "stress.max_lag=soon"))
+
+
 def test_rate_and_sleep_knobs_together_are_an_error():
     with pytest.raises(UsageError, match=r"stress.rate=100.0 and stress.sleep=1ms given together"):
         resolve_specs(compose_cfg("events=[ptrace]", "stress.rate=100", "stress.sleep=1ms"))

@@ -27,13 +27,12 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
 
 from evt.stress import runstate
 from evt.errors import RunError, UsageError
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.procs import ManagedProcess, Stop, Usage, command_version, exit_text, log_tail
 from evt.config.spec import parse_seconds
 from evt.config.templating import render
@@ -54,9 +53,10 @@ SETUP_HINT = "`make setup` installs them (Debian package auditd)"
 class AuditdTracer(Tracer):
     name = "auditd"
 
-    def __init__(self, cfg, run_dir: Path):
-        super().__init__(cfg, run_dir)
-        self.acfg = cfg.auditd
+    def __init__(self, run: RunContext, name: str, settings):
+        """Built with `settings`, the auditd section (conf/tracer/auditd.yaml: ${auditd})."""
+        super().__init__(run, name)
+        self.acfg = settings
         self.durations = Durations.parse(self.acfg, "auditd")
         self.status_interval_s = parse_seconds(str(self.acfg.status_interval), "auditd.status_interval")
         self.dir = self.run_dir / "tracer"
@@ -78,7 +78,7 @@ class AuditdTracer(Tracer):
 
     @property
     def run_id(self) -> str:
-        return str(self.cfg.run_id or self.run_dir.name)
+        return str(self.run.run_id)
 
     # -- before anything starts -------------------------------------------------------
 
@@ -246,7 +246,7 @@ class AuditdTracer(Tracer):
             raise RunError(f"cannot read the kernel's audit status: {exc}") from None
 
     def _settings(self) -> dict[str, int]:
-        wanted = {name: self.acfg[name] for name in ("backlog_limit", "backlog_wait_time", "rate_limit")}
+        wanted = {name: getattr(self.acfg, name) for name in ("backlog_limit", "backlog_wait_time", "rate_limit")}
         return {name: int(value) for name, value in wanted.items() if value is not None}
 
     def poll(self) -> str | None:

@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 
 import psutil
 
+from evt import faults
 from evt.workload.catalog import tracee_name
 from evt.stress.plan import Unit
 
@@ -288,8 +289,7 @@ class UnitWatch:
             return
         for u in local:
             self._trees[u.name] = {u.pid}
-        self._thread = threading.Thread(target=self._follow, args=(local,), name="tracee-unit-trees", daemon=True)
-        self._thread.start()
+        self._thread = faults.start_thread(self._follow, local, name="tracee-unit-trees")
 
     def _follow(self, units: list[Unit]) -> None:
         while not self._stop.is_set():

@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from evt import faults
 from evt.tracers.tracee import prometheus as prom
 from evt.tracers.tracee.command import http_parts
 
@@ -70,8 +71,7 @@ class TraceeServer:
         """Scrape /metrics every `interval_s` into metrics_timeseries.txt until unfollow()
         (the start and end scrapes go there too)."""
         self.dest.mkdir(parents=True, exist_ok=True)
-        self._follower = threading.Thread(target=self._follow, args=(interval_s,), name="metrics", daemon=True)
-        self._follower.start()
+        self._follower = faults.start_thread(self._follow, interval_s, name="metrics")
 
     def _follow(self, interval_s: float) -> None:
         while not self._follow_stop.wait(interval_s):

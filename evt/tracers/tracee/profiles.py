@@ -12,6 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
+from evt import faults
 from evt.tracers.tracee import prometheus as prom
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,11 @@ class PprofCollector:
         self.heaps = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pprof", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> PprofCollector:
         self.dest.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
+        self._thread = faults.start_thread(self._run, name="pprof")
         return self
 
     def _get(self, path: str, timeout: float) -> bytes | None:
