@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from evt.config.templating import render
@@ -93,9 +94,18 @@ def test_every_audited_unit_is_counted_exactly_and_others_get_no_count(tmp_path,
     assert f"log_file = {run_dir / 'tracer' / 'auditd' / 'audit.log'}" in conf
 
 
+def _status_readers(evt: int) -> set[int]:
+    """The `auditctl -s` processes evt runs now (its status watch)."""
+    try:
+        return {p.pid for p in psutil.Process(evt).children(recursive=True) if p.name() == "auditctl"}
+    except psutil.Error:
+        return set()
+
+
 def _stop_auditd_until_the_kernel_drops(proc: subprocess.Popen, deadline_s: float = 120) -> int:
     """Once evt's rules are loaded, SIGSTOP its auditd until the kernel's `lost` counter
-    grows (its backlog full, backlog_wait_time 0); returns how far it grew."""
+    has grown (its backlog full, backlog_wait_time 0) and one of evt's own status reads
+    started after that has ended (so evt saw the full backlog); returns how far `lost` grew."""
     deadline = time.monotonic() + deadline_s
     while not evt_rules():
         assert proc.poll() is None and time.monotonic() < deadline, "evt never loaded its rules"
@@ -106,8 +116,14 @@ def _stop_auditd_until_the_kernel_drops(proc: subprocess.Popen, deadline_s: floa
     try:
         while AUDITCTL.status()["lost"] == lost:
             assert proc.poll() is None and time.monotonic() < deadline, "the kernel dropped nothing"
-            time.sleep(0.02)
-        return AUDITCTL.status()["lost"] - lost
+            time.sleep(0.01)
+        dropped = AUDITCTL.status()["lost"] - lost
+        before, seen = _status_readers(proc.pid), set()
+        while not seen or seen & _status_readers(proc.pid) == seen:
+            assert proc.poll() is None and time.monotonic() < deadline, "evt read no status while the backlog was full"
+            seen |= _status_readers(proc.pid) - before
+            time.sleep(0.005)
+        return dropped
     finally:
         os.kill(daemon, signal.SIGCONT)
 
