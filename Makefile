@@ -7,7 +7,7 @@ EVT_TRIGGER_RUNNER_IMAGE ?= evt-trigger-runner:latest
 EVT_BASE_IMAGE ?= evt-base:bookworm
 export EVT_TRIGGER_RUNNER_IMAGE EVT_BASE_IMAGE
 
-.PHONY: setup image run test fuzz soak bench evt-trigger-runner clean
+.PHONY: setup image run test test-fast lint format fuzz soak bench evt-trigger-runner clean
 
 # system packages, tracefs, dockerd, the virtualenv, the local Debian base image
 setup:
@@ -25,8 +25,27 @@ evt-trigger-runner: setup
 run: image
 	$(EVT) stress scenario=smoke tracer=bpftrace
 
+# everything: the checks, then the unit tests, then the integration tests (root, dockerd, tracers)
 test: image
-	$(PYTHON) -m pytest -ra
+	$(MAKE) lint
+	$(PYTHON) -m pytest -ra tests/unit
+	$(PYTHON) -m pytest -ra tests/integration
+
+# the fast lane: tests that need no root, no dockerd and no tracer (about a minute, anywhere)
+test-fast:
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra tests/unit
+
+# ruff (lint and format check) and mypy, configured in pyproject.toml
+LINT_PATHS := evt hydra_plugins tests benchmarks
+lint:
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# applies what `make lint` checks for layout: import order and ruff's formatting
+format:
+	$(VENV)/bin/ruff check --select I --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 # the property tests of every parser of user input, with many more examples than `make test`
 fuzz: setup

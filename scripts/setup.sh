@@ -41,6 +41,7 @@ if [ ! -d "$VENV" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis, scipy, matplotlib, ray, hydra_plugins.hydra_ray_launcher' 2>/dev/null \
+   || [ ! -x "$VENV/bin/ruff" ] || [ ! -x "$VENV/bin/mypy" ] \
    || [ pyproject.toml -nt "$VENV/.evt-installed" ] || [ constraints.txt -nt "$VENV/.evt-installed" ]; then
   log "installing evt into $VENV"
   "$VENV/bin/pip" install -q -c constraints.txt --config-settings editable_mode=compat -e '.[test,plots,report,remote]' 2>&1 | grep -v '^WARNING: Location' || true
