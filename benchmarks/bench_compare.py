@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from run_records import write_sweep  # noqa: E402
+from run_records import write_sweep
 
 EVT = str(Path(sys.executable).parent / "evt")
 EVENTS = ["security_file_open", "ptrace", "security_socket_connect", "sched_process_exec"]
@@ -76,7 +76,7 @@ def main() -> int:
     rows = [("evt --help (interpreter + CLI start-up)", start_up),
             (f"evt compare: two sweeps of {args.jobs} jobs", compare_s),
             (f"evt report: a sweep of {args.jobs} jobs", report_s),
-            (f"evt report: their comparison", compare_report_s)]
+            ("evt report: their comparison", compare_report_s)]
     base_s = statistics.median(w for w, _ in start_up)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rounds} rounds")
     print(f"{'command':<46} {'median s':>9} {'max s':>7} {'CPU s':>6} {'x start-up':>11}")

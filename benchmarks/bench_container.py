@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evt.runners.docker import TMPFS_OPTIONS, docker_client  # noqa: E402
+from evt.runners.docker import TMPFS_OPTIONS, docker_client
 
 EVT = Path(sys.executable).parent / "evt"
 EVENT = "security_file_open"

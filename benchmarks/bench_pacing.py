@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_trigger import bare_processes, measured  # noqa: E402
-from evt.workload import trigger  # noqa: E402
-from evt.workload.catalog import get_trigger  # noqa: E402
-from evt.workload.marker import Marker  # noqa: E402
-from evt.workload.pacing import Pacing  # noqa: E402
-from evt.config.spec import DEFAULT_SLEEP, parse_duration  # noqa: E402
+from bench_trigger import bare_processes, measured
+from evt.workload import trigger
+from evt.workload.catalog import get_trigger
+from evt.workload.marker import Marker
+from evt.workload.pacing import Pacing
+from evt.config.spec import DEFAULT_SLEEP, parse_duration
 
 EVENT = "security_file_open"
 EVT = Path(sys.executable).parent / "evt"

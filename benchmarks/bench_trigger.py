@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evt.workload import trigger  # noqa: E402
-from evt.workload.catalog import get_trigger  # noqa: E402
-from evt.workload.marker import Marker  # noqa: E402
-from evt.workload.pacing import Pacing  # noqa: E402
+from evt.workload import trigger
+from evt.workload.catalog import get_trigger
+from evt.workload.marker import Marker
+from evt.workload.pacing import Pacing
 
 EVENT = "security_file_open"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 # tests/support holds the helpers, stand-ins and fixtures every test directory imports
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
-import pytest  # noqa: E402
-from helpers import compose_cfg  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import pytest
+from helpers import compose_cfg
+from hypothesis import HealthCheck, settings
 
 # Property tests (marked `property`): a bounded example count in `make test`, fewer in
 # `make test-fast` (HYPOTHESIS_PROFILE=fast), many more in `make fuzz` (HYPOTHESIS_PROFILE=fuzz).

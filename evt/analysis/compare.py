@@ -11,7 +11,6 @@ directory; the exit code is 1 when something regressed.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 import uuid
@@ -103,14 +102,13 @@ def usable_runs(frame: pd.DataFrame, side: str, skipped: list[str]) -> pd.DataFr
 
 
 def describe_key(names: list[str], values: tuple) -> str:
-    return " ".join(f"{n}={v}" for n, v in zip(names, values))
+    return " ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
 
 def _groups(frame: pd.DataFrame, by: list[str]) -> dict[tuple, pd.DataFrame]:
     if frame.empty:
         return {}
-    return {tuple(str(v) for v in (k if isinstance(k, tuple) else (k,))): g
-            for k, g in frame.groupby(by, sort=False, dropna=False)}
+    return {tuple(str(v) for v in k): g for k, g in frame.groupby(by, sort=False, dropna=False)}
 
 
 def matched_rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, settings: Settings,
@@ -134,7 +132,7 @@ def matched_rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFra
             if not vb and not vc:
                 continue
             j = judge(metric, vb, vc, settings.thresholds.get(metric.name), settings.alpha)
-            row = dict(zip(by, key))
+            row = dict(zip(by, key, strict=True))
             row.update(scope=scope, metric=metric.name, baseline_median=j.baseline_median,
                        baseline_min=min(vb, default=None), baseline_max=max(vb, default=None), baseline_n=len(vb),
                        candidate_median=j.candidate_median, candidate_min=min(vc, default=None),

@@ -130,7 +130,7 @@ def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
     return lines
 
 
-def locate(path_text: str) -> tuple[str, object]:
+def locate(path_text: str) -> tuple[str, Path | rundirs.ResultSet]:
     """What `path_text` is: a comparison directory, a run or a sweep; UsageError otherwise."""
     path = Path(path_text)
     if path.is_dir() and (path / "compare.csv").is_file() and (path / "compare.json").is_file():
@@ -148,12 +148,12 @@ def run(path_text: str, out: str | None) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out} is a file: give a directory for report.md and the plots.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if kind == "comparison":
-        lines = comparison_section(what, out_dir)  # type: ignore[arg-type]
+    if isinstance(what, Path):  # a comparison's directory
+        lines = comparison_section(what, out_dir)
     elif kind == "sweep":
-        lines = sweep_section(what, out_dir)  # type: ignore[arg-type]
+        lines = sweep_section(what, out_dir)
     else:
-        lines = run_section(what.path, out_dir)  # type: ignore[union-attr]
+        lines = run_section(what.path, out_dir)
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     images = [line[line.index("](") + 2:-1] for line in lines if line.startswith("![")]
     print(f"report: {out_dir / 'report.md'} and {len(images)} plot(s): {', '.join(images)}")

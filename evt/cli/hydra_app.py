@@ -72,7 +72,7 @@ def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress")
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=evt_config.HYDRA_VERSION_BASE):
             cfg = hydra_compose(APPS[app], overrides=overrides, return_hydra_config=with_hydra)
         # a bad interpolation in evt's keys fails here, not when a phase reads the key
-        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)
         if with_hydra:
             OmegaConf.select(cfg, "hydra.run.dir")
         return cfg

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -47,17 +47,17 @@ class ScenarioConfig:
 @dataclass
 class StressConfig:
     # Sweep knobs: when set they override every event's value.
-    instances: Optional[int] = None
-    ops: Optional[int] = None
-    sleep: Optional[str] = None
-    rate: Optional[float] = None  # ops/s per instance, instead of the sleep
-    mode: Optional[str] = None
+    instances: int | None = None
+    ops: int | None = None
+    sleep: str | None = None
+    rate: float | None = None  # ops/s per instance, instead of the sleep
+    mode: str | None = None
     signal_timeout: str = "15m"
     stress_end_cooldown: str = "10s"
     timeout: str = "60m"  # whole run
     wait_before_trigger: bool = False
     dry_run: bool = False
-    max_loss_pct: Optional[float] = None  # exceeded: exit 1 (a CI gate)
+    max_loss_pct: float | None = None  # exceeded: exit 1 (a CI gate)
     progress_interval: str = "500ms"
 
 
@@ -74,7 +74,7 @@ class RunnerConfig:
     ready_timeout: str = "60s"  # every unit waiting at the barrier
     # runner=docker: each unit's memory limit (docker's form: 64m, 1g); a unit that needs
     # more is ended by the kernel's OOM killer, and the run says so
-    memory: Optional[str] = None
+    memory: str | None = None
     # docker: directories mounted as tmpfs in each unit container. The markers live in
     # /tmp; an open on the container's overlay filesystem costs about half again as much
     # as on the host's (benchmarks/bench_container.py). [] keeps them on the overlay.
@@ -109,15 +109,15 @@ class CommandTracerConfig(TracerConfig):
     command: list[str] = field(default_factory=list)  # argv, each item a Jinja template
     env: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)  # the evt events whose units it counts
-    line: Optional[str] = None  # an event line: named groups, those in `match` required
+    line: str | None = None  # an event line: named groups, those in `match` required
     # line group -> the unit's value (a Jinja template over its marker), e.g. comm: "{{ marker.comm }}";
     # no default: a merge would keep a default's keys beside the YAML's
     match: dict[str, str] = field(default_factory=dict)
     event_names: dict[str, str] = field(default_factory=dict)  # an `event` group's value -> evt event
-    lost: Optional[str] = None  # its lost-event message, the number in a group named `lost`
+    lost: str | None = None  # its lost-event message, the number in a group named `lost`
     # Ready when it prints a line matching ready_pattern (stdout or stderr), or ready_delay after it started
-    ready_pattern: Optional[str] = None
-    ready_delay: Optional[str] = None
+    ready_pattern: str | None = None
+    ready_delay: str | None = None
     ready_timeout: str = "60s"  # ready_pattern must show up within this
     init_cooldown: str = "0s"  # settling time after ready, before the units are released
     stop_signal: str = "SIGINT"  # the signal that makes it flush its output and exit
@@ -129,17 +129,17 @@ class TraceeBuffersConfig:
     """tracee.buffers.*: Tracee's buffer sizes; None leaves Tracee's default. Rendered as
     `--buffers kernel.events=N` ... on main, as the older flags on v0.24.x."""
 
-    kernel_events: Optional[int] = None  # pages of the events perf ring
-    kernel_artifacts: Optional[int] = None  # pages of the artifacts (blob) perf ring
-    kernel_control_plane: Optional[int] = None  # pages of the control-plane ring (main only)
-    pipeline: Optional[int] = None  # capacity of each pipeline stage channel
+    kernel_events: int | None = None  # pages of the events perf ring
+    kernel_artifacts: int | None = None  # pages of the artifacts (blob) perf ring
+    kernel_control_plane: int | None = None  # pages of the control-plane ring (main only)
+    pipeline: int | None = None  # capacity of each pipeline stage channel
 
 
 @dataclass
 class TraceeStreamConfig:
     """tracee.stream.*: the stream evt declares with tracee.output_syntax=streams."""
 
-    buffer_size: Optional[int] = None  # None: Tracee's default (0, unbuffered)
+    buffer_size: int | None = None  # None: Tracee's default (0, unbuffered)
     buffer_mode: str = "block"  # block | drop
 
 
@@ -176,7 +176,7 @@ class BpftraceConfig(ProcessTracerConfig):
     # count: per-CPU count() maps in the kernel, never loses (the reference);
     # stream: also one printf per event through bpftrace's output buffer, counted in userspace
     mode: str = "count"
-    buffer_pages: Optional[int] = None  # per-CPU output buffer (BPFTRACE_PERF_RB_PAGES); None: bpftrace's default
+    buffer_pages: int | None = None  # per-CPU output buffer (BPFTRACE_PERF_RB_PAGES); None: bpftrace's default
 
 
 @dataclass
@@ -197,7 +197,7 @@ class RemoteConfig:
     """Sweeps on many hosts (`-m hydra/launcher=ray`): placement and what comes home."""
 
     host_resource: str = "evt_host"  # each evt host joins the Ray cluster advertising 1 of it
-    hosts: Optional[int] = None  # hosts the sweep needs at once; more than the cluster has: exit 2
+    hosts: int | None = None  # hosts the sweep needs at once; more than the cluster has: exit 2
     staging_dir: str = "/tmp/evt-ray-jobs"  # on each host: where its jobs run before going home
     max_file_mb: float = 64  # a larger file (e.g. Tracee's events.json) stays on its host
     max_job_mb: float = 256
@@ -205,7 +205,7 @@ class RemoteConfig:
 
 @dataclass
 class EvtConfig:
-    scenario: Optional[ScenarioConfig] = None
+    scenario: ScenarioConfig | None = None
     tracer: TracerConfig = MISSING
     runner: RunnerConfig = MISSING
     events: list[str] = field(default_factory=list)  # the seed's -e specs
@@ -216,7 +216,7 @@ class EvtConfig:
     tracee: TraceeConfig = field(default_factory=TraceeConfig)
     bpftrace: BpftraceConfig = field(default_factory=BpftraceConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
-    run_id: Optional[str] = None
+    run_id: str | None = None
     remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 

@@ -44,7 +44,7 @@ DEFAULT_OPS = 100
 DEFAULT_SLEEP = "10ns"
 
 
-def parse_duration(text: str, what: str = "duration") -> int:
+def parse_duration(text: object, what: str = "duration") -> int:
     """Parse a Go duration string into nanoseconds (>= 0).
 
     Raises UsageError naming the bad value and showing valid examples.

@@ -79,7 +79,7 @@ def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
 def sweep_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
     rows = [job_row(job, keys) for job in job_dirs(sweep_dir)]
     frame = pd.DataFrame(rows, columns=sweep_columns(keys))
-    return frame.astype({c: "Int64" for c in INTEGER_COLUMNS})  # counts stay integers beside a failed job's blanks
+    return frame.astype(dict.fromkeys(INTEGER_COLUMNS, "Int64"))  # counts stay integers beside a failed job's blanks
 
 
 def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
@@ -91,7 +91,7 @@ def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
         events = pd.read_csv(events_path)
         front = pd.DataFrame({column: [row[column]] * len(events) for column in ["job", "host", *keys]})
         frames.append(pd.concat([front, events], axis=1))
-    columns = ["job", "host", *keys] + csvio.EVENT_COLUMNS
+    columns = ["job", "host", *keys, *csvio.EVENT_COLUMNS]
     return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
 
@@ -100,7 +100,7 @@ def write_tables(sweep_dir: Path, task_overrides: list[str]) -> pd.DataFrame:
     frame = sweep_frame(sweep_dir, keys)
     csvio.write_csv(frame, sweep_dir / "sweep.csv", sweep_columns(keys))
     events = sweep_events_frame(sweep_dir, keys)
-    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys] + csvio.EVENT_COLUMNS)
+    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys, *csvio.EVENT_COLUMNS])
     return frame
 
 

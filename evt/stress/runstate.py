@@ -91,7 +91,7 @@ def _states() -> list[dict]:
 
 def _running(state: dict) -> bool:
     orchestrator = state.get("orchestrator")
-    return bool(orchestrator) and orchestrator != os.getpid() and psutil.pid_exists(orchestrator)
+    return isinstance(orchestrator, int) and orchestrator not in (0, os.getpid()) and psutil.pid_exists(orchestrator)
 
 
 def leftovers() -> list[dict]:

@@ -263,6 +263,7 @@ class StressSession:
         timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
+        assert self.series is not None  # started with the release, before the units are followed
         self.series.stop()  # the measured window ends with the units
         if not finished:
             self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
@@ -272,7 +273,7 @@ class StressSession:
             log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
             if state.exit_code not in (0, None) and state.waiting_since is not None:
                 log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:", "  Container logs:"]
-                                          + [f"    {l}" for l in state.tail()]))
+                                          + [f"    {line}" for line in state.tail()]))
         if finished:
             log.info("All %s completed", self.nouns.plural)
         failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]

@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from evt.procs import Usage
 
@@ -55,12 +55,12 @@ class TimeSeries:
             if usage is not None:
                 if self._cpu0 is None:
                     self._cpu0 = usage.cpu_s
-                row["tracer_cpu_s"] = round(usage.cpu_s - self._cpu0, 4)
+                row["tracer_cpu_s"] = cpu_s = round(usage.cpu_s - self._cpu0, 4)
                 row["tracer_rss_bytes"] = usage.rss_bytes
-                previous = self.rows[-1] if self.rows else None
-                if previous is not None and previous["tracer_cpu_s"] is not None and t_s > previous["t_s"]:
-                    cpu = row["tracer_cpu_s"] - previous["tracer_cpu_s"]  # type: ignore[operator]
-                    row["tracer_cpu_pct"] = round(100.0 * cpu / (t_s - previous["t_s"]), 2)  # type: ignore[operator]
+                previous = self.rows[-1] if self.rows else {}
+                prev_t, prev_cpu = previous.get("t_s"), previous.get("tracer_cpu_s")
+                if isinstance(prev_t, float | int) and isinstance(prev_cpu, float | int) and t_s > prev_t:
+                    row["tracer_cpu_pct"] = round(100.0 * (cpu_s - prev_cpu) / (t_s - prev_t), 2)
             row.update({f"done.{unit}": done.get(unit, 0) for unit in self.units})
             self.rows.append(row)
 

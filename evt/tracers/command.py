@@ -308,9 +308,9 @@ class CommandTracer(Tracer):
             observed=observed,
             lost={f"{self.name}_lost_events": self.lost_events()},
             metrics={"lines": lines},
-            cpu_s=sampler.cpu_s if sampler else None,
-            peak_rss_bytes=sampler.peak_rss if sampler else None,
-            wall_s=sampler.wall_s if sampler else None,
+            cpu_s=sampler.cpu_s,
+            peak_rss_bytes=sampler.peak_rss,
+            wall_s=sampler.wall_s,
             log_path=str(self.log_path),
             crashed=self.crashed,
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from evt.errors import UsageError
 from evt.config.spec import format_duration, parse_duration, parse_rate

@@ -17,7 +17,7 @@ SETTINGS = BenchSettings.from_cfg(OmegaConf.structured(BenchConfig))
 
 
 def row(target: float, verdict: str, loss_pct: float | None = 0.0, baseline_eps: float | None = None, **extra) -> dict:
-    base = {column: None for column in bench_report.BENCH_COLUMNS}
+    base = dict.fromkeys(bench_report.BENCH_COLUMNS)
     base.update(target_eps=target, achieved_eps=target, baseline_eps=baseline_eps or target, loss_pct=loss_pct,
                 tracer_cpu_pct=target / 1000, cpu_s_per_m_events=2.0, verdict=verdict, expected=int(target * 5))
     base.update(extra)

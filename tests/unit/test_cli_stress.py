@@ -134,7 +134,7 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, 
     import re
 
     out = tmp_path / "out"
-    run_id = unique_run_id(f"badinput")
+    run_id = unique_run_id("badinput")
     result = run_evt("stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert re.search(message, result.stderr), result.stderr

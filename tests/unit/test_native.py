@@ -25,7 +25,7 @@ def in_child(fn):
         os.close(r)
         try:
             payload = ("ok", fn())
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        except BaseException as exc:
             payload = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         with os.fdopen(w, "wb") as f:
             pickle.dump(payload, f)

@@ -808,7 +808,7 @@ def test_pyroscope_notice_says_the_link_or_that_nothing_answers(monkeypatch):
     assert tracee_metrics.PYROSCOPE_UI in notice
 
     class Quiet(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.end_headers()
 

@@ -243,7 +243,7 @@ def _in_child(fn) -> int:
     if pid == 0:
         try:
             os._exit(fn())
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             os._exit(99)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 

@@ -47,7 +47,7 @@ class AutoLifecycle(Lifecycle):
         self.flavour = flavour
         self.durations = durations
         self.server = server
-        self.log_path = log_path
+        self.log_path: Path = log_path  # always captured here
         self.proc: ManagedProcess | None = None
         self._started_at = 0.0
 
@@ -113,7 +113,7 @@ class AutoLifecycle(Lifecycle):
             if last is None:
                 return
             if time.monotonic() >= deadline:
-                tail = "\n".join(self.proc.tail())
+                tail = "\n".join(self.proc.tail() if self.proc else [])
                 raise RunError(
                     f"Tracee did not become ready within {_shown(timeout)}: "
                     f"{self.server.url}/healthz never answered 200 OK (last: {last}).\n\n"
@@ -174,7 +174,7 @@ class AutoLifecycle(Lifecycle):
         outcome = proc.stop(timeout, before_kill=lambda: log.warning(
             "Tracee did not stop within %s, sending SIGKILL...", _shown(timeout)))
         self.exit_code = proc.returncode
-        self.stop_method = {Stop.EXITED: "exited", Stop.SIGNALLED: "sigterm"}.get(outcome, "sigkill")
+        self.stop_method = "exited" if outcome is Stop.EXITED else "sigterm" if outcome is Stop.SIGNALLED else "sigkill"
         if outcome is Stop.SIGNALLED:
             log.info("Tracee stopped gracefully")
         elif outcome is Stop.KILLED:

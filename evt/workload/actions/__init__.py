@@ -14,7 +14,7 @@ import platform
 import shutil
 import signal
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from evt.workload.marker import Marker
 
