@@ -6,6 +6,7 @@ instead of rendering an empty string into a command line.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -28,6 +29,13 @@ def render(template: str, search_path: Path = TEMPLATES_DIR, **context: object) 
     return environment(search_path).get_template(template).render(**context)
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template:
+    """A string template compiled once per process: the catalog renders each of its filters
+    when it loads, and every unit renders them again."""
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source)
+
+
 def render_string(source: str, **context: object) -> str:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(**context)
+    return _compiled(source).render(**context)
 

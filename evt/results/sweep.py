@@ -1,4 +1,4 @@
-"""Sweep tables, written by a Hydra callback when a multirun ends.
+"""Sweep tables, written when a multirun ends (by evt.results.callbacks.SweepSummary).
 
 sweep.csv: a row per job, failed ones included (status and error), with one column per
 swept key (e.g. `stress.instances`) and the job's headline figures. sweep_events.csv: a
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from evt.results import csvio
 from evt.results import rundirs
@@ -103,13 +101,3 @@ def write_tables(sweep_dir: Path, task_overrides: list[str]) -> pd.DataFrame:
     csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys, *csvio.EVENT_COLUMNS])
     return frame
 
-
-class SweepSummary(Callback):
-    """Writes <sweep dir>/sweep.csv and sweep_events.csv when a multirun ends."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        frame = write_tables(sweep_dir, list(config.hydra.overrides.task))
-        failed = int((frame["status"] != "ok").sum())
-        print(f"sweep: {len(frame)} jobs ({failed} not ok) in {sweep_dir / 'sweep.csv'} and "
-              f"{sweep_dir / 'sweep_events.csv'}")

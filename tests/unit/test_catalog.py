@@ -261,7 +261,8 @@ def test_scripts_render_from_their_own_catalog(tmp_path):
 
 
 def test_unmet_needs_name_what_is_missing(tmp_path):
-    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"]})
+    # no capability needed: as root or not, the binary is all that is missing
+    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"], "modes.script.needs.capabilities": None})
     trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
     assert trig.unmet("script") == ["evt-test-no-such-binary not installed"]
     with pytest.raises(UsageError) as err:
@@ -281,7 +282,7 @@ def test_default_catalog_is_the_real_one(real):
 
 
 def test_needs_an_architecture(tmp_path):
-    body = variant(**{"modes.script.needs.arch": ["evt_test_arch"]})
+    body = variant(**{"modes.script.needs": {"arch": ["evt_test_arch"]}})  # the architecture alone, on any host
     trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
     assert trig.unmet("script") == [f"needs evt_test_arch: this machine is {host.machine()}"]
     assert trig.unmet("native") == []

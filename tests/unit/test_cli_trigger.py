@@ -185,13 +185,6 @@ def test_socket_dup_is_an_alias_of_the_originals_socked_dup():
     assert (result["event"], result["mode"], result["ok"]) == ("socked_dup", "native", 3)
 
 
-def test_script_mode_json():
-    proc = run_evt("trigger", "-e", "security_socket_create", "--mode", "script", "-o", "2", "--json")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.splitlines()[-1])
-    assert (result["mode"], result["ok"]) == ("script", 2)
-
-
 def test_failing_ops_exit_1_with_every_worker_named(evt_home):
     (evt_home / "triggers" / "scripts" / "true.sh.j2").write_text("#!/bin/sh\nexit 7\n")
     proc = run_evt("trigger", "-e", "arch_prctl", "-o", "3", "-p", "2", "--json", env={"EVT_HOME": str(evt_home)})
