@@ -11,13 +11,14 @@ from evt.cli.seedflags import STRESS_FLAGS, stress_overrides
 from evt.config.schema import quote_override
 from evt.errors import UsageError
 from bad_input import BAD_STRESS_INPUT
-from helpers import assert_one_paragraph, compose_cfg, run_evt, unique_run_id
+from helpers import assert_one_paragraph, compose_cfg, unique_run_id
+from inprocess import evt_main
 
 
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
-    result = run_evt("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
+    result = evt_main("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == f"Error: {suite}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
 
@@ -84,7 +85,7 @@ def test_bad_flags(argv, message):
 
 
 def test_cfg_job_shows_the_composed_config():
-    result = run_evt("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
+    result = evt_main("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
     assert result.returncode == 0, result.stderr
     assert "pyroscope: true" in result.stdout
     assert "security_file_open:instances=2:ops=5000" in result.stdout

@@ -195,7 +195,8 @@ def test_any_suite_document_loads_to_its_events_or_is_refused(tmp_path_factory, 
     raw = [s for s in document["scenarios"]]
     assert [s.name for s in scenarios] == [r["name"].strip() for r in raw]
     for scenario, entry in zip(scenarios, raw):  # round trip: exactly the listed specs, in order
-        expected = entry.get("events") or [e for g in entry.get("groups") or [] for e in g["events"]]
+        # its events, then its groups' events (the module's rule), both when both are given
+        expected = [*(entry.get("events") or []), *(e for g in entry.get("groups") or [] for e in g["events"])]
         assert list(scenario.events) == expected
 
 
