@@ -16,7 +16,8 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # Where asking for a tracer's or runner's name is the point: the plugins and the schema.
 NAME_CHECKS_ALLOWED = ("tracers/", "runners/", "config.py")
-PLUGIN_NAMES = {"tracee", "bpftrace", "none", "docker", "local"}
+# every tracer and runner option, as the config groups list them (a new plugin is covered)
+PLUGIN_NAMES = {option.stem for group in ("tracer", "runner") for option in (EVT.parent / "conf" / group).glob("*.yaml")}
 
 
 def modules() -> dict[str, Path]:
@@ -140,6 +141,10 @@ def test_only_the_plugins_and_the_schema_ask_which_tracer_or_runner_runs():
                  if not str(path.relative_to(EVT)).startswith(NAME_CHECKS_ALLOWED)
                  for line in name_comparisons(path)]
     assert offenders == []
+
+
+def test_plugin_names_come_from_the_config_groups():
+    assert {"tracee", "bpftrace", "opensnoop", "execsnoop", "none", "docker", "local"} <= PLUGIN_NAMES
 
 
 def test_the_name_check_sees_the_forms_it_forbids(tmp_path):
