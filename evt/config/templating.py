@@ -14,7 +14,10 @@ import jinja2
 from evt.paths import TEMPLATES_DIR
 
 
+@lru_cache(maxsize=16)
 def environment(search_path: Path) -> jinja2.Environment:
+    """One per template directory, kept: it compiles each template once (and recompiles one
+    whose file changed), where the catalog renders every script when it loads."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(search_path)),
         undefined=jinja2.StrictUndefined,
@@ -33,7 +36,12 @@ def render(template: str, search_path: Path = TEMPLATES_DIR, **context: object) 
 def _compiled(source: str) -> jinja2.Template:
     """A string template compiled once per process: the catalog renders each of its filters
     when it loads, and every unit renders them again."""
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source)
+    return _string_environment().from_string(source)
+
+
+@lru_cache(maxsize=1)
+def _string_environment() -> jinja2.Environment:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined)
 
 
 def render_string(source: str, **context: object) -> str:
