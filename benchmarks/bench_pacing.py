@@ -90,7 +90,8 @@ def main() -> int:
     for rate, ops in RATES:
         duration, wall = med(d for d, _ in rates[rate]), med(w for _, w in rates[rate])
         asked = ops / rate
-        line = (f"(b) --rate {rate:<6} --ops {ops:<7} trigger {duration:6.3f} s, command {wall:6.3f} s, asked {asked:.0f} s: "
+        line = (f"(b) --rate {rate:<6} --ops {ops:<7} trigger {duration:6.3f} s, "
+                f"command {wall:6.3f} s, asked {asked:.0f} s: "
                 f"achieved {(ops - 1) / duration / rate:6.1%} of the rate")
         if rate == 10_000:
             ok = abs(duration - asked) <= 0.1 * asked

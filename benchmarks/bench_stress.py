@@ -126,14 +126,16 @@ def main() -> int:
         print(f"  evt FIFO barrier:                    {med(ours):8.2f} ms ({max(ours):.2f})   target <= 10 ms")
         print(f"  original, sequential docker exec:    {med(seq):8.2f} ms ({max(seq):.2f})")
         print(f"  original, 8 parallel docker exec:    {med(par):8.2f} ms ({max(par):.2f})")
-        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
+        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, "
+              f"parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
         print(f"command to all 8 units waiting: median {med(waits):.2f} s (max {max(waits):.2f})   target <= 4 s")
         if med(ours) > 10:
             missed.append("start skew")
         if med(waits) > 4:
             missed.append("time to waiting")
         wall, unit, pct = overhead(tmp, args.long_seconds)
-        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   target <= 5%")
+        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   "
+              f"target <= 5%")
         if pct > 5:
             missed.append("overhead")
     if missed:

@@ -21,10 +21,12 @@ BAD_STRESS_INPUT = [
     (["-e", "ptrace", "--keep-tracee", "--auto-tracee=false"], "--keep-tracee requires --auto-tracee=true"),
     ([], "at least one event must be specified"),
     (["-e", "security_bpf_prog:mode=script", "tracer=none", "runner.privileged=false"],
-     "event 'security_bpf_prog' cannot run in its container .script mode.: needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
+     "event 'security_bpf_prog' cannot run in its container .script mode."
+     ": needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
     (["-e", "ptrace", "stress.timeout=later"], "invalid stress.timeout"),
     (["-e", "ptrace:ops=2147483648"],
-     'invalid ops value "2147483648": strconv.ParseInt: parsing "2147483648": value out of range\nops is at most 2147483647'),
+     'invalid ops value "2147483648": strconv.ParseInt: parsing "2147483648": '
+     'value out of range\nops is at most 2147483647'),
     (["-e", "ptrace", "stress.timeout=200h"], "longer than evt allows"),
     (["-e", "ptrace", "runner.image=${nope}"], "invalid configuration: Interpolation key 'nope' not found"),
     (["-e", "ptrace", "tracer=tracee", "tracee.binary=/nonexistent/tracee"], 'tracee binary not found at "/nonexistent/tracee"'),

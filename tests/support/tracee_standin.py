@@ -180,9 +180,9 @@ def json_output(values: list[str]) -> str | None:
         else:
             fail(f"invalid output flag: {value}")
     for dest in dests.values():
-        if dest.get("type", "file") == "file" and dest.get("format") == "json":
-            if dest.get("path", "stdout") not in ("stdout", "stderr", ""):
-                path = dest["path"]
+        if (dest.get("type", "file") == "file" and dest.get("format") == "json"
+                and dest.get("path", "stdout") not in ("stdout", "stderr", "")):
+            path = dest["path"]
     return path
 
 

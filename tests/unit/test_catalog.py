@@ -16,6 +16,8 @@ from evt.workload.catalog import CatalogError, Trigger, get_trigger, load_catalo
 from evt.workload.marker import Marker
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 # The original's catalog (reference/TRACEE.md, "The trigger catalog of the original").
 ORIGINAL_EVENTS = {
@@ -346,8 +348,6 @@ def test_an_alias_may_not_shadow_an_event(tmp_path):
 
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 
 def _paths(node, prefix=()):
@@ -408,5 +408,5 @@ def test_any_bytes_as_an_entry_load_or_are_refused(tmp_path_factory, data):
 def test_a_catalog_entry_over_the_size_bound_is_refused(tmp_path):
     big = (yaml.safe_dump(GOOD) + "#" * catalog.MAX_TRIGGER_FILE_BYTES).encode()
     assert load_entry(tmp_path, big) is None
-    with pytest.raises(CatalogError, match="ptrace.yaml: .* over the limit of 65,536"):
+    with pytest.raises(CatalogError, match=r"ptrace.yaml: .* over the limit of 65,536"):
         load_catalog(tmp_path)

@@ -13,6 +13,8 @@ from evt.errors import UsageError
 from bad_input import BAD_STRESS_INPUT
 from helpers import assert_one_paragraph, compose_cfg, unique_run_id
 from inprocess import evt_main
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
@@ -112,8 +114,6 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, monkey
 
 # -- properties (Hypothesis): seed flags and overrides reaching evt's keys -----------------
 
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 
 _VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]

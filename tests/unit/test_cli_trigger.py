@@ -23,7 +23,8 @@ from inprocess import evt_main
 from evt import host
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
+START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
+                        r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
 FINISHED = re.compile(r"^Finished triggering (\d+) ops after (\d[\d.]*(?:ns|µs|ms|s|m\d[\d.]*s)) at \d\d:\d\d:\d\d\.\d{3}$")
 RESULT_KEYS = {"event", "mode", "workers", "ops", "ok", "errors", "duration_s", "ops_per_s", "t_start_ns", "t_end_ns", "per_worker"}
 WORKER_KEYS = {"worker", "ops", "ok", "errors", "t_start_ns", "t_end_ns", "duration_s", "ops_per_s", "first_error", "cpu_s"}

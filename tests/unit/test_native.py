@@ -96,7 +96,7 @@ def test_exec_runs_true_through_the_marker_symlink(marker):
 def test_ptrace_seizes_a_child_and_close_reaps_it(marker):
     def probe(act):
         with open(f"/proc/{act.child}/status") as f:
-            tracer = [line for line in f if line.startswith("TracerPid:")][0].split()[1]
+            tracer = next(line for line in f if line.startswith("TracerPid:")).split()[1]
         return act.child, int(tracer), os.getpid()
     child, tracer, worker = run_action("ptrace", marker, 5, probe)
     assert tracer == worker

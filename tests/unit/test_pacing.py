@@ -91,7 +91,7 @@ def test_rate_schedule_carries_across_chunks_and_restart_starts_it_anew():
 def test_a_gap_is_at_least_the_requested_time_between_ops(gap_ns):
     op = Recorder()
     run_in_chunks(Pacing(sleep_ns=gap_ns).pacer(), op, 100, chunk=7)
-    gaps = [start - end for start, end in zip(op.starts[1:], op.ends[:-1])]
+    gaps = [start - end for start, end in zip(op.starts[1:], op.ends[:-1], strict=True)]
     assert min(gaps) >= gap_ns
 
 

@@ -196,14 +196,14 @@ def test_render_every_combination(syntax, output, scope, toggles):
         want_output = ["--output", "destinations.evt.type=file", "--output", "destinations.evt.format=json",
                        "--output", "destinations.evt.path=/d/e.json"]
     want_server: list[str] = []
-    for name, on in zip(SERVERS, toggles):
+    for name, on in zip(SERVERS, toggles, strict=True):
         if on:
             want_server += ["--server", name]
     if any(toggles):
         want_server += ["--server", "http-address=127.0.0.1:7777"]
     overrides = [runner, f"tracee.output={output}", f"tracee.output_syntax={syntax}",
                  "tracee.http_address=127.0.0.1:7777", "tracee.extra_args=[--log,info]"]
-    overrides += [f"tracee.{n}={str(on).lower()}" for n, on in zip(SERVERS, toggles)]
+    overrides += [f"tracee.{n}={str(on).lower()}" for n, on in zip(SERVERS, toggles, strict=True)]
     argv = render(*overrides, units=units)
     assert argv == [BIN, *want_scope, "--events", "security_file_open,ptrace", *want_output, *want_server,
                     "--log", "info"]
@@ -629,7 +629,7 @@ def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     t0 = time.monotonic()
-    with pytest.raises(RunError, match="during start-up: exited with code 1[\\s\\S]*crash_at_start"):
+    with pytest.raises(RunError, match=r"during start-up: exited with code 1[\s\S]*crash_at_start"):
         tracer.wait_ready()
     assert time.monotonic() - t0 < 2.5  # noticed the exit, did not sit out the grace period
     tracer.stop()
