@@ -20,5 +20,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         frame = write_tables(sweep_dir, list(config.hydra.overrides.task))
         failed = int((frame["status"] != "ok").sum())
-        print(f"sweep: {len(frame)} jobs ({failed} not ok) in {sweep_dir / 'sweep.csv'} and "
-              f"{sweep_dir / 'sweep_events.csv'}")
+        print(
+            f"sweep: {len(frame)} jobs ({failed} not ok) in {sweep_dir / 'sweep.csv'} and "
+            f"{sweep_dir / 'sweep_events.csv'}"
+        )

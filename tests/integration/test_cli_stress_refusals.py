@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+
 from bad_input import BAD_STRESS_INPUT
 from helpers import run_containers, run_evt, unique_run_id
 

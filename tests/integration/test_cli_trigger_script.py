@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import run_evt
 
 pytestmark = pytest.mark.integration

@@ -24,13 +24,23 @@ def test_pip_install_from_a_clone_gives_a_working_evt(tmp_path):
     clone = tmp_path / "clone"
     for name in SOURCES:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, clone / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
+        copy(
+            ROOT / name,
+            clone / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}),
+        )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # evt's dependencies come from this test's environment (no index needed for them);
     # evt itself is built from the clone and installed as a wheel.
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (site / "evt-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(clone)], check=True, cwd=tmp_path)
     shutil.rmtree(clone)  # nothing may still point into the sources
@@ -38,10 +48,17 @@ def test_pip_install_from_a_clone_gives_a_working_evt(tmp_path):
     elsewhere.mkdir()
 
     def evt(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(venv / "bin" / "evt"), *args], capture_output=True, text=True, cwd=elsewhere, timeout=60)
+        return subprocess.run(
+            [str(venv / "bin" / "evt"), *args], capture_output=True, text=True, cwd=elsewhere, timeout=60
+        )
 
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import evt.paths as p; print(p.HOME, p.CHECKOUT)"],
-                           capture_output=True, text=True, cwd=elsewhere, check=True).stdout.split()
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import evt.paths as p; print(p.HOME, p.CHECKOUT)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        check=True,
+    ).stdout.split()
     assert where == [str(site / "evt"), "None"]
     listed = evt("list", "--json")
     assert listed.returncode == 0, listed.stderr

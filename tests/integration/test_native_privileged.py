@@ -8,9 +8,9 @@ import shutil
 import uuid
 
 import pytest
-from native_child import fd_count, privileged_actions, run_action
 
 from evt.workload.marker import Marker
+from native_child import fd_count, privileged_actions, run_action
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from helpers import EVT
 
 pytestmark = pytest.mark.integration
@@ -13,9 +14,25 @@ pytestmark = pytest.mark.integration
 
 def sleep_syscalls(log_path, *trigger_args: str) -> int:
     """How many sleep syscalls `evt trigger ARGS` makes, every process counted (strace)."""
-    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=clock_nanosleep,nanosleep", "-o", str(log_path),
-                           str(EVT), "trigger", "-e", "security_file_open", *trigger_args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=clock_nanosleep,nanosleep",
+            "-o",
+            str(log_path),
+            str(EVT),
+            "trigger",
+            "-e",
+            "security_file_open",
+            *trigger_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return sum("nanosleep(" in line for line in log_path.read_text().splitlines())
 

@@ -18,8 +18,12 @@ from evt.workload.marker import Marker
 
 def privileged_actions() -> set[str]:
     """The native actions whose trigger needs a capability (as the catalog states it)."""
-    return {mode.action for trig in default_catalog().values() for mode in trig.modes.values()
-            if mode.name == "native" and mode.action and trig.mode_needs("native").capabilities}
+    return {
+        mode.action
+        for trig in default_catalog().values()
+        for mode in trig.modes.values()
+        if mode.name == "native" and mode.action and trig.mode_needs("native").capabilities
+    }
 
 
 def in_child(fn):
@@ -54,6 +58,7 @@ def run_action(name: str, marker: Marker, ops: int, probe=None):
         seen = probe(act) if probe else None
         act.close()
         return seen
+
     return in_child(body)
 
 
