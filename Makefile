@@ -7,11 +7,15 @@ EVT_TRIGGER_RUNNER_IMAGE ?= evt-trigger-runner:latest
 EVT_BASE_IMAGE ?= evt-base:bookworm
 export EVT_TRIGGER_RUNNER_IMAGE EVT_BASE_IMAGE
 
-.PHONY: setup image run test test-fast lint format fuzz soak bench evt-trigger-runner clean
+.PHONY: setup venv image run test test-fast lint format fuzz soak bench evt-trigger-runner clean
 
 # system packages, tracefs, dockerd, the virtualenv, the local Debian base image
 setup:
 	bash scripts/setup.sh
+
+# the virtualenv alone (no root, no dockerd): enough for make lint and make test-fast
+venv:
+	EVT_VENV=$(VENV) bash scripts/venv.sh
 
 # the trigger-runner image, rebuilt only when its sources changed
 image: setup
@@ -32,18 +36,18 @@ test: image
 	$(PYTHON) -m pytest -ra tests/integration
 
 # the fast lane: tests that need no root, no dockerd and no tracer (about a minute, anywhere)
-test-fast:
+test-fast: venv
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra tests/unit
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml
 LINT_PATHS := evt hydra_plugins tests benchmarks
-lint:
+lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
 # applies what `make lint` checks for layout: import order and ruff's formatting
-format:
+format: venv
 	$(VENV)/bin/ruff check --select I --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 

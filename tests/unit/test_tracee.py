@@ -201,10 +201,13 @@ def test_render_every_combination(syntax, output, scope, toggles):
             want_server += ["--server", name]
     if any(toggles):
         want_server += ["--server", "http-address=127.0.0.1:7777"]
-    overrides = [runner, f"tracee.output={output}", f"tracee.output_syntax={syntax}",
-                 "tracee.http_address=127.0.0.1:7777", "tracee.extra_args=[--log,info]"]
-    overrides += [f"tracee.{n}={str(on).lower()}" for n, on in zip(SERVERS, toggles, strict=True)]
-    argv = render(*overrides, units=units)
+    # the combination's values set on the runner's composed config (128 combinations: composing
+    # each would cost a tenth of a second apiece; overrides reaching these keys are tested in
+    # test_cli_stress.py)
+    settings = {"tracee.output": output, "tracee.output_syntax": syntax, "tracee.http_address": "127.0.0.1:7777",
+                "tracee.extra_args": ["--log", "info"]}
+    settings.update({f"tracee.{n}": on for n, on in zip(SERVERS, toggles, strict=True)})
+    argv = render(runner, units=units, **settings)
     assert argv == [BIN, *want_scope, "--events", "security_file_open,ptrace", *want_output, *want_server,
                     "--log", "info"]
 
