@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from evt.errors import UsageError, brief
 
@@ -224,7 +225,7 @@ def _parse_spec(text: str) -> EventSpec:
     parts = text.split(":")
     name = parts[0].strip()
     validate_event_name(name)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # EventSpec fields of several types
     for part in parts[1:]:
         key, eq, value = part.partition("=")
         key, value = key.strip(), value.strip()
@@ -245,7 +246,7 @@ def _parse_spec(text: str) -> EventSpec:
             values[field] = validate_mode(value)
     if "rate" in values and "sleep" in values:
         raise UsageError("rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them.")
-    return EventSpec(event=name, **values)  # type: ignore[arg-type]
+    return EventSpec(event=name, **values)
 
 
 def _spec_count(field: str, value: str) -> int:

@@ -345,8 +345,9 @@ class StressSession:
                           wall_s=time.monotonic() - self._t_command)
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
-        events = results.events_frame(self.plan, unit_results, self.report,
-                                      scenario="+".join(self.extra["scenario"]) or "custom")  # type: ignore[arg-type]
+        scenarios = self.extra["scenario"]  # the scenario names provenance recorded
+        scenario = "+".join(scenarios) if isinstance(scenarios, list) else ""
+        events = results.events_frame(self.plan, unit_results, self.report, scenario=scenario or "custom")
         window = self.series.window() if self.series is not None else None
         tracer_table = results.tracer_frame(self.plan, self.report, window)
         summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra, window=window)

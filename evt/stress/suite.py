@@ -194,4 +194,6 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
 def _plain(node) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    data = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(data, dict)  # a mapping node
+    return data

@@ -164,7 +164,9 @@ class Pacer:
         """Op k at start + k/rate: sleep towards a deadline when a sleep fits, spin the rest."""
         errors, first = 0, None
         now, sleep, floor = time.monotonic_ns, time.sleep, self.floor_ns
-        period = 1e9 / self.pacing.rate  # type: ignore[operator]
+        rate = self.pacing.rate
+        assert rate is not None  # this loop is chosen for a rate
+        period = 1e9 / rate
         due = now() if self.due_ns is None else self.due_ns
         for _ in range(count):
             wait = due - now()

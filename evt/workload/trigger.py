@@ -181,7 +181,9 @@ def _run_worker(
             native._libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # honour sub-50us sleeps
         act = None
         if mode == "native":
-            act = native.ACTIONS[trigger.mode(mode).action](marker)  # type: ignore[index]
+            action = trigger.mode(mode).action
+            assert action is not None  # the catalog gives every native mode an action
+            act = native.ACTIONS[action](marker)
             act.setup()
             op = act.op
         else:
