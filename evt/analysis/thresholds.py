@@ -120,7 +120,8 @@ def parse(items: list[str], config_file: str | None = None) -> Settings:
     for name, raw, where in pairs:
         value = _value(name, raw, where)
         if name == "alpha":
-            settings.alpha = float(value)  # type: ignore[arg-type]
+            assert value is not None  # _value refuses an alpha that is not a number
+            settings.alpha = value
         else:
             settings.thresholds[name] = value
     return settings

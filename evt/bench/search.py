@@ -69,10 +69,8 @@ class RateSearch:
         """The next target, or None when the limit is found or the rounds are used up."""
         if self.tried >= self.settings.max_rounds:
             return None
-        if self.good is None and self.bad is None:
-            return self.settings.start_rate
-        if self.bad is None:
-            return self.good * GROWTH  # type: ignore[operator]
+        if self.bad is None:  # no rate has failed yet: start, then grow from the last good one
+            return self.settings.start_rate if self.good is None else self.good * GROWTH
         if self.good is None:
             return self.bad / GROWTH
         if self.bad <= self.good * (1 + self.settings.precision_pct / 100):

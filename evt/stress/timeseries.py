@@ -83,9 +83,9 @@ class TimeSeries:
             rows = [r for r in self.rows if r["tracer_cpu_s"] is not None]
         if len(rows) < 2:
             return {"cpu_s": None, "wall_s": None, "cpu_avg_pct": None, "cpu_p95_pct": None}
-        cpu_s = float(rows[-1]["tracer_cpu_s"]) - float(rows[0]["tracer_cpu_s"])  # type: ignore[arg-type]
-        wall_s = float(rows[-1]["t_s"]) - float(rows[0]["t_s"])  # type: ignore[arg-type]
-        pcts = [float(r["tracer_cpu_pct"]) for r in rows if r["tracer_cpu_pct"] is not None]  # type: ignore[arg-type]
+        cpu_s = _seconds(rows[-1]["tracer_cpu_s"]) - _seconds(rows[0]["tracer_cpu_s"])
+        wall_s = _seconds(rows[-1]["t_s"]) - _seconds(rows[0]["t_s"])
+        pcts = [_seconds(r["tracer_cpu_pct"]) for r in rows if r["tracer_cpu_pct"] is not None]
         p95 = statistics.quantiles(pcts, n=20, method="inclusive")[-1] if len(pcts) >= 2 else (pcts[0] if pcts else None)
         return {"cpu_s": round(cpu_s, 4), "wall_s": round(wall_s, 4),
                 "cpu_avg_pct": round(100.0 * cpu_s / wall_s, 2) if wall_s > 0 else None,
@@ -99,3 +99,10 @@ class TimeSeries:
             writer.writeheader()
             writer.writerows(self.rows)
         return path
+
+
+def _seconds(value: object) -> float:
+    """A figure sample() wrote into a row (a number: rows hold numbers and names)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"not a number in the time series: {value!r}")
+    return float(value)
