@@ -41,12 +41,12 @@ class TimeSeries:
 
     def start(self) -> TimeSeries:
         self._t0 = time.monotonic()
-        self.sample()
+        self.sample(at=self._t0)  # the release's own row: t_s 0 however loaded the host is
         self._thread.start()
         return self
 
-    def sample(self) -> None:
-        t_s = time.monotonic() - self._t0
+    def sample(self, at: float | None = None) -> None:
+        t_s = (time.monotonic() if at is None else at) - self._t0
         usage = self.usage()
         done = self.done()
         with self._lock:
