@@ -7,7 +7,7 @@ EVT_TRIGGER_RUNNER_IMAGE ?= evt-trigger-runner:latest
 EVT_BASE_IMAGE ?= evt-base:bookworm
 export EVT_TRIGGER_RUNNER_IMAGE EVT_BASE_IMAGE
 
-.PHONY: setup venv image run test test-fast lint format fuzz soak bench evt-trigger-runner clean
+.PHONY: setup venv image run test test-fast lint format fuzz soak bench bench-docs evt-trigger-runner clean
 
 # system packages, tracefs, dockerd, the virtualenv, the local Debian base image
 setup:
@@ -21,7 +21,7 @@ venv:
 image: setup
 	$(EVT) image build --if-stale --base-image $(EVT_BASE_IMAGE) --tag $(EVT_TRIGGER_RUNNER_IMAGE)
 
-# the seed's target name: always rebuilds
+# the image target of Tracee's Go evt (make evt-trigger-runner): always rebuilds
 evt-trigger-runner: setup
 	$(EVT) image build --base-image $(EVT_BASE_IMAGE) --tag $(EVT_TRIGGER_RUNNER_IMAGE)
 
@@ -59,16 +59,15 @@ fuzz: setup
 soak: image
 	EVT_SOAK_RUNS=100 $(PYTHON) -m pytest -ra -m soak
 
+# every benchmark to the end, each writing benchmarks/results/<name>.json (docs/benchmarks.md)
+BENCHMARKS := trigger pacing stress container bpftrace loss image compare remote
 bench: image
-	$(PYTHON) benchmarks/bench_trigger.py
-	$(PYTHON) benchmarks/bench_stress.py
-	$(PYTHON) benchmarks/bench_bpftrace.py
-	$(PYTHON) benchmarks/bench_pacing.py
-	$(PYTHON) benchmarks/bench_container.py
-	$(PYTHON) benchmarks/bench_image.py
-	$(PYTHON) benchmarks/bench_loss.py
-	$(PYTHON) benchmarks/bench_compare.py
-	$(PYTHON) benchmarks/bench_remote.py
+	failed=; for name in $(BENCHMARKS); do $(PYTHON) benchmarks/bench_$$name.py || failed="$$failed $$name"; done; \
+	python3 benchmarks/docs_tables.py; if [ -n "$$failed" ]; then echo "benchmarks failed:$$failed"; exit 1; fi
+
+# the figure tables of docs/benchmarks.md, from benchmarks/results/*.json
+bench-docs:
+	python3 benchmarks/docs_tables.py  # the standard library only: no set-up needed
 
 # build leftovers only: outputs/ and multirun/ hold results, the user's data
 clean:

@@ -16,6 +16,7 @@ Each figure is the median of --rounds rounds; the variants alternate within a ro
 that load from elsewhere hits them alike.
 Usage: benchmarks/bench_container.py [--rounds N] [--ops N] [--strict]
 (EVT_TRIGGER_RUNNER_IMAGE names the image, as for evt stress.)
+Writes benchmarks/results/bench_container.json.
 """
 
 from __future__ import annotations
@@ -30,11 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from common import EVT, Record, size
 from evt.runners.docker import TMPFS_OPTIONS, docker_client
 
-EVT = Path(sys.executable).parent / "evt"
 EVENT = "security_file_open"
 UNITS = {  # label: overrides of `evt stress`
     "host (runner=local)": ["runner=local"],
@@ -58,7 +57,7 @@ os.unlink(path)
 def stress_ops_per_s(overrides: list[str], ops: int) -> tuple[float, float]:
     """(ops/s, CPU s per op) of the one worker of an `evt stress` run with these overrides."""
     with tempfile.TemporaryDirectory(prefix="evt-bench-container-") as run_dir:
-        subprocess.run([str(EVT), "stress", "tracer=none", "-e", f"{EVENT}:ops={ops}:sleep=0",
+        subprocess.run([EVT, "stress", "tracer=none", "-e", f"{EVENT}:ops={ops}:sleep=0",
                         "--stress-end-cooldown", "0s", f"hydra.run.dir={run_dir}", *overrides],
                        check=True, capture_output=True, text=True)
         summary = json.loads((Path(run_dir) / "summary.json").read_text())
@@ -82,10 +81,12 @@ def bare_container(client, image: str, ops: int, tmpfs: bool) -> tuple[float, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--ops", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=size(5, 1))
+    parser.add_argument("--ops", type=int, default=size(300_000, 1_000))
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
+    record = Record("bench_container", f"a unit in a container against the host ({EVENT}, {args.ops:,} ops, "
+                    f"1 worker, --sleep 0): median of {args.rounds} rounds", {"rounds": args.rounds, "ops": args.ops})
     client = docker_client()
     image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
     bare = {
@@ -103,12 +104,10 @@ def main() -> int:
     rate = {label: statistics.median(r for r, _ in values) for label, values in figures.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in figures.items()}
     print(f"container vs host ({EVENT}, {args.ops:,} ops, 1 worker, --sleep 0): median of {args.rounds} rounds "
-          f"in {time.monotonic() - started:.0f} s; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+          f"in {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
 
     def row(label: str, host: str) -> str:
-        return (f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) "
-                f"{cpu[host] / cpu[label]:4.2f}x the host;"
+        return (f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) {cpu[host] / cpu[label]:4.2f}x the host;"
                 f" wall {rate[label]:>9,.0f} ops/s {rate[label] / rate[host]:4.2f}x")
 
     host = "host (runner=local)"
@@ -120,6 +119,20 @@ def main() -> int:
         print(line)
     for label in bare:
         print(f"(b) bare loop, {label:27} {row(label, 'host, ext4 /tmp')}")
+    record.figure("unit in a container (runner=docker): ops per CPU second", 1 / cpu["container (runner=docker)"],
+                  "ops/CPU-s", baseline=1 / cpu[host], baseline_label="the same unit on the host (runner=local)",
+                  op=">=", target=0.9)
+    record.table("(a) `evt stress` units (CPU: the worker's; wall: ops/s)", ["unit", "ops per CPU second",
+                 "µs CPU per op", "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
+                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3), round(cpu[host] / cpu[label], 3),
+                   round(rate[label]), round(rate[label] / rate[host], 3)] for label in UNITS])
+    bare_host_label = "host, ext4 /tmp"
+    record.table("(b) a bare Python os.open/os.close loop (no evt)", ["where", "ops per CPU second", "µs CPU per op",
+                 "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
+                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3),
+                   round(cpu[bare_host_label] / cpu[label], 3), round(rate[label]),
+                   round(rate[label] / rate[bare_host_label], 3)] for label in bare])
+    record.write()
     return 1 if ratio < 0.9 and args.strict else 0
 
 

@@ -9,6 +9,7 @@ For every tracer and step: the events/s the units reached, expected and observed
 loss %, the lost events the tracer itself reported, its CPU seconds (its process; for
 bpftrace also its BPF programs in the kernel) and CPU seconds per million events.
 Usage: benchmarks/bench_loss.py [--seconds S] [--runner docker|local] [--tracers a,b]
+Writes benchmarks/results/bench_loss.json.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stress_run import stress
+from common import Record, size, stress
+
 TRACERS = {
     "none": ["tracer=none"],
     "bpftrace": ["tracer=bpftrace"],
@@ -63,35 +65,59 @@ def print_row(r: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=2.0, help="target length of each run")
+    parser.add_argument("--seconds", type=float, default=size(2.0, 0.01), help="target length of each run")
     parser.add_argument("--runner", default="docker")
-    parser.add_argument("--tracers", default=",".join(TRACERS), help=f"a subset of {','.join(TRACERS)} ('' for none)")
-    parser.add_argument("--pages", default=",".join(map(str, PAGES)),
+    parser.add_argument("--tracers", default=size(",".join(TRACERS), "none,stream-1p"),
+                        help=f"a subset of {','.join(TRACERS)} ('' for none)")
+    parser.add_argument("--pages", default=size(",".join(map(str, PAGES)), "8"),
                         help="bpftrace stream mode's buffer sweep at the last step ('' to skip)")
     args = parser.parse_args()
     tracers = [t for t in args.tracers.split(",") if t]
     pages = [int(n) for n in args.pages.split(",") if n]
+    steps = size(STEPS, STEPS[-1:])
+    record = Record("bench_loss", "tracers that can lose events, side by side: native security_file_open in "
+                    "containers, each step one `evt stress` run per tracer",
+                    {"seconds": args.seconds, "runner": args.runner, "tracers": tracers, "pages": pages,
+                     "steps": [f"{s}, {w} workers" for s, w, _ in steps]})
     rows = []
     print("native security_file_open in containers; cpu: the tracer's process + its BPF programs in the kernel")
     print(f"  {'tracer':<11} {'sleep':>6} {'workers':>7} {'events/s':>9} {'expected':>9} {'observed':>9} "
           f"{'loss %':>7} {'reported lost':>13} {'cpu s':>6} {'cpu s/1M':>8}")
     with tempfile.TemporaryDirectory(prefix="evt-bench-loss-") as tmp:
-        for sleep, workers, per_worker_rate in STEPS:
+        for sleep, workers, per_worker_rate in steps:
             for tracer in tracers:
                 rows.append(step(Path(tmp), tracer, sleep, workers, int(per_worker_rate * args.seconds), args.runner))
                 print_row(rows[-1])
         sleep, workers, per_worker_rate = STEPS[-1]
+        sweep = []
         for n in pages:
             row = step(Path(tmp), "stream-64p", sleep, workers, int(per_worker_rate * args.seconds), args.runner,
                        (f"bpftrace.buffer_pages={n}",))
-            print_row(dict(row, tracer=f"stream-{n}p"))
+            sweep.append(dict(row, tracer=f"stream-{n}p"))
+            print_row(sweep[-1])
+    columns = ["tracer", "sleep", "workers", "events/s", "expected", "observed", "loss %", "reported lost",
+               "cpu s", "cpu s per million events"]
+
+    def cells(r: dict) -> list:
+        return [r["tracer"], r["sleep"], r["workers"], round(r["rate"]), r["expected"], r["observed"], r["loss_pct"],
+                r["lost_reported"], round(r["cpu_s"], 3),
+                round(r["cpu_s_per_million"], 3) if r["cpu_s_per_million"] is not None else None]
+
+    record.table("each tracer at each step (cpu: the tracer's process + its BPF programs in the kernel; "
+                 "stream-Np: bpftrace.mode=stream with N pages of buffer per CPU)", columns, [cells(r) for r in rows])
+    if sweep:
+        record.table(f"bpftrace stream mode's buffer sweep at sleep={sleep}, {workers} workers", columns,
+                     [cells(r) for r in sweep])
     for tracer in tracers:
         if tracer == "none":
             continue
         lossy = [r for r in rows if r["tracer"] == tracer and (r["loss_pct"] or 0) > 0]
         first = min(lossy, key=lambda r: r["rate"]) if lossy else None
-        print(f"{tracer}: " + (f"first loss at {first['rate']:,.0f} events/s ({first['loss_pct']:.2f}%)" if first
-                               else "no loss at any step"))
+        verdict = (f"first loss at {first['rate']:,.0f} events/s ({first['loss_pct']:.2f}%)" if first
+                   else "no loss at any step")
+        print(f"{tracer}: {verdict}")
+        record.note(f"{tracer}: {verdict}")
+    record.write()
     return 0
 
 

@@ -12,6 +12,7 @@
 Each figure is the median of --rounds rounds; the sides of a comparison alternate within
 a round so that load from elsewhere hits both alike.
 Usage: benchmarks/bench_pacing.py [--rounds N] [--ops N] [--strict]
+Writes benchmarks/results/bench_pacing.json.
 """
 
 from __future__ import annotations
@@ -25,20 +26,17 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_trigger import bare_processes, measured
+from common import EVT, Record, bare_processes, measured, size
+from evt.config.spec import DEFAULT_SLEEP, parse_duration
 from evt.workload import trigger
 from evt.workload.catalog import get_trigger
 from evt.workload.marker import Marker
 from evt.workload.pacing import Pacing
-from evt.config.spec import DEFAULT_SLEEP, parse_duration
 
 EVENT = "security_file_open"
-EVT = Path(sys.executable).parent / "evt"
-RATES = [(1_000, 3_000), (10_000, 30_000), (50_000, 150_000)]  # (ops/s, ops): 3 s each
+SECONDS = size(3, 0.2)  # how long each --rate run is asked to last
+RATES = [(rate, int(rate * SECONDS)) for rate in (1_000, 10_000, 50_000)]  # (ops/s, ops)
 
 
 def evt_default_sleep(ops: int) -> float:
@@ -53,7 +51,7 @@ def evt_default_sleep(ops: int) -> float:
 def evt_rate(rate: int, ops: int) -> tuple[float, float]:
     """(trigger duration s, command wall time s) of `evt trigger --rate RATE --ops OPS`."""
     start = time.perf_counter()
-    proc = subprocess.run([str(EVT), "trigger", "-e", EVENT, "--rate", str(rate), "--ops", str(ops), "--json"],
+    proc = subprocess.run([EVT, "trigger", "-e", EVENT, "--rate", str(rate), "--ops", str(ops), "--json"],
                           capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
     return json.loads(proc.stdout.splitlines()[-1])["duration_s"], wall
@@ -61,11 +59,13 @@ def evt_rate(rate: int, ops: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--ops", type=int, default=200_000, help="ops per run of (a)")
+    parser.add_argument("--rounds", type=int, default=size(5, 1))
+    parser.add_argument("--ops", type=int, default=size(200_000, 2_000), help="ops per run of (a)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     n = args.ops
+    record = Record("bench_pacing", f"pacing ({EVENT}): median of {args.rounds} rounds",
+                    {"rounds": args.rounds, "ops": n, "rates": RATES})
 
     default: dict[str, list[tuple[float, float]]] = {"bare": [], "evt": []}
     rates: dict[int, list[tuple[float, float]]] = {rate: [] for rate, _ in RATES}
@@ -87,17 +87,29 @@ def main() -> int:
     print(f"(a) native, default {DEFAULT_SLEEP} sleep {ours:>9,.0f} ops/s {ours_cpu * 1e6:5.2f} us CPU/op   vs bare "
           f"os.open/os.close loop {bare:>9,.0f} ops/s {bare_cpu * 1e6:5.2f} us CPU/op   ratio {ratio:4.2f} "
           f"(target >= 0.75) {'ok' if not missed else 'MISSED'}")
+    record.figure(f"native, default {DEFAULT_SLEEP} sleep, 1 worker", ours, "ops/s", baseline=bare,
+                  baseline_label="bare Python os.open/os.close loop in a forked process", op=">=", target=0.75)
+    rate_rows = []
     for rate, ops in RATES:
         duration, wall = med(d for d, _ in rates[rate]), med(w for _, w in rates[rate])
         asked = ops / rate
-        line = (f"(b) --rate {rate:<6} --ops {ops:<7} trigger {duration:6.3f} s, "
-                f"command {wall:6.3f} s, asked {asked:.0f} s: "
+        line = (f"(b) --rate {rate:<6} --ops {ops:<7} trigger {duration:6.3f} s, command {wall:6.3f} s, asked {asked:g} s: "
                 f"achieved {(ops - 1) / duration / rate:6.1%} of the rate")
         if rate == 10_000:
             ok = abs(duration - asked) <= 0.1 * asked
             missed = missed or not ok
-            line += f" (target {asked:.0f} s +-10%) {'ok' if ok else 'MISSED'}"
+            line += f" (target {asked:g} s +-10%) {'ok' if ok else 'MISSED'}"
+            record.figure(f"`evt trigger --rate {rate} --ops {ops}`: the trigger's duration", duration, "s",
+                          baseline=asked, baseline_label="the duration the rate asks for", op="±", target=0.1)
+            record.figure(f"`evt trigger --rate {rate} --ops {ops}`: the command's wall time", wall, "s",
+                          baseline=asked, baseline_label="the duration the rate asks for")
         print(line)
+        rate_rows.append([rate, ops, round(asked, 3), round(duration, 3), round(wall, 3),
+                          round((ops - 1) / duration / rate, 4)])
+    record.table("`evt trigger --rate R --ops N`: the trigger's duration (first op to last), the command's wall "
+                 "time, and the rate achieved as a fraction of R", ["rate ops/s", "ops", "asked s", "trigger s",
+                                                                     "command s", "achieved / asked"], rate_rows)
+    record.write()
     return 1 if missed and args.strict else 0
 
 

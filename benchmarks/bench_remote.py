@@ -7,6 +7,7 @@ and their units are paced by sleep (a job takes --seconds whatever the load): wh
 measured is the launcher — placement, start-up, results coming home — not the CPU.
 Target: the Ray sweep takes <= 0.6x the default launcher's time.
 Usage: benchmarks/bench_remote.py [--seconds S]
+Writes benchmarks/results/bench_remote.json.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from ray_cluster import DRIVER_ENV, start_cluster  # noqa: E402  (the tests' loopback cluster)
+from common import EVT, ROOT, Record, size
 
-EVT = str(Path(sys.executable).parent / "evt")
+sys.path.insert(0, str(ROOT / "scripts"))
+from ray_cluster import DRIVER_ENV, start_cluster  # a Ray cluster on loopback
+
 SLEEP_MS = 10
+INSTANCES = size([1, 2, 3, 4], [1, 2])  # one job per value
 
 
 def timed_sweep(sweep_dir: Path, seconds: float, launcher: list[str]) -> float:
@@ -33,7 +35,7 @@ def timed_sweep(sweep_dir: Path, seconds: float, launcher: list[str]) -> float:
     started = time.monotonic()
     out = subprocess.run(
         [EVT, "stress", "-m", *launcher, "tracer=none", "runner=docker", "stress.stress_end_cooldown=0s",
-         "-e", f"security_file_open:ops={ops}:sleep={SLEEP_MS}ms", "stress.instances=1,2,3,4",
+         "-e", f"security_file_open:ops={ops}:sleep={SLEEP_MS}ms", f"stress.instances={','.join(map(str, INSTANCES))}",
          f"hydra.sweep.dir={sweep_dir}", f"remote.staging_dir={sweep_dir.parent / 'staging'}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **DRIVER_ENV),
     )
@@ -42,14 +44,19 @@ def timed_sweep(sweep_dir: Path, seconds: float, launcher: list[str]) -> float:
         raise SystemExit(f"sweep failed ({' '.join(launcher)}): {out.stderr[-2000:]}")
     with open(sweep_dir / "sweep.csv") as f:
         statuses = [row["status"] for row in csv.DictReader(f)]
-    assert statuses == ["ok"] * 4, statuses
+    assert statuses == ["ok"] * len(INSTANCES), statuses
     return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15, help="length of each job's units")
+    parser.add_argument("--seconds", type=float, default=size(15, 0.5), help="length of each job's units")
     args = parser.parse_args()
+    jobs = len(INSTANCES)
+    swept = ",".join(map(str, INSTANCES))
+    record = Record("bench_remote", f"a {jobs}-job sweep (stress.instances={swept}, tracer=none, "
+                    f"docker units paced by sleep={SLEEP_MS}ms for ~{args.seconds:g} s each) on a two-node Ray cluster "
+                    "on loopback against Hydra's default launcher", {"seconds": args.seconds, "jobs": jobs})
     with tempfile.TemporaryDirectory(prefix="evt-bench-remote-") as tmp:
         tmp = Path(tmp)
         cluster = start_cluster(tmp / "cluster", nodes=2)
@@ -59,10 +66,13 @@ def main() -> None:
         finally:
             cluster.stop()
         basic_s = timed_sweep(tmp / "basic", args.seconds, [])
-    print(f"4 jobs of ~{args.seconds:.0f}s units each (tracer=none, sleep-paced, docker units)")
+    print(f"{jobs} jobs of ~{args.seconds:.0f}s units each (tracer=none, sleep-paced, docker units)")
     print(f"  default launcher (one after another): {basic_s:6.1f} s")
     print(f"  Ray launcher, 2 nodes:                 {ray_s:6.1f} s")
     print(f"  ratio Ray / default: {ray_s / basic_s:.2f} (target <= 0.6)")
+    record.figure("sweep wall time, Ray launcher, 2 nodes (one job per node at a time)", ray_s, "s", baseline=basic_s,
+                  baseline_label="Hydra's default launcher (jobs one after another)", op="<=", target=0.6)
+    record.write()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of `evt stress` orchestration, measured side by side in one run.
 
-1. Start skew over 8 units: evt's shared FIFO barrier vs the original's release, one
+1. Start skew over 8 units: evt's shared FIFO barrier vs Tracee's Go evt's release, one
    `docker exec <id> pkill -USR1 evt` per container (sequential, and 8 in parallel),
    on the same image, the same 8 events and the same machine. Skew = spread of the
    units' first-op times (from each unit's JSON result).
@@ -10,6 +10,7 @@
 
 Needs dockerd and the trigger-runner image (`make evt-trigger-runner`).
 Usage: benchmarks/bench_stress.py [--rounds N] [--long-seconds S] [--strict]
+Writes benchmarks/results/bench_stress.json.
 """
 
 from __future__ import annotations
@@ -26,19 +27,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
+from common import EVT, Record, size
 
-EVT = str(Path(sys.executable).parent / "evt")
 IMAGE = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
 EIGHT = ["security_file_open", "security_socket_connect", "ptrace", "magic_write", "do_truncate",
          "security_socket_create", "switch_task_ns", "security_path_notify"]
-OPS = 20000
+UNITS = size(EIGHT, EIGHT[:2])
+OPS = size(20000, 200)
+# what a trigger started with --wait-signal prints once it waits (evt/workload/trigger.py)
+WAITING_LINE = b"Waiting for start signal SIGUSR1"
 
 
 def evt_barrier_skew(tmp: Path, label: str) -> tuple[float, float]:
     """(start skew ms, seconds from command to all units waiting) of one evt stress run."""
     run_dir = tmp / label
     args = [EVT, "stress", "tracer=none", "stress.stress_end_cooldown=0s", f"hydra.run.dir={run_dir}"]
-    for event in EIGHT:
+    for event in UNITS:
         args += ["-e", f"{event}:ops={OPS}:sleep=0"]
     t0 = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -53,10 +57,10 @@ def evt_barrier_skew(tmp: Path, label: str) -> tuple[float, float]:
 
 
 def original_skew(client, parallel: bool) -> float:
-    """The original's release: containers wait for SIGUSR1; `docker exec pkill -USR1 evt` each."""
+    """Tracee's Go evt's release: containers wait for SIGUSR1; `docker exec pkill -USR1 evt` each."""
     containers = []
     try:
-        for event in EIGHT:
+        for event in UNITS:
             containers.append(client.containers.run(
                 IMAGE, ["trigger", "--event", event, "--ops", str(OPS), "--sleep", "0", "--json",
                         "--wait-signal", "--signal-timeout", "2m"],
@@ -64,7 +68,7 @@ def original_skew(client, parallel: bool) -> float:
                 security_opt=["seccomp=unconfined"], labels={"evt.run_id": "bench-original"},
             ))
         deadline = time.monotonic() + 60
-        while not all(b"Waiting for SIGUSR1" in c.logs() for c in containers):
+        while not all(WAITING_LINE in c.logs() for c in containers):
             if time.monotonic() > deadline:
                 raise RuntimeError("containers never waited")
             time.sleep(0.05)
@@ -73,7 +77,7 @@ def original_skew(client, parallel: bool) -> float:
             container.exec_run(["pkill", "-USR1", "evt"])
 
         if parallel:
-            with ThreadPoolExecutor(max_workers=8) as pool:
+            with ThreadPoolExecutor(max_workers=len(containers)) as pool:
                 list(pool.map(signal, containers))
         else:
             for container in containers:
@@ -105,10 +109,14 @@ def overhead(tmp: Path, seconds: float) -> tuple[float, float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--long-seconds", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=size(3, 1))
+    parser.add_argument("--long-seconds", type=float, default=size(30.0, 1.0))
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
+    n = len(UNITS)
+    record = Record("bench_stress", f"`evt stress` orchestration: {n} units of {OPS:,} native ops each, "
+                    f"{args.rounds} rounds", {"rounds": args.rounds, "units": UNITS, "ops": OPS,
+                                              "long_seconds": args.long_seconds})
     client = docker.from_env()
     client.images.get(IMAGE)
     missed = []
@@ -122,24 +130,34 @@ def main() -> int:
             seq.append(original_skew(client, parallel=False))
             par.append(original_skew(client, parallel=True))
         med = statistics.median
-        print(f"start skew over 8 units, median of {args.rounds} rounds (max):")
+        print(f"start skew over {n} units, median of {args.rounds} rounds (max):")
         print(f"  evt FIFO barrier:                    {med(ours):8.2f} ms ({max(ours):.2f})   target <= 10 ms")
         print(f"  original, sequential docker exec:    {med(seq):8.2f} ms ({max(seq):.2f})")
-        print(f"  original, 8 parallel docker exec:    {med(par):8.2f} ms ({max(par):.2f})")
-        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, "
-              f"parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
-        print(f"command to all 8 units waiting: median {med(waits):.2f} s (max {max(waits):.2f})   target <= 4 s")
+        print(f"  original, {n} parallel docker exec:    {med(par):8.2f} ms ({max(par):.2f})")
+        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
+        print(f"command to all {n} units waiting: median {med(waits):.2f} s (max {max(waits):.2f})   target <= 4 s")
+        record.figure(f"start skew over {n} units, median", med(ours), "ms", baseline=med(seq),
+                      baseline_label="Tracee's Go evt: sequential `docker exec pkill -USR1`, same image and events",
+                      op="<=", target=10, target_unit="ms")
+        record.figure(f"start skew over {n} units, max", max(ours), "ms", baseline=max(seq),
+                      baseline_label="sequential `docker exec pkill -USR1`, max")
+        record.figure(f"start skew, {n} parallel `docker exec` (Go evt's release, parallel)", med(par), "ms")
+        record.figure(f"command to all {n} units waiting at the barrier, median", med(waits), "s",
+                      op="<=", target=4, target_unit="s")
         if med(ours) > 10:
             missed.append("start skew")
         if med(waits) > 4:
             missed.append("time to waiting")
         wall, unit, pct = overhead(tmp, args.long_seconds)
-        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   "
-              f"target <= 5%")
+        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   target <= 5%")
+        record.figure(f"orchestration overhead of a {args.long_seconds:g} s run (wall / unit duration - 1)", pct, "%",
+                      op="<=", target=5, target_unit="%")
+        record.figure("evt stress wall time", wall, "s", baseline=unit, baseline_label="the unit's own run time")
         if pct > 5:
             missed.append("overhead")
     if missed:
         print("missed: " + ", ".join(missed))
+    record.write()
     return 1 if (missed and args.strict) else 0
 
 

@@ -15,7 +15,7 @@ ops, from getrusage), which load from elsewhere on the machine does not change.
 Each figure is the median of --rounds rounds; the sides of a comparison alternate within
 a round so that load from elsewhere hits both alike.
 Usage: benchmarks/bench_trigger.py [--rounds N] [--native-ops N] [--script-ops N] [--strict]
-(--strict: exit 1 when a target is missed.)
+(--strict: exit 1 when a target is missed.) Writes benchmarks/results/bench_trigger.json.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,26 +31,13 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from common import Record, bare_processes, measured, size
 from evt.workload import trigger
 from evt.workload.catalog import get_trigger
 from evt.workload.marker import Marker
 from evt.workload.pacing import Pacing
 
 EVENT = "security_file_open"
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def measured(fn, total_ops: int):
-    """fn()'s figure and the CPU seconds per op its child processes used."""
-    before = children_cpu()
-    figure = fn()
-    return figure, (children_cpu() - before) / total_ops
 
 
 def quiet() -> trigger.Output:
@@ -64,35 +50,6 @@ def evt_native(ops: int, parallel: int) -> float:
     result = trigger.run(get_trigger(EVENT), "native", ops, parallel, Pacing(), marker, None, quiet())
     assert result.errors == 0, result.per_worker
     return result.ops_per_s
-
-
-def bare_processes(ops: int, processes: int) -> float:
-    """Total ops/s of `processes` forked plain loops of os.open/os.close on one file,
-    released together."""
-    directory = f"/tmp/evt-bench-{uuid.uuid4().hex[:8]}"
-    os.makedirs(directory)
-    path = f"{directory}/marker"
-    open(path, "ab").close()
-    go_r, go_w = os.pipe()
-    pids = []
-    try:
-        for _ in range(processes):
-            pid = os.fork()
-            if pid == 0:
-                os.close(go_w)
-                os.read(go_r, 1)
-                for _ in range(ops):
-                    os.close(os.open(path, os.O_RDONLY))
-                os._exit(0)
-            pids.append(pid)
-        os.close(go_r)
-        start = time.perf_counter()
-        os.close(go_w)
-        for pid in pids:
-            os.waitpid(pid, 0)
-        return ops * processes / (time.perf_counter() - start)
-    finally:
-        shutil.rmtree(directory)
 
 
 def evt_script(ops: int) -> float:
@@ -113,12 +70,14 @@ def bare_sh_loop(ops: int, script: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--native-ops", type=int, default=200_000)
-    parser.add_argument("--script-ops", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=size(5, 1))
+    parser.add_argument("--native-ops", type=int, default=size(200_000, 2_000))
+    parser.add_argument("--script-ops", type=int, default=size(300, 5))
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     n, s = args.native_ops, args.script_ops
+    record = Record("bench_trigger", f"`evt trigger`, {EVENT}, --sleep 0: median of {args.rounds} rounds",
+                    {"rounds": args.rounds, "native_ops": n, "script_ops": s})
 
     # a rendered copy of the script for the bare loop, made the way evt makes its own
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
@@ -166,6 +125,19 @@ def main() -> int:
         ("(c) native, --parallel 2", rate("c_two"), "native, 1 worker", rate("c_one"),
          med("c_two")[0] / med("c_one")[0], ">=", 1.7),
     ]
+    record.figure("native security_file_open, 1 worker", med("a_evt")[0], "ops/s", baseline=med("a_bare")[0],
+                  baseline_label="bare Python os.open/os.close loop, same run", op=">=", target=0.75)
+    record.figure("script mode, per op", med("b_evt")[0] * 1e6, "µs", baseline=med("b_sh")[0] * 1e6,
+                  baseline_label="bare sh loop running the same script", op="<=", target=1.15)
+    record.figure("native, --parallel 2", med("c_two")[0], "ops/s", baseline=med("c_one")[0],
+                  baseline_label="1 worker", op=">=", target=1.7)
+    record.figure("bare forked loops, 2 processes (the machine's ceiling for (c))", med("d_two")[0], "ops/s",
+                  baseline=med("d_one")[0], baseline_label="1 process")
+    record.table("CPU per op (user+sys of the processes doing the ops; load elsewhere does not change it)",
+                 ["side", "µs CPU per op"],
+                 [[label, round(med(key)[1] * 1e6, 3)] for label, key in (
+                     ("(a) evt native, 1 worker", "a_evt"), ("(a) bare loop", "a_bare"), ("(b) evt script", "b_evt"),
+                     ("(b) bare sh loop", "b_sh"), ("(c) evt --parallel 2", "c_two"), ("(c) evt 1 worker", "c_one"))])
     print(f"evt trigger benchmarks ({EVENT}, --sleep 0): median of {args.rounds} rounds, {n:,} native ops "
           f"and {s} script ops per run; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     missed = 0
@@ -176,8 +148,8 @@ def main() -> int:
               f"ratio {ratio:4.2f} (target {op} {target}) {'ok' if ok else 'MISSED'}")
     ceiling = med("d_two")[0] / med("d_one")[0]
     print(f"{'    bare loops, 2 procs':26} {rate('d_two')}   vs {'1 process':27} {rate('d_one')}   "
-          f"ratio {ceiling:4.2f}: what the machine allowed; "
-          f"evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it")
+          f"ratio {ceiling:4.2f}: what the machine allowed; evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it")
+    record.write()
     return 1 if missed and args.strict else 0
 
 

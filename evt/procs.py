@@ -27,7 +27,7 @@ import psutil
 
 from evt.resource_series import SERIES_FILE, ResourceSeries
 
-LOG_TAIL = 20  # log lines shown with an error, as the original does
+LOG_TAIL = 20  # log lines shown with an error, as Tracee's Go evt does
 KILL_WAIT_S = 5.0  # how long a SIGKILLed process may take to be reaped
 RESIGNAL_S = 1.0  # a stop signal is repeated after this long without progress (see stop_group)
 _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however long it is

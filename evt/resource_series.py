@@ -1,7 +1,7 @@
 """A process's resources once a second, as Tracee's perf gate records them.
 
 `resource_timeseries.csv` beside a managed process's log (evt/procs.py), with the perf
-gate's columns (reference/TRACEE.md, "Perf-gate branch"), and the gate's summary figures
+gate's columns (docs/tracee.md, "Perf-gate branch"), and the gate's summary figures
 of it (peak RSS, average and p95 CPU %, IO totals) for tracer.csv and summary.json.
 """
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 # tests/support holds the helpers, stand-ins and fixtures every test directory imports
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # ray_cluster.py, shared with benchmarks/
 
 import pytest
 from helpers import compose_cfg

@@ -1,6 +1,6 @@
 """Tracee's perf gate as an `evt compare` baseline.
 
-Tracee's perf-gate workflow (reference/TRACEE.md, "Perf-gate branch") keeps one baseline
+Tracee's perf-gate workflow (docs/tracee.md, "Perf-gate branch") keeps one baseline
 per machine architecture and scenario, `<uname -m>-<scenario>.json` (e.g.
 `x86_64-smoke.json`), holding `peak_rss_kb`, `avg_cpu_pct` and `p95_cpu_pct` (plus
 `updated_at`, `commit_sha`, `notes`), and fails when the current run's figure exceeds the
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from evt.results import rundirs
-from evt.analysis.compare import COMPARE_COLUMNS, Comparison, matched_rows, usable_runs
-from evt.errors import UsageError, brief
+from evt.analysis.compare import COMPARE_COLUMNS, Comparison, matched_rows, split_runs
 from evt.analysis.thresholds import Settings
+from evt.errors import UsageError, brief
+from evt.results import records, rundirs
 
 KIND = "perf-gate baseline"
 # the gate's figures and how much each may grow, in % (current > baseline x 1.20 / 1.25 fails)
@@ -71,14 +71,16 @@ def load_baseline(path_text: str) -> Baseline:
 
 
 def gate_settings(settings: Settings) -> Settings:
-    """The gate's thresholds; one given with --threshold (or a thresholds file) replaces the gate's."""
-    return Settings({name: settings.thresholds.get(name) if settings.thresholds.get(name) is not None else gate
-                     for name, gate in GATE_THRESHOLDS.items()}, settings.alpha)
+    """The gate's thresholds; one given with --threshold (or a thresholds file) replaces the
+    gate's, `off` included (the figure is then shown, not judged)."""
+    return Settings({name: settings.thresholds.get(name) if name in settings.explicit else gate
+                     for name, gate in GATE_THRESHOLDS.items()}, settings.alpha, settings.loss_stat, settings.explicit)
 
 
 def _candidate_rows(candidate: rundirs.ResultSet, baseline: Baseline, skipped: list[str]) -> pd.DataFrame:
-    """One row per candidate run: identity, status and the gate's figures (None if not recorded);
-    runs measured on another architecture than the baseline's are left out, with a note."""
+    """One row per candidate run: identity, status and the gate's figures (None if not
+    recorded, with why); runs measured on another architecture than the baseline's are
+    left out, with a note."""
     rows = []
     for run_dir in candidate.run_dirs:
         summary = rundirs.read_summary(run_dir)
@@ -86,36 +88,43 @@ def _candidate_rows(candidate: rundirs.ResultSet, baseline: Baseline, skipped: l
         if arch and arch != baseline.arch:
             skipped.append(f"candidate run {run_dir} not compared: it ran on {arch}, the baseline is for {baseline.arch}")
             continue
-        cost = summary.get("tracer_cost") or {}
-        rows.append({**rundirs.run_identity(run_dir, summary, candidate.sweep_keys),
-                     **{name: cost.get(name) for name in GATE_THRESHOLDS}})
+        tracer = rundirs.tracer_name(summary)
+        figures = {name: records.number(summary, run_dir, "tracer_cost", name) for name in GATE_THRESHOLDS}
+        why = ("run had no tracer (tracer=none)" if tracer == "none" else
+               f"tracer {tracer}'s resource series was not recorded (summary.json tracer_cost has no {{}})")
+        rows.append({**rundirs.run_identity(run_dir, summary, candidate.sweep_keys), **figures,
+                     **{rundirs.WHY + name: why.format(name) if value is None else None for name, value in figures.items()}})
     return pd.DataFrame(rows)
 
 
-def compare(baseline_path: str, candidate: rundirs.ResultSet, settings: Settings) -> Comparison:
+def compare(baseline_path: str, candidate: rundirs.ResultSet, settings: Settings,
+            allow_failed: bool = False) -> Comparison:
     """The candidate's runs of the baseline's scenario against the baseline's figures: one row
-    per figure (and per combination of swept values); exit code 1 when one grew beyond its threshold."""
+    per figure (and per combination of swept values); exit code 1 when one grew beyond its
+    threshold, the candidate lacks one, or a candidate run did not end ok."""
     baseline = load_baseline(baseline_path)
     keys = candidate.sweep_keys
     skipped: list[str] = []
-    cand = usable_runs(_candidate_rows(candidate, baseline, skipped), "candidate", skipped)
-    if not cand.empty:
-        cand = cand[cand["scenario"] == baseline.scenario]
+    every = _candidate_rows(candidate, baseline, skipped)
+    if not every.empty:
+        every = every[every["scenario"] == baseline.scenario]
+    cand, failed = split_runs(every, "candidate")
     have = [] if cand.empty else [n for n in GATE_THRESHOLDS if cand[n].notna().any()]
-    if not have:
+    if not have and not (failed and not allow_failed):  # (a scenario that ran and failed: exit 1, named)
         raise UsageError(
             f"nothing to compare: {candidate.path} has no usable run of scenario {baseline.scenario!r} on "
             f"{baseline.arch} with the perf gate's figures ({', '.join(GATE_THRESHOLDS)}"
             f"{'; ' + '; '.join(skipped) if skipped else ''}). The baseline {baseline.path.name} is for that scenario "
             f"and machine; runs with a tracer process (tracer=tracee, bpftrace, ...) record the figures."
         )
-    combos = cand[keys].drop_duplicates().to_dict("records") if keys else [{}]
+    combos = cand[keys].drop_duplicates().to_dict("records") if keys and not cand.empty else [{}]
     base = pd.DataFrame([{"scenario": baseline.scenario, **combo, **baseline.figures} for combo in combos])
     gate = gate_settings(settings)
     unmatched: list[str] = []
-    frame = pd.DataFrame(matched_rows("gate", ["scenario", *keys], base, cand, gate, unmatched, None))
+    rows = matched_rows("gate", ["scenario", *keys], base, cand, gate, unmatched, None) if not cand.empty else []
+    frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=COMPARE_COLUMNS[:2] + keys + COMPARE_COLUMNS[2:])
     frame["event"] = ""  # the gate judges the run as a whole
     base_set = rundirs.ResultSet(baseline.path, "perfgate", [])
-    return Comparison(base_set, candidate, gate, keys, frame, unmatched, skipped)
+    return Comparison(base_set, candidate, gate, keys, frame, unmatched, skipped, failed, allow_failed)
 

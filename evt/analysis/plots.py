@@ -172,3 +172,92 @@ def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: 
     _integer_ticks(ax, rows[key])
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot, never over a line
     return _save(fig, path, right=0.72)
+
+
+# bench.png: each verdict its marker; a confirmation round (repeat > 0) is drawn hollow
+VERDICT_STYLE = {"ok": ("o", "#55a868"), "loss": ("X", "#c44e52"), "overhead": ("^", "#dd8452"),
+                 "generator": ("s", "#8172b3")}
+
+
+def _rate_axis(axis) -> None:
+    """A log axis of events/s labelled 10k, 20k, 50k, 100k, ..."""
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _verdict_points(ax, frame: pd.DataFrame, column: str) -> None:
+    """One scatter per verdict and kind of round, so the legend names both; a rate's
+    confirmation rounds are drawn a little to the right of its first, to be seen."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    repeats = pd.to_numeric(frame["repeat"], errors="coerce").fillna(0)
+    x = frame["target_eps"].astype(float) * 1.015**repeats
+    for verdict, (marker, color) in VERDICT_STYLE.items():
+        for confirming in (False, True):
+            chosen = (frame["verdict"] == verdict) & ((repeats > 0) == confirming) & values.notna()
+            if chosen.any():
+                ax.scatter(x[chosen], values[chosen], marker=marker, s=60, zorder=3,
+                           color="none" if confirming else color, edgecolors=color, linewidths=1.5,
+                           label=f"{verdict}{' (confirmation)' if confirming else ''}")
+
+
+def _bench_rates(ax, frame: pd.DataFrame, summary: dict) -> None:
+    """Achieved events/s with and without the tracer against the target: a traced point
+    under the reach line beside a baseline on it is `overhead`; both under it, `generator`."""
+    target = frame["target_eps"].astype(float)
+    span = [target.min() / 1.2, target.max() * 1.2]
+    reach = summary["settings"].get("reach", 0.95)
+    ax.plot(span, span, color="0.5", linestyle="-", linewidth=1, label="target")
+    ax.plot(span, [reach * x for x in span], color="0.5", linestyle=":", linewidth=1,
+            label=f"reached ({reach:.0%} of the target)")
+    shifted = target * 1.015 ** pd.to_numeric(frame["repeat"], errors="coerce").fillna(0)  # as _verdict_points
+    ax.scatter(shifted, pd.to_numeric(frame["baseline_eps"], errors="coerce"), marker="_", s=200, color="#4c72b0",
+               zorder=2, label="without the tracer")
+    _verdict_points(ax, frame, "achieved_eps")
+    for number, record in enumerate(summary.get("unstable") or []):
+        ax.axvline(record["target_eps"] * 1.015, color="#ccb974", linewidth=10, alpha=0.4, zorder=1,
+                   label=None if number else "unstable rate (its rounds disagree)")
+    if summary["max_sustainable_eps"]:
+        ax.scatter([summary["target_eps_at_max"]], [summary["max_sustainable_eps"]], marker="*", s=300,
+                   color="#4c72b0", edgecolors="black", zorder=4,
+                   label=f"max sustainable {summary['max_sustainable_eps']:,.0f} ev/s")
+    ax.set(xscale="log", yscale="log", title="Events/s achieved with the tracer (by verdict) and without it",
+           xlabel="target events/s", ylabel="achieved events/s")
+    _rate_axis(ax.xaxis)
+    _rate_axis(ax.yaxis)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
+def bench_rounds(frame: pd.DataFrame, summary: dict, path: Path) -> Path:
+    """bench.png: achieved events/s against the target (top), loss % and tracer CPU % of a
+    core against the target (below); every point marked by its round's verdict."""
+    fig = plt.figure(figsize=(12, 8))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.3, 1])
+    rates, loss_ax, cpu_ax = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    frame = frame.sort_values(["target_eps", "round"])
+    if len(frame):
+        _bench_rates(rates, frame, summary)
+        panels = ((loss_ax, "loss_pct", "loss (%)"), (cpu_ax, "tracer_cpu_pct", "tracer CPU (% of one core)"))
+        for ax, column, ylabel in panels:
+            _verdict_points(ax, frame, column)
+            ax.set(xscale="log", xlabel="target events/s", ylabel=ylabel, title=ylabel.split(" (")[0] + " per round")
+            ax.set_xlim(rates.get_xlim())  # the same rates as the panel above, with points or without
+            _rate_axis(ax.xaxis)
+            ax.set_ylim(bottom=0)
+            if pd.to_numeric(frame[column], errors="coerce").isna().all():
+                ax.text(0.5, 0.5, "not measured by this tracer", ha="center", va="center", transform=ax.transAxes)
+        limit = summary["settings"]["max_loss_pct"]
+        loss_ax.axhline(limit, color="#c44e52", linestyle=":", label="loss limit")
+        loss_ax.set_ylim(0, max(loss_ax.get_ylim()[1], 1.5 * limit, 0.1))
+        loss_ax.legend(fontsize=8, handles=loss_ax.get_legend_handles_labels()[0][-1:])
+    else:
+        rates.text(0.5, 0.5, "no round completed", ha="center", va="center", transform=rates.transAxes)
+    limited = (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} ev/s"
+               if summary["limited_by"] else "")
+    noisy = "; NOISY machine (other work up to {:.2f} cores)".format(summary["other_cpu_cores_max"]) \
+        if summary.get("noisy") else ""
+    fig.suptitle(f"evt bench: tracer {summary['tracer']}{limited}{noisy}")
+    fig.subplots_adjust(left=0.08, right=0.74, top=0.92, bottom=0.08, hspace=0.35, wspace=0.3)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

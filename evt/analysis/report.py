@@ -9,13 +9,14 @@ against each swept key. A comparison: each compared figure, baseline beside cand
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from evt.results import rundirs
-from evt.errors import UsageError
 from evt.analysis.thresholds import METRICS
+from evt.errors import UsageError
+from evt.results import records, rundirs
 
 MIB = 2**20
 
@@ -35,60 +36,122 @@ def _image(title: str, path: Path) -> list[str]:
     return [f"### {title}", "", f"![{title}]({path.name})", ""]
 
 
+def _cpu_line(summary: dict, run_dir: Path, metrics: dict) -> str:
+    """The tracer's CPU: its process's in the measured window and over its whole run, its BPF
+    programs' in the kernel, and per million events (or why that is not shown)."""
+    cost = summary.get("tracer_cost") or {}
+    window = cost.get("window") or {}
+    bpf = records.number(summary, run_dir, "tracer_cost", "metrics", "bpf_run_time_s")
+    per_m = metrics["tracer_cpu_per_mevents"]
+    per_m_text = (f"{_fmt(per_m, 2)} s per million events (process and BPF programs)" if pd.notna(per_m) else
+                  f"per million events not shown: {metrics[rundirs.WHY + 'tracer_cpu_per_mevents']}")
+    return (f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
+            f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
+            f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run"
+            + (f"; its BPF programs ran {bpf:.3f} s in the kernel (not in its process's CPU time)" if bpf is not None
+               else "") + f"; {per_m_text} (shown from {rundirs.MIN_CPU_S} s of CPU up)")
+
+
 def run_section(run_dir: Path, out_dir: Path) -> list[str]:
     from evt.analysis import plots
 
     summary = rundirs.read_summary(run_dir)
-    events = pd.read_csv(run_dir / "events.csv")
+    rows = records.read_events(run_dir)
+    events = pd.DataFrame(rows)
+    tracer_name = rundirs.tracer_name(summary)
     tracer = summary.get("tracer")
-    tracer_name = tracer.get("name") if isinstance(tracer, dict) else tracer
     tracer_version = (tracer.get("version") if isinstance(tracer, dict) else None) or "version not recorded"
-    metrics = rundirs.run_metrics(summary)
-    cost = summary.get("tracer_cost") or {}
-    window = cost.get("window") or {}
+    expected = sum(float(r["expected"] or 0) for r in rows)  # type: ignore[arg-type]
+    metrics = rundirs.apply_cpu_floor(pd.DataFrame([rundirs.run_metrics(summary, run_dir, expected)])).iloc[0]
+    rss = metrics["peak_rss_bytes"]
+    failure = rundirs.run_failure(summary)
     lines = [f"# evt report: run {summary.get('run_id')}", "",
              f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
              f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
+             *([f"- not whole: {failure}"] if failure and summary.get("status") != "loss_exceeded" else []),
              f"- evt: {(summary.get('evt_version') or {}).get('version', '-')} "
              f"{(summary.get('evt_version') or {}).get('commit') or ''}; host: "
              f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
              f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
-             f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
-             f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
-             f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run; {_fmt(metrics['tracer_cpu_per_mevents'], 2)} s per "
-             f"million events (compared from {rundirs.MIN_CPU_S} s of CPU up); peak RSS "
-             f"{_fmt((metrics['peak_rss_bytes'] or 0) / MIB, 1)} MiB", ""]
+             _cpu_line(summary, run_dir, metrics),
+             f"- peak RSS: {_fmt(rss / MIB, 1) + ' MiB' if pd.notna(rss) else 'not shown: ' + str(metrics[rundirs.WHY + 'peak_rss_bytes'])}",
+             ""]
     lines += _table(["event", "mode", "events/s", "expected", "observed", "loss %", "count"],
-                    [[r["unit"], r["mode"], _fmt(r["events_per_s"]), _fmt(r["expected"]), _fmt(r["observed"]),
-                      _fmt(r["loss_pct"], 2), r["count"]] for r in events.to_dict("records")])
+                    [[r["unit"], r.get("mode", "-"), _fmt(r["events_per_s"]), _fmt(r["expected"]), _fmt(r["observed"]),
+                      _fmt(r["loss_pct"], 2), r.get("count", "-")] for r in rows])
+    uncounted = [str(r["unit"]) for r in rows if r["observed"] is None]
+    if uncounted:
+        why = rundirs.event_rows(run_dir, {}, summary, [r for r in rows if r["observed"] is None])
+        lines += [f"Not shown (\"-\"): observed and loss % of {', '.join(uncounted)}: "
+                  f"{'; '.join(dict.fromkeys(str(w[rundirs.WHY + 'loss_pct']) for w in why))}.", ""]
     if len(events):
         lines += _image("Expected vs observed events", plots.expected_observed(events, out_dir / "events.png"))
-    series_path = run_dir / "timeseries.csv"
-    if series_path.is_file():
-        series = pd.read_csv(series_path)
-        units = [c[len("done."):] for c in series.columns if c.startswith("done.")]
-        if len(series) >= 2 and units:
-            lines += _image("Ops per second of each unit", plots.ops_rate(series, units, out_dir / "ops_rate.png"))
-        if series["tracer_cpu_pct"].notna().any():
-            lines += _image(f"Tracer {tracer_name}: CPU and memory",
-                            plots.tracer_usage(series, str(tracer_name), out_dir / "tracer_usage.png"))
-    else:
-        lines += ["(no timeseries.csv in this run: no plots over time)", ""]
+    lines += _series_section(run_dir, out_dir, tracer_name)
     return lines
+
+
+def _series_section(run_dir: Path, out_dir: Path, tracer_name: str) -> list[str]:
+    from evt.analysis import plots
+
+    series_path = run_dir / "timeseries.csv"
+    if not series_path.is_file():
+        return ["(no timeseries.csv in this run: no plots over time)", ""]
+    try:
+        series = pd.read_csv(series_path)
+        numbers = series.apply(pd.to_numeric, errors="raise") if len(series) else series
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{series_path} is not a readable time series ({' '.join(str(exc).split())}): "
+                         f"{records.DAMAGED}.") from None
+    lines: list[str] = []
+    units = [c[len("done."):] for c in numbers.columns if c.startswith("done.")]
+    if len(numbers) >= 2 and units and "t_s" in numbers.columns:
+        lines += _image("Ops per second of each unit", plots.ops_rate(numbers, units, out_dir / "ops_rate.png"))
+    if "tracer_cpu_pct" in numbers.columns and numbers["tracer_cpu_pct"].notna().any():
+        lines += _image(f"Tracer {tracer_name}: CPU and memory",
+                        plots.tracer_usage(numbers, str(tracer_name), out_dir / "tracer_usage.png"))
+    else:
+        lines += ["(no tracer CPU samples in timeseries.csv: no plot of the tracer's CPU and memory)", ""]
+    return lines
+
+
+def _mib(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else _fmt(float(value) / MIB, 1)  # type: ignore[arg-type]
+
+
+def _not_shown(runs: pd.DataFrame, figures: dict[str, str]) -> list[str]:
+    """One line per figure a table shows as "-": which runs, and why."""
+    lines = []
+    for name, label in figures.items():
+        empty = runs[runs[name].isna()]
+        if empty.empty:
+            continue
+        by_reason: dict[str, list[str]] = {}
+        for r in empty.to_dict("records"):
+            why = r.get(rundirs.WHY + name)
+            if isinstance(r["failure"], str) and not r["whole"]:
+                why = f"the run did not end ok ({r['failure']})"
+            by_reason.setdefault(str(why) if isinstance(why, str) else "not recorded", []).append(Path(r["run_dir"]).name)
+        lines += [f"- {label} not shown for run{'s' if len(names) > 1 else ''} {', '.join(names)}: {why}"
+                  for why, names in by_reason.items()]
+    return (["Not shown (\"-\" above, no point in the plots):", "", *lines, ""]) if lines else []
 
 
 def sweep_section(result: rundirs.ResultSet, out_dir: Path) -> list[str]:
     from evt.analysis import plots
 
     runs, events = rundirs.load(result)
+    runs = rundirs.apply_cpu_floor(runs)
     keys = result.sweep_keys
-    lines = [f"# evt report: sweep {result.path}", "", f"- {result.describe()}; swept: {', '.join(keys) or 'nothing'}", ""]
+    lines = [f"# evt report: sweep {result.path}", "", f"- {result.describe()}; swept: {', '.join(keys) or 'nothing'}",
+             "- tracer CPU is its process's and its BPF programs' run time in the kernel (where measured)", ""]
     lines += _table(["run", *keys, "status", "total ops/s", "tracer CPU s / M events", "peak RSS MiB"],
                     [[Path(r["run_dir"]).name, *[r[k] for k in keys], r["status"], _fmt(r["total_ops_per_s"]),
-                      _fmt(r["tracer_cpu_per_mevents"], 2), _fmt((r["peak_rss_bytes"] or 0) / MIB, 1)]
+                      _fmt(r["tracer_cpu_per_mevents"], 2), _mib(r["peak_rss_bytes"])]
                      for r in runs.to_dict("records")])
-    usable_runs = runs[runs["status"].isin(rundirs.USABLE_STATUSES)]
-    usable_events = events[events["status"].isin(rundirs.USABLE_STATUSES)] if len(events) else events
+    lines += _not_shown(runs, {"tracer_cpu_per_mevents": "tracer CPU s / M events", "peak_rss_bytes": "peak RSS",
+                               "total_ops_per_s": "total ops/s"})
+    usable_runs = runs[runs["whole"].astype(bool)]
+    usable_events = events[events["run_dir"].isin(set(usable_runs["run_dir"]))] if len(events) else events
     for key in keys:
         others = [k for k in keys if k != key]
         safe = key.replace("/", "_")
@@ -97,40 +160,84 @@ def sweep_section(result: rundirs.ResultSet, out_dir: Path) -> list[str]:
     return lines
 
 
-def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
-    from evt.analysis import plots
+def read_comparison(compare_dir: Path) -> tuple[dict, pd.DataFrame]:
+    """compare.json and compare.csv, checked (UsageError naming the file and what is wrong)."""
+    from evt.analysis.compare import COMPARE_COLUMNS
 
-    meta = json.loads((compare_dir / "compare.json").read_text())
-    rows = pd.read_csv(compare_dir / "compare.csv", keep_default_na=False, na_values=[""])
+    meta_path, csv_path = compare_dir / "compare.json", compare_dir / "compare.csv"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"{meta_path} cannot be read as JSON ({' '.join(str(exc).split())}): rerun `evt compare`.") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(side), dict) for side in ("baseline", "candidate")):
+        raise UsageError(f"{meta_path} is not what `evt compare` writes (no baseline and candidate objects): rerun it.")
+    try:
+        rows = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{csv_path} cannot be read ({' '.join(str(exc).split())}): rerun `evt compare`.") from None
+    needed = [c for c in COMPARE_COLUMNS[:17] if c not in rows.columns]
+    if needed:
+        raise UsageError(f"{csv_path} has no {', '.join(needed)} column{'s' if len(needed) > 1 else ''}: it is damaged "
+                         "or not written by `evt compare`; rerun it.")
+    for column in [c for c in rows.columns if c.startswith(("baseline_", "candidate_"))] + ["change", "p_value"]:
+        bad = rows[column].notna() & pd.to_numeric(rows[column], errors="coerce").isna()
+        if bad.any():
+            line = int(bad.idxmax()) + 2  # the header is line 1
+            raise UsageError(f"{csv_path} line {line}: {column} is {rows.loc[bad.idxmax(), column]!r}, not a number: "
+                             "it is damaged; rerun `evt compare`.")
+        rows[column] = pd.to_numeric(rows[column])
+    return meta, rows
+
+
+def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
+    meta, rows = read_comparison(compare_dir)
     keys = list(meta.get("sweep_keys") or [])
+    failed = meta.get("failed_candidates") or []
     lines = [f"# evt report: comparison {compare_dir}", "",
-             f"- baseline: `{meta['baseline']['path']}` ({meta['baseline']['kind']}); "
-             f"candidate: `{meta['candidate']['path']}` ({meta['candidate']['kind']})",
-             f"- {len(meta.get('regressions') or [])} regression(s); full table: compare.md", ""]
-    lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []] + [""]
+             f"- baseline: `{meta['baseline'].get('path')}` ({meta['baseline'].get('kind')}); "
+             f"candidate: `{meta['candidate'].get('path')}` ({meta['candidate'].get('kind')})",
+             f"- {len(meta.get('regressions') or [])} regression(s); {len(failed)} candidate run(s) that did not end ok"
+             f"{' (allowed)' if meta.get('allow_failed') else ''}; exit code {meta.get('exit_code')}; full table: compare.md",
+             ""]
+    lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []]
+    lines += [f"- FAILED: {line}" for line in failed]
+    lines += [f"- not compared: {line}" for line in meta.get("missing") or []] + [""]
     rows["event"] = rows["event"].fillna("").astype(str)
-    numeric_key = len(keys) == 1 and pd.to_numeric(rows[keys[0]], errors="coerce").notna().all()
     gated = [name for name, value in (meta.get("thresholds") or {}).items() if value is not None]
     lines += [f"Plotted: the gated figures ({', '.join(gated)}); every compared figure is in compare.md.", ""]
     for metric in [m for m in dict.fromkeys(rows["metric"]) if m in gated]:
-        subset = rows[rows["metric"] == metric].copy()
-        ylabel = METRICS[metric].label if metric in METRICS else metric
-        if metric == "peak_rss_bytes":
-            for column in [c for c in subset.columns if c.startswith(("baseline_", "candidate_")) and not c.endswith("_n")]:
-                subset[column] = subset[column] / MIB
-            ylabel = "tracer peak RSS (MiB)"
-        path = out_dir / f"compare_{metric}.png"
-        if numeric_key and len(subset) > 1:
-            plots.compare_lines(subset, metric, ylabel, keys[0], path)
-        else:
-            subset["label"] = [" ".join([str(r[k]) for k in ["scenario", *keys]] + [r["event"] or "(run)"])
-                               for r in subset.to_dict("records")]
-            plots.compare_bars(subset, metric, ylabel, path)
-        lines += _image(f"{metric}: baseline vs candidate", path)
+        lines += _comparison_plot(rows[rows["metric"] == metric].copy(), metric, keys, out_dir)
     return lines
 
 
-def locate(path_text: str) -> tuple[str, Path | rundirs.ResultSet]:
+def _comparison_plot(subset: pd.DataFrame, metric: str, keys: list[str], out_dir: Path) -> list[str]:
+    """One gated figure, baseline beside candidate; the rows a side has no value for, named."""
+    from evt.analysis import plots
+
+    subset["label"] = [" ".join([str(r[k]) for k in ["scenario", *keys]] + [r["event"] or "(run)"])
+                       for r in subset.to_dict("records")]
+    empty = subset[subset["baseline_median"].isna() | subset["candidate_median"].isna()]
+    notes = [f"- {r['label']}: {r.get('reason') if isinstance(r.get('reason'), str) else 'no value on a side'}"
+             for r in empty.to_dict("records")]
+    notes = ([f"Not plotted for {metric} (a side has no value):", "", *notes, ""]) if notes else []
+    subset = subset.drop(empty.index)
+    if subset.empty:
+        return notes
+    ylabel = METRICS[metric].label if metric in METRICS else metric
+    if metric == "peak_rss_bytes":
+        for column in [c for c in subset.columns if c.startswith(("baseline_", "candidate_")) and not c.endswith("_n")]:
+            subset[column] = subset[column] / MIB
+        ylabel = "tracer peak RSS (MiB)"
+    path = out_dir / f"compare_{metric}.png"
+    numeric_key = len(keys) == 1 and pd.to_numeric(subset[keys[0]], errors="coerce").notna().all()
+    if numeric_key and len(subset) > 1:
+        plots.compare_lines(subset, metric, ylabel, keys[0], path)
+    else:
+        plots.compare_bars(subset, metric, ylabel, path)
+    return _image(f"{metric}: baseline vs candidate", path) + notes
+
+
+def locate(path_text: str) -> tuple[str, object]:
     """What `path_text` is: a comparison directory, a run or a sweep; UsageError otherwise."""
     path = Path(path_text)
     if path.is_dir() and (path / "compare.csv").is_file() and (path / "compare.json").is_file():
@@ -147,13 +254,19 @@ def run(path_text: str, out: str | None) -> int:
     out_dir = Path(out) if out else Path(path_text) / "report"
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out} is a file: give a directory for report.md and the plots.")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(what, Path):  # a comparison's directory
-        lines = comparison_section(what, out_dir)
-    elif kind == "sweep":
-        lines = sweep_section(what, out_dir)
-    else:
-        lines = run_section(what.path, out_dir)
+    try:
+        if kind == "comparison":
+            lines = comparison_section(what, out_dir)  # type: ignore[arg-type]
+        elif kind == "sweep":
+            lines = sweep_section(what, out_dir)  # type: ignore[arg-type]
+        else:
+            lines = run_section(what.path, out_dir)  # type: ignore[union-attr]
+    except UsageError:  # a damaged record: nothing written
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     images = [line[line.index("](") + 2:-1] for line in lines if line.startswith("![")]
     print(f"report: {out_dir / 'report.md'} and {len(images)} plot(s): {', '.join(images)}")

@@ -3,8 +3,10 @@
 Each metric has a side that is better (higher events/s, lower loss), a kind of change
 (relative %, or absolute in the metric's unit) and a default threshold; None means
 the metric is shown but never gates. `--threshold name=value` and a YAML file of
-`name: value` pairs set them; `alpha` is the significance level of the Mann-Whitney U
-test used when both sides have at least 3 runs.
+`name: value` pairs set them (`off` turns any of them off, the perf gate's included);
+`alpha` is the significance level of the Mann-Whitney U test used when both sides have at
+least 3 runs; `loss_stat` is how a side's loss is reduced to one figure (its worst run, or
+its median).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from evt.errors import UsageError
 MIN_RUNS_FOR_TEST = 3
 DEFAULT_ALPHA = 0.05
 OFF = ("off", "none")
+LOSS_STATS = ("worst", "median")
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 class Settings:
     thresholds: dict[str, float | None]
     alpha: float = DEFAULT_ALPHA
+    loss_stat: str = "worst"  # loss_pct of a side: its worst run's (a lossy run is a finding) or the median
+    explicit: frozenset[str] = frozenset()  # the names given (file or flags), `off` included
+
+    def stat(self, name: str) -> str:
+        """How the side's values of this figure are reduced to the one judged."""
+        return self.loss_stat if name == "loss_pct" else "median"
 
     def describe(self, name: str) -> str:
         value = self.thresholds.get(name)
         if value is None:
-            return "-"
+            return "off" if name in self.explicit else "-"
         metric = METRICS[name]
         sign = "-" if metric.higher_is_better else "+"
         unit = "%" if metric.relative else f" {metric.change_unit}".rstrip()
@@ -94,9 +103,12 @@ def _value(name: str, raw: object, where: str) -> float | None:
     return value
 
 
-def parse(items: list[str], config_file: str | None = None) -> Settings:
+def parse(items: list[str], config_file: str | None = None, loss_stat: str = "worst") -> Settings:
     """Defaults, then the config file, then each `--threshold name=value`."""
-    settings = Settings({name: m.default for name, m in METRICS.items()})
+    if loss_stat not in LOSS_STATS:
+        raise UsageError(f"--loss-stat {loss_stat!r} is not one of {', '.join(LOSS_STATS)}: worst judges a side's loss "
+                         "by its worst run, median by its median run.")
+    settings = Settings({name: m.default for name, m in METRICS.items()}, loss_stat=loss_stat)
     pairs: list[tuple[str, object, str]] = []
     if config_file is not None:
         path = Path(config_file)
@@ -124,4 +136,5 @@ def parse(items: list[str], config_file: str | None = None) -> Settings:
             settings.alpha = value
         else:
             settings.thresholds[name] = value
+    settings.explicit = frozenset(name for name, _, _ in pairs if name != "alpha")
     return settings

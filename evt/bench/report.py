@@ -1,6 +1,7 @@
 """What `evt bench` shows and writes: the live table of rounds, bench.csv, bench.json (the
-summary: max sustainable events/s and what limits it), bench.png, and bench_sweep.csv
-after a multirun (`evt bench -m tracer=a,b`)."""
+summary: max sustainable events/s, measured, and what limits it; how sure the search is;
+how busy the machine was), bench.png (evt.analysis.plots.bench_rounds), and
+bench_sweep.csv after a multirun (`evt bench -m tracer=a,b`)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,24 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from evt.bench.load import NOISY_CORES
+from evt.bench.search import GOOD, OK, UNSTABLE, BenchSettings, RateSearch, majority_verdict
 from evt.results import csvio
-from evt.bench.search import OK, BenchSettings
 from evt.results.sweep import job_summaries
 
-BENCH_COLUMNS = ["round", "phase", "target_eps", "achieved_eps", "baseline_eps", "slowdown_pct", "expected",
-                 "observed", "lost", "loss_pct", "tracer_cpu_s", "tracer_cpu_pct", "cpu_s_per_m_events",
+BENCH_COLUMNS = ["round", "phase", "repeat", "first", "target_eps", "achieved_eps", "baseline_eps", "slowdown_pct",
+                 "expected", "observed", "lost", "loss_pct", "tracer_cpu_s", "tracer_cpu_pct", "cpu_s_per_m_events",
                  "tracer_peak_rss_bytes", "kernel_s_per_m_events", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event",
-                 "verdict", "status", "run_dir", "baseline_run_dir"]
+                 "verdict", "rate_decision", "other_cpu_cores", "load_avg_1m", "status", "run_dir", "baseline_run_dir"]
 SWEEP_COLUMNS = ["job", "overrides", "tracer", "status", "max_sustainable_eps", "limited_by", "first_bad_eps",
-                 "cpu_s_per_m_events_at_max", "slowdown_pct_at_max", "generator_max_eps", "rounds", "wall_s", "run_dir"]
+                 "cpu_s_per_m_events_at_max", "slowdown_pct_at_max", "generator_max_eps", "precision_reached", "noisy",
+                 "rounds", "wall_s", "run_dir"]
 TABLE_COLUMNS = [  # (title, bench.csv column, digits)
-    ("#", "round", None), ("target ev/s", "target_eps", 0), ("with tracer", "achieved_eps", 0),
+    ("#", "round", None), ("phase", "phase", None), ("target ev/s", "target_eps", 0), ("with tracer", "achieved_eps", 0),
     ("without", "baseline_eps", 0), ("slowdown %", "slowdown_pct", 1), ("expected", "expected", None),
     ("observed", "observed", None), ("lost", "lost", None), ("loss %", "loss_pct", 2),
-    ("tracer CPU %", "tracer_cpu_pct", 1), ("CPU s/M ev", "cpu_s_per_m_events", 2), ("verdict", "verdict", None),
+    ("tracer CPU %", "tracer_cpu_pct", 1), ("CPU s/M ev", "cpu_s_per_m_events", 2), ("other cores", "other_cpu_cores", 2),
+    ("verdict", "verdict", None),
 ]
 
 
@@ -81,89 +85,145 @@ class LiveTable:
         self.live.__exit__(*exc)
 
 
+AT_MAX = ("target_eps", "achieved_eps", "baseline_eps", "loss_pct", "tracer_cpu_pct", "cpu_s_per_m_events",
+          "kernel_s_per_m_events", "slowdown_pct", "tracer_peak_rss_bytes", "workload_cpu_us_per_event",
+          "baseline_workload_cpu_us_per_event")
+
+
+def _numbers(rows: list[dict[str, Any]], column: str) -> list[float]:
+    values = (row.get(column) for row in rows)
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def _spread(rows: list[dict[str, Any]], column: str) -> list[float] | None:
+    values = _numbers(rows, column)
+    return [min(values), max(values)] if values else None
+
+
+def rate_record(search: RateSearch, rows: list[dict[str, Any]], rate: float) -> dict[str, Any]:
+    """A rate's rounds in bench.json: how many, how many within the limit, its decision,
+    and the spread of what they measured."""
+    at_rate = [r for r in rows if r["target_eps"] == rate]
+    return {"target_eps": rate, "rounds": len(at_rate), "ok_rounds": sum(r["verdict"] == OK for r in at_rate),
+            "confirmed": search.confirmed(rate), "decision": search.decision(rate),
+            "verdicts": [r["verdict"] for r in at_rate], "achieved_eps": _spread(at_rate, "achieved_eps"),
+            "baseline_eps": _spread(at_rate, "baseline_eps"), "loss_pct": _spread(at_rate, "loss_pct")}
+
+
+def best_round(search: RateSearch, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The round within the limit at a rate decided within it (below the first bad rate)
+    whose workload achieved the most, counted at most up to its target."""
+    bad = search.bad
+    good = [r for r in rows if r["verdict"] == OK and search.decision(r["target_eps"]) == GOOD
+            and (bad is None or r["target_eps"] < bad)]
+    return max(good, key=lambda r: (min(r["achieved_eps"], r["target_eps"]), r["target_eps"]), default=None)
+
+
+def search_note(search: RateSearch, settings: BenchSettings, status: str) -> str | None:
+    if status != "ok" or search.precision_reached():
+        return None
+    good, bad = search.good, search.bad
+    if bad is None:
+        where = f"no round went over the limit: the limit is above the last target ({good:,.0f} events/s)" \
+            if good is not None else "no round ran"
+    elif good is None:
+        where = "even the lowest target tried was over the limit: lower bench.start_rate"
+    elif not search.bracketed():
+        where = f"the limit is between {good:,.0f} and {bad:,.0f} events/s, not yet within the precision"
+    else:
+        where = f"the limit is between {good:,.0f} and {bad:,.0f} events/s, not confirmed by repeats (bench.confirm)"
+    return (f"bench.max_rounds={settings.max_rounds} stopped the search before "
+            f"bench.precision={settings.precision_pct:g}%: {where}")
+
+
+def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    others, loads = _numbers(rows, "other_cpu_cores"), _numbers(rows, "load_avg_1m")
+    return {"noisy": bool(others) and max(others) > NOISY_CORES, "noisy_threshold_cores": NOISY_CORES,
+            "other_cpu_cores_max": max(others) if others else None,
+            "other_cpu_cores_mean": sum(others) / len(others) if others else None,
+            "load_avg_1m_max": max(loads) if loads else None}
+
+
 def summarize(tracer: str, settings: BenchSettings, workload: list[str], rows: list[dict[str, Any]],
-              search_phase: str, status: str, failure: str | None, wall_s: float) -> dict[str, Any]:
-    """bench.json: the limit, what sets it, the figures at it, and how it was searched."""
-    good = [r for r in rows if r["verdict"] == OK]
-    best = max(good, key=lambda r: r["target_eps"]) if good else None
-    first_bad = min((r for r in rows if r["verdict"] != OK), key=lambda r: r["target_eps"], default=None)
-    note = None
-    if status == "ok" and first_bad is None:
-        note = (f"no round went over the limit in {len(rows)} rounds (bench.max_rounds): "
-                "the limit is above the last target")
-    elif status == "ok" and best is None:
-        note = "even the lowest target tried was over the limit: lower bench.start_rate"
+              search: RateSearch, status: str, failure: str | None, wall_s: float) -> dict[str, Any]:
+    """bench.json: the limit, measured, what sets it, the figures at it, how it was
+    searched and confirmed, and how busy the machine was. Fills each row's rate_decision."""
+    for row in rows:
+        row["rate_decision"] = search.decision(row["target_eps"])
+    best = best_round(search, rows)
+    bad = search.bad
+    at_bad = [r for r in rows if r["target_eps"] == bad]
+    over = [r["verdict"] for r in at_bad if r["verdict"] != OK]
     summary: dict[str, Any] = {
         "tracer": tracer, "status": status, "failure": failure,
-        "max_sustainable_eps": best["target_eps"] if best else None,
-        "limited_by": first_bad["verdict"] if first_bad else None,
-        "first_bad_eps": first_bad["target_eps"] if first_bad else None,
+        # measured: what the workload achieved with the tracer, never above the round's target
+        "max_sustainable_eps": min(best["achieved_eps"], best["target_eps"]) if best else None,
+        "limited_by": majority_verdict(over) if over else None,
+        "first_bad_eps": bad,
+        "first_bad_decision": search.decision(bad) if bad is not None else None,
     }
-    for column in ("achieved_eps", "loss_pct", "tracer_cpu_pct", "cpu_s_per_m_events", "kernel_s_per_m_events",
-                   "slowdown_pct", "tracer_peak_rss_bytes", "workload_cpu_us_per_event", "baseline_workload_cpu_us_per_event"):
+    for column in AT_MAX:
         summary[f"{column}_at_max"] = best[column] if best else None
+    good = search.good
     summary.update({
-        "generator_max_eps": max((r["baseline_eps"] for r in rows), default=None),
+        "precision_reached": search.precision_reached(),
+        "last_good": rate_record(search, rows, good) if good is not None else None,
+        "first_bad": rate_record(search, rows, bad) if bad is not None else None,
+        "unstable": [rate_record(search, rows, rate) for rate in sorted(search.verdicts)
+                     if search.decision(rate) == UNSTABLE],
+        "generator_max_eps": max(_numbers(rows, "baseline_eps"), default=None),
         "loss_measured": any(r["loss_pct"] is not None for r in rows),
-        "note": note, "rounds": len(rows), "wall_s": wall_s, "workload": workload,
-        "settings": {"round_duration_s": settings.round_duration_s, "start_rate": settings.start_rate,
-                     "max_loss_pct": settings.max_loss_pct, "precision_pct": settings.precision_pct,
-                     "max_rounds": settings.max_rounds, "cooldown": settings.cooldown, "search_phase": search_phase},
-    })
+        "note": search_note(search, settings, status), "rounds": len(rows),
+        "confirmation_rounds": sum(1 for r in rows if r.get("repeat")), "wall_s": wall_s, "workload": workload,
+    } | noise(rows))
+    summary["settings"] = {
+        "round_duration_s": settings.round_duration_s, "start_rate": settings.start_rate,
+        "max_loss_pct": settings.max_loss_pct, "precision_pct": settings.precision_pct,
+        "max_rounds": settings.max_rounds, "cooldown": settings.cooldown, "reach": settings.reach,
+        "confirm": settings.confirm, "search_phase": search.phase()}
     return summary
 
 
 def write_all(run_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    from evt.analysis.plots import bench_rounds  # matplotlib only when the bench has run
+
     frame = pd.DataFrame(rows, columns=BENCH_COLUMNS)
     csvio.write_csv(frame, run_dir / "bench.csv", BENCH_COLUMNS)
     csvio.write_json(summary, run_dir / "bench.json")
-    plot(frame, summary, run_dir / "bench.png")
+    bench_rounds(frame, summary, run_dir / "bench.png")
 
 
-def plot(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Path:
-    """Loss % and tracer CPU % against the target rate, the limit marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, (loss_ax, cpu_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
-    frame = frame.sort_values("target_eps")
-    good = frame["verdict"] == OK
-    for ax, column, label in ((loss_ax, "loss_pct", "loss %"), (cpu_ax, "tracer_cpu_pct", "tracer CPU % of a core")):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        ax.plot(frame["target_eps"], values, color="0.6", zorder=1)
-        ax.scatter(frame["target_eps"][good], values[good], color="tab:green", label="within the limit", zorder=2)
-        ax.scatter(frame["target_eps"][~good], values[~good], color="tab:red", label="over the limit", zorder=2)
-        ax.set_ylabel(label)
-        if summary["max_sustainable_eps"]:
-            ax.axvline(summary["max_sustainable_eps"], color="tab:blue", linestyle="--",
-                       label=f"max sustainable {summary['max_sustainable_eps']:,.0f} ev/s")
-    loss_ax.axhline(summary["settings"]["max_loss_pct"], color="tab:red", linestyle=":", label="loss limit")
-    if len(frame):
-        loss_ax.legend(loc="upper left", fontsize="small")
-        cpu_ax.set_xscale("log")
-    else:
-        loss_ax.text(0.5, 0.5, "no round completed", ha="center", va="center", transform=loss_ax.transAxes)
-    cpu_ax.set_xlabel("target events/s")
-    limited = f", limited by {summary['limited_by']}" if summary["limited_by"] else ""
-    fig.suptitle(f"evt bench: tracer {summary['tracer']}{limited}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _rate_text(record: dict[str, Any]) -> str:
+    spread = record["achieved_eps"]
+    achieved = f", achieved {spread[0]:,.0f}-{spread[1]:,.0f} events/s with the tracer" if spread else ""
+    return (f"{record['target_eps']:,.0f} events/s: {record['ok_rounds']} of {record['rounds']} rounds within "
+            f"the limit ({', '.join(record['verdicts'])}){achieved}")
 
 
 def print_summary(console: Console, summary: dict[str, Any], run_dir: Path) -> None:
     console.line()
     if summary["max_sustainable_eps"] is not None:
         limited = (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} events/s"
+                   + (" (unstable)" if summary["first_bad_decision"] == UNSTABLE else "")
                    if summary["limited_by"] else "")
         console.print(
-            f"max sustainable: {summary['max_sustainable_eps']:,.0f} events/s with tracer {summary['tracer']}"
-            + limited + f"; at the max: tracer CPU {_fmt(summary['tracer_cpu_pct_at_max'], 1)}% of a core, "
+            f"max sustainable: {summary['max_sustainable_eps']:,.0f} events/s achieved with tracer {summary['tracer']}"
+            f" (target {summary['target_eps_at_max']:,.0f})" + limited
+            + f"; at the max: tracer CPU {_fmt(summary['tracer_cpu_pct_at_max'], 1)}% of a core, "
             f"{_fmt(summary['cpu_s_per_m_events_at_max'], 2)} CPU s per million events, "
             f"workload slowdown {_fmt(summary['slowdown_pct_at_max'], 1)}%", highlight=False)
+    for key, what in (("last_good", "last good"), ("first_bad", "first bad")):
+        if summary[key] is not None:
+            console.print(f"{what}: {_rate_text(summary[key])}", highlight=False)
+    for record in summary["unstable"]:
+        console.print(f"unstable: {_rate_text(record)}; the search went on below it", style="yellow",
+                      highlight=False)
+    console.print(f"precision reached: {'yes' if summary['precision_reached'] else 'no'}", highlight=False)
+    if summary["noisy"]:
+        console.print(
+            f"noisy: rounds saw up to {summary['other_cpu_cores_max']:.2f} cores of other work (more than "
+            f"{summary['noisy_threshold_cores']:g}; load average up to {_fmt(summary['load_avg_1m_max'], 2)}): "
+            "these figures are not a quiet machine's", style="yellow", highlight=False)
     if summary["note"]:
         console.print(f"note: {summary['note']}", highlight=False)
     if summary["failure"]:

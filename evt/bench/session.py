@@ -1,11 +1,14 @@
 """`evt bench`: the highest event rate a tracer sustains with loss at or under a threshold.
 
-A round is one `evt stress` run (a StressSession, the same code path) of the workload (the
-config's events) paced to a total target rate for `bench.round_duration`, with the
-tracer; at every rate a second round without it (`bench.baseline_tracer`, tracer none)
-gives what the workload reaches alone. The target grows x2 from `bench.start_rate` until
-a round is over the limit, then bisects (geometrically) between the last good and the
-first bad rate until they are within `bench.precision` percent.
+A round is two `evt stress` runs (StressSessions, the same code path) of the workload (the
+config's events) paced to a total target rate for `bench.round_duration`: one with the
+tracer, one without it (`bench.baseline_tracer`, tracer none) for what the workload
+reaches alone; which of the two runs first alternates between the rounds of a rate, so
+drift in the machine's load hits both alike. The target grows x2 from `bench.start_rate`
+until a round is over the limit, then bisects (geometrically) between the last good and
+the first bad rate until they are within `bench.precision` percent; then both get
+`bench.confirm` more rounds (evt.bench.search.RateSearch). Every run records how much
+other work the machine did meanwhile (evt.bench.load).
 
 How a round's verdict is reached: evt.bench.search.verdict.
 """
@@ -27,7 +30,8 @@ from omegaconf import open_dict
 from rich.console import Console
 
 from evt.bench import report as bench_report
-from evt.bench.search import OK, REACH, BenchSettings, RateSearch, verdict
+from evt.bench.load import LoadMeter
+from evt.bench.search import OK, BenchSettings, RateSearch, verdict
 from evt.workload.catalog import get_trigger
 from evt.errors import RunError, UsageError
 from evt.stress.session import StressSession
@@ -54,6 +58,9 @@ class Measured:
     tracer_peak_rss_bytes: int | None
     tracer_kernel_s: float | None  # its BPF programs' run time, where the tracer reports it
     workload_cpu_s: float
+    other_cpu_cores: float | None = None  # other work on the machine meanwhile (evt.bench.load)
+    load_avg_1m: float | None = None
+    window_ns: tuple[int, int] | None = None  # the release to the units' end (time.time_ns)
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, target_eps: float) -> Measured:
@@ -79,11 +86,12 @@ class Measured:
             tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
             tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
             workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
+            window_ns=(int(summary["released_ns"]), int(summary["released_ns"] + duration * 1e9))
+            if summary.get("released_ns") and duration > 0 else None,
         )
 
-    @property
-    def reached(self) -> bool:
-        return self.achieved_eps >= REACH * self.target_eps
+    def reached(self, reach: float) -> bool:
+        return self.achieved_eps >= reach * self.target_eps
 
     @property
     def workload_cpu_us_per_event(self) -> float | None:
@@ -98,13 +106,18 @@ class Round:
     traced: Measured
     baseline: Measured
     verdict: str
+    repeat: int = 0  # 0: the rate's first round; 1, 2, ...: its confirmation rounds
+    traced_first: bool = True
 
     def row(self) -> dict[str, object]:
         """The round as one row of bench.csv."""
         t, b = self.traced, self.baseline
         events = t.observed if t.observed is not None else t.expected
+        others = [m.other_cpu_cores for m in (t, b) if m.other_cpu_cores is not None]
+        loads = [m.load_avg_1m for m in (t, b) if m.load_avg_1m is not None]
         return {
-            "round": self.index, "phase": self.phase, "target_eps": self.target_eps,
+            "round": self.index, "phase": self.phase, "repeat": self.repeat,
+            "first": "traced" if self.traced_first else "baseline", "target_eps": self.target_eps,
             "achieved_eps": t.achieved_eps, "baseline_eps": b.achieved_eps,
             "slowdown_pct": 100.0 * (1 - t.achieved_eps / b.achieved_eps) if b.achieved_eps else None,
             "expected": t.expected, "observed": t.observed, "lost": t.lost, "loss_pct": t.loss_pct,
@@ -115,22 +128,32 @@ class Round:
             "kernel_s_per_m_events": 1e6 * t.tracer_kernel_s / events if t.tracer_kernel_s is not None and events else None,
             "workload_cpu_us_per_event": t.workload_cpu_us_per_event,
             "baseline_workload_cpu_us_per_event": b.workload_cpu_us_per_event,
-            "verdict": self.verdict, "status": t.status, "run_dir": t.run_dir, "baseline_run_dir": b.run_dir,
+            "verdict": self.verdict, "rate_decision": None,  # filled when the bench ends
+            "other_cpu_cores": max(others) if others else None, "load_avg_1m": max(loads) if loads else None,
+            "status": t.status, "run_dir": t.run_dir, "baseline_run_dir": b.run_dir,
         }
 
 
 def workload(cfg) -> list[EventSpec]:
-    """The config's events, each of them counted exactly (a bench measures loss)."""
+    """The config's events, each of them counted exactly and standing exactly for its event
+    (a bench measures loss: a lower bound or a stand-in count makes loss a guess)."""
     from evt.stress.suite import resolve_specs
 
     specs = resolve_specs(cfg)
     for spec in specs:
         trig = get_trigger(spec.event)
         mode = spec.mode or trig.default_mode
-        if not trig.mode(mode).target.exact:
+        target = trig.mode(mode).target
+        if not target.exact:
             raise UsageError(
                 f"event {spec.event} in mode {mode} is counted as a lower bound, not exactly: a bench needs exact "
                 "counts to measure loss; use a native-mode event (see `evt list`), e.g. security_file_open."
+            )
+        if target.relation != "exact":
+            raise UsageError(
+                f"event {spec.event} in mode {mode} is counted at a stand-in whose relation to the event is "
+                f"{target.relation} ({target.reason.strip()}): a bench needs counts that are exactly the event's to "
+                "measure loss; use an event whose relation is exact (see `evt list`), e.g. security_file_open."
             )
     return specs
 
@@ -179,25 +202,41 @@ def run_round(round_cfg, run_dir: Path) -> int:
             raise RunError(f"round in {run_dir}: {exc}") from exc
 
 
+def cpu_outside_evt(round_cfg, measured: Measured) -> float:
+    """CPU the run used outside evt's process tree: workers in containers, a Tracee evt
+    did not start (evt.bench.load counts evt's tree itself)."""
+    outside = measured.workload_cpu_s if round_cfg.runner.name != "local" else 0.0
+    if round_cfg.tracer.name == "tracee" and not round_cfg.tracee.auto:
+        outside += measured.tracer_cpu_s or 0.0
+    return outside
+
+
 def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: float, index: int, phase: str,
-                 rounds_dir: Path, live: bench_report.LiveTable) -> Round:
-    """The round at one target rate: a stress run with the tracer, then one without."""
-    measured = []
-    for baseline in (False, True):
+                 repeat: int, rounds_dir: Path, live: bench_report.LiveTable) -> Round:
+    """The round at one target rate: a stress run with the tracer and one without, the
+    traced one first in a rate's first round and then every other round."""
+    traced_first = repeat % 2 == 0
+    measured: dict[bool, Measured] = {}
+    for baseline in ((False, True) if traced_first else (True, False)):
         tag = "b" if baseline else "t"
         live.running(index, target, cfg.bench.baseline_tracer.name if baseline else cfg.tracer.name)
         where = rounds_dir / f"{index:02d}{tag}-{target:.0f}eps"
         round_cfg = round_config(cfg, specs, target, settings, f"{cfg.run_id}-{index:02d}{tag}", baseline)
+        meter = LoadMeter()
         exit_code = run_round(round_cfg, where)
         if exit_code in (130, 143):
             raise Interrupted(exit_code)
-        measured.append(Measured.from_run_dir(where, target))
-        if measured[-1].status != "ok":
-            raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {measured[-1].status} "
+        done = Measured.from_run_dir(where, target)
+        load = meter.finish(cpu_outside_evt(round_cfg, done), done.window_ns)
+        done.other_cpu_cores, done.load_avg_1m = load.other_cpu_cores, load.load_avg_1m
+        if done.status != "ok":
+            raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {done.status} "
                            f"(see {where}/stress.out)")
-    traced, base = measured
-    return Round(index, phase, target, traced, base,
-                 verdict(traced.loss_pct, traced.reached, base.reached, settings.max_loss_pct))
+        measured[baseline] = done
+    traced, base = measured[False], measured[True]
+    judged = verdict(traced.loss_pct, traced.reached(settings.reach), base.reached(settings.reach),
+                     settings.max_loss_pct)
+    return Round(index, phase, target, traced, base, judged, repeat, traced_first)
 
 
 # -- the bench -------------------------------------------------------------------------
@@ -229,8 +268,11 @@ class BenchSession:
             StressSession.prepare(round_cfg, Path(run_dir) / "rounds")
         return cls(cfg, run_dir, settings, specs)
 
-    def run(self) -> int:
+    def run(self, measure=None) -> int:
+        """The search, round by round; `measure` runs one round (measure_rate's signature;
+        tests give a model of a tracer instead of stress runs)."""
         cfg, settings = self.cfg, self.settings
+        measure = measure or measure_rate
         search = RateSearch(settings)
         rows: list[dict[str, object]] = []
         started = time.monotonic()
@@ -239,9 +281,11 @@ class BenchSession:
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
             with live:
-                while (target := search.next_rate()) is not None:
-                    done = measure_rate(cfg, self.specs, settings, target, len(rows) + 1, search.phase(),
-                                        self.run_dir / "rounds", live)
+                while (step := search.next_round()) is not None:
+                    target, phase = step
+                    repeat = len(search.verdicts.get(target, []))
+                    done = measure(cfg, self.specs, settings, target, len(rows) + 1, phase, repeat,
+                                   self.run_dir / "rounds", live)
                     search.record(target, done.verdict == OK)
                     rows.append(done.row())
                     live.add(rows[-1])
@@ -254,7 +298,7 @@ class BenchSession:
         finally:
             signal.signal(signal.SIGTERM, previous)
         described = [f"{s.event}:instances={s.instances}" + (f":mode={s.mode}" if s.mode else "") for s in self.specs]
-        summary = bench_report.summarize(cfg.tracer.name, settings, described, rows, search.phase(),
+        summary = bench_report.summarize(cfg.tracer.name, settings, described, rows, search,
                                          status, failure, time.monotonic() - started)
         bench_report.write_all(self.run_dir, rows, summary)
         bench_report.print_summary(live.console, summary, self.run_dir)

@@ -1,4 +1,4 @@
-"""The command line: argument wiring, the original's flags as overrides, the Hydra app,
+"""The command line: argument wiring, Go evt's flags as overrides, the Hydra app,
 crash reporting and the run log."""
 
 from evt.cli.commands import main

@@ -1,7 +1,7 @@
 """Command-line entry point: parses arguments and wires them to the modules that act.
 
 Nothing here decides how a run goes; it turns flags into calls (and, for `evt stress`,
-seed-style flags into Hydra overrides) and maps errors to exit codes: 2 for bad input,
+Go evt's flags into Hydra overrides) and maps errors to exit codes: 2 for bad input,
 1 for a failed run, 130 for Ctrl+C.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from evt.errors import RunError, UsageError
 from evt.cli.seedflags import BENCH_HELP, STRESS_FLAGS, STRESS_HELP, stress_overrides  # noqa: F401 (tests use the table)
 
-# Hydra's and the original's defaults for `evt trigger` (reference/TRACEE.md)
+# The defaults of `evt trigger`: those of Tracee's Go evt (docs/tracee.md)
 TRIGGER_DEFAULTS = {"ops": "1", "parallel": "1", "sleep": "10ns", "signal_timeout": "1m"}
 
 
@@ -136,7 +136,7 @@ def _trigger(args: argparse.Namespace) -> int:
     event = validate_event_name(args.event.strip())
     ops = positive_int(args.ops, "ops", flag='"-o, --ops" flag')
     parallel = positive_int(args.parallel, "parallel", flag='"-p, --parallel" flag')
-    if args.sleep is not None:  # the original's wording for a bad --sleep
+    if args.sleep is not None:  # Go evt's wording for a bad --sleep
         go_duration(args.sleep, "sleep duration", f'invalid argument {go_quote(args.sleep)} for "-s, --sleep" flag')
     pacing = Pacing.from_flags(args.sleep, args.rate, TRIGGER_DEFAULTS["sleep"])
     timeout_ns = parse_duration(args.signal_timeout, "signal timeout")
@@ -227,7 +227,8 @@ def _count_row(target) -> dict[str, object]:
 def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
                        description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
-                                   "Exit 0: nothing regressed; 1: something did; 2: bad input.")
+                                   "Exit 0: nothing regressed; 1: something did, a gated figure is missing from the "
+                                   "candidate, or a candidate run did not end ok; 2: input that cannot be read.")
     p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs, or a Tracee "
                                     "perf-gate baseline file <arch>-<scenario>.json (its figures and thresholds)")
     p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
@@ -235,6 +236,10 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
                    help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
                         "alpha=0.05 sets the Mann-Whitney significance level (repeatable)")
     p.add_argument("--thresholds-file", default=None, metavar="YAML", help="a YAML file of `name: value` thresholds")
+    p.add_argument("--allow-failed", action="store_true",
+                   help="a candidate run that did not end ok (failed, crashed, interrupted...) is a note, not exit 1")
+    p.add_argument("--loss-stat", choices=["worst", "median"], default="worst",
+                   help="judge each side's loss by its worst run (default: a lossy run is a finding) or its median")
     p.add_argument("--out", "-o", default=None, help="output directory (default outputs/compare/<time>-<id>)")
 
 
@@ -248,7 +253,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from evt.analysis import compare_view
 
-    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out)
+    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out,
+                            allow_failed=args.allow_failed, loss_stat=args.loss_stat)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

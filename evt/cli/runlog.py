@@ -4,7 +4,7 @@ and reaches both the terminal and `evt.log` in the run directory.
 The handlers are declared in Hydra's job_logging (conf/config.yaml): the root logger
 writes evt.log with a timestamp, level and logger name per line; the `evt` logger also
 prints each message as it is, without decoration, on the terminal (rich), infos on
-stdout and warnings and errors on stderr, as the original prints them.
+stdout and warnings and errors on stderr, as Tracee's Go evt prints them.
 """
 
 from __future__ import annotations

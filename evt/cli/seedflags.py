@@ -1,6 +1,6 @@
-"""The seed's `evt stress` flags as Hydra overrides: one table, one config model.
+"""The `evt stress` flags of Tracee's Go evt as Hydra overrides: one table, one config model.
 
-`evt stress` and `evt bench` take every flag of the original's `evt stress`; each maps onto
+`evt stress` and `evt bench` take every flag of Go evt's `evt stress`; each maps onto
 exactly one config key, and Hydra's own flags pass through untouched.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from evt.errors import UsageError
 
 
-# Seed flags of `evt stress` and the config key each sets: one table, one config model.
+# Go evt's flags of `evt stress` ("seed flags" in --help) and the config key each sets: one table, one config model.
 # kind: list (repeatable, appended), value (takes a value), bool (Go-style: --f, --f=false)
 STRESS_FLAGS: dict[str, tuple[str, str]] = {
     "--events": ("list", "events"),
@@ -41,7 +41,7 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 
 
 def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split `evt stress` arguments into Hydra arguments and the overrides the seed flags
+    """Split `evt stress` arguments into Hydra arguments and the overrides Go evt's flags
     stand for. Raises UsageError for unknown flags and bad values."""
     from evt.config.schema import quote_override
     from evt.config.spec import parse_duration
@@ -113,14 +113,15 @@ Event spec: event[:instances=N:ops=N:sleep=dur|rate=N:mode=native|script]  (rate
 BENCH_HELP = """usage: evt bench [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
 
 Find the highest event rate a tracer sustains with loss at or under a threshold: rounds
-of evt stress at growing target rates (x2, then bisection), each beside a round without
-the tracer. Results (bench.csv, bench.json, bench.png, rounds/) land in the Hydra run
-directory (outputs/bench/DATE/TIME/).
+of evt stress at growing target rates (x2, then bisection, then repeats of the last good
+and first bad rate), each beside a run without the tracer. Results (bench.csv, bench.json,
+bench.png, rounds/) land in the Hydra run directory (outputs/bench/DATE/TIME/).
 
 Overrides (Hydra): tracer=bpftrace|tracee|...  runner=docker|local
   bench.round_duration=5s  bench.start_rate=20000  bench.max_loss_pct=1  bench.precision=10
-  bench.max_rounds=12  bench.cooldown=1s  events=[spec,...] (the workload; default
-  security_file_open:instances=2, native events only)  ... (`evt bench --cfg job` shows all)
+  bench.reach=0.95  bench.confirm=2  bench.max_rounds=20  bench.cooldown=1s
+  events=[spec,...] (the workload; default security_file_open:instances=2, exactly
+  counted events only)  ... (`evt bench --cfg job` shows all)
   Sweep: evt bench -m tracer=bpftrace,none
 
 Seed flags as for evt stress (`evt stress --help`).

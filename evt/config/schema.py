@@ -36,7 +36,7 @@ class GroupConfig:
 
 @dataclass
 class ScenarioConfig:
-    """A scenario in the seed's suite schema: `events` or `groups`, not both."""
+    """A scenario in the suite schema of Tracee's PR #5238: `events` or `groups`, not both."""
 
     name: str = MISSING
     description: str = ""
@@ -187,7 +187,9 @@ class BenchConfig:
     start_rate: float = 20000.0  # total events/s of the first round
     max_loss_pct: float = 1.0  # a round losing more is over the limit
     precision: float = 10.0  # % : bisection stops when the bad rate is within this of the good one
-    max_rounds: int = 12  # rates tried at most (each is a round with the tracer and one without)
+    max_rounds: int = 20  # rounds at most, confirmations included (a round: the rate with the tracer and without)
+    reach: float = 0.95  # a round reached its target when the workload made at least this share of it
+    confirm: int = 2  # more rounds at the last good and the first bad rate, each decided by majority
     cooldown: str = "1s"  # after a round's units end, before its tracer is stopped (stress.stress_end_cooldown)
     baseline_tracer: Any = None  # the tracer of the workload-cost rounds (conf/bench.yaml: tracer none)
 
@@ -208,7 +210,7 @@ class EvtConfig:
     scenario: ScenarioConfig | None = None
     tracer: TracerConfig = MISSING
     runner: RunnerConfig = MISSING
-    events: list[str] = field(default_factory=list)  # the seed's -e specs
+    events: list[str] = field(default_factory=list)  # the -e/--events specs
     events_files: list[str] = field(default_factory=list)
     scenarios: list[str] = field(default_factory=list)  # more scenarios, by name
     all_scenarios: bool = False

@@ -1,6 +1,6 @@
 """Event specs (`event[:instances=N:ops=N:sleep=dur|rate=N:mode=M]`) and Go-style durations.
 
-Both follow the original Go tool: durations are Go's `time.ParseDuration` syntax
+Both follow Tracee's Go evt: durations are Go's `time.ParseDuration` syntax
 (`10ns`, `1.5s`, `1h30m`) and specs take the keys `instances|i`, `ops|o`, `sleep|s`;
 `rate|r` (ops per second per instance, instead of a sleep) and `mode|m` are ours.
 """
@@ -31,14 +31,14 @@ _UNITS = {
 }
 _DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")  # ASCII digits, as Go
 
-# Counts are int32 in the original (`invalid ops value ...`); beyond it the original refuses.
+# Counts are int32 in Tracee's Go evt (`invalid ops value ...`); beyond it Go evt refuses.
 MAX_COUNT = 2**31 - 1
 # No wait, sleep or timeout of evt needs more than a week, and every one of them must fit
 # the clocks it reaches (Go's int64 nanoseconds, Python's threading.TIMEOUT_MAX).
 MAX_DURATION_NS = 168 * 3_600_000_000_000
 MAX_DURATION = "168h"
 
-INT32_MAX = MAX_COUNT  # the original parses ops as an int32
+INT32_MAX = MAX_COUNT  # Tracee's Go evt parses ops as an int32
 INT64_MAX = 2**63 - 1  # and instances as a Go int
 DEFAULT_INSTANCES = 1
 DEFAULT_OPS = 100
@@ -112,7 +112,7 @@ _QUOTE_CHARS = 60  # longer user values are cut in messages (a 1 MB argument mus
 
 
 def go_quote(text: object) -> str:
-    """Go's %q, for values quoted in the original's messages; cut short as errors.brief does."""
+    """Go's %q, for values quoted in Go evt's messages; cut short as errors.brief does."""
     text = str(text)
     if len(text) <= _QUOTE_CHARS:
         return json.dumps(text, ensure_ascii=False)
@@ -150,9 +150,9 @@ def go_int(value: object, func: str, limit: int) -> int:
 
 
 def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | None = None) -> int:
-    """A count (ops, parallel, instances) > 0, in the original's words: `ops must be
+    """A count (ops, parallel, instances) > 0, in Go evt's words: `ops must be
     greater than 0` when it is not, Go's parse error (as cobra reports it for `flag`)
-    for what is not an integer within +-limit; then evt's bound, the original's int32."""
+    for what is not an integer within +-limit; then evt's bound, Go evt's int32."""
     try:
         number = go_int(str(value).strip(), "strconv.ParseInt", limit)
     except ValueError as exc:
@@ -210,11 +210,11 @@ class EventSpec:
 
 _KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep",
          "rate": "rate", "r": "rate", "mode": "mode", "m": "mode"}
-VALID_KEYS = "instances, ops, sleep"  # the original's; evt adds rate (r) and mode (m)
+VALID_KEYS = "instances, ops, sleep"  # Go evt's keys; evt adds rate (r) and mode (m)
 
 
 def parse_spec(text: str) -> EventSpec:
-    """Parse `event[:key=value...]` as the original does (its messages, int32 ops), plus `mode=`."""
+    """Parse `event[:key=value...]` as Tracee's Go evt does (its messages, int32 ops), plus `mode=`."""
     try:
         return _parse_spec(str(text).strip())
     except UsageError as exc:

@@ -9,24 +9,25 @@ records. Only `evt compare` and `evt report` import this (pandas stays out of
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from evt.errors import UsageError
+from evt.errors import UsageError, brief
+from evt.results import records
 
 RUN_FILES = ("summary.json", "events.csv")
 SWEEP_FILES = ("sweep.csv", "multirun.yaml")
-# Runs whose figures are whole; failed/interrupted/crashed runs are listed, not compared
+# Runs whose figures are whole (when not partial); failed/interrupted/crashed runs are
+# named, not compared
 USABLE_STATUSES = ("ok", "loss_exceeded")
 UNSET = "(unset)"  # a swept key a run did not set (it ran with the config's default)
 # CPU times are counted in clock ticks (10 ms) for user and system time each: under 0.2 s
 # the rounding alone can reach 10%, so tracer CPU figures built on less are not compared
 MIN_CPU_S = 0.2
+CPU_FIGURES = ("tracer_cpu_per_mevents", "tracer_cpu_avg_pct", "tracer_cpu_p95_pct")
+WHY = "why."  # prefix of the column saying why the figure of that name is empty
 
 
 @dataclass
@@ -62,7 +63,8 @@ def locate(path_text: str) -> ResultSet:
     if not path.is_dir():
         raise UsageError(f"{path_text} is a file, not a directory: give the run, sweep or repeat-set directory.")
     if is_run(path):
-        if not (path / "events.csv").is_file():
+        # a run that ended before it had results (failed at start-up) has only its summary.json
+        if not (path / "events.csv").is_file() and is_whole(records.read_summary(path)):
             raise UsageError(f"{path_text} has a summary.json but no events.csv: the run did not finish "
                              "writing its results; rerun it.")
         return ResultSet(path, "run", [path])
@@ -108,7 +110,10 @@ def run_overrides(run_dir: Path, summary: dict | None = None) -> list[str]:
         return [str(o) for o in summary["overrides"]]
     path = run_dir / ".hydra" / "overrides.yaml"
     if path.is_file():
-        return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+        data = records.read_yaml(path) or []
+        if not isinstance(data, list):
+            raise UsageError(f"{path} holds {brief(data)}, not a list of overrides: {records.DAMAGED}.")
+        return [str(o) for o in data]
     return []
 
 
@@ -117,9 +122,14 @@ def sweep_keys(sweep_dir: Path, job_dirs: list[Path]) -> list[str]:
     differ between jobs."""
     multirun = sweep_dir / "multirun.yaml"
     if multirun.is_file():
-        task = ((yaml.safe_load(multirun.read_text()) or {}).get("hydra") or {}).get("overrides", {}).get("task")
+        data = records.read_yaml(multirun)
+        hydra = data.get("hydra") if isinstance(data, dict) else None
+        task = ((hydra.get("overrides") or {}) if isinstance(hydra, dict) else {}).get("task")
         if task is not None:
-            return swept_keys_of(list(task))
+            if not isinstance(task, list):
+                raise UsageError(f"{multirun}: hydra.overrides.task is {brief(task)}, not a list of overrides: the "
+                                 "sweep's record is damaged.")
+            return swept_keys_of([str(t) for t in task], multirun)
     values: dict[str, set[str]] = {}
     per_job = [parse_overrides(run_overrides(job)) for job in job_dirs]
     for overrides in per_job:
@@ -131,89 +141,185 @@ def sweep_keys(sweep_dir: Path, job_dirs: list[Path]) -> list[str]:
     return [key for key, seen in values.items() if len(seen) > 1]
 
 
-def swept_keys_of(task_overrides: list[str]) -> list[str]:
+def swept_keys_of(task_overrides: list[str], source: Path | None = None) -> list[str]:
     """The keys of the sweep overrides (`a=1,2`, `range(...)`, `choice(...)`) in a multirun's task overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    parsed = OverridesParser.create().parse_overrides(task_overrides)
+    try:
+        parsed = OverridesParser.create().parse_overrides(task_overrides)
+    except HydraException as exc:
+        if source is None:
+            raise
+        raise UsageError(f"{source}: its sweep overrides cannot be read ({' '.join(str(exc).split())}): the sweep's "
+                         "record is damaged.") from None
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
 def read_summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except ValueError as exc:
-        raise UsageError(f"{run_dir / 'summary.json'} is not valid JSON ({exc}): the run's record is damaged.") from exc
+    return records.read_summary(run_dir)
 
 
 def scenario_label(summary: dict) -> str:
     scenario = summary.get("scenario")
     if isinstance(scenario, list):
-        return "+".join(scenario) if scenario else "custom"
+        return "+".join(str(s) for s in scenario) if scenario else "custom"
     return str(scenario) if scenario else "unknown"
 
 
-def _cost(summary: dict) -> dict:
-    """The tracer's cost over the measured window where recorded, else over its whole run."""
-    cost = summary.get("tracer_cost") or {}
-    window = cost.get("window") or {}
-    return {**cost, **{k: v for k, v in window.items() if v is not None}}
+def tracer_name(summary: dict) -> str:
+    tracer = summary.get("tracer")
+    return str((tracer.get("name") if isinstance(tracer, dict) else tracer) or "unknown")
 
 
-def run_metrics(summary: dict) -> dict[str, float | None]:
-    """The per-run figures `evt compare` compares (None where the run did not record them)."""
-    cost = _cost(summary)
-    detection = summary.get("detection") or {}
-    expected = detection.get("expected")
-    cpu_s, wall_s = cost.get("cpu_s"), cost.get("wall_s")
-    if cpu_s is not None and cpu_s < MIN_CPU_S:
-        cpu_s = None
-    return {
-        "tracer_cpu_per_mevents": (cpu_s / expected * 1e6) if cpu_s is not None and expected else None,
-        "tracer_cpu_avg_pct": (100.0 * cpu_s / wall_s) if cpu_s is not None and wall_s else None,
-        "tracer_cpu_p95_pct": cost.get("cpu_p95_pct") if cpu_s is not None else None,
-        "peak_rss_bytes": cost.get("peak_rss_bytes"),
-        "total_ops_per_s": summary.get("total_ops_per_s"),
-        "start_skew_ms": summary.get("start_skew_ms"),
+def run_failure(summary: dict) -> str | None:
+    """Why a run's figures are not whole (None for a run that ended `ok`): its status, and
+    its failure's first line."""
+    status, partial = summary.get("status"), summary.get("partial") is True
+    if status == "ok" and not partial:
+        return None
+    crashed = (summary.get("tracer_cost") or {}).get("crashed")  # a tracer's crash is recorded there
+    failure = str(summary.get("failure") or crashed or "").strip().splitlines()
+    what = f"status {status}" + (", partial" if partial and status == "ok" else "")
+    if partial and status == "ok":
+        what += " (units still running at the timeout were stopped: their figures are missing)"
+    return what + (f": {failure[0][:300]}" if failure else "")
+
+
+def is_whole(summary: dict) -> bool:
+    """A run whose figures are complete: it ended ok, or ok but over its loss limit."""
+    return summary.get("status") in USABLE_STATUSES and summary.get("partial") is not True
+
+
+def tracer_cpu(summary: dict, run_dir: Path) -> tuple[float | None, float, float | None]:
+    """(the tracer process's CPU s, its BPF programs' in-kernel run time s, wall s): over
+    the measured window where recorded, else over the tracer's whole run. The BPF programs
+    run in the traced processes' context, so their time is not in the process's CPU time;
+    the kernel accounts it over the programs' lifetime (kernel.bpf_stats_enabled)."""
+    window = (summary.get("tracer_cost") or {}).get("window")
+    scope = ("tracer_cost", "window") if isinstance(window, dict) and window.get("cpu_s") is not None else ("tracer_cost",)
+    cpu_s = records.number(summary, run_dir, *scope, "cpu_s")
+    wall_s = records.number(summary, run_dir, *scope, "wall_s")
+    if wall_s is None and len(scope) > 1:
+        wall_s = records.number(summary, run_dir, "tracer_cost", "wall_s")
+    bpf_s = records.number(summary, run_dir, "tracer_cost", "metrics", "bpf_run_time_s") or 0.0
+    return cpu_s, bpf_s, wall_s
+
+
+def cpu_floor_reason(cpu_s: float, bpf_s: float) -> str | None:
+    """Why a tracer's CPU is too small to compare (None when it is not)."""
+    total = cpu_s + bpf_s
+    if total >= MIN_CPU_S:
+        return None
+    parts = f" ({_secs(cpu_s)} s in its process, {_secs(bpf_s)} s in its BPF programs in the kernel)" if bpf_s else ""
+    return f"tracer used {_secs(total)} s of CPU{parts}, under the {MIN_CPU_S} s floor"
+
+
+def _secs(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.1g}"
+
+
+def run_metrics(summary: dict, run_dir: Path = Path("."), expected_total: float | None = None) -> dict[str, object]:
+    """The per-run figures `evt compare` compares, each None where the run did not record it
+    with `why.<figure>` saying why; tracer CPU includes its BPF programs' in-kernel run time.
+    `cpu_floor` says when that CPU is under MIN_CPU_S (apply_cpu_floor drops such figures).
+    CPU per million events is per event the run generated (events.csv's expected totals)."""
+    cost = summary.get("tracer_cost")
+    cpu_s, bpf_s, wall_s = tracer_cpu(summary, run_dir) if cost else (None, 0.0, None)
+    tracer = tracer_name(summary)
+    if tracer == "none":
+        no_cpu = no_tracer = "run had no tracer (tracer=none)"
+    elif not cost:
+        no_cpu = no_tracer = f"run recorded no cost of its tracer {tracer} (summary.json has no tracer_cost)"
+    else:
+        no_tracer, no_cpu = "", f"tracer {tracer}'s CPU time was not recorded (tracer_cost.cpu_s is empty)"
+    total = None if cpu_s is None else cpu_s + bpf_s
+    p95 = records.number(summary, run_dir, "tracer_cost", "window", "cpu_p95_pct") if cost else None
+    values: dict[str, tuple[float | None, str]] = {
+        "tracer_cpu_per_mevents": (total / expected_total * 1e6 if total is not None and expected_total else None,
+                                   no_cpu if total is None else "run generated no events (events.csv's expected "
+                                   "totals 0)" if expected_total is not None else "run has no events.csv"),
+        "tracer_cpu_avg_pct": (100.0 * total / wall_s if total is not None and wall_s else None,
+                               no_cpu if total is None else f"tracer {tracer}'s wall time was not recorded"),
+        "tracer_cpu_p95_pct": (p95 if total is not None else None,
+                               no_cpu if total is None else f"tracer {tracer}'s CPU was not sampled (no cpu_p95_pct)"),
+        "peak_rss_bytes": (records.number(summary, run_dir, "tracer_cost", "peak_rss_bytes") if cost else None,
+                           no_tracer or f"tracer {tracer}'s peak RSS was not recorded"),
+        "total_ops_per_s": (records.number(summary, run_dir, "total_ops_per_s"), "summary.json has no total_ops_per_s"),
+        "start_skew_ms": (records.number(summary, run_dir, "start_skew_ms"), "summary.json has no start_skew_ms"),
     }
+    row: dict[str, object] = {name: value for name, (value, _) in values.items()}
+    row.update({WHY + name: (why if value is None else None) for name, (value, why) in values.items()})
+    row.update(tracer_cpu_s=total, tracer_bpf_s=bpf_s if cost else None,
+               cpu_floor=cpu_floor_reason(cpu_s, bpf_s) if cpu_s is not None else None)
+    return row
+
+
+def apply_cpu_floor(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with their tracer CPU figures emptied where that CPU is under MIN_CPU_S
+    (CPU time is counted in 10 ms clock ticks for user and system time each: under 0.2 s
+    the rounding alone can reach 10%), each with that reason."""
+    if runs.empty or "cpu_floor" not in runs.columns:
+        return runs
+    runs = runs.copy()
+    under = runs["cpu_floor"].notna()
+    for name in CPU_FIGURES:
+        runs[WHY + name] = runs[WHY + name].astype(object)
+        runs.loc[under & runs[name].notna(), WHY + name] = runs.loc[under & runs[name].notna(), "cpu_floor"]
+        runs.loc[under, name] = None
+    return runs
 
 
 def run_identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
     overrides = parse_overrides(run_overrides(run_dir, summary))
     row: dict[str, object] = {"run_dir": str(run_dir), "run_id": summary.get("run_id"),
-                              "status": summary.get("status"), "scenario": scenario_label(summary)}
+                              "status": summary.get("status"), "scenario": scenario_label(summary),
+                              "whole": is_whole(summary), "failure": run_failure(summary)}
     row.update({key: overrides.get(key, UNSET) for key in keys})
     return row
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def event_rows(run_dir: Path, identity: dict[str, object]) -> list[dict[str, object]]:
-    """events.csv of one run as compare rows (the csv module: 100 small files read with
-    pandas would cost more than everything else `evt compare` does)."""
+def event_rows(run_dir: Path, identity: dict[str, object], summary: dict,
+               events: list[dict[str, object]] | None = None) -> list[dict[str, object]]:
+    """events.csv of one run as compare rows, each empty figure with `why.<figure>`."""
+    tracer = tracer_name(summary)
     rows = []
-    with open(run_dir / "events.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            observed, expected = _number(row.get("observed")), _number(row.get("expected"))
-            rows.append({**identity, "event": row["unit"], "events_per_s": _number(row.get("events_per_s")),
-                         "loss_pct": _number(row.get("loss_pct")), "observed": observed, "expected": expected,
-                         "observed_ratio": observed / expected if observed is not None and expected else None})
+    for row in records.read_events(run_dir) if events is None else events:
+        observed, expected, unit = row["observed"], row["expected"], row["unit"]
+        if tracer == "none":
+            uncounted = "run had no tracer (tracer=none)"
+        elif tracer == "tracee":
+            uncounted = (f"tracer tracee did not count {unit} (observed is empty in events.csv: tracee.output=none, "
+                         "its default, gives no per-event counts)")
+        else:
+            uncounted = f"tracer {tracer} did not count {unit} (observed is empty in events.csv)"
+        ratio = observed / expected if observed is not None and expected else None  # type: ignore[operator]
+        figures = {"events_per_s": (row["events_per_s"], f"events.csv has no events_per_s for {unit} (it ran no ops)"),
+                   "loss_pct": (row["loss_pct"], uncounted),
+                   "observed_ratio": (ratio, uncounted if observed is None else f"{unit} had no expected events")}
+        rows.append({**identity, "event": unit, "observed": observed, "expected": expected,
+                     **{name: value for name, (value, _) in figures.items()},
+                     **{WHY + name: (why if value is None else None) for name, (value, why) in figures.items()}})
     return rows
 
 
 def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per run: identity, status, per-run figures; one row per run and event:
-    identity, events/s, loss %, observed/expected), each run read once."""
+    identity, events/s, loss %, observed/expected), each run read once. A run that did not
+    end whole may lack events.csv (a job that failed before it had results); one that did
+    must have it."""
     keys = result.sweep_keys if keys is None else keys
     runs, events = [], []
     for run_dir in result.run_dirs:
         summary = read_summary(run_dir)
         identity = run_identity(run_dir, summary, keys)
-        runs.append({**identity, **run_metrics(summary)})
-        events += event_rows(run_dir, identity)
+        rows: list[dict[str, object]] = []
+        if (run_dir / "events.csv").is_file():
+            rows = records.read_events(run_dir)
+        elif identity["whole"]:
+            raise UsageError(f"{run_dir} has a summary.json of status {summary['status']} but no events.csv: the "
+                             "run's record is damaged: rerun it, or leave it out of the set.")
+        expected = sum(float(r["expected"] or 0) for r in rows) if rows else None  # type: ignore[arg-type]
+        runs.append({**identity, **run_metrics(summary, run_dir, expected)})
+        events += event_rows(run_dir, identity, summary, rows)
     return pd.DataFrame(runs), pd.DataFrame(events)

@@ -134,7 +134,8 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         summary["detection"] = {
             "expected": expected, "observed": observed, "lost": lost,
             "loss_pct": (100.0 * lost / expected) if expected else 0.0,
-            "exact": bool((counted["count"] == "exact").all()),
+            # exact: every count is exact and stands exactly for its event (relation)
+            "exact": bool(((counted["count"] == "exact") & (counted["relation"] == "exact")).all()),
         }
     else:
         summary["detection"] = None

@@ -106,7 +106,7 @@ class DockerRunner(Runner):
 
     # -- privileges -----------------------------------------------------------------
     def resolve_privileges(self) -> None:
-        """privileged=auto: as the original (privileged) where the daemon can grant it,
+        """privileged=auto: as Tracee's Go evt runs them (privileged) where the daemon can grant it,
         else every capability the daemon holds, with a notice naming what was left out."""
         mode = str(self.cfg.runner.privileged).lower()
         if mode == "true":

@@ -96,7 +96,7 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
 
 
 def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
-    """The dry run's account of the plan under the original's headers (evt/workload/lines.py),
+    """The dry run's account of the plan under Go evt's dry-run headers (evt/workload/lines.py),
     through the run's log (terminal and evt.log)."""
     def say(*texts: str) -> None:
         for text in texts:

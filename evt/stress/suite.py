@@ -1,9 +1,9 @@
-"""Suite files in the seed's format, scenario selection and the run's event list.
+"""Suite files in the format of Tracee's PR #5238, scenario selection and the run's event list.
 
 A suite is `{name?, description?, scenarios: [{name, description?, events, groups}]}`
 where `groups` is a list of `{name, events}`; a scenario's events are its `events`, then
 each group's. Loading, selection and their error texts follow Tracee's PR #5238
-(reference/TRACEE.md, "Suite files"); evt's hints follow on their own lines. Events come, in this order, from the
+(docs/tracee.md, "Suite files"); evt's hints follow on their own lines. Events come, in this order, from the
 Hydra `scenario` group, the scenarios selected from suite files (or, without suite
 files, from the embedded conf/scenario/ catalog), then `-e`; the sweep knobs
 `stress.instances/ops/sleep/rate/mode` then override every event.
@@ -150,7 +150,7 @@ def select_scenarios(events_files: list[str], names: list[str], all_scenarios: b
 
 
 def resolve_specs(cfg) -> list[EventSpec]:
-    """Every event of the run, from the composed config, in the seed's merge order."""
+    """Every event of the run, from the composed config, in PR #5238's merge order."""
     texts: list[str] = []
     if cfg.get("scenario") is not None:
         scenario = _scenario(_plain(cfg.scenario), "scenario group", 0)

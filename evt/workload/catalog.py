@@ -128,7 +128,7 @@ class Trigger:
             )
 
     def bypass_flags(self) -> list[str]:
-        """Tracee --scope filters hiding the trigger's own processes, as the original prints."""
+        """Tracee --scope filters hiding the trigger's own processes, as Tracee's Go evt prints them."""
         shell = os.path.basename(os.environ.get("SHELL", "") or "sh")
         comms: list[str] = []
         for comm in self.bypass_comms:

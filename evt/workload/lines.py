@@ -1,11 +1,11 @@
-"""The original Go tool's fixed `evt stress` lines, word for word (reference/TRACEE.md,
+"""Tracee's Go evt's fixed `evt stress` lines, word for word (docs/tracee.md,
 "Lines to print verbatim"): scripts grep them (Tracee's perf gate waits for
 `Tracee is ready (PID:` and greps `exit code: 1`, `Container logs:`). The session logs
 them in order; evt's own lines (counts, tables, notices) come between them.
 
 Where evt's units are not containers (runner=local) the nouns follow the runner
 (`Starting Process Groups`, `Process group <pid> completed ...`). One line is not the
-original's: evt releases a start barrier instead of sending SIGUSR1, and says so.
+Go evt's: evt releases a start barrier instead of sending SIGUSR1, and says so.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 from evt.stress.plan import Plan, Unit
 from evt.config.spec import format_duration
 
-# What the original's ~N counts: ops times instances, before what each trigger does.
+# What Go evt's ~N counts: ops times instances, before what each trigger does.
 COUNT_NOTE = "Note: Actual event count depends on what each trigger does (may be higher)."
 
 
 def header(title: str) -> list[str]:
-    """A phase header, after a blank line, as the original prints them."""
+    """A phase header, after a blank line, as Go evt prints them."""
     return ["", f"=== {title} ==="]
 
 
@@ -43,7 +43,7 @@ class Nouns:
 
 
 def label(unit: Unit) -> str:
-    """How the original names a unit: the 12-digit container id (a pid for a process group)."""
+    """How Go evt names a unit: the 12-digit container id (a pid for a process group)."""
     if unit.container_id:
         return unit.container_id[:12]
     return str(unit.pid) if unit.pid else unit.name

@@ -3,11 +3,11 @@ a rate (`--rate`).
 
 A rate is kept with absolute deadlines on the monotonic clock: op k is due at
 start + k/rate, so a late op (a long sleep, a preemption) is caught up by the ops after
-it and the achieved rate does not drift. A gap keeps the original tool's meaning: at
+it and the achieved rate does not drift. A gap keeps Go evt's meaning: at
 least that long between the end of one op and the start of the next.
 
 A wait shorter than what a sleep syscall costs on this machine is spun on the clock
-instead: a sleep of 10ns would take microseconds (the original's default `10ns` cost a
+instead: a sleep of 10ns would take microseconds (Go evt's default `10ns` cost a
 syscall per op). A gap of under half of what the op loop itself takes from one op to
 the next (a no-op op, timed) needs no wait at all: the loop alone keeps ops further
 apart. Both costs are measured once per worker, before its start.

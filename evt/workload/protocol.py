@@ -1,7 +1,7 @@
 """The unit protocol: the only thing the orchestrator reads from a unit's output.
 
 A unit (`evt trigger` started by `evt stress`, recognised by its `--run-id`) prints its
-human lines as the original does (`Waiting at start barrier ...`, `Starting triggering
+human lines as Tracee's Go evt does (`Waiting at start barrier ...`, `Starting triggering
 ...`, `Finished triggering ...`, with the `[trigger:<pid>:<event>] ` prefix) and, beside
 them, these records: one JSON object per line whose first key, `evt_msg`, names the
 record. The orchestrator decodes those and ignores every other line, so rewording a human

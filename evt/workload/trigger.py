@@ -109,7 +109,7 @@ class FifoGate(Gate):
 
 class Output:
     """Prints the trigger's lines; while waiting-mode is on each line carries the
-    original's `[trigger:<pid>:<event>] ` prefix. A unit (protocol=True) also sends the
+    `[trigger:<pid>:<event>] ` prefix of Go evt. A unit (protocol=True) also sends the
     records of evt.workload.protocol, the only lines its orchestrator reads."""
 
     def __init__(self, event: str, prefixed: bool, stream: TextIO | None = None, protocol: bool = False):
@@ -132,7 +132,7 @@ def clock_text(ns: int) -> str:
 
 def prepare_script(trigger: Trigger, mode: str, marker: Marker) -> str:
     """Render the trigger's script once per run into the marker directory, named
-    <event>.sh as the original's scripts are (its comm is in the bypass flags)."""
+    <event>.sh as Go evt's scripts are (its comm is in the bypass flags)."""
     text = trigger.script(mode, marker)
     os.makedirs(marker.dir, exist_ok=True)
     path = os.path.join(marker.dir, f"{trigger.event}.sh")

@@ -102,11 +102,14 @@ def test_per_run_figures_gate_on_cpu_per_million_events_and_peak_rss(tmp_path):
     assert rows.loc["tracer_cpu_avg_pct", "verdict"] == compare.INFO
 
 
-def test_tracer_cpu_below_the_tick_resolution_is_not_compared(tmp_path):
+def test_tracer_cpu_below_the_tick_resolution_is_not_compared_and_says_why(tmp_path):
     write_run(tmp_path / "a", {"ptrace": (1000, 0.0)}, cpu_s=0.01)
     write_run(tmp_path / "b", {"ptrace": (1000, 0.0)}, cpu_s=0.05)  # +400%, but 4 clock ticks
-    rows = _compare(tmp_path, tmp_path / "a", tmp_path / "b").rows
-    assert "tracer_cpu_per_mevents" not in set(rows["metric"])
+    comparison = _compare(tmp_path, tmp_path / "a", tmp_path / "b")
+    row = comparison.rows.set_index("metric").loc["tracer_cpu_per_mevents"]
+    assert row["verdict"] == compare.MISSING and row["candidate_n"] == 1 and row["baseline_n"] == 0
+    assert row["reason"] == "the baseline's tracer used 0.01 s of CPU, under the 0.2 s floor"
+    assert comparison.exit_code == 0  # the baseline lacks it: named, not a failure
 
 
 def test_repeat_sets_compare_medians_with_spread(tmp_path):
@@ -132,14 +135,14 @@ def test_sweeps_match_by_swept_values(tmp_path):
                                     "only in the candidate: scenario=smoke stress.instances=8"]
 
 
-def test_failed_runs_are_listed_not_compared(tmp_path):
+def test_failed_baseline_runs_are_left_out_with_a_note(tmp_path):
     for i, status in enumerate(["ok", "failed"]):
         write_run(tmp_path / "base" / f"run{i}", {"ptrace": (1000 if status == "ok" else 1, 0.0)}, status=status)
     write_run(tmp_path / "cand", {"ptrace": (1000, 0.0)})
     comparison = _compare(tmp_path, tmp_path / "base", tmp_path / "cand")
     assert comparison.exit_code == 0
     assert comparison.rows.set_index("metric").loc["events_per_s", "baseline_n"] == 1
-    assert comparison.skipped == [f"baseline run {tmp_path / 'base' / 'run1'} not compared: status failed"]
+    assert comparison.skipped == [f"baseline run {tmp_path / 'base' / 'run1'} left out: status failed"]
 
 
 def test_nothing_in_common_is_bad_input(tmp_path):

@@ -3,7 +3,7 @@ gate's thresholds (RSS +20 %, average and p95 CPU +25 %), matching by scenario a
 architecture, sweeps, bad baseline files; and a real bpftrace run gated end to end.
 
 No perf-gate baseline file exists in the shared fixtures (the perf-gate branch commits
-none), so the files here are written from the format reference/TRACEE.md documents:
+none), so the files here are written from the format docs/tracee.md documents:
 `peak_rss_kb`, `avg_cpu_pct`, `p95_cpu_pct`, plus `updated_at`, `commit_sha`, `notes`."""
 
 from __future__ import annotations

@@ -17,32 +17,41 @@ EVENT_HEADER = ["run_id", "scenario", "tracer", "runner", "event", "unit", "mode
 def write_run(run_dir: Path, events: dict[str, tuple[float, float]], *, scenario: str | None = "smoke",
               cpu_s: float | None = -1.0, peak_rss: int | None = 100 * 2**20, status: str = "ok",
               overrides: list[str] | None = None, duration_s: float = 1.0, timeseries: bool = False,
-              gate: dict[str, float] | None = None, arch: str | None = None) -> Path:
+              gate: dict[str, float] | None = None, arch: str | None = None, tracer: str = "bpftrace",
+              counted: bool = True, bpf_s: float | None = None, failure: str | None = None,
+              partial: bool = False) -> Path:
     """A run whose events (name -> (events/s, loss %)) all ran `duration_s` seconds; the
     tracer's CPU is 1 ms per event unless `cpu_s` is given (None: not measured); `gate`: the
     perf gate's figures of the tracer's resource series (peak_rss_kb, avg_cpu_pct, ...);
-    `arch`: the host's `uname -m`."""
+    `arch`: the host's `uname -m`; `counted=False`: the tracer counted no event (observed
+    empty, no detection: Tracee's default tracee.output=none); `bpf_s`: the in-kernel run
+    time of the tracer's BPF programs."""
     run_dir.mkdir(parents=True, exist_ok=True)
     rows, expected_total, lost_total = [], 0, 0
     for name, (rate, loss_pct) in events.items():
         expected = round(rate * duration_s)
         lost = round(expected * loss_pct / 100)
         expected_total, lost_total = expected_total + expected, lost_total + lost
-        rows.append(["r", scenario or "custom", "bpftrace", "docker", name, name, "native", "0", 1, expected, expected,
-                     expected, expected - lost, lost, loss_pct, rate, "exact"])
+        counts = [expected - lost, lost, loss_pct] if counted else ["", "", ""]
+        rows.append(["r", scenario or "custom", tracer, "docker", name, name, "native", "0", 1, expected, expected,
+                     expected, *counts, rate, "exact"])
     with open(run_dir / "events.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(EVENT_HEADER)
         writer.writerows(rows)
     cpu_s = expected_total / 1000 if cpu_s == -1.0 else cpu_s
     summary = {
-        "run_id": run_dir.name, "runner": "docker", "tracer": {"name": "bpftrace", "version": "bpftrace v0.0"},
+        "run_id": run_dir.name, "runner": "docker", "tracer": {"name": tracer, "version": f"{tracer} v0.0"},
         "schema_version": 2, "scenario": [scenario] if scenario else [], "overrides": overrides or [],
-        "status": status, "total_ops_per_s": expected_total / duration_s, "start_skew_ms": 0.5,
+        "status": status, "partial": partial, "failure": failure,
+        "total_ops_per_s": expected_total / duration_s, "start_skew_ms": 0.5,
         "detection": {"expected": expected_total, "observed": expected_total - lost_total, "lost": lost_total,
-                      "loss_pct": 100.0 * lost_total / expected_total if expected_total else 0.0, "exact": True},
+                      "loss_pct": 100.0 * lost_total / expected_total if expected_total else 0.0, "exact": True}
+        if counted else None,
         "tracer_cost": {"cpu_s": cpu_s, "peak_rss_bytes": peak_rss, "wall_s": duration_s},
     }
+    if bpf_s is not None:
+        summary["tracer_cost"]["metrics"] = {"bpf_programs": 1, "bpf_run_time_s": bpf_s}
     summary["tracer_cost"].update(gate or {})
     if arch:
         summary["host"] = {"arch": arch}
@@ -52,6 +61,18 @@ def write_run(run_dir: Path, events: dict[str, tuple[float, float]], *, scenario
     if timeseries:
         write_timeseries(run_dir, list(events), duration_s)
     return run_dir
+
+
+def write_failed_job(job_dir: Path, status: str, failure: str, overrides: list[str] | None = None,
+                     scenario: str = "smoke") -> Path:
+    """A job that ended before it had results: only a summary.json with its status and failure
+    (as a sweep's job that failed at start-up leaves it)."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"run_id": job_dir.name, "schema_version": 2, "scenario": [scenario], "overrides": overrides or [],
+               "tracer": {"name": "bpftrace", "version": None}, "status": status, "partial": True,
+               "failure": failure, "exit_code": 1}
+    (job_dir / "summary.json").write_text(json.dumps(summary))
+    return job_dir
 
 
 def write_timeseries(run_dir: Path, units: list[str], duration_s: float, samples: int = 10) -> None:

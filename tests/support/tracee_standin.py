@@ -5,7 +5,7 @@ It traces nothing and loads no eBPF. It only imitates what evt's Tracee integrat
 depends on, so that the lifecycle code (start, readiness, crash detection, metric
 scrapes, stop, keep) can be tested on machines where no Tracee binary exists:
 
-- it behaves as one of two Tracee flavours (EVT_STANDIN_FLAVOUR, reference/TRACEE.md
+- it behaves as one of two Tracee flavours (EVT_STANDIN_FLAVOUR, docs/tracee.md
   "Tracee today"): `main` (default; `tracee version` says v0.24.1-215-g7c9ec9788) or
   `v0.24` (says v0.24.1);
 - it accepts the flags that flavour has and refuses, with Tracee's words and exit 1,

@@ -19,7 +19,7 @@ from evt.paths import TRIGGERS_DIR
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-# The original's catalog (reference/TRACEE.md, "The trigger catalog of the original").
+# The catalog of Tracee's Go evt (docs/tracee.md, "The trigger catalog").
 ORIGINAL_EVENTS = {
     "arch_prctl", "sched_process_exec", "sched_process_exit", "security_file_open", "shared_object_loaded",
     "ptrace", "security_bpf_prog", "bpf_attach", "kprobe_attach", "kallsyms_lookup_name",

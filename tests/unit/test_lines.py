@@ -1,4 +1,4 @@
-"""evt/workload/lines.py: the original's fixed lines, word for word (reference/TRACEE.md)."""
+"""evt/workload/lines.py: Tracee's Go evt's fixed lines, word for word (docs/tracee.md)."""
 
 from __future__ import annotations
 

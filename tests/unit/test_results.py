@@ -132,3 +132,18 @@ def test_the_measured_window_sits_beside_the_whole_run():
     assert summary["tracer_cost"]["cpu_s"] == 1.0 and summary["tracer_cost"]["window"] == window
     row = results.tracer_frame(plan, report, window).iloc[0]
     assert (row["cpu_s"], row["window_cpu_s"], row["window_cpu_p95_pct"]) == (1.0, 0.4, 35.0)
+
+
+def test_detection_is_exact_only_when_every_count_and_relation_is():
+    """A count that is exact per op but made at a stand-in (relation unverified/proxy) does
+    not measure the event itself: the run's detection is not exact."""
+    exact = unit("security_file_open", 1, True)
+    stand_in = make_unit("device_add", mode="script", instances=1, ops=100,
+                         target=Target("tracepoint:x:y", "1", 1, True, "unverified", "depends on the kernel build"))
+    for units, expected in (([exact], True), ([exact, stand_in], False)):
+        plan = Plan(run_id="r1", runner="docker", tracer="bpftrace", units=units)
+        states = {u.name: state(u, [100], [1_000_000_000]) for u in units}
+        report = TracerReport("bpftrace", observed={u.name: 100 for u in units})
+        summary = results.summarize(plan, results.workers_frame(plan, states),
+                                    results.events_frame(plan, states, report), report, states, {})
+        assert summary["detection"]["exact"] is expected

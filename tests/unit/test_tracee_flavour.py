@@ -1,6 +1,6 @@
 """Tracee main vs v0.24.x (evt/tracers/tracee/flavour.py) and what it changes: the buffer
 and output flags, the pidfile check, readiness. Against tests/support/tracee_standin.py, which is
-NOT Tracee: it imitates both flavours' interfaces as reference/TRACEE.md describes them."""
+NOT Tracee: it imitates both flavours' interfaces as docs/tracee.md describes them."""
 
 from __future__ import annotations
 

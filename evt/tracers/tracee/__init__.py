@@ -1,6 +1,6 @@
 """Tracee as the tracer under test (conf/tracer/tracee.yaml), split by concern.
 
-Everything the original Go tool did with Tracee (reference/TRACEE.md) plus what it did
+Everything Tracee's Go evt did with Tracee (docs/tracee.md) plus what it did
 not: a readiness check on /healthz instead of a fixed sleep, metric scrapes at both ends
 of the run with their deltas, the tracer's CPU and peak RSS, and per-unit event counts
 from Tracee's JSON output.

@@ -6,7 +6,7 @@ heartbeat needs a beat; v0.24.x answers 200 with `NOT OK` until then, hence the 
 or, without it, the process is still alive after tracee.start_grace; then
 tracee.init_cooldown. Stop is SIGTERM, up to
 tracee.stop_timeout, then SIGKILL; with tracee.keep a ready Tracee is left running.
-Every step is a line in the original's words, through logging.
+Every step is a line in Tracee's Go evt's words, through logging.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class AutoLifecycle(Lifecycle):
     def start(self, argv: list[str], json_file: str | None) -> None:
         if json_file:
             Path(json_file).parent.mkdir(parents=True, exist_ok=True)
-        log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # the original prints a Go slice
+        log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # Go evt prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
         try:
             self.proc = ManagedProcess(argv, self.log_path, outlives_evt=bool(self.tcfg.keep))
@@ -166,7 +166,7 @@ class AutoLifecycle(Lifecycle):
             self._terminate(proc)
 
     def _terminate(self, proc: ManagedProcess) -> None:
-        """SIGTERM, up to tracee.stop_timeout, then SIGKILL; each step said as the original does."""
+        """SIGTERM, up to tracee.stop_timeout, then SIGKILL; each step said as Go evt does."""
         timeout = self.durations.stop_timeout_s
         log.info("Stopping Tracee (PID: %d)...", proc.pid)
         log.info("Sending SIGTERM for graceful shutdown...")

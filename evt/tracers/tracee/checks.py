@@ -29,7 +29,7 @@ TRACEE_NAMES = ("tracee", "tracee-e2e", "tracee-e2e-net")  # process names (comm
 
 
 def binary_problem(binary: str) -> str | None:
-    """Why `binary` cannot be run as Tracee, in the original's words; None when it can."""
+    """Why `binary` cannot be run as Tracee, in Tracee's Go evt's words; None when it can."""
     path = Path(binary)
     if os.sep not in binary and not path.exists():
         found = shutil.which(binary)
@@ -64,7 +64,7 @@ def alive(pid: int) -> bool:
 def find_tracee_processes(names: tuple[str, ...] | None = None,
                           exclude: set[int] | None = None) -> list[tuple[int, str]]:
     """Live processes whose name is exactly one of `names`, as `pgrep -x` matches.
-    (The original's `pgrep -a tracee` matched any name containing "tracee", such as
+    (Go evt's `pgrep -a tracee` matched any name containing "tracee", such as
     tracee_start.sh.)"""
     names = TRACEE_NAMES if names is None else names
     exclude = (exclude or set()) | {os.getpid()}

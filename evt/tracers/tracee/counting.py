@@ -1,7 +1,7 @@
 """Counting Tracee's JSON event output: per event name and container, and per unit.
 
 Tracee writes one JSON object per line. Two shapes exist (samples in
-shared/fixtures/tracee/):
+tests/support/fixtures/tracee/):
 - older: `eventName`, `containerId` (newer old-style builds: `container: {id}`),
   `hostProcessId`, `hostParentProcessId`, `processId`, `cgroupId`;
 - current (`v1beta1.Event`): `name`, `workload.container.id`,
@@ -317,7 +317,7 @@ class UnitWatch:
         with self._lock:
             for u in units:
                 local = {u.pid} if u.pid and not u.container_id else set()
-                native = u.mode == "native"  # native workers carry the run's marker; script ops run the original's tools
+                native = u.mode == "native"  # native workers carry the run's marker; script ops run their scripts' tools
                 scopes.append(UnitScope(
                     name=u.name,
                     event=tracee_name(u.event),  # Tracee's name: socket_dup for socked_dup

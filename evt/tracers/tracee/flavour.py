@@ -1,7 +1,7 @@
 """Which Tracee evt drives: upstream `main` or a v0.24.x release, and what differs.
 
 Tracee's `main` (unreleased after v0.24.1) changed interfaces evt depends on
-(reference/TRACEE.md, "Tracee today"): buffers are `--buffers key=value` (v0.24.x:
+(docs/tracee.md, "Tracee today"): buffers are `--buffers key=value` (v0.24.x:
 `--perf-buffer-size`, `--blob-perf-buffer-size`, `--pipeline-channel-size`), output
 has `destinations.*`/`streams.*` (v0.24.x: `json:<path>`), and the pidfile
 `<install-path>/tracee.pid` is gone (v0.24.x still writes it). `tracee.flavour=auto`

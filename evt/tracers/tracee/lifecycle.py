@@ -1,7 +1,7 @@
 """How a Tracee comes and goes: the part of TraceeTracer that depends on who starts it.
 
 `tracee.auto=true` (the default): evt starts Tracee, waits until it is ready and stops
-it (auto.py). `tracee.auto=false` (the seed's `--auto-tracee=false`): the user starts it;
+it (auto.py). `tracee.auto=false` (`--auto-tracee=false`): the user starts it;
 evt says what to run and measures the Tracee it finds (manual.py). TraceeTracer picks
 one when it is built and calls it without asking which it has.
 """

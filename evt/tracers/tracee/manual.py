@@ -1,4 +1,4 @@
-"""tracee.auto=false (the seed's `--auto-tracee=false`): the user starts Tracee.
+"""tracee.auto=false (`--auto-tracee=false`): the user starts Tracee.
 
 evt prints the scope filter and a command line to run in another terminal, waits for
 ENTER (MANUAL_PROMPT, asked by the session), then measures what it finds: it scrapes
@@ -29,7 +29,7 @@ MANUAL_PROMPT = "Press ENTER when Tracee is ready to continue..."
 
 
 def manual_instructions(cfg, units: list[Unit], run_dir: Path, flavour: Flavour) -> list[str]:
-    """What the original prints with --auto-tracee=false: the scope filter and the
+    """What Tracee's Go evt prints with --auto-tracee=false: the scope filter and the
     Tracee command line (tracee.binary, output, server flags) to start by hand."""
     lines = []
     for scope in scopes_for(units, runner_name(cfg)):

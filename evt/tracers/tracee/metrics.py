@@ -2,7 +2,7 @@
 ends of the run (the pages kept in the run directory, their deltas reported) and every
 tracee.metrics_interval in between (`metrics_timeseries.txt`, as Tracee's perf gate
 keeps it: a `--- <UTC ISO 8601> ---` line, the page, a blank line), and the endpoint
-lines the original prints."""
+lines Tracee's Go evt prints."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def pyroscope_notice() -> str:
 
 
 def endpoints(tcfg) -> list[str]:
-    """The original's endpoint lines for --wait-before-trigger (port from tracee.http_address)."""
+    """Go evt's endpoint lines for --wait-before-trigger (port from tracee.http_address)."""
     host, port = http_parts(tcfg.http_address)
     shown = "localhost" if host in ("", "0.0.0.0", "127.0.0.1", "localhost", "[::]", "[::1]") else host
     lines: list[str] = []

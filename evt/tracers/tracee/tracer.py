@@ -76,7 +76,7 @@ class TraceeTracer(Tracer):
     # -- hooks
 
     def start_title(self) -> str:
-        return "Configuring & Starting Tracee"  # the original's Phase 3 header, in both modes
+        return "Configuring & Starting Tracee"  # Go evt's Phase 3 header, in both modes
 
     def manual_instructions(self, units: list[Unit]) -> list[str]:
         return self.lifecycle.instructions(units)

@@ -1,4 +1,7 @@
-"""A real Ray cluster on this machine for the tests: a head and worker nodes, all on loopback.
+"""A real Ray cluster on this machine: a head and worker nodes, all on loopback, each one
+evt host. The tests (tests/integration/test_remote.py) and benchmarks/bench_remote.py run
+their Ray sweeps on it; `python scripts/ray_cluster.py start ...` is `ray start` keeping
+the 127.0.0.1 it is given.
 
 Each node is `ray start --block` in a session of its own, so a test stops (or kills) exactly
 the node it started, never another Ray on the host. Every node advertises `evt_host`, as an
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,9 +29,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import free_port
-
 HOST_RESOURCE = "evt_host"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # What a driver (evt) needs to join a test cluster on loopback.
 DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 _NODE_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
