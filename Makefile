@@ -40,7 +40,7 @@ test-fast: venv
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra tests/unit
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml
-LINT_PATHS := evt hydra_plugins tests benchmarks
+LINT_PATHS := evt hydra_plugins tests benchmarks scripts
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
