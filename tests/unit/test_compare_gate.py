@@ -14,7 +14,7 @@ from evt.analysis import compare, perfgate
 from evt.analysis.thresholds import parse
 from evt.errors import UsageError
 from evt.results import rundirs
-from helpers import run_evt
+from inprocess import evt_main
 from run_records import write_failed_job, write_run, write_sweep
 
 EVENTS = {"ptrace": (1000, 0.0)}  # 1,000 events in 1 s
@@ -27,7 +27,7 @@ def _compare(base, cand, items=(), allow_failed=False, loss_stat="worst"):
 
 def _cli(tmp_path, base, cand, *extra):
     out = tmp_path / "cmp"
-    return run_evt("compare", str(base), str(cand), "--out", str(out), *extra), out
+    return evt_main("compare", str(base), str(cand), "--out", str(out), *extra), out
 
 
 def rows_of(comparison):
