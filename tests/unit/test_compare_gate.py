@@ -1,7 +1,8 @@
 """`evt compare` as a CI gate: every gated figure is compared or named (with the reason),
 a candidate run that did not end ok fails the gate, a record that cannot be read is exit 2
 naming the file, `off` turns off any threshold. Run directories are written in the layout
-`evt stress` writes (tests/support/run_records.py); the CLI runs as a user runs it."""
+`evt stress` writes (tests/support/run_records.py); the command line runs in-process
+(tests/support/inprocess.py), with its arguments, exit codes and messages as a user gets them."""
 
 from __future__ import annotations
 
