@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 from common import Record, bare_processes, measured, size
-from evt.workload import trigger
+from evt.workload import ops, trigger
 from evt.workload.catalog import get_trigger
 from evt.workload.marker import Marker
 from evt.workload.pacing import Pacing
@@ -83,7 +83,7 @@ def main() -> int:
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
     bare_dir = Path(f"/tmp/evt-bench-sh-{uuid.uuid4().hex[:8]}")
     bare_dir.mkdir()
-    rendered = trigger.prepare_script(get_trigger(EVENT), "script", marker)
+    rendered = ops.prepare_script(get_trigger(EVENT), "script", marker)
     bare_script = str(bare_dir / os.path.basename(rendered))
     shutil.copy(rendered, bare_script)
     shutil.rmtree(marker.dir, ignore_errors=True)

@@ -1,23 +1,31 @@
 """Builds the plugins of a run from the composed config: the tracer (`tracer=<name>`) and
 the runner (`runner=<name>`).
 
-Each conf/tracer/<name>.yaml and conf/runner/<name>.yaml names its class in `_target_`;
-the class is imported only when chosen, so a host without one plugin's dependencies can
-still run the others, and a new tracer or runner is a class plus a YAML, with nothing to
-register here. Nothing that uses them asks which one it has.
+Each conf/tracer/<name>.yaml and conf/runner/<name>.yaml names its class in `_target_`
+and holds the class's keyword arguments (its schema: a dataclass its plugin registers in
+the ConfigStore, see docs/plugins.md). The class is looked up with hydra.utils.get_class
+and built with hydra.utils.instantiate from its own node plus `run` (a RunContext): no
+plugin ever sees the root config. A class is imported only when chosen, so a host without
+one plugin's dependencies can still run the others, and a new tracer or runner is a class,
+a schema module and a YAML, with nothing to register here.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from evt.errors import UsageError
 from evt.paths import CONF_DIR
 from evt.runners.base import Runner
+from evt.stress.plan import RunContext
 from evt.tracers.base import Tracer
+
+PLUGIN_GROUPS = {"tracer": Tracer, "runner": Runner}  # config group -> the base its classes extend
 
 
 def group_options(group: str) -> list[str]:
@@ -32,29 +40,51 @@ def tracer_names() -> list[str]:
 
 def plugin_class(target: object, base: type) -> type | None:
     """The subclass of `base` a `_target_` names; None when it names none."""
-    try:  # _partial_: look the class up without calling it (its own errors stay its own)
-        factory = instantiate({"_target_": str(target), "_partial_": True})
-    except InstantiationException:
+    try:
+        cls = get_class(str(target))
+    except Exception:  # ImportError, ValueError: get_class says nothing more useful to a user
         return None
-    cls = getattr(factory, "func", None)
-    return cls if isinstance(cls, type) and issubclass(cls, base) else None
+    return cls if issubclass(cls, base) else None
 
 
-def _plugin(cfg, group: str, base: type) -> type:
-    target = cfg[group].get("_target_")
-    cls = plugin_class(target, base)
-    if cls is None:
+def build_plugin(node, group: str, run: RunContext):
+    """The plugin an option's node describes, built with its keys and `run`."""
+    base = PLUGIN_GROUPS[group]
+    target = node.get("_target_")
+    if plugin_class(target, base) is None:
         choices = ", ".join(f"{group}={name}" for name in group_options(group))
         raise UsageError(
-            f"unknown {group} {cfg[group].get('name')!r} (_target_ {target!r} is not a {group} class): "
+            f"unknown {group} {node.get('name')!r} (_target_ {target!r} is not a {group} class): "
             f"use one of {choices} (the {group} config group, conf/{group}/)."
         )
-    return cls
+    try:
+        return instantiate(detached(node), run=run)
+    except InstantiationException as exc:
+        # the plugin's own refusal (a UsageError naming the bad value) stays its own
+        if exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
 
 
-def make_tracer(cfg, run_dir: Path) -> Tracer:
-    return _plugin(cfg, "tracer", Tracer)(cfg, Path(run_dir))
+def detached(node):
+    """The node resolved (`settings: ${tracee}` becomes the section's values) and cut from
+    the root config, so nothing reaches the root through a plugin's keyword arguments."""
+    node = copy.deepcopy(node)
+    OmegaConf.resolve(node)
+    node._set_parent(None)
+    return node
+
+
+def run_context(cfg, run_dir: Path, run_id: str | None = None) -> RunContext:
+    """What the plugins of the run composed as `cfg` are told of it."""
+    run_dir = Path(run_dir)
+    return RunContext(run_id=str(run_id or cfg.get("run_id") or run_dir.name), run_dir=run_dir,
+                      runner=str(cfg.runner.name))
+
+
+def make_tracer(cfg, run_dir: Path, run_id: str | None = None) -> Tracer:
+    return build_plugin(cfg.tracer, "tracer", run_context(cfg, run_dir, run_id))
 
 
 def make_runner(cfg, run_id: str, run_dir: Path) -> Runner:
-    return _plugin(cfg, "runner", Runner)(cfg, run_id, Path(run_dir))
+    return build_plugin(cfg.runner, "runner", run_context(cfg, run_dir, run_id))

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
+from typing import Callable
 
 import psutil
 
@@ -35,7 +35,7 @@ _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however lo
 log = logging.getLogger(__name__)
 
 
-class Stop(enum.StrEnum):
+class Stop(str, enum.Enum):
     """How a stop ended."""
 
     EXITED = "exited"  # it had exited before the stop
@@ -199,7 +199,7 @@ class ProcessSampler:
     def sample(self) -> None:
         try:
             root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
+            procs = [root] + root.children(recursive=True)
         except psutil.NoSuchProcess:
             return
         rss = hwm = 0
@@ -260,9 +260,6 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _default_signals() -> None:
     """Runs in the child before exec: an ignored signal and the signal mask survive exec, and
     a parent such as a Ray worker ignores and blocks SIGINT, bpftrace's stop signal."""
@@ -271,18 +268,16 @@ def _default_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
+def dies_with(parent: int) -> Callable[[], None]:
     """A preexec function: default signals, and SIGKILL when evt dies. Why: `kill -9` of
     evt just after the fork, before the pid reached the run's record, left a tracer that
     `evt cleanup` could not find."""
-    import ctypes
-
-    # looked up here, in evt: the child must not dlopen (another thread may hold the loader's lock)
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    # imported here, in evt: libc is loaded then, and the child must not dlopen (evt.linux)
+    from evt import linux
 
     def setup() -> None:
         _default_signals()
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        linux.die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:  # evt died before the prctl: nothing would send it
             os._exit(1)
     return setup
@@ -301,15 +296,18 @@ class ManagedProcess:
         self.log_path = Path(log_path)
         self.stdout_path = Path(stdout_path) if stdout_path else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # the child holds its own copies of these descriptors: evt's are closed once it started
-        with (open(self.log_path, "ab") as log,
-              open(stdout_path, "wb") if stdout_path else contextlib.nullcontext(log) as out,
-              signals_held()):
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True, close_fds=True,
-                preexec_fn=_default_signals if outlives_evt else _dies_with(os.getpid()),
-            )
+        log = open(self.log_path, "ab")
+        out = open(stdout_path, "wb") if stdout_path else log
+        try:
+            with signals_held():
+                self.popen = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                    start_new_session=True, close_fds=True,
+                    preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
+                )
+        finally:
+            log.close()
+            out.close()
         self.pid = self.popen.pid
         self.sampler = ProcessSampler(self.pid, series_path=self.log_path.parent / SERIES_FILE).start()
         self.stopping = False  # stop() was called: an exit from then on is ours

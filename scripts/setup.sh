@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(docker.io bpftrace bpftool libbpf-tools strace inotify-tools mmdebstrap iputils-ping
-          netcat-openbsd sudo util-linux procps coreutils python3-venv ca-certificates)
+          netcat-openbsd sudo util-linux procps coreutils python3-venv ca-certificates
+          qemu-system-x86 cpio)  # qemu and cpio: `evt verify --kernel` (a VM with a stock kernel)
 BASE_IMAGE="${EVT_BASE_IMAGE:-evt-base:bookworm}"
 VENV="${EVT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"

@@ -272,6 +272,8 @@ class BenchSession:
         """The search, round by round; `measure` runs one round (measure_rate's signature;
         tests give a model of a tracer instead of stress runs)."""
         cfg, settings = self.cfg, self.settings
+        if cfg.stress.dry_run:
+            return self.dry_run()
         measure = measure or measure_rate
         search = RateSearch(settings)
         rows: list[dict[str, object]] = []
@@ -303,6 +305,22 @@ class BenchSession:
         bench_report.write_all(self.run_dir, rows, summary)
         bench_report.print_summary(live.console, summary, self.run_dir)
         return code
+
+
+    def dry_run(self) -> int:
+        """`--dry-run`: the search's settings and the first round's two runs (with and
+        without the tracer) as `evt stress --dry-run` prints them; nothing starts."""
+        s = self.settings
+        print(f"evt bench dry run: target rates from {s.start_rate:,.0f} events/s (x2 until over the limit, then "
+              f"bisection to {s.precision_pct:g}%; {s.confirm} confirmations each of the last good and first bad "
+              f"rate; at most {s.max_rounds} rounds of {s.round_duration_s:g} s; loss limit {s.max_loss_pct:g}%)")
+        for baseline in (False, True):
+            round_cfg = round_config(self.cfg, self.specs, s.start_rate, s, self.cfg.run_id, baseline)
+            round_cfg.stress.dry_run = True
+            code = StressSession.prepare(round_cfg, self.run_dir / "rounds").run()
+            if code:
+                return code
+        return 0
 
 
 def terminal_console() -> Console:

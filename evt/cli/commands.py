@@ -263,6 +263,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.run(args.path, args.out)
 
 
+def _verify_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="check each trigger at the kernel function Tracee hooks (here, or in a VM)",
+                       description="Run each trigger under bpftrace and count its events at the kernel function or "
+                                   "tracepoint Tracee attaches for the event. On this host when its kernel has kprobes; "
+                                   "with --kernel in a VM booting a stock Debian kernel (qemu; the first run builds and "
+                                   "caches the VM image under ~/.cache/evt).")
+    p.add_argument("--event", "-e", action="append", default=[], help="only this trigger (repeatable; default: all)")
+    p.add_argument("--mode", action="append", default=[], help="only this mode: native or script (repeatable)")
+    p.add_argument("--kernel", "-k", action="append", default=[], help="verify in a VM on this kernel: debian-6.1, "
+                   "debian-6.12 or a Debian linux-image-*-amd64 package (repeatable)")
+    p.add_argument("--ops", default=None, help="ops of each case's first run (the second runs twice as many; "
+                   "default 5 native, 1 script)")
+    p.add_argument("--accel", default="tcg", help="qemu accelerator: tcg (default, software) or kvm")
+    p.add_argument("--timeout", default=None, help="seconds a VM may take from boot to power-off (default 1200)")
+    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/verify/<time>-<id>)")
+    p.add_argument("--record", action="store_true", help="write the verdicts into the trigger files (verified:)")
+    p.add_argument("--check", action="store_true", help="exit 1 when a verdict differs from the one recorded")
+    p.add_argument("--table", action="store_true", help="print the recorded verdicts as the docs' Markdown table; run nothing")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from evt.verify import command
+
+    return command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evt", description="Generate kernel events and stress-test eBPF tracers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,13 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
     _compare_parser(sub)
     _report_parser(sub)
+    _verify_parser(sub)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
 COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
-            "compare": cmd_compare, "report": cmd_report}
+            "compare": cmd_compare, "report": cmd_report, "verify": cmd_verify}
 HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 

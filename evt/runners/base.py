@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from evt.workload import protocol
 from evt.errors import RunError
-from evt.stress.plan import Unit
+from evt.runners.schema import RunnerConfig
+from evt.stress.plan import RunContext, Unit
 from evt.procs import LOG_TAIL, log_tail
 from evt.workload.protocol import TriggerResult
 
@@ -89,10 +90,12 @@ class Runner(ABC):
     name = "runner"
     units_noun = "process groups"  # what one unit is here, in the plan's words
 
-    def __init__(self, cfg, run_id: str, run_dir: Path):
-        self.cfg = cfg
-        self.run_id = run_id
-        self.run_dir = Path(run_dir)
+    def __init__(self, run: RunContext, **settings):
+        """Built with its option's keys (conf/runner/<name>.yaml, evt.runners.schema) and
+        `run`; never with the root config (evt.plugins)."""
+        self.settings = RunnerConfig(**settings)
+        self.run_id = run.run_id
+        self.run_dir = Path(run.run_dir)
         self.states: dict[str, UnitState] = {}
         self.changed = threading.Event()  # set whenever a unit exits
         self.notice: str | None = None  # one line for the user about how units run

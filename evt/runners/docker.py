@@ -9,15 +9,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evt import host
 from evt.errors import RunError, UsageError
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.runners.base import Runner, UnitState
-
-if TYPE_CHECKING:  # docker is imported when a docker run starts
-    from docker import DockerClient
 
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
@@ -32,7 +28,7 @@ DOCKER_DEFAULT_CAPS = {
 CREATE_SETTLE_S = 5.0  # how long a cut-short create request may take to land in the daemon
 
 
-def docker_client(timeout: int = 120) -> DockerClient:
+def docker_client(timeout: int = 120):
     import docker
 
     try:
@@ -59,9 +55,9 @@ class DockerRunner(Runner):
     name = "docker"
     units_noun = "containers"
 
-    def __init__(self, cfg, run_id: str, run_dir: Path):
-        super().__init__(cfg, run_id, run_dir)
-        self.client: DockerClient | None = None  # connected by check()
+    def __init__(self, run: RunContext, **settings):
+        super().__init__(run, **settings)
+        self.client = None
         self.privileged = False
         self.cap_add: list[str] = []
         self._cut_short = False  # a create request was interrupted (see cleanup)
@@ -69,14 +65,14 @@ class DockerRunner(Runner):
     def check(self, units: list[Unit]) -> None:
         import docker
 
-        for path in self.cfg.runner.tmpfs:
+        for path in self.settings.tmpfs:
             if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", str(path)):
                 raise UsageError(
                     f"runner.tmpfs entry {str(path)!r} is not an absolute directory path: give paths such as "
                     "runner.tmpfs=[/tmp], or runner.tmpfs=[] to keep the units' files on the container's filesystem."
                 )
         self.client = docker_client()
-        image = self.cfg.runner.image
+        image = self.settings.image
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -84,16 +80,16 @@ class DockerRunner(Runner):
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
                 f"(or `evt image build --tag {image}`), or pass another with --image."
             ) from None
-        memory = self.cfg.runner.get("memory")
+        memory = self.settings.memory
         if memory is not None and not re.fullmatch(r"[0-9]+[bkmg]?", str(memory)):
             raise UsageError(f"runner.memory={memory} is not a memory size: write it as docker does, e.g. 64m or 1g.")
 
     def unit_capabilities(self) -> tuple[set[str], str] | None:
         """What a unit's container will hold: privileged=false Docker's default set plus
         runner.cap_add, auto what the daemon holds; None when privileged (everything)."""
-        mode = str(self.cfg.runner.privileged).lower()
+        mode = str(self.settings.privileged).lower()
         if mode == "false":
-            added = {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.cfg.runner.cap_add}
+            added = {"CAP_" + str(c).upper().removeprefix("CAP_") for c in self.settings.cap_add}
             return DOCKER_DEFAULT_CAPS | added, "grant it with runner.cap_add=[...] or use runner.privileged=auto"
         held = daemon_capabilities() if mode == "auto" else None
         return (held, "the Docker daemon does not hold it") if held is not None else None
@@ -108,15 +104,15 @@ class DockerRunner(Runner):
     def resolve_privileges(self) -> None:
         """privileged=auto: as Tracee's Go evt runs them (privileged) where the daemon can grant it,
         else every capability the daemon holds, with a notice naming what was left out."""
-        mode = str(self.cfg.runner.privileged).lower()
+        mode = str(self.settings.privileged).lower()
         if mode == "true":
             self.privileged = True
             return
         if mode == "false":
-            self.cap_add = [c.removeprefix("CAP_") for c in self.cfg.runner.cap_add]
+            self.cap_add = [c.removeprefix("CAP_") for c in self.settings.cap_add]
             return
         if mode != "auto":
-            raise UsageError(f"runner.privileged={self.cfg.runner.privileged!r}: use auto, true or false.")
+            raise UsageError(f"runner.privileged={self.settings.privileged!r}: use auto, true or false.")
         held = daemon_capabilities()
         wanted = host.all_capabilities()
         if held is not None and wanted <= held:
@@ -133,12 +129,6 @@ class DockerRunner(Runner):
             + ", ".join([c.removeprefix("CAP_") for c in lacking] + unknown)
         )
 
-    @property
-    def _connected(self) -> DockerClient:
-        if self.client is None:
-            raise RuntimeError("the docker runner is used before check() connected it")
-        return self.client
-
     def _probe_caps(self) -> list[str]:
         """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF)."""
         import docker
@@ -147,8 +137,8 @@ class DockerRunner(Runner):
         while True:
             try:
                 with self._creating():
-                    probe = self._connected.containers.create(
-                        self.cfg.runner.image, command=["--help"], cap_add=self.cap_add,
+                    probe = self.client.containers.create(
+                        self.settings.image, command=["--help"], cap_add=self.cap_add,
                         network_mode="none", labels={LABEL: self.run_id},
                     )
                 probe.remove(force=True)
@@ -204,28 +194,27 @@ class DockerRunner(Runner):
 
         try:
             with self._creating():
-                return self._connected.containers.create(
-                    self.cfg.runner.image,
+                return self.client.containers.create(
+                    self.settings.image,
                     entrypoint=[unit.argv[0]],
                     command=unit.argv[1:],
                     name=unit.container_name,
                     labels={LABEL: self.run_id, "evt.unit": unit.name, "evt.event": unit.event},
-                    network_mode=self.cfg.runner.network,
+                    network_mode=self.settings.network,
                     privileged=self.privileged,
                     cap_add=self.cap_add or None,
-                    security_opt=list(self.cfg.runner.security_opt) or None,
+                    security_opt=list(self.settings.security_opt) or None,
                     volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
-                    tmpfs=dict.fromkeys(self.cfg.runner.tmpfs, TMPFS_OPTIONS) or None,
-                    mem_limit=self.cfg.runner.get("memory"),
-                    memswap_limit=self.cfg.runner.get("memory"),  # no swap beyond the limit
+                    tmpfs={path: TMPFS_OPTIONS for path in self.settings.tmpfs} or None,
+                    mem_limit=self.settings.memory,
+                    memswap_limit=self.settings.memory,  # no swap beyond the limit
                     detach=True,
                 )
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # the name is taken: same run_id as a live or killed run
                 raise RunError(
                     f"a container named {unit.container_name} already exists: run_id {self.run_id} belongs to another "
-                    f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); "
-                    "use another run_id."
+                    f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); use another run_id."
                 ) from exc
             raise RunError(f"container for {unit.name} could not be created: {exc.explanation or exc}") from exc
 
@@ -243,7 +232,7 @@ class DockerRunner(Runner):
             container.reload()
             if container.attrs["State"].get("OOMKilled"):
                 state.note(f"killed by the kernel's OOM killer: the unit needed more than "
-                           f"runner.memory={self.cfg.runner.memory}")
+                           f"runner.memory={self.settings.memory}")
             self.unit_exited(state, code)
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
             state.note(f"(log stream ended: {exc})")

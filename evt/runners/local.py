@@ -16,7 +16,7 @@ from pathlib import Path
 from evt import host
 from evt.stress import runstate
 from evt.errors import UsageError
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.procs import KILL_WAIT_S, signals_held, stop_group
 from evt.runners.base import Runner, UnitState
 
@@ -30,8 +30,8 @@ def evt_executable() -> str:
 class LocalRunner(Runner):
     name = "local"
 
-    def __init__(self, cfg, run_id: str, run_dir: Path):
-        super().__init__(cfg, run_id, run_dir)
+    def __init__(self, run: RunContext, **settings):
+        super().__init__(run, **settings)
         self.procs: dict[str, subprocess.Popen] = {}
         self.cgroup_dir: Path | None = None
         self.marker_dirs: list[str] = []
@@ -41,7 +41,7 @@ class LocalRunner(Runner):
 
         for unit in units:  # units run here, so every need is checked on this host
             get_trigger(unit.event).require(unit.mode)
-        if self.cfg.runner.get("memory") is not None:
+        if self.settings.memory is not None:
             raise UsageError("runner.memory limits containers: use it with runner=docker.")
 
     def barrier_in_unit(self) -> str:

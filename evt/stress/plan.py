@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from evt.workload.marker import Marker, Target
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a plugin (tracer, runner) is told of its run, beside its own config node."""
+
+    run_id: str
+    run_dir: Path
+    runner: str  # the runner's name (a tracer scopes containers or process trees by it)
 
 
 @dataclass

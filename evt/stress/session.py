@@ -121,7 +121,7 @@ class StressSession:
         run_id = cfg.get("run_id") or new_run_id()
         runner = make_runner(cfg, run_id, run_dir)
         plan = build_plan(cfg, run_id, specs, runner)
-        tracer = make_tracer(cfg, Path(run_dir))
+        tracer = make_tracer(cfg, Path(run_dir), run_id)
         tracer.check(plan.units)
         plan.tracer_command = tracer.command(plan.units)
         if not cfg.stress.dry_run:  # a dry run needs no engine and no image

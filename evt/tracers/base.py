@@ -14,6 +14,11 @@ endpoints() (lines shown before the --wait-before-trigger prompt), usage() (CPU 
 memory now, sampled while the units run) and version() (what the run record names as
 the tracer's version).
 
+A tracer is built from its own config node (conf/tracer/<name>.yaml: its keys are the
+constructor's keyword arguments) and `run`, what it is told of the run (RunContext); it
+never sees the root config (evt.plugins). Tracers that run a program extend
+evt.tracers.process.ProcessTracer.
+
 Tracers say what they do through logging (`logging.getLogger(__name__)`), never print.
 """
 
@@ -24,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.procs import Usage
 from evt.config.spec import parse_seconds
 
@@ -70,16 +75,18 @@ class Durations:
         values = {}
         for f in fields(cls):
             key = f.name.removesuffix("_s")
-            values[f.name] = parse_seconds(str(section[key]), f"{prefix}.{key}")
+            values[f.name] = parse_seconds(str(getattr(section, key)), f"{prefix}.{key}")
         return cls(**values)
 
 
 class Tracer(ABC):
     name = "tracer"
 
-    def __init__(self, cfg, run_dir: Path):
-        self.cfg = cfg  # the whole composed config
-        self.run_dir = Path(run_dir)
+    def __init__(self, run: RunContext, name: str | None = None):
+        self.run = run
+        self.run_dir = Path(run.run_dir)
+        if name:
+            self.name = name
 
     @abstractmethod
     def check(self, units: list[Unit]) -> None:

@@ -1,6 +1,6 @@
 """A streaming tracer run as a command, configured entirely in YAML (conf/tracer/<name>.yaml).
 
-The tracer prints one line per event (opensnoop, execsnoop, ...). evt runs its command line
+The tracer prints one line per event. evt runs its command line
 (each argument a Jinja template), waits until it is ready (a line it prints, or a delay),
 and stops it with the configured signal (SIGKILL after a timeout). Its stdout is kept in
 <run_dir>/tracer/<name>.out and read after it stopped: an event line (`line`, a regular
@@ -17,7 +17,6 @@ events.csv).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 import shutil
@@ -28,12 +27,13 @@ from pathlib import Path
 
 import jinja2
 
-from evt.errors import RunError, UsageError
-from evt.stress.plan import Unit
-from evt.procs import ManagedProcess, Stop, log_tail
 from evt.config.spec import parse_seconds
 from evt.config.templating import render_string
-from evt.tracers.base import Durations, Tracer, TracerReport
+from evt.errors import UsageError
+from evt.stress.plan import RunContext, Unit
+from evt.tracers.base import TracerReport
+from evt.tracers.process import ProcessTracer
+from evt.tracers.schema import CommandTracerConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +93,15 @@ def _compile(pattern: str | None, what: str, where: str, expected: str) -> re.Pa
         raise UsageError(f"{what} ({where}) does not compile: {pattern!r}: {exc}. Fix the regular expression.") from None
 
 
-class CommandTracer(Tracer):
-    def __init__(self, cfg, run_dir: Path):
-        super().__init__(cfg, run_dir)
-        self.tcfg = cfg.tracer
-        self.name = str(self.tcfg.name)
-        self.durations = Durations.parse(self.tcfg, "tracer")
-        self.dir = self.run_dir / "tracer"
-        self.out_path = self.dir / f"{self.name}.out"
-        self.log_path = self.dir / f"{self.name}.log"
-        self.proc: ManagedProcess | None = None
-        self.crashed: str | None = None
+class CommandTracer(ProcessTracer):
+    """Built with its option's keys (conf/tracer/<name>.yaml, CommandTracerConfig)."""
+
+    def __init__(self, run: RunContext, **settings):
+        tcfg = CommandTracerConfig(**settings)
+        super().__init__(run, str(tcfg.name), tcfg, section="tracer")
+        self.tcfg = tcfg
         self.rules: LineRules | None = None
-        self._argv: list[str] = []
-        self._looked: dict[Path, int] = {}  # how far wait_ready() has read each output file
+        self._looked: dict[Path, int] = {}  # how far is_ready() has read each output file
 
     # -- before anything starts -------------------------------------------------------
 
@@ -134,9 +129,9 @@ class CommandTracer(Tracer):
         found = shutil.which(configured) if configured else None
         if not found:
             raise UsageError(
-                f"{self.name} not found: {configured!r} is not an executable on PATH. Install it (`make setup` "
-                f"installs libbpf-tools' opensnoop and execsnoop), point tracer.binary=/path/to/{self.name} at it, "
-                "or pick another tracer (tracer=bpftrace or tracer=none)."
+                f"{self.name} not found: {configured!r} is not an executable on PATH. Install it"
+                f"{' (' + self.tcfg.install_hint + ')' if self.tcfg.install_hint else ''}, point "
+                f"tracer.binary=/path/to/{self.name} at it, or pick another tracer (tracer=bpftrace or tracer=none)."
             )
         return found
 
@@ -158,8 +153,8 @@ class CommandTracer(Tracer):
                 argv.append(text)
         return argv
 
-    def command(self, units: list[Unit]) -> list[str]:
-        return self._argv or self.render_command(units)
+    def planned_argv(self, units: list[Unit]) -> list[str]:
+        return self.render_command(units)
 
     def counted(self, units: list[Unit]) -> list[Unit]:
         """The units this tracer can count: native units of the events it sees."""
@@ -176,43 +171,36 @@ class CommandTracer(Tracer):
                                  f"It may use marker.comm, marker.file, marker.exe, marker.dir, event, name.") from None
         return tuple(values)
 
-    # -- running ------------------------------------------------------------------------
+    # -- what the process part asks -------------------------------------------------------
 
-    def start(self, units: list[Unit]) -> None:
+    def argv(self, units: list[Unit]) -> list[str]:
         if self.rules is None:
             self.check(units)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._argv = self.render_command(units)
-        (self.dir / "command.txt").write_text(shlex.join(self._argv) + "\n")
-        env = dict(os.environ, **{str(k): str(v) for k, v in self.tcfg.env.items()})
-        log.info("Starting %s: %s", self.name, shlex.join(self._argv))
-        try:
-            self.proc = ManagedProcess(self._argv, self.log_path, stdout_path=self.out_path, env=env)
-        except OSError as exc:
-            raise RunError(f"could not start {self.name} ({self._argv[0]}): {exc}") from exc
-        log.info("%s started with PID: %d", self.name, self.proc.pid)
+        argv = self.render_command(units)
+        (self.dir / "command.txt").write_text(shlex.join(argv) + "\n")
+        return argv
 
-    def pids(self) -> list[int]:
-        return [self.proc.pid] if self.proc is not None else []
+    def environment(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.tcfg.env.items()}
 
-    def wait_ready(self) -> None:
-        assert self.proc is not None and self.rules is not None, "start() first"
-        rules = self.rules
-        deadline = time.monotonic() + (rules.delay_s if rules.ready is None else self.durations.ready_timeout_s)
-        while True:
-            if rules.ready is not None and self._printed(rules.ready):
-                break
-            if not self.proc.running:
-                raise RunError(f"{self.name} {self.proc.poll()} before it was ready; its log:\n{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                if rules.ready is None:
-                    break  # the configured delay has passed and it still runs
-                raise RunError(f"{self.name} did not print a line matching {rules.ready.pattern!r} within "
-                               f"{self.tcfg.ready_timeout} (raise tracer.ready_timeout); its log:\n{self.log_tail()}")
-            time.sleep(0.02)
-        log.info("%s is ready (PID: %d)", self.name, self.proc.pid)
-        if self.durations.init_cooldown_s:
-            time.sleep(self.durations.init_cooldown_s)
+    def ready_timeout_s(self) -> float:
+        assert self.rules is not None
+        return self.durations.ready_timeout_s + (self.rules.delay_s if self.rules.ready is None else 0.0)
+
+    def is_ready(self) -> bool:
+        """It printed a line matching ready_pattern; with ready_delay: the delay has passed."""
+        assert self.rules is not None
+        if self.rules.ready is None:
+            return time.monotonic() - self.process.started_at >= self.rules.delay_s
+        return self._printed(self.rules.ready)
+
+    def waiting_for(self) -> str:
+        assert self.rules is not None and self.rules.ready is not None
+        return (f"print a line matching {self.rules.ready.pattern!r} within {self.tcfg.ready_timeout} "
+                "(raise tracer.ready_timeout)")
+
+    def stop_signal(self) -> signal.Signals:
+        return self.rules.stop_signal if self.rules else signal.SIGTERM
 
     def _printed(self, pattern: re.Pattern) -> bool:
         """Whether a whole line it printed since the last look matches (each file read once)."""
@@ -227,27 +215,6 @@ class CommandTracer(Tracer):
             if any(pattern.search(line.decode(errors="replace")) for line in lines):
                 return True
         return False
-
-    def poll(self) -> str | None:
-        if self.crashed is None and self.proc is not None:
-            ended = self.proc.poll()
-            if ended:
-                self.crashed = f"{self.name} {ended} while the units ran; its log:\n{self.log_tail()}"
-        return self.crashed
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.stopping:
-            return
-        self.poll()  # if it died on its own: keep why
-        stop_signal = self.rules.stop_signal if self.rules else signal.SIGTERM
-        if self.proc.running:
-            log.info("Stopping %s (PID: %d) with %s...", self.name, self.proc.pid, stop_signal.name)
-        outcome = self.proc.stop(self.durations.stop_timeout_s, stop_signal, before_kill=self._say_kill)
-        if outcome in (Stop.KILLED, Stop.STUCK):
-            self.crashed = self.crashed or f"{self.name} did not exit within {self.tcfg.stop_timeout} and was killed"
-
-    def _say_kill(self) -> None:
-        log.warning("%s did not stop within %s, sending SIGKILL...", self.name, self.tcfg.stop_timeout)
 
     # -- results ------------------------------------------------------------------------
 
@@ -298,26 +265,12 @@ class CommandTracer(Tracer):
         return total
 
     def report(self, units: list[Unit]) -> TracerReport:
-        if self.proc is None or self.rules is None:
-            return TracerReport(tracer=self.name, command=self.command(units), observed=None, crashed=self.crashed)
+        if self.process.proc is None or self.rules is None:
+            return TracerReport(tracer=self.name, command=self.command(units), observed=None,
+                                crashed=self.process.crashed)
         observed, lines = self.count_lines(units)
-        sampler = self.proc.sampler
-        return TracerReport(
-            tracer=self.name,
-            command=self._argv,
-            observed=observed,
-            lost={f"{self.name}_lost_events": self.lost_events()},
-            metrics={"lines": lines},
-            cpu_s=sampler.cpu_s,
-            peak_rss_bytes=sampler.peak_rss,
-            wall_s=sampler.wall_s,
-            log_path=str(self.log_path),
-            crashed=self.crashed,
-        )
-
-    def log_tail(self) -> str:
-        """The end of its stderr, indented, for an error message."""
-        return "\n".join(f"    {line}" for line in log_tail(self.log_path)) or "    (empty log)"
+        return self.base_report(units, observed=observed, lost={f"{self.name}_lost_events": self.lost_events()},
+                                metrics={"lines": lines})
 
 
 def _unit_context(unit: Unit) -> dict[str, object]:

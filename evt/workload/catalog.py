@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,15 +24,22 @@ from evt.workload.marker import Marker, Target
 from evt.paths import TRIGGERS_DIR
 from evt.config.spec import EVENT_NAME, MODES, validate_event_name
 from evt.config.templating import render
+from evt.verify.recorded import TraceeHook, Verified, parse_hook, parse_verified, relation, verified_reason
 
 MAX_TRIGGER_FILE_BYTES = 64 << 10  # the largest entry today is 1 KB
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
 # How a ground truth's count relates to the Tracee event it stands for.
+# A trigger file declares one of the first three; `evt list` and events.csv show what
+# `evt verify` measured at Tracee's hook where it was verified (evt/verify/recorded.py).
 RELATIONS = {
-    "exact": "the probe is the event's own hook, or a syscall that makes exactly one event",
+    "exact": "verified at Tracee's hook on a stock kernel: exactly the declared count per op",
     "proxy": "a stand-in syscall the event follows from, for the stated reason",
-    "unverified": "a stand-in whose relation to the event depends on the kernel build",
+    "unverified": "not (yet) verified at Tracee's hook, or a stand-in whose relation depends on the kernel build",
+    "lower_bound": "verified at Tracee's hook: it sees more events per op than the declared count",
+    "differs": "verified at Tracee's hook: it sees another count per op than the declared one",
+    "no_event": "verified at Tracee's hook: the trigger made no event there",
 }
+DECLARED_RELATIONS = ("exact", "proxy", "unverified")
 
 
 class CatalogError(UsageError):
@@ -77,6 +84,8 @@ class Trigger:
     source: Path = field(compare=False)
     tracee_event: str = ""  # the name Tracee knows the event by, where it differs from `event`
     aliases: tuple[str, ...] = ()  # other names `evt trigger -e`/`evt stress -e` accept
+    tracee_hook: TraceeHook | None = None  # the kernel function(s) Tracee attaches for the event
+    verified: dict[str, list[Verified]] = field(default_factory=dict, compare=False)  # per mode
 
     @property
     def tracee_name(self) -> str:
@@ -184,9 +193,8 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
         raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {brief(flt)}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {brief(per_op)}")
-    if not isinstance(relation, str) or relation not in RELATIONS:
-        raise CatalogError(f"{where}.relation: expected one of {', '.join(RELATIONS)} "
-                           f"(how the count relates to the Tracee event), got {brief(relation)}")
+    if not isinstance(relation, str) or relation not in DECLARED_RELATIONS:
+        raise CatalogError(f"{where}.relation: expected one of {', '.join(DECLARED_RELATIONS)} (how the count relates to the Tracee event), got {brief(relation)}")
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
     target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=per_op_is == "exact", relation=relation,
@@ -194,8 +202,7 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # what an expression can raise
-        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; "
-                           f"placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
+        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
     return target
 
 
@@ -220,8 +227,7 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     if name == "native":
         action = body.get("action")
         if not isinstance(action, str) or action not in native.ACTIONS:
-            raise CatalogError(f"{where}.action: {brief(action)} is not an action in evt/workload/actions/__init__.py "
-                               f"({', '.join(sorted(native.ACTIONS))})")
+            raise CatalogError(f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ ({', '.join(sorted(native.ACTIONS))})")
         return Mode(name, needs, target, action=action)
     template = body.get("template")
     if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
@@ -229,12 +235,26 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     return Mode(name, needs, target, template=template)
 
 
+def _as_verified(mode: Mode, verified: list[Verified]) -> Mode:
+    """The mode with the relation its count has at Tracee's hook (recorded.relation)."""
+    declared = mode.target.relation
+    shown = relation(declared, verified)
+    if shown == declared:
+        return mode
+    if shown == "exact":  # the count is the event's own: nothing to explain
+        return replace(mode, target=replace(mode.target, relation=shown, reason=""))
+    reason = verified_reason(verified) if verified else (
+        f"declared exact at {mode.target.probe}, not yet verified at Tracee's hook (`evt verify --record`)")
+    return replace(mode, target=replace(mode.target, relation=shown, reason=reason))
+
+
 def parse_trigger(raw: object, source: Path) -> Trigger:
     """Validate one catalog entry; CatalogError names the file and the field."""
     where = source.name
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases"}
+    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases",
+                          "tracee_hook", "verified"}
     if unknown:
         raise CatalogError(f"{where}: unknown keys {_keys(unknown)}")
     event = raw.get("event")
@@ -254,6 +274,9 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     for name in (*names, tracee_event):
         if name and (not isinstance(name, str) or not EVENT_NAME.fullmatch(name)):
             raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {brief(name)}")
+    hook = parse_hook(raw["tracee_hook"], where) if "tracee_hook" in raw else None
+    verified = parse_verified(raw.get("verified"), where, tuple(modes))
+    modes = {name: _as_verified(mode, verified.get(name, [])) for name, mode in modes.items()}
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
         raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
@@ -266,6 +289,8 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         source=source,
         tracee_event=tracee_event,
         aliases=names,
+        tracee_hook=hook,
+        verified=verified,
     )
     if "script" in modes:
         try:  # a template that cannot render fails here, not in the middle of a run
@@ -278,7 +303,6 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
 def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
     """Every trigger in the directory, by event; refuses duplicates and malformed entries."""
     catalog: dict[str, Trigger] = {}
-    stems = {p.stem for p in directory.glob("*.y*ml")}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         raw = yamlfile.load(path, path.name, MAX_TRIGGER_FILE_BYTES, CatalogError)
         event = raw.get("event") if isinstance(raw, dict) else None
@@ -288,7 +312,7 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
                 "keep one file per event"
             )
         trigger = parse_trigger(raw, path)
-        taken = stems | {a for t in catalog.values() for a in t.aliases}
+        taken = {p.stem for p in directory.glob("*.y*ml")} | {a for t in catalog.values() for a in t.aliases}
         for name in trigger.aliases:
             if name in taken:
                 raise CatalogError(f"{path.name}: alias {brief(name)} is already an event or alias; names must be unique")

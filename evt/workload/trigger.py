@@ -22,20 +22,19 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
-from typing import TextIO
-from collections.abc import Callable
+from typing import Callable, TextIO
 
-from evt.workload import actions as native
+from evt import linux
 from evt.workload.catalog import Trigger
 from evt.workload.marker import Marker
 from evt.workload.protocol import Message, Progress, TriggerResult, Waiting, WorkerResult, encode
+from evt.workload.ops import WorkerSpec, op_source
 from evt.workload.pacing import Pacer, Pacing
 from evt.config.spec import format_duration
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
 FIRST_OP_PAUSE_S = 0.005  # after the first op, when a shared release woke every worker: see _loop
 QUIET_AFTER_RELEASE_S = 0.02  # the parent's pause after a shared release: see run()
-PR_SET_TIMERSLACK = 29
 
 
 class GateTimeout(Exception):
@@ -130,82 +129,29 @@ def clock_text(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9).strftime("%H:%M:%S.%f")[:-3]
 
 
-def prepare_script(trigger: Trigger, mode: str, marker: Marker) -> str:
-    """Render the trigger's script once per run into the marker directory, named
-    <event>.sh as Go evt's scripts are (its comm is in the bypass flags)."""
-    text = trigger.script(mode, marker)
-    os.makedirs(marker.dir, exist_ok=True)
-    path = os.path.join(marker.dir, f"{trigger.event}.sh")
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o755)
-    return path
-
-
-def _script_op(path: str) -> Callable[[], None]:
-    argv = [path]
-    env = dict(os.environ)
-    spawn, waitpid, exitcode = os.posix_spawn, os.waitpid, os.waitstatus_to_exitcode
-    # the script starts with default signal handling, as from a shell: Python ignores
-    # SIGPIPE and SIGXFSZ, and the start gate may have blocked SIGUSR1 in this worker
-    defaults = (signal.SIGPIPE, signal.SIGXFSZ)
-
-    def op() -> None:
-        status = waitpid(spawn(path, argv, env, setsigdef=defaults, setsigmask=()), 0)[1]
-        if status:
-            raise OSError(f"{os.path.basename(path)} exited with status {exitcode(status)}")
-
-    return op
-
-
-def _run_worker(
-    index: int,
-    trigger: Trigger,
-    mode: str,
-    ops: int,
-    pacing: Pacing,
-    marker: Marker,
-    script: str | None,
-    start_fds: list[int],
-    result_fd: int,
-    progress: mmap.mmap,
-    first_op_pause_s: float = 0.0,
-) -> None:
+def _run_worker(spec: WorkerSpec, index: int) -> None:
     """Body of one worker process; never returns."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        native._libc.prctl(native.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if pacing.sleep_ns or pacing.rate:
-            native._libc.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # honour sub-50us sleeps
-        act = None
-        if mode == "native":
-            action = trigger.mode(mode).action
-            assert action is not None  # the catalog gives every native mode an action
-            act = native.ACTIONS[action](marker)
-            act.setup()
-            op = act.op
-        else:
-            assert script is not None
-            op = _script_op(script)
-        pacer = pacing.pacer()  # before the start (it times a few sleeps) and the marker comm
-        own_comm = native.get_comm()
-        if act is not None:  # after set-up, so its syscalls do not carry the marker comm
-            native.set_comm(marker.comm)
+        linux.die_with_parent(signal.SIGKILL)
+        if spec.pacing.sleep_ns or spec.pacing.rate:
+            linux.set_timer_slack(1)  # honour sub-50us sleeps
+        op = spec.source.open()
+        pacer = spec.pacing.pacer()  # before the start (it times a few sleeps) and the marker comm
+        spec.source.begin()  # after set-up, so its syscalls do not carry the marker comm
         poller = select.poll()
-        for fd in start_fds:  # the parent's pipe (EOF) or the shared FIFO barrier (HUP)
+        for fd in spec.start_fds:
             poller.register(fd, select.POLLIN | select.POLLHUP)
         poller.poll()
-        result = _loop(op, ops, pacer, index, progress, first_op_pause_s)
-        if act is not None:
-            native.set_comm(own_comm)
-            act.close()
-        os.write(result_fd, (json.dumps(asdict(result)) + "\n").encode())
+        result = _loop(op, spec.ops, pacer, index, spec.progress, spec.first_op_pause_s)
+        spec.source.end()
+        os.write(spec.result_fd, (json.dumps(asdict(result)) + "\n").encode())
     except BaseException as exc:  # report setup failures as a worker error
         try:
-            failed = WorkerResult(index, ops, 0, ops, 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
-            os.write(result_fd, (json.dumps(asdict(failed)) + "\n").encode())
+            failed = WorkerResult(index, spec.ops, 0, spec.ops, 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
+            os.write(spec.result_fd, (json.dumps(asdict(failed)) + "\n").encode())
         finally:
             code = 1
     finally:
@@ -253,6 +199,7 @@ class WorkerPool:
     def __init__(self, trigger: Trigger, mode: str, ops: int, parallel: int, pacing: Pacing, marker: Marker):
         self.trigger, self.mode, self.ops, self.parallel = trigger, mode, ops, parallel
         self.pacing, self.marker = pacing, marker
+        self.source = op_source(trigger, mode, marker)  # native or script, chosen once
         self.pids: list[int] = []
         self.progress = mmap.mmap(-1, 8 * parallel)
 
@@ -260,21 +207,19 @@ class WorkerPool:
         """Fork the workers; each sets up and blocks until release() (or until the
         gate's fd, when it has one, says go: then they pause after their first op)."""
         first_op_pause_s = FIRST_OP_PAUSE_S if gate_fd is not None else 0.0
-        script = prepare_script(self.trigger, self.mode, self.marker) if self.mode == "script" else None
-        if self.mode == "native":
-            os.makedirs(self.marker.dir, exist_ok=True)
+        self.source.prepare()
         self.start_r, self.start_w = os.pipe()
         self.result_r, self.result_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        start_fds = (self.start_r,) + ((gate_fd,) if gate_fd is not None else ())
+        spec = WorkerSpec(self.source, self.ops, self.pacing, start_fds, self.result_w, self.progress, first_op_pause_s)
         for index in range(self.parallel):
             pid = os.fork()
             if pid == 0:
                 os.close(self.start_w)
                 os.close(self.result_r)
-                start_fds = [self.start_r] + ([gate_fd] if gate_fd is not None else [])
-                _run_worker(index, self.trigger, self.mode, self.ops, self.pacing, self.marker,
-                            script, start_fds, self.result_w, self.progress, first_op_pause_s)
+                _run_worker(spec, index)
             self.pids.append(pid)
         os.close(self.start_r)
         os.close(self.result_w)
@@ -373,8 +318,7 @@ def run(
             time.sleep(QUIET_AFTER_RELEASE_S)
         pace = pacing.describe()
         if parallel > 1:
-            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) "
-                f"with {pace} at {clock_text(now_ns)}")
+            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {pace} at {clock_text(now_ns)}")
         else:
             out(f"Starting triggering {ops} ops with {pace} at {clock_text(now_ns)}")
         def report_progress(done: int) -> None:

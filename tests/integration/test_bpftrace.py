@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers import HostTrigger, Noise, barrier, make_unit, needs_bpftrace, trace
+from helpers import build_tracer, HostTrigger, Noise, barrier, make_unit, needs_bpftrace, trace
 from evt import host
 from evt.workload.marker import Target
 from evt.errors import RunError, UsageError
@@ -34,7 +34,7 @@ def block_of(program: str, name: str) -> str:
 
 def test_program_without_scope_filters_on_the_marker_only(cfg, tmp_path):
     unit = make_unit()
-    block = block_of(BpftraceTracer(cfg, tmp_path).program([unit]), EVENT)
+    block = block_of(build_tracer(BpftraceTracer, cfg, tmp_path).program([unit]), EVENT)
     assert "scope: none" in block
     assert f"\ntracepoint:syscalls:sys_enter_openat\n/{unit.target.filter}/\n" in block
     assert "cgroup" not in block and "real_parent" not in block
@@ -44,14 +44,14 @@ def test_program_without_scope_filters_on_the_marker_only(cfg, tmp_path):
 def test_program_with_a_cgroup_scope(cfg, tmp_path):
     path = "/sys/fs/cgroup/unified/docker/0123abcd"
     unit = make_unit(cgroup_path=path, pid=4242)  # the cgroup wins over the pid
-    block = block_of(BpftraceTracer(cfg, tmp_path).program([unit]), EVENT)
+    block = block_of(build_tracer(BpftraceTracer, cfg, tmp_path).program([unit]), EVENT)
     assert f'/cgroup == cgroupid("{path}") && ({unit.target.filter})/' in block
     assert "real_parent" not in block
 
 
 def test_program_with_a_process_tree_scope(cfg, tmp_path):
     unit = make_unit(pid=4242)
-    block = block_of(BpftraceTracer(cfg, tmp_path).program([unit]), EVENT)
+    block = block_of(build_tracer(BpftraceTracer, cfg, tmp_path).program([unit]), EVENT)
     chain = " || ".join(["pid == 4242"] + [f"curtask{'->real_parent' * n}->tgid == 4242" for n in range(1, TREE_DEPTH + 1)])
     assert f"/({unit.target.filter}) && ({chain})/" in block
     assert "cgroupid" not in block
@@ -60,7 +60,7 @@ def test_program_with_a_process_tree_scope(cfg, tmp_path):
 def test_program_lists_every_probe_of_a_target_and_every_unit(cfg, tmp_path):
     a = make_unit("security_inode_symlink", name="symlinks")
     b = make_unit(name="opens", pid=7)
-    program = BpftraceTracer(cfg, tmp_path).program([a, b])
+    program = build_tracer(BpftraceTracer, cfg, tmp_path).program([a, b])
     assert "tracepoint:syscalls:sys_enter_symlink,\ntracepoint:syscalls:sys_enter_symlinkat\n/" in block_of(program, "symlinks")
     assert program.count("= count();") == 2
     assert '@evt_events["opens"]' in block_of(program, "opens")
@@ -69,12 +69,12 @@ def test_program_lists_every_probe_of_a_target_and_every_unit(cfg, tmp_path):
 @pytest.mark.parametrize("path", ['/sys/fs/cgroup/x") || 1 == 1 || ("', "relative/path", "/a b"])
 def test_cgroup_paths_that_would_break_the_program_are_refused(cfg, tmp_path, path):
     with pytest.raises(UsageError, match="cgroup path"):
-        BpftraceTracer(cfg, tmp_path).program([make_unit(cgroup_path=path)])
+        build_tracer(BpftraceTracer, cfg, tmp_path).program([make_unit(cgroup_path=path)])
 
 
 def test_unit_names_that_would_break_the_program_are_refused(cfg, tmp_path):
     with pytest.raises(UsageError, match="cannot be a bpftrace map key"):
-        BpftraceTracer(cfg, tmp_path).program([make_unit(name='x"]')])
+        build_tracer(BpftraceTracer, cfg, tmp_path).program([make_unit(name='x"]')])
 
 
 @needs_bpftrace
@@ -84,7 +84,7 @@ def test_rendered_program_compiles(cfg, tmp_path, scope):
     extra = {"pid": {"pid": os.getpid()}, "cgroup": {"cgroup_path": str(host.process_cgroup2(os.getpid()))}}.get(scope, {})
     units = [make_unit(**extra), make_unit("security_inode_symlink", name="symlinks", **extra)]
     program = tmp_path / "p.bt"
-    program.write_text(BpftraceTracer(cfg, tmp_path).program(units))
+    program.write_text(build_tracer(BpftraceTracer, cfg, tmp_path).program(units))
     proc = subprocess.run(["bpftrace", "--emit-elf", str(tmp_path / "p.elf"), str(program)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.elf").stat().st_size > 0
@@ -95,7 +95,7 @@ def test_rendered_program_compiles(cfg, tmp_path, scope):
 
 def test_missing_binary_is_a_clear_usage_error(cfg, tmp_path):
     cfg.bpftrace.binary = "evt-test-no-bpftrace"
-    tracer = BpftraceTracer(cfg, tmp_path)
+    tracer = build_tracer(BpftraceTracer, cfg, tmp_path)
     with pytest.raises(UsageError) as err:
         tracer.check([make_unit()])
     message = str(err.value)
@@ -107,7 +107,7 @@ def test_missing_binary_is_a_clear_usage_error(cfg, tmp_path):
 @pytest.mark.skipif(not host.tracefs_mounted(), reason="tracefs not mounted")
 def test_a_probe_that_does_not_exist_is_refused_before_starting(cfg, tmp_path):
     target = Target("tracepoint:syscalls:sys_enter_openat,tracepoint:syscalls:sys_enter_evt_nope", "1", 1, True)
-    tracer = BpftraceTracer(cfg, tmp_path)
+    tracer = build_tracer(BpftraceTracer, cfg, tmp_path)
     if not shutil.which("bpftrace"):
         pytest.skip("bpftrace not installed")
     with pytest.raises(UsageError) as err:
@@ -141,9 +141,9 @@ def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
     code = textwrap.dedent(f"""
         from evt.errors import UsageError
         from evt.cli.hydra_app import compose
-        from evt.tracers.bpftrace.tracer import BpftraceTracer
+        from evt.plugins import make_tracer
         try:
-            BpftraceTracer(compose([]), {str(tmp_path)!r}).check([])
+            make_tracer(compose(["tracer=bpftrace"]), {str(tmp_path)!r}).check([])
         except UsageError as exc:
             print(exc)
     """)
@@ -159,7 +159,7 @@ def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
 
 
 def test_stop_and_report_before_start_are_harmless(cfg, tmp_path):
-    tracer = BpftraceTracer(cfg, tmp_path)
+    tracer = build_tracer(BpftraceTracer, cfg, tmp_path)
     tracer.stop()
     tracer.stop()
     assert tracer.poll() is None
@@ -172,10 +172,10 @@ def test_stop_and_report_before_start_are_harmless(cfg, tmp_path):
 
 @pytest.fixture
 def tracer(cfg, tmp_path):
-    t = BpftraceTracer(cfg, tmp_path)
+    t = build_tracer(BpftraceTracer, cfg, tmp_path)
     yield t
     t.stop()
-    assert t.proc is None or not t.proc.running
+    assert t.process.proc is None or not t.process.proc.running
 
 
 @needs_bpftrace
@@ -185,7 +185,7 @@ def test_a_program_bpftrace_refuses_fails_wait_ready_with_its_error(tracer):
     tracer.start([make_unit(target=target)])
     with pytest.raises(RunError) as err:
         tracer.wait_ready()
-    assert "bpftrace exited with code 1 before attaching its probes" in str(err.value)
+    assert "bpftrace exited with code 1 before it was ready; its log " in str(err.value)
     assert "syntax error" in str(err.value)
 
 
@@ -193,7 +193,7 @@ def test_a_program_bpftrace_refuses_fails_wait_ready_with_its_error(tracer):
 @pytest.mark.integration
 def test_ready_timeout(cfg, tmp_path):
     cfg.bpftrace.ready_timeout = "1ns"
-    tracer = BpftraceTracer(cfg, tmp_path)
+    tracer = build_tracer(BpftraceTracer, cfg, tmp_path)
     try:
         tracer.start([make_unit()])
         with pytest.raises(RunError, match="did not attach its probes within 1ns"):
@@ -209,8 +209,8 @@ def test_a_tracer_that_dies_is_reported(tracer):
     tracer.start(units)
     tracer.wait_ready()
     assert tracer.poll() is None
-    os.kill(tracer.proc.pid, signal.SIGKILL)
-    tracer.proc.wait_exit(10)
+    os.kill(tracer.process.proc.pid, signal.SIGKILL)
+    tracer.process.proc.wait_exit(10)
     reason = tracer.poll()
     assert reason and "bpftrace was killed by SIGKILL while the units ran" in reason
     tracer.stop()
@@ -278,7 +278,7 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
         assert host.process_cgroup2(noise.proc.pid) != cgroup_dir
     units = [trig.unit("scoped", **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.proc.pid})),
              trig.unit("unscoped")]
-    report = trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], noise, units=units)
+    report = trace(build_tracer(BpftraceTracer, cfg, tmp_path), fifo, [trig], noise, units=units)
     assert report.observed == {"scoped": ops * workers, "unscoped": ops * workers + noise_ops}
 
 
@@ -286,7 +286,7 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
 def test_bad_durations_in_the_config_are_refused_when_the_tracer_is_built(cfg, tmp_path, key):
     cfg.bpftrace[key] = "soon"
     with pytest.raises(UsageError, match=f"invalid bpftrace.{key} 'soon'"):
-        BpftraceTracer(cfg, tmp_path)
+        build_tracer(BpftraceTracer, cfg, tmp_path)
 
 
 # -- stream mode: one printf per event through bpftrace's output buffer ----------------------
@@ -295,12 +295,12 @@ def test_bad_durations_in_the_config_are_refused_when_the_tracer_is_built(cfg, t
 def test_stream_mode_prints_each_event_and_keeps_the_count(cfg, tmp_path):
     cfg.bpftrace.mode = "stream"
     units = [make_unit(), make_unit("security_inode_symlink", name="symlinks")]
-    program = BpftraceTracer(cfg, tmp_path).program(units)
+    program = build_tracer(BpftraceTracer, cfg, tmp_path).program(units)
     for unit in units:
         block = block_of(program, unit.name)
         assert f'@evt_events["{unit.name}"] = count();\n  printf("evt:{unit.name}\\n");' in block
     cfg.bpftrace.mode = "count"
-    assert "printf(\"evt:" not in BpftraceTracer(cfg, tmp_path).program(units)
+    assert "printf(\"evt:" not in build_tracer(BpftraceTracer, cfg, tmp_path).program(units)
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -311,7 +311,7 @@ def test_stream_mode_prints_each_event_and_keeps_the_count(cfg, tmp_path):
 def test_bad_stream_settings_are_refused_by_check(cfg, tmp_path, key, value, message):
     cfg.bpftrace[key] = value
     with pytest.raises(UsageError, match=message):
-        BpftraceTracer(cfg, tmp_path).check([make_unit()])
+        build_tracer(BpftraceTracer, cfg, tmp_path).check([make_unit()])
 
 
 def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: int | None, frozen: bool = False):
@@ -320,7 +320,7 @@ def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: 
     cfg.bpftrace.mode, cfg.bpftrace.buffer_pages = "stream", buffer_pages
     fifo = barrier(tmp_path)
     trig = HostTrigger(fifo, f"stream-{uuid.uuid4().hex[:8]}", EVENT, ops=ops, workers=workers, sleep=sleep)
-    return trace(BpftraceTracer(cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), frozen=frozen,
+    return trace(build_tracer(BpftraceTracer, cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), frozen=frozen,
                  pid=trig.proc.pid)
 
 

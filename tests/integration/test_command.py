@@ -16,7 +16,7 @@ import pytest
 
 from evt.errors import RunError, UsageError
 from evt.tracers.command import CommandTracer
-from helpers import (HostTrigger, Noise, barrier, bpftrace_skip_reason, compose_cfg, make_unit, run_containers,
+from helpers import (build_tracer, HostTrigger, Noise, barrier, bpftrace_skip_reason, compose_cfg, make_unit, run_containers,
                      run_evt, trace)
 
 
@@ -66,7 +66,7 @@ def test_bad_yaml_is_refused_before_anything_starts(tmp_path, changes, message):
     if "binary" not in changes and not shutil.which("opensnoop"):
         pytest.skip("opensnoop not installed")
     with pytest.raises(UsageError) as err:
-        CommandTracer(cfg, tmp_path).check([make_unit()])
+        build_tracer(CommandTracer, cfg, tmp_path).check([make_unit()])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "tracer").exists(), "nothing started"
@@ -76,12 +76,12 @@ def test_command_items_render_per_argument_and_empty_ones_are_left_out(tmp_path)
     cfg = tracer_cfg(command=["{{ binary }}", "{% if units | length > 1 %}--many{% endif %}",
                               "--comm={{ units[0].marker.comm }}", "{{ run_dir }}"])
     unit = make_unit()
-    argv = CommandTracer(cfg, tmp_path).render_command([unit])
+    argv = build_tracer(CommandTracer, cfg, tmp_path).render_command([unit])
     assert argv[1:] == [f"--comm={unit.marker.comm}", str(tmp_path)]
 
 
 def test_only_native_units_of_its_events_are_counted(tmp_path):
-    tracer = CommandTracer(tracer_cfg(), tmp_path)
+    tracer = build_tracer(CommandTracer, tracer_cfg(), tmp_path)
     units = [make_unit(), make_unit("ptrace"), make_unit(mode="script", name="opens-by-script")]
     assert [u.name for u in tracer.counted(units)] == ["security_file_open"]
 
@@ -91,7 +91,7 @@ def test_lines_are_attributed_by_every_match_group_and_the_event_group(tmp_path)
     pattern names one) are the unit's; lost messages are summed from stdout and stderr."""
     cfg = tracer_cfg(line=r"^(?P<event>\w+) (?P<comm>\S+) (?P<path>\S+)$", event_names={"openat": "security_file_open"})
     a, b = make_unit(run_id="a", name="a"), make_unit(run_id="b", name="b")
-    tracer = CommandTracer(cfg, tmp_path)
+    tracer = build_tracer(CommandTracer, cfg, tmp_path)
     tracer.check([a, b])
     tracer.dir.mkdir()
     lines = (
@@ -143,7 +143,7 @@ def program_tracer(tmp_path, *args: str, **changes) -> CommandTracer:
     changes = {"binary": sys.executable, "command": ["{{ binary }}", "-c", PROGRAM, *args],
                "ready_pattern": "^ATTACHED$", **changes}
     cfg = tracer_cfg(**changes)
-    return CommandTracer(cfg, tmp_path)
+    return build_tracer(CommandTracer, cfg, tmp_path)
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_ready_when_the_pattern_shows_up_and_a_clean_stop(tmp_path, stopped):
     tracer.stop()
     report = tracer.report(units)
     assert report.crashed is None and report.observed == {"security_file_open": 0}
-    assert report.command[0] == sys.executable and tracer.proc.returncode != 0  # SIGINT: KeyboardInterrupt
+    assert report.command[0] == sys.executable and tracer.process.proc.returncode != 0  # SIGINT: KeyboardInterrupt
 
 
 def test_ready_after_a_delay(tmp_path, stopped):
@@ -205,12 +205,12 @@ def test_death_mid_run_and_a_tracer_that_ignores_its_stop_signal(tmp_path, stopp
         tracer.check([make_unit()])
         tracer.start([make_unit()])
         tracer.wait_ready()
-    os.kill(dying.proc.pid, signal.SIGKILL)
-    dying.proc.wait_exit(10)
+    os.kill(dying.process.proc.pid, signal.SIGKILL)
+    dying.process.proc.wait_exit(10)
     assert "opensnoop was killed by SIGKILL while the units ran" in dying.poll()
     stubborn.stop()
-    assert stubborn.proc.returncode == -signal.SIGKILL
-    assert stubborn.report([make_unit()]).crashed == "opensnoop did not exit within 300ms and was killed"
+    assert stubborn.process.proc.returncode == -signal.SIGKILL
+    assert stubborn.report([make_unit()]).crashed == "opensnoop did not exit within 300ms of SIGINT and was killed"
 
 
 # -- real tracers ----------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_opensnoop_counts_each_unit_and_ignores_host_noise(tmp_path):
     fifo, run_id = barrier(tmp_path), f"os-{uuid.uuid4().hex[:8]}"
     a = HostTrigger(fifo, f"{run_id}-a", "security_file_open", ops=3000, sleep="100us", name="a")
     b = HostTrigger(fifo, f"{run_id}-b", "security_file_open", ops=1000, workers=2, sleep="100us", name="b")
-    report = trace(CommandTracer(tracer_cfg(), tmp_path), fifo, [a, b], Noise(fifo, a.marker, ops=2000))
+    report = trace(build_tracer(CommandTracer, tracer_cfg(), tmp_path), fifo, [a, b], Noise(fifo, a.marker, ops=2000))
     # At ~10k opens/s opensnoop keeps up, but the host's other processes can flood its
     # buffer at any time: then what it missed of the units is within what it reports lost.
     lost, observed = report.lost["opensnoop_lost_events"], report.observed
@@ -246,7 +246,7 @@ def test_opensnoop_loses_events_when_it_falls_behind_and_says_so(tmp_path):
     observed + lost covers expected)."""
     fifo, ops = barrier(tmp_path), 200_000
     trig = HostTrigger(fifo, f"os-{uuid.uuid4().hex[:8]}", "security_file_open", ops=ops, workers=2)
-    report = trace(CommandTracer(tracer_cfg(), tmp_path), fifo, [trig], frozen=True)
+    report = trace(build_tracer(CommandTracer, tracer_cfg(), tmp_path), fifo, [trig], frozen=True)
     expected, observed, lost = 2 * ops, report.observed["security_file_open"], report.lost_total
     print(f"opensnoop frozen: observed {observed:,} of {expected:,}, lost notices {lost:,}")
     assert expected - observed >= expected // 100, "measurable loss (>= 1%)"
@@ -259,7 +259,7 @@ def test_opensnoop_loses_events_when_it_falls_behind_and_says_so(tmp_path):
 def test_execsnoop_counts_the_units_execs(tmp_path):
     fifo = barrier(tmp_path)
     trig = HostTrigger(fifo, f"ex-{uuid.uuid4().hex[:8]}", "sched_process_exec", ops=500, workers=2)
-    report = trace(CommandTracer(tracer_cfg("execsnoop"), tmp_path), fifo, [trig])
+    report = trace(build_tracer(CommandTracer, tracer_cfg("execsnoop"), tmp_path), fifo, [trig])
     lost, observed = report.lost["execsnoop_lost_events"], report.observed["sched_process_exec"]
     assert observed <= 1000 and 1000 - observed <= lost, "the host's other processes may flood its buffer"
     assert observed >= 900

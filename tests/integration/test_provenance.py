@@ -13,7 +13,7 @@ import psutil
 from evt.results import provenance
 from evt.results import writers as results
 from evt.paths import HOME
-from helpers import STANDIN, compose_cfg, needs_bpftrace
+from helpers import build_tracer, STANDIN, compose_cfg, needs_bpftrace
 
 
 def test_record_names_evt_scenario_host_and_tracer():
@@ -49,13 +49,13 @@ def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):
 def test_tracers_report_their_version(tmp_path):
     from evt.tracers.bpftrace.tracer import BpftraceTracer
     from evt.tracers.none import NoneTracer
-    from evt.tracers.tracee import TraceeTracer
+    from evt.tracers.tracee.tracer import TraceeTracer
 
     reported = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
     assert reported.startswith("bpftrace v")
-    assert BpftraceTracer(compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
+    assert build_tracer(BpftraceTracer, compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
     tracee = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}")
-    assert TraceeTracer(tracee, tmp_path).version() == "v0.24.1-215-g7c9ec9788 stand-in (NOT TRACEE)"
+    assert build_tracer(TraceeTracer, tracee, tmp_path).version() == "v0.24.1-215-g7c9ec9788 stand-in (NOT TRACEE)"
     missing = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}")
-    assert TraceeTracer(missing, tmp_path).version() is None  # recorded as unknown, never an error
-    assert NoneTracer(compose_cfg("tracer=none", "scenario=smoke"), tmp_path).version() is None
+    assert build_tracer(TraceeTracer, missing, tmp_path).version() is None  # recorded as unknown, never an error
+    assert build_tracer(NoneTracer, compose_cfg("tracer=none", "scenario=smoke"), tmp_path).version() is None

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from helpers import EVT, compose_cfg, make_unit, needs_bpftrace
+from helpers import build_tracer, EVT, compose_cfg, make_unit, needs_bpftrace
 from evt.workload.catalog import default_catalog
 from evt.workload.marker import Target
 from evt.stress.plan import Unit
@@ -61,7 +61,7 @@ def observed(tmp_path_factory):
     cases = [(e, m) for e, m in CASES if not CATALOG[e].unmet(m)]
     procs: dict[tuple[str, str], subprocess.Popen] = {}
     units: list[Unit] = []
-    tracer = BpftraceTracer(compose_cfg(), run_dir)
+    tracer = build_tracer(BpftraceTracer, compose_cfg(), run_dir)
     try:
         for event, mode in cases:
             run_id = f"{base}-{mode}"
@@ -147,7 +147,7 @@ def test_bpftrace_attach_filters_count_attaches_not_every_call(tmp_path):
                "every_bpf": every_bpf}
     units = [make_unit("bpf_attach", name=name, mode="script", target=target, pid=proc.pid)
              for name, target in targets.items()]
-    tracer = BpftraceTracer(compose_cfg(), tmp_path / "run")
+    tracer = build_tracer(BpftraceTracer, compose_cfg(), tmp_path / "run")
     try:
         tracer.start(units)
         tracer.wait_ready()

@@ -60,6 +60,20 @@ def compose_cfg(*overrides: str, **updates: object):
     return cfg
 
 
+def build_tracer(cls: type, cfg, run_dir, run_id: str = "test-run"):
+    """A tracer of class `cls` built as evt builds it (evt.plugins.make_tracer): from its
+    option's node, the one `cfg` chose when it names `cls`, else conf/tracer/<cls.name>.yaml
+    put in a copy of `cfg` (so its sections, e.g. cfg.bpftrace, are the ones it reads)."""
+    from hydra.utils import get_class
+
+    from evt.plugins import make_tracer
+
+    if get_class(str(cfg.tracer._target_)) is not cls:
+        cfg = cfg.copy()
+        cfg.tracer = compose([f"tracer={cls.name}"]).tracer
+    return make_tracer(cfg, Path(run_dir), run_id)
+
+
 def make_unit(event: str = "security_file_open", *, name: str | None = None, mode: str = "native",
               run_id: str = "test-run", target: Target | None = None, instances: int = 1, ops: int = 10,
               **placement) -> Unit:
@@ -301,17 +315,17 @@ def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None =
         tracer.start(units)
         tracer.wait_ready()
         if frozen:
-            os.kill(tracer.proc.pid, signal.SIGSTOP)
+            os.kill(tracer.process.pid, signal.SIGSTOP)
         release(fifo)
         for trig in triggers:
             assert trig.finish()["ok"] == trig.ops * trig.workers
         if noise is not None:
             noise.finish()
         if frozen:
-            os.kill(tracer.proc.pid, signal.SIGCONT)
-            wait_until_idle(tracer.proc.pid)  # it drained what its buffers hold
+            os.kill(tracer.process.pid, signal.SIGCONT)
+            wait_until_idle(tracer.process.pid)  # it drained what its buffers hold
             open_on_every_cpu()
-            wait_until_idle(tracer.proc.pid)
+            wait_until_idle(tracer.process.pid)
         tracer.stop()
         return tracer.report(units)
     finally:

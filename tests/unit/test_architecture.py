@@ -5,19 +5,24 @@ has, and runners never load the trigger's internals."""
 from __future__ import annotations
 
 import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import Container, DictConfig, OmegaConf
+
+from helpers import compose_cfg
+from evt.plugins import PLUGIN_GROUPS, build_plugin, group_options, plugin_class, run_context
 
 EVT = Path(__file__).resolve().parents[2] / "evt"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-# Where asking for a tracer's or runner's name is the point: the plugins and the schema.
-NAME_CHECKS_ALLOWED = ("tracers/", "runners/", "config.py")
-# every tracer and runner option, as the config groups list them (a new plugin is covered)
-PLUGIN_NAMES = {option.stem for group in ("tracer", "runner") for option in (EVT.parent / "conf" / group).glob("*.yaml")}
+# Where asking for a tracer's or runner's name is the point: the plugins themselves.
+NAME_CHECKS_ALLOWED = ("tracers/", "runners/")
+# every option of the plugin config groups (conf/tracer/*.yaml, conf/runner/*.yaml)
+PLUGIN_NAMES = {name for group in PLUGIN_GROUPS for name in group_options(group)}
 
 
 def modules() -> dict[str, Path]:
@@ -143,20 +148,46 @@ def test_only_the_plugins_and_the_schema_ask_which_tracer_or_runner_runs():
     assert offenders == []
 
 
-def test_plugin_names_come_from_the_config_groups():
-    assert {"tracee", "bpftrace", "opensnoop", "execsnoop", "none", "docker", "local"} <= PLUGIN_NAMES
-
-
 def test_the_name_check_sees_the_forms_it_forbids(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\n'
-                      'c = x.name in ("none", "y")\nd = x.name == "other"\n')
+    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\nc = x.name in ("none", "y")\nd = x.name == "other"\n')
     assert name_comparisons(source) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("runner", ["evt.runners.base", "evt.runners.docker", "evt.runners.local"])
 def test_runners_do_not_load_the_trigger_or_libc(runner):
-    code = (f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', "
-            "'evt.workload.actions', 'ctypes')))")
+    code = f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', 'evt.workload.actions', 'ctypes')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_plugin_names_come_from_the_config_groups():
+    assert {"tracee", "bpftrace", "opensnoop", "execsnoop", "none", "docker", "local"} <= PLUGIN_NAMES
+
+
+def reaches_the_root_config(value: object) -> bool:
+    """Whether a value is, or leads through its parents to, the composed root config."""
+    if not isinstance(value, Container):
+        return False
+    root = value._get_root()
+    return isinstance(root, DictConfig) and "stress" in root and "tracer" in root
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in PLUGIN_GROUPS for o in group_options(g)])
+def test_no_tracer_or_runner_receives_the_root_config(group, option, tmp_path):
+    """Each plugin is built from its own node and the run: no parameter takes a config
+    beside its own keys, and nothing it keeps leads back to the root config."""
+    cfg = compose_cfg(f"{group}={option}")
+    cls = plugin_class(cfg[group]._target_, PLUGIN_GROUPS[group])
+    assert cls is not None
+    parameters = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert not parameters & {"cfg", "config", "root"}, f"{cls.__qualname__} takes {parameters}"
+    plugin = build_plugin(cfg[group], group, run_context(cfg, tmp_path, "r1"))
+    kept = [name for name, value in vars(plugin).items() if value is cfg or reaches_the_root_config(value)]
+    assert kept == [], f"{cls.__qualname__} keeps the root config in {kept}"
+
+
+def test_the_root_config_check_sees_it(tmp_path):
+    cfg = compose_cfg()
+    assert reaches_the_root_config(cfg) and reaches_the_root_config(cfg.tracee)
+    assert not reaches_the_root_config(OmegaConf.create(OmegaConf.to_container(cfg.tracee)))

@@ -124,3 +124,17 @@ def test_a_bench_on_a_busy_machine_says_it_is_noisy(tmp_path, capsys):
     _, summary, _ = run_bench(tmp_path, Busy(), "bench.max_rounds=3")
     assert summary["noisy"] is True and summary["other_cpu_cores_max"] == 0.8
     assert "noisy: rounds saw up to 0.80 cores of other work" in capsys.readouterr().out
+
+
+def test_dry_run_prints_the_first_rounds_plans_and_starts_nothing(tmp_path):
+    """`evt bench --dry-run` shows the search's settings and the first round's two runs (with
+    the tracer and without) as `evt stress --dry-run` does, and measures nothing."""
+    from helpers import run_evt
+
+    proc = run_evt("bench", "-e", "security_file_open:instances=1", "tracer=bpftrace", "bench.start_rate=4000",
+                   "--dry-run", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "evt bench dry run: target rates from 4,000 events/s" in proc.stdout
+    assert "runner=docker tracer=bpftrace; nothing is started" in proc.stdout
+    assert "runner=docker tracer=none; nothing is started" in proc.stdout
+    assert not (tmp_path / "bench.json").exists() and not list(tmp_path.glob("rounds/*/summary.json"))

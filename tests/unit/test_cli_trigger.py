@@ -21,6 +21,7 @@ import yaml
 from helpers import EVT, ROOT, run_evt
 from inprocess import evt_main
 from evt import host
+from evt.workload.catalog import RELATIONS
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
 START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
@@ -323,11 +324,11 @@ def test_list_json_gives_every_count_relation_and_need():
     for row in rows.values():
         assert set(row["count"]) == set(row["modes"])
         for count in row["count"].values():
-            assert count["relation"] in ("exact", "proxy", "unverified")
+            assert count["relation"] in RELATIONS
             assert bool(count["reason"]) == (count["relation"] != "exact")
             assert count["per_op"] >= 1 and count["per_op_is"] in ("exact", "lower_bound")
-    assert rows["commit_creds"]["count"]["script"]["relation"] == "proxy"
-    assert "setresuid" in rows["commit_creds"]["count"]["script"]["reason"]
+    assert rows["commit_creds"]["count"]["script"]["relation"] == "lower_bound"  # measured at commit_creds
+    assert "at the Tracee hook on debian-6.1" in rows["commit_creds"]["count"]["script"]["reason"]
     assert rows["socked_dup"]["count"]["native"] == {
         "relation": "exact", "reason": "", "probe": "tracepoint:syscalls:sys_enter_dup", "per_op": 1,
         "per_op_is": "exact", "filter": rows["socked_dup"]["count"]["native"]["filter"]}
@@ -343,7 +344,7 @@ def test_list_table():
     assert "security_file_open" in proc.stdout and "native*, script" in proc.stdout
     assert "* default mode" in proc.stdout
     assert "socked_dup (Tracee: socket_dup)" in proc.stdout
-    assert "native: exact; script: proxy" in proc.stdout  # security_file_open
+    assert "native: exact; script: lower_bound" in proc.stdout  # security_file_open, as verified at its hook
     assert "unverified = " in proc.stdout
 
 

@@ -12,7 +12,9 @@ import uuid
 import pytest
 from native_child import fd_count, in_child, privileged_actions, run_action
 
+from evt import linux
 from evt.workload import actions as native
+from evt.workload.actions import fs
 from evt.workload.catalog import default_catalog
 from evt.workload.marker import Marker
 
@@ -38,13 +40,13 @@ def test_action_runs_ops_without_error(name, marker):
 
 def test_registering_a_name_twice_is_refused():
     with pytest.raises(ValueError, match="registered twice"):
-        native.action("file_open")(native.Action)
+        native.registry(fs, fs)
 
 
 def test_set_comm_cuts_to_15_chars():
     def body():
-        native.set_comm("evt-0123456789abcdef")
-        return native.get_comm()
+        linux.set_comm("evt-0123456789abcdef")
+        return linux.get_comm()
     assert in_child(body) == "evt-0123456789a"
 
 

@@ -35,7 +35,7 @@ def test_none_tracer_does_nothing(tmp_path):
 
 
 def test_config_picks_tracee(tmp_path):
-    from evt.tracers.tracee import TraceeTracer
+    from evt.tracers.tracee.tracer import TraceeTracer
 
     tracer = make_tracer(compose_cfg("tracer=tracee"), tmp_path)
     assert isinstance(tracer, TraceeTracer) and tracer.name == "tracee"

@@ -1,12 +1,19 @@
-"""Runners are built from the config group's `_target_`, never picked by name."""
+"""Plugins are built from the config group's `_target_` and their own node, never picked by
+name; their schemas and sections are their own (docs/plugins.md)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 from helpers import compose_cfg
 
+from evt.config.schema import plugin_schema_modules
+from evt.config.sections import SECTIONS, plugin_section
 from evt.errors import UsageError
-from evt.plugins import make_runner
+from evt.plugins import make_runner, make_tracer
+from evt.runners.schema import RunnerConfig
+from evt.tracers.bpftrace.schema import BpftraceConfig
 from evt.runners.docker import DockerRunner
 from evt.runners.local import LocalRunner
 
@@ -30,3 +37,44 @@ def test_a_target_that_is_no_runner_is_a_usage_error(tmp_path):
         with pytest.raises(UsageError, match=rf"unknown runner 'local' \(_target_ '{target}' is not a runner class\): "
                                              r"use one of runner=docker, runner=local \(the runner config group, conf/runner/\)"):
             make_runner(cfg, "r1", tmp_path)
+
+
+def test_a_runner_keeps_its_own_settings_typed(tmp_path):
+    runner = make_runner(compose_cfg("runner=docker", "runner.memory=64m", "runner.tmpfs=[/tmp,/run]"), "r1", tmp_path)
+    assert isinstance(runner.settings, RunnerConfig)
+    assert runner.settings.memory == "64m" and list(runner.settings.tmpfs) == ["/tmp", "/run"]
+
+
+def test_every_plugin_schema_module_is_found():
+    assert {"evt.runners.schema", "evt.tracers.schema", "evt.tracers.tracee.schema",
+            "evt.tracers.bpftrace.schema"} <= set(plugin_schema_modules())
+
+
+def test_tool_sections_compose_whichever_tracer_runs():
+    """tracee.* and bpftrace.* are top-level sections their plugins declare: a sweep over
+    tracer=... with either's keys composes for every job, and a wrong key is still refused."""
+    for tracer in ("tracee", "bpftrace", "none", "opensnoop"):
+        cfg = compose_cfg(f"tracer={tracer}", "tracee.buffers.kernel_events=512", "bpftrace.mode=stream")
+        assert cfg.tracee.buffers.kernel_events == 512 and cfg.bpftrace.mode == "stream"
+    with pytest.raises(UsageError, match="buffer_pagez"):
+        compose_cfg("bpftrace.buffer_pagez=8")
+
+
+def test_a_tracer_option_hands_its_section_over_as_settings(tmp_path):
+    tracer = make_tracer(compose_cfg("tracer=bpftrace", "bpftrace.buffer_pages=8"), tmp_path, "r1")
+    assert tracer.settings.buffer_pages == 8 and tracer.run.run_id == "r1" and tracer.run.runner == "docker"
+
+
+def test_a_section_declared_twice_is_refused():
+    @dataclass
+    class Other:
+        mode: str = "x"
+
+    with pytest.raises(ValueError, match="declared twice"):
+        plugin_section("bpftrace", Other)
+    assert SECTIONS["bpftrace"] is BpftraceConfig
+
+
+def test_a_plugins_own_refusal_reaches_the_user_unwrapped(tmp_path):
+    with pytest.raises(UsageError, match="bpftrace.stop_timeout"):
+        make_tracer(compose_cfg("tracer=bpftrace", "bpftrace.stop_timeout=soon"), tmp_path)

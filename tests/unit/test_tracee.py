@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import (
+from helpers import (build_tracer, 
     STANDIN,
     compose_cfg,
     fixture,
@@ -32,7 +32,7 @@ from helpers import (
 )
 
 from evt.errors import RunError, UsageError
-from evt.tracers.tracee import TraceeTracer
+from evt.tracers.tracee.tracer import TraceeTracer
 from evt.tracers.tracee import checks
 from evt.tracers.tracee.checks import find_tracee_processes
 from evt.tracers.tracee.command import parse_output, render_command
@@ -50,7 +50,7 @@ def render(*overrides: str, units=None, run_dir=Path("/run/evt"), **updates):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", *overrides, **updates)
     if units is None:
         units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
-    return render_command(cfg, units, run_dir, detect(str(cfg.tracee.flavour), BIN))
+    return render_command(cfg.tracee, units, run_dir, detect(str(cfg.tracee.flavour), BIN), runner=str(cfg.runner.name))
 
 
 def pairs(argv: list[str], flag: str) -> list[str]:
@@ -252,7 +252,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", "tracee.auto=false",
                       "tracee.http_address=127.0.0.1:4000", "tracee.pyroscope=true")
     units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
-    lines = manual_instructions(cfg, units, tmp_path, Flavour("main"))
+    lines = manual_instructions(cfg.tracee, units, tmp_path, Flavour("main"), str(cfg.runner.name))
     assert lines[0] == f"Container scope filter: --scope container={CID_A},{CID_B}"
     assert "Please start Tracee in another terminal with:" in lines
     suggested = lines[-1].strip()
@@ -265,7 +265,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
         "Pprof endpoint: http://localhost:4000/debug/pprof",
         "Metrics endpoint: http://localhost:4000/metrics",
     ]
-    tracer = TraceeTracer(cfg, tmp_path)  # the hooks the session calls
+    tracer = build_tracer(TraceeTracer, cfg, tmp_path)  # the hooks the session calls
     assert tracer.start_title() == "Configuring & Starting Tracee"  # the original's header, in both modes
     assert tracer.manual_instructions(units) == lines
     assert tracer.manual_prompt() == MANUAL_PROMPT
@@ -274,7 +274,7 @@ def test_manual_instructions_and_endpoints(tmp_path):
 
 def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}")
-    tracer = TraceeTracer(cfg, tmp_path)
+    tracer = build_tracer(TraceeTracer, cfg, tmp_path)
     assert tracer.start_title() == "Configuring & Starting Tracee"
     assert tracer.manual_instructions([make_unit("ptrace", container_id=CID_A)]) == []
     assert tracer.manual_prompt() is None
@@ -284,11 +284,10 @@ def test_auto_mode_hooks_ask_nothing_of_the_user(tmp_path):
 def test_manual_instructions_with_the_default_settings(tmp_path):
     cfg = compose_cfg("tracer=tracee", "tracee.auto=false")
     units = [make_unit("security_file_open", container_id=CID_A)]
-    lines = manual_instructions(cfg, units, tmp_path, Flavour("main"))
+    lines = manual_instructions(cfg.tracee, units, tmp_path, Flavour("main"), str(cfg.runner.name))
     assert lines[0] == f"Container scope filter: --scope container={CID_A}"
     assert lines[-1].startswith(f"  sudo ./dist/tracee --scope container={CID_A} --events security_file_open --output none")
-    local = manual_instructions(compose_cfg("tracer=tracee", "runner=local"), [make_unit("ptrace", pid=77)], tmp_path,
-                                Flavour("main"))
+    local = manual_instructions(cfg.tracee, [make_unit("ptrace", pid=77)], tmp_path, Flavour("main"), "local")
     assert local[0] == "Process tree scope filter: --scope tree=77"
 
 
@@ -303,27 +302,27 @@ def test_endpoints_defaults_and_toggles():
 
 def test_manual_mode_skips_binary_and_running_checks(tmp_path):
     cfg = compose_cfg("tracer=tracee", "tracee.binary=/nonexistent/tracee", "tracee.auto=false")
-    TraceeTracer(cfg, tmp_path).check([])
+    build_tracer(TraceeTracer, cfg, tmp_path).check([])
 
 
 def test_manual_mode_refuses_keep(tmp_path):
     cfg = compose_cfg("tracer=tracee", "tracee.auto=false", "tracee.keep=true")
     with pytest.raises(UsageError, match=r"--keep-tracee requires --auto-tracee=true"):
-        TraceeTracer(cfg, tmp_path).check([])
-    TraceeTracer(compose_cfg("tracer=tracee", "tracee.keep=true", "tracee.binary=/bin/true"), tmp_path)
+        build_tracer(TraceeTracer, cfg, tmp_path).check([])
+    build_tracer(TraceeTracer, compose_cfg("tracer=tracee", "tracee.keep=true", "tracee.binary=/bin/true"), tmp_path)
 
 
 @pytest.mark.parametrize("key", ["ready_timeout", "init_cooldown", "stop_timeout", "start_grace", "drain"])
 def test_bad_durations_are_refused_when_the_tracer_is_built(tmp_path, key):
     with pytest.raises(UsageError, match=f"invalid tracee.{key} 'soon'"):
-        TraceeTracer(compose_cfg("tracer=tracee", f"tracee.{key}=soon"), tmp_path)
+        build_tracer(TraceeTracer, compose_cfg("tracer=tracee", f"tracee.{key}=soon"), tmp_path)
 
 
 # ------------------------------------------------------------------ checks
 
 
 def tracer_for(cfg, tmp_path) -> TraceeTracer:
-    return TraceeTracer(cfg, tmp_path / "run")
+    return build_tracer(TraceeTracer, cfg, tmp_path / "run")
 
 
 def test_check_missing_binary(tmp_path):
@@ -454,7 +453,7 @@ def tracers():
 
 
 def new_tracer(tracers, cfg, tmp_path) -> TraceeTracer:
-    tracer = TraceeTracer(cfg, tmp_path / "run")
+    tracer = build_tracer(TraceeTracer, cfg, tmp_path / "run")
     tracers.append(tracer)
     return tracer
 
@@ -476,7 +475,7 @@ def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monk
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.check(UNITS)
     tracer.start(UNITS)
-    assert tracer.pids() == [tracer.lifecycle.proc.pid]
+    assert tracer.pids() == [tracer.lifecycle.process.pid]
     t0 = time.monotonic()
     tracer.wait_ready()
     assert time.monotonic() - t0 >= 0.3  # it waited for /healthz, not just for the process
@@ -490,7 +489,7 @@ def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monk
     assert (run / "metrics-end.prom").is_file()
     tracer.stop()
     assert tracer.lifecycle.stop_method == "sigterm"
-    assert not tracer.lifecycle.proc.running
+    assert not tracer.lifecycle.process.running
     report = tracer.report(UNITS)
     assert report.metrics["tracee_events_total"] == 1000  # one scrape apart
     assert report.metrics["tracee_lostevents_total"] == 7
@@ -620,8 +619,8 @@ def test_lifecycle_crash_at_start(tmp_path, tracers, monkeypatch):
     with pytest.raises(RunError) as err:
         tracer.wait_ready()
     msg = str(err.value)
-    assert "tracee finished before it became ready: exited with code 1" in msg
-    assert "Tracee log output" in msg and "crash_at_start" in msg
+    assert "Tracee exited with code 1 before it was ready; its log " in msg
+    assert "tracee.log:\n" in msg and "crash_at_start" in msg
     tracer.stop()
     assert tracer.lifecycle.stop_method == "exited"
 
@@ -632,7 +631,7 @@ def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     t0 = time.monotonic()
-    with pytest.raises(RunError, match=r"during start-up: exited with code 1[\s\S]*crash_at_start"):
+    with pytest.raises(RunError, match=r"exited with code 1 during start-up; its log [\s\S]*crash_at_start"):
         tracer.wait_ready()
     assert time.monotonic() - t0 < 2.5  # noticed the exit, did not sit out the grace period
     tracer.stop()
@@ -683,12 +682,12 @@ def test_lifecycle_ignores_sigterm_gets_sigkill(tmp_path, tracers, monkeypatch, 
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     tracer.wait_ready()
-    pid = tracer.lifecycle.proc.pid
+    pid = tracer.lifecycle.process.pid
     t0 = time.monotonic()
     tracer.stop()
     assert time.monotonic() - t0 >= 1.0
     assert tracer.lifecycle.stop_method == "sigkill"
-    assert tracer.lifecycle.proc.returncode == -signal.SIGKILL
+    assert tracer.lifecycle.process.returncode == -signal.SIGKILL
     assert gone(pid)
     assert "Tracee did not stop within 1s, sending SIGKILL..." in said()
     assert "SIGTERM received and ignored" in (tmp_path / "run" / "tracer" / "tracee.log").read_text()
@@ -702,15 +701,15 @@ def test_lifecycle_keep_leaves_it_running(tmp_path, tracers, said):
     tracer.wait_ready()
     tracer.drain()
     tracer.stop()
-    pid = tracer.lifecycle.proc.pid
+    pid = tracer.lifecycle.process.pid
     assert tracer.lifecycle.stop_method == "kept"
-    assert tracer.lifecycle.proc.running and not gone(pid)
+    assert tracer.lifecycle.process.running and not gone(pid)
     assert f"Tracee is still running (PID: {pid})" in said()
     assert f"To stop Tracee later, run: sudo kill -TERM {pid}" in said()
     report = tracer.report(UNITS)
     assert report.metrics["tracee_events_total"] == 1000
     reap(pid)  # the test stops what it kept
-    tracer.lifecycle.proc.wait_exit(5)
+    tracer.lifecycle.process.proc.wait_exit(5)
     assert gone(pid)
 
 
@@ -722,7 +721,7 @@ def test_lifecycle_keep_does_not_keep_a_failed_start(tmp_path, tracers, monkeypa
     with pytest.raises(RunError):
         tracer.wait_ready()
     tracer.stop()
-    assert tracer.lifecycle.stop_method == "sigterm" and not tracer.lifecycle.proc.running
+    assert tracer.lifecycle.stop_method == "sigterm" and not tracer.lifecycle.process.running
 
 
 def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
@@ -742,7 +741,7 @@ def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
     assert "Connection refused" in msg and "tracee.ready_timeout" in msg
     assert tracer.poll() is None  # alive but not ready: stop() ends it
     tracer.stop()
-    assert not tracer.lifecycle.proc.running
+    assert not tracer.lifecycle.process.running
 
 
 def test_lifecycle_stop_before_start_and_twice(tmp_path, tracers):

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import STANDIN, compose_cfg, free_port, make_unit, reap, run_evt, standin_cfg
+from helpers import build_tracer, STANDIN, compose_cfg, free_port, make_unit, reap, run_evt, standin_cfg
 
 from evt.errors import RunError, UsageError
-from evt.tracers.tracee import TraceeTracer
+from evt.tracers.tracee.tracer import TraceeTracer
 from evt.tracers.tracee.command import render_command
 from evt.tracers.tracee.flavour import Flavour, detect, flavour_of_version
 from evt.tracers.tracee.metrics import TraceeServer
@@ -26,7 +26,7 @@ UNITS = [make_unit("security_file_open", container_id=CID), make_unit("ptrace", 
 
 def render(flavour: str, *overrides: str, **updates) -> list[str]:
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", *overrides, **updates)
-    return render_command(cfg, UNITS, Path("/run/evt"), Flavour(flavour))
+    return render_command(cfg.tracee, UNITS, Path("/run/evt"), Flavour(flavour), runner=str(cfg.runner.name))
 
 
 def after(argv: list[str], flag: str) -> list[str]:
@@ -149,7 +149,7 @@ def test_the_standin_refuses_what_tracee_refuses(args, env, refusal):
 def test_a_flavour_mismatch_fails_the_start_with_traces_refusal(tmp_path, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_FLAVOUR", "v0.24")  # a v0.24 binary, evt told it is main
     cfg = standin_cfg(tmp_path, free_port(), "tracee.flavour=main", "tracee.buffers.kernel_events=2048")
-    tracer = TraceeTracer(cfg, tmp_path / "run")
+    tracer = build_tracer(TraceeTracer, cfg, tmp_path / "run")
     try:
         tracer.start(UNITS)
         with pytest.raises(RunError, match="unknown flag: --buffers"):
@@ -190,7 +190,7 @@ def test_v024_readiness_reads_the_body_of_a_200(tmp_path, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_FLAVOUR", "v0.24")
     monkeypatch.setenv("EVT_STANDIN_HEARTBEAT", "1.5")  # 200 `NOT OK` for 1.5 s after start
     cfg = standin_cfg(tmp_path, free_port(), "tracee.output=json")
-    tracer = TraceeTracer(cfg, tmp_path / "run")
+    tracer = build_tracer(TraceeTracer, cfg, tmp_path / "run")
     assert tracer.flavour.name == "v0.24"
     try:
         tracer.start(UNITS)
@@ -209,10 +209,10 @@ def test_an_http_address_in_use_is_refused_before_start(tmp_path):
         port = busy.getsockname()[1]
         cfg = standin_cfg(tmp_path, port)
         with pytest.raises(UsageError) as err:
-            TraceeTracer(cfg, tmp_path / "run").check(UNITS)
+            build_tracer(TraceeTracer, cfg, tmp_path / "run").check(UNITS)
         assert f"Tracee's HTTP address 127.0.0.1:{port} is already in use" in str(err.value)
         assert "tracee.http_address=127.0.0.1:<port>" in str(err.value)
-        TraceeTracer(standin_cfg(tmp_path, port, "tracee.metrics=false", "tracee.healthz=false",
+        build_tracer(TraceeTracer, standin_cfg(tmp_path, port, "tracee.metrics=false", "tracee.healthz=false",
                                  "tracee.pprof=false"), tmp_path / "run2").check(UNITS)  # no HTTP: no check
 
 

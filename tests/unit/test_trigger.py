@@ -17,7 +17,7 @@ import uuid
 import pytest
 import yaml
 
-from evt.workload import trigger
+from evt.workload import ops, trigger
 from evt.workload.catalog import get_trigger, load_catalog
 from evt.workload.marker import Marker
 from evt.workload.protocol import Progress, Waiting, decode
@@ -102,7 +102,7 @@ def test_rate_paces_each_worker_and_a_sleeping_worker_uses_little_cpu():
 
 def test_script_mode_runs_the_rendered_script(marker):
     trig = get_trigger("security_file_open")
-    path = trigger.prepare_script(trig, "script", marker)
+    path = ops.prepare_script(trig, "script", marker)
     assert path == f"{marker.dir}/security_file_open.sh"
     assert os.stat(path).st_mode & stat.S_IXUSR
     assert Path(path).read_text().startswith("#!/bin/sh\n# security_file_open:")

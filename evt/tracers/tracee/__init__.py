@@ -12,8 +12,5 @@ from Tracee's JSON output.
   metrics.py    the HTTP server: /healthz, /metrics scrapes, endpoint lines
   counting.py   per-unit counts of the JSON output
   tracer.py     TraceeTracer, the Tracer the session uses
+  schema.py     its settings (the `tracee` section) and its tracer option, registered
 """
-
-from evt.tracers.tracee.tracer import TraceeTracer
-
-__all__ = ["TraceeTracer"]

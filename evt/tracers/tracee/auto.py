@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from evt.errors import RunError, UsageError
-from evt.procs import ManagedProcess, Stop, exit_text
-from evt.config.spec import format_duration
+from evt.procs import Stop, exit_text
+from evt.tracers.process import TracerProcess, shown
 from evt.tracers.tracee.checks import address_problem, already_running_message, binary_problem, running_tracee
 from evt.tracers.tracee.command import http_parts
 from evt.tracers.tracee.flavour import Flavour
@@ -25,10 +25,6 @@ from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
 from evt.tracers.tracee.metrics import TraceeServer
 
 log = logging.getLogger(__name__)
-
-
-def _shown(seconds: float) -> str:
-    return format_duration(int(seconds * 1e9))
 
 
 def kept_message(pid: int) -> list[str]:
@@ -41,15 +37,17 @@ def kept_message(pid: int) -> list[str]:
 
 
 class AutoLifecycle(Lifecycle):
+    """The Tracee evt runs: its process is a TracerProcess (start, readiness polled up to
+    a deadline, the crash message, SIGTERM then SIGKILL, log tail, resources, BPF cost)."""
+
     def __init__(self, tcfg, durations: TraceeDurations, server: TraceeServer, log_path: Path, flavour: Flavour):
         super().__init__()
         self.tcfg = tcfg
         self.flavour = flavour
         self.durations = durations
         self.server = server
-        self.log_path: Path = log_path  # always captured here
-        self.proc: ManagedProcess | None = None
-        self._started_at = 0.0
+        self.log_path = log_path
+        self.process = TracerProcess("Tracee", log_path)
 
     def check(self) -> None:
         problem = binary_problem(str(self.tcfg.binary))
@@ -69,89 +67,82 @@ class AutoLifecycle(Lifecycle):
                 )
 
     def pids(self) -> list[int]:
-        return [self.proc.pid] if self.proc is not None else []
+        return [self.process.pid] if self.process.pid is not None else []
 
     def start(self, argv: list[str], json_file: str | None) -> None:
         if json_file:
             Path(json_file).parent.mkdir(parents=True, exist_ok=True)
         log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # Go evt prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
-        try:
-            self.proc = ManagedProcess(argv, self.log_path, outlives_evt=bool(self.tcfg.keep))
-        except OSError as exc:
-            raise RunError(f"could not start Tracee ({argv[0]}): {exc}") from exc
-        self.pid = self.proc.pid
-        self.sampler = self.proc.sampler
-        self._started_at = time.monotonic()
+        self.process.start(argv, outlives_evt=bool(self.tcfg.keep))
+        self.pid = self.process.pid
+        self.sampler = self.process.sampler
         log.info("Tracee started with PID: %d", self.pid)
 
     def wait_ready(self) -> None:
-        if self.proc is None:
+        if self.process.proc is None:
             raise RunError("Tracee was not started (start() was not called or failed).")
         log.info("Waiting for Tracee to initialize...")
-        if self.tcfg.healthz:
-            self._wait_healthz()
-        elif not self.wait_alive(self.durations.start_grace_s):
-            raise RunError(self._crash_message("during start-up"))
+        try:
+            if self.tcfg.healthz:
+                self.ready_s = self._wait_healthz()
+            elif self.wait_alive(self.durations.start_grace_s):
+                self.ready_s = time.monotonic() - self.process.started_at
+            else:
+                raise RunError(self.process.crash("during start-up"))
+        finally:
+            self.exit_code = self.process.returncode
         self.ready = True
-        self.ready_s = time.monotonic() - self._started_at
         cooldown = self.durations.init_cooldown_s
         if cooldown > 0:
-            log.info("Tracee running, waiting %s for stabilization...", _shown(cooldown))
+            log.info("Tracee running, waiting %s for stabilization...", shown(cooldown))
             if not self.wait_alive(cooldown):
-                raise RunError(self._crash_message("during the init cooldown"))
+                raise RunError(self.process.crash("during the init cooldown"))
         log.info("Tracee initialization complete")
         log.info("Tracee is ready (PID: %d)", self.pid)
 
-    def _wait_healthz(self) -> None:
-        timeout = self.durations.ready_timeout_s
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.wait_alive(0):
-                raise RunError(self._crash_message("before it became ready"))
-            last = self.server.not_healthy()
-            if last is None:
-                return
-            if time.monotonic() >= deadline:
-                tail = "\n".join(self.proc.tail() if self.proc else [])
-                raise RunError(
-                    f"Tracee did not become ready within {_shown(timeout)}: "
-                    f"{self.server.url}/healthz never answered 200 OK (last: {last}).\n\n"
-                    f"Tracee log output ({self.log_path}):\n{tail}\n\n"
-                    "Give it longer with tracee.ready_timeout=3m, or check that tracee.http_address "
-                    "matches the address it listens on; tracee.healthz=false falls back to tracee.start_grace."
-                )
-            time.sleep(0.1)
+    def _wait_healthz(self) -> float:
+        """Ready: /healthz answers 200 OK (polled up to tracee.ready_timeout)."""
+        last: list[str] = []
+
+        def healthy() -> bool:
+            problem = self.server.not_healthy()
+            last[:] = [problem] if problem is not None else []
+            return problem is None
+
+        def waiting_for() -> str:
+            return (f"become ready within {shown(self.durations.ready_timeout_s)}: {self.server.url}/healthz never "
+                    f"answered 200 OK (last: {last[0] if last else 'nothing'}); give it longer with "
+                    "tracee.ready_timeout=3m, or check that tracee.http_address matches the address it listens "
+                    "on (tracee.healthz=false falls back to tracee.start_grace)")
+
+        return self.process.wait_ready(healthy, self.durations.ready_timeout_s, waiting_for, poll_s=0.1)
 
     def poll(self) -> str | None:
-        if self.crashed or self.stopped or self.proc is None:
+        if self.crashed or self.stopped or self.process.proc is None:
             return self.crashed
-        ended = self.proc.poll()
-        if ended:
-            self.exit_code = self.proc.returncode
-            self.crashed = f"Tracee {ended} while the units ran; log: {self.log_path}"
-            tail = self.proc.tail(3)
-            if tail:
-                self.crashed += " (last lines: " + " | ".join(tail) + ")"
+        self.crashed = self.process.poll()
+        if self.crashed:
+            self.exit_code = self.process.returncode
         return self.crashed
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.running
+        return self.process.running
 
     def wait_alive(self, seconds: float) -> bool:
-        if self.proc is None:
-            return False
-        code = self.proc.wait_exit(seconds)
-        if code is None:
-            return True
-        self.exit_code = code
-        return False
+        alive = self.process.wait_alive(seconds)
+        if not alive:
+            self.exit_code = self.process.returncode
+        return alive
+
+    def bpf_cost(self) -> dict[str, float]:
+        return self.process.read_bpf_cost()
 
     def stop(self) -> None:
-        if self.stopped or self.proc is None:
+        if self.stopped or self.process.proc is None:
             return
         self.stopped = True
-        proc = self.proc
+        proc = self.process
         if not proc.running:
             self.exit_code = proc.returncode
             self.stop_method = "exited"
@@ -160,33 +151,25 @@ class AutoLifecycle(Lifecycle):
         elif self.tcfg.keep and self.ready:
             self.stop_method = "kept"
             proc.sampler.stop()  # final figures; a kept Tracee is no longer measured
+            if proc.bpf is not None:
+                proc.bpf.restore()  # the kernel's accounting ends with the run
             for line in kept_message(proc.pid):
                 log.info("%s", line)
         else:
             self._terminate(proc)
 
-    def _terminate(self, proc: ManagedProcess) -> None:
+    def _terminate(self, proc: TracerProcess) -> None:
         """SIGTERM, up to tracee.stop_timeout, then SIGKILL; each step said as Go evt does."""
         timeout = self.durations.stop_timeout_s
         log.info("Stopping Tracee (PID: %d)...", proc.pid)
         log.info("Sending SIGTERM for graceful shutdown...")
-        log.info("Waiting up to %s for graceful shutdown...", _shown(timeout))
-        outcome = proc.stop(timeout, before_kill=lambda: log.warning(
-            "Tracee did not stop within %s, sending SIGKILL...", _shown(timeout)))
+        log.info("Waiting up to %s for graceful shutdown...", shown(timeout))
+        outcome = proc.stop(timeout)
         self.exit_code = proc.returncode
-        self.stop_method = "exited" if outcome is Stop.EXITED else "sigterm" if outcome is Stop.SIGNALLED else "sigkill"
+        self.stop_method = {Stop.EXITED: "exited", Stop.SIGNALLED: "sigterm"}.get(outcome, "sigkill")
         if outcome is Stop.SIGNALLED:
             log.info("Tracee stopped gracefully")
         elif outcome is Stop.KILLED:
             log.info("Tracee terminated (SIGKILL)")
         elif outcome is Stop.STUCK:
             log.warning("Tracee may still be running after SIGKILL (PID: %d)", proc.pid)
-
-    def _crash_message(self, when: str) -> str:
-        tail = self.proc.tail() if self.proc is not None else []
-        msg = f"tracee finished {when}: {exit_text(self.exit_code)}"
-        if tail:
-            msg += f"\n\nTracee log output ({self.log_path}, last {len(tail)} lines):\n" + "\n".join(tail)
-        else:
-            msg += f"\n\nTracee log file: {self.log_path} (empty)"
-        return msg

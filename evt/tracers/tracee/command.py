@@ -41,13 +41,6 @@ _CONTAINER_ID = re.compile(r"[0-9a-fA-F]{12,64}")
 _HTTP_ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]*):(\d{1,5})")
 
 
-def runner_name(cfg) -> str | None:
-    try:
-        return str(cfg.runner.name)
-    except Exception:  # no runner composed (a bare structured config): placeholders say container
-        return None
-
-
 # ---------------------------------------------------------------- output
 
 
@@ -253,9 +246,10 @@ def _positive(value: object, what: str) -> int:
     return value
 
 
-def render_command(cfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None) -> list[str]:
-    """Tracee's argv for this flavour, rendered from tracee.template (one argument per line)."""
-    tcfg = cfg.tracee
+def render_command(tcfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None,
+                   runner: str | None = None) -> list[str]:
+    """Tracee's argv for this flavour, rendered from tracee.template (one argument per line);
+    `tcfg` is the tracee section, `runner` the runner's name (None: placeholders say container)."""
     events = list(dict.fromkeys(tracee_event(u) for u in units))  # de-duplicated, first appearance first
     for event in events:
         if not EVENT_NAME.fullmatch(event):
@@ -269,7 +263,6 @@ def render_command(cfg, units: list[Unit], run_dir: Path, flavour: Flavour, bina
     http_parts(tcfg.http_address)
     extra = [_no_newline(str(a), "tracee.extra_args entry") for a in (tcfg.extra_args or [])]
     name, search = template_location(str(tcfg.template))
-    runner = runner_name(cfg)
     text = render(
         name,
         search,
@@ -300,9 +293,8 @@ def resolve_binary(binary: str) -> str:
     return os.path.abspath(binary)
 
 
-def write_command(dest: Path, cfg, argv: list[str], output: OutputSpec, flavour: Flavour) -> None:
+def write_command(dest: Path, tcfg, argv: list[str], output: OutputSpec, flavour: Flavour) -> None:
     """command.json (argv, shell form, template, output) and command.txt in `dest`."""
-    tcfg = cfg.tracee
     name, search = template_location(str(tcfg.template))
     record = {
         "argv": argv,

@@ -67,6 +67,10 @@ class Lifecycle(ABC):
     def pids(self) -> list[int]:
         return []
 
+    def bpf_cost(self) -> dict[str, float]:
+        """The in-kernel cost of its BPF programs, read before it stops ({} when unknown)."""
+        return {}
+
     def instructions(self, units: list[Unit]) -> list[str]:
         return []
 

@@ -18,7 +18,7 @@ from evt.stress.plan import Unit
 from evt.procs import ProcessSampler
 from evt.resource_series import SERIES_FILE
 from evt.tracers.tracee.checks import alive, find_tracee_processes
-from evt.tracers.tracee.command import render_command, runner_name, scopes_for
+from evt.tracers.tracee.command import render_command, scopes_for
 from evt.tracers.tracee.flavour import Flavour
 from evt.tracers.tracee.lifecycle import Lifecycle
 from evt.tracers.tracee.metrics import endpoints
@@ -28,25 +28,25 @@ log = logging.getLogger(__name__)
 MANUAL_PROMPT = "Press ENTER when Tracee is ready to continue..."
 
 
-def manual_instructions(cfg, units: list[Unit], run_dir: Path, flavour: Flavour) -> list[str]:
+def manual_instructions(tcfg, units: list[Unit], run_dir: Path, flavour: Flavour, runner: str | None) -> list[str]:
     """What Tracee's Go evt prints with --auto-tracee=false: the scope filter and the
     Tracee command line (tracee.binary, output, server flags) to start by hand."""
     lines = []
-    for scope in scopes_for(units, runner_name(cfg)):
+    for scope in scopes_for(units, runner):
         what = "Container scope filter" if scope.startswith("container=") else "Process tree scope filter"
         lines.append(f"{what}: --scope {scope}")
-    argv = render_command(cfg, units, run_dir, flavour)
+    argv = render_command(tcfg, units, run_dir, flavour, runner=runner)
     lines += ["", "Please start Tracee in another terminal with:", f"  sudo {shlex.join(argv)}"]
     return lines
 
 
 class ManualLifecycle(Lifecycle):
-    def __init__(self, cfg, run_dir: Path, flavour: Flavour):
+    def __init__(self, tcfg, run_dir: Path, flavour: Flavour, runner: str | None):
         super().__init__()
-        self.cfg = cfg
         self.flavour = flavour
-        self.tcfg = cfg.tracee
+        self.tcfg = tcfg
         self.run_dir = run_dir
+        self.runner = runner
 
     def check(self) -> None:
         if self.tcfg.keep:
@@ -55,7 +55,7 @@ class ManualLifecycle(Lifecycle):
             )
 
     def instructions(self, units: list[Unit]) -> list[str]:
-        return manual_instructions(self.cfg, units, self.run_dir, self.flavour)
+        return manual_instructions(self.tcfg, units, self.run_dir, self.flavour, self.runner)
 
     def prompt(self) -> str:
         return MANUAL_PROMPT

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from evt.tracers.tracee import prometheus as prom
 from evt.errors import RunError, UsageError
-from evt.stress.plan import Unit
+from evt.stress.plan import RunContext, Unit
 from evt.procs import Usage, command_version
 from evt.config.spec import parse_seconds
 from evt.tracers.base import Tracer, TracerReport
@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 class TraceeTracer(Tracer):
     name = "tracee"
 
-    def __init__(self, cfg, run_dir: Path):
-        super().__init__(cfg, run_dir)
-        self.tcfg = cfg.tracee
+    def __init__(self, run: RunContext, name: str, settings):
+        """`settings`: the tracee section (conf/tracer/tracee.yaml: ${tracee})."""
+        super().__init__(run, name)
+        self.tcfg = settings
         self.durations = TraceeDurations.parse(self.tcfg, "tracee")
         self.dir = self.run_dir / "tracer"
         self.flavour = detect(str(self.tcfg.flavour), resolve_binary(str(self.tcfg.binary)))
@@ -44,11 +45,12 @@ class TraceeTracer(Tracer):
         self.server = TraceeServer(base_url(self.tcfg.http_address), self.dir)
         self.lifecycle: Lifecycle = (
             AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log", self.flavour)
-            if self.tcfg.auto else ManualLifecycle(cfg, self.run_dir, self.flavour)
+            if self.tcfg.auto else ManualLifecycle(self.tcfg, self.run_dir, self.flavour, run.runner)
         )
         self.argv: list[str] = []
         self.watch = UnitWatch()
         self._drained = False
+        self.bpf_run: dict[str, float] = {}  # the in-kernel cost of its BPF programs
         self.metrics_interval_s = parse_seconds(str(self.tcfg.metrics_interval), "tracee.metrics_interval")
         self.pprof_slice_s = parse_seconds(str(self.tcfg.pprof_slice), "tracee.pprof_slice")
         self.pprof: PprofCollector | None = None
@@ -60,7 +62,8 @@ class TraceeTracer(Tracer):
         self.lifecycle.check()
 
     def command(self, units: list[Unit]) -> list[str]:
-        return render_command(self.cfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)))
+        return render_command(self.tcfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)),
+                              runner=self.run.runner)
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
@@ -97,7 +100,7 @@ class TraceeTracer(Tracer):
                 f"Tracee cannot be scoped before every unit exists; no container id or pid for: {', '.join(missing)}"
             )
         self.argv = self.command(units)
-        write_command(self.dir, self.cfg, self.argv, self.output, self.flavour)
+        write_command(self.dir, self.tcfg, self.argv, self.output, self.flavour)
         self.watch.start(units, follow_trees=bool(self.output.json_file))
         if self.tcfg.pyroscope:
             log.info("%s", pyroscope_notice())
@@ -130,6 +133,7 @@ class TraceeTracer(Tracer):
             return
         if self.durations.drain_s > 0:
             self.lifecycle.wait_alive(self.durations.drain_s)
+        self.bpf_run = self.lifecycle.bpf_cost()
         if self.tcfg.metrics and self.lifecycle.alive():
             self.server.scrape("end")  # before SIGTERM: Tracee's HTTP server closes at once then
         self._stop_recording()
@@ -167,7 +171,7 @@ class TraceeTracer(Tracer):
             command=command,
             observed=self._observed(units),
             lost=prom.lost(delta),
-            metrics=delta,
+            metrics=dict(delta, **self.bpf_run),
             log_path=str(self.lifecycle.log_path) if self.lifecycle.log_path else None,
             crashed=self.lifecycle.crashed,
             cpu_s=sampler.cpu_s if sampler else None,
