@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import (build_tracer, 
+from helpers import (build_tracer,
     STANDIN,
     compose_cfg,
     fixture,
