@@ -58,6 +58,9 @@ class Measured:
     tracer_peak_rss_bytes: int | None
     tracer_kernel_s: float | None  # its BPF programs' run time, where the tracer reports it
     workload_cpu_s: float
+    # CPU the run used outside evt's process tree (workers in containers, a Tracee evt did
+    # not start), as the session recorded it: evt.bench.load counts evt's tree itself
+    cpu_outside_evt_s: float = 0.0
     other_cpu_cores: float | None = None  # other work on the machine meanwhile (evt.bench.load)
     load_avg_1m: float | None = None
     window_ns: tuple[int, int] | None = None  # the release to the units' end (time.time_ns)
@@ -86,6 +89,7 @@ class Measured:
             tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
             tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
             workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
+            cpu_outside_evt_s=float(summary.get("cpu_outside_evt_s") or 0.0),
             window_ns=(int(summary["released_ns"]), int(summary["released_ns"] + duration * 1e9))
             if summary.get("released_ns") and duration > 0 else None,
         )
@@ -202,15 +206,6 @@ def run_round(round_cfg, run_dir: Path) -> int:
             raise RunError(f"round in {run_dir}: {exc}") from exc
 
 
-def cpu_outside_evt(round_cfg, measured: Measured) -> float:
-    """CPU the run used outside evt's process tree: workers in containers, a Tracee evt
-    did not start (evt.bench.load counts evt's tree itself)."""
-    outside = measured.workload_cpu_s if round_cfg.runner.name != "local" else 0.0
-    if round_cfg.tracer.name == "tracee" and not round_cfg.tracee.auto:
-        outside += measured.tracer_cpu_s or 0.0
-    return outside
-
-
 def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: float, index: int, phase: str,
                  repeat: int, rounds_dir: Path, live: bench_report.LiveTable) -> Round:
     """The round at one target rate: a stress run with the tracer and one without, the
@@ -227,7 +222,7 @@ def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: f
         if exit_code in (130, 143):
             raise Interrupted(exit_code)
         done = Measured.from_run_dir(where, target)
-        load = meter.finish(cpu_outside_evt(round_cfg, done), done.window_ns)
+        load = meter.finish(done.cpu_outside_evt_s, done.window_ns)
         done.other_cpu_cores, done.load_avg_1m = load.other_cpu_cores, load.load_avg_1m
         if done.status != "ok":
             raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {done.status} "

@@ -89,6 +89,9 @@ class Runner(ABC):
 
     name = "runner"
     units_noun = "process groups"  # what one unit is here, in the plan's words
+    # whether the units' processes live outside evt's process tree (containers do): their
+    # CPU is then not in what evt.bench.load counts as evt's own
+    units_outside_evt = False
 
     def __init__(self, run: RunContext, **settings):
         """Built with its option's keys (conf/runner/<name>.yaml, evt.runners.schema) and

@@ -58,6 +58,7 @@ def daemon_capabilities() -> set[str] | None:
 class DockerRunner(Runner):
     name = "docker"
     units_noun = "containers"
+    units_outside_evt = True
 
     def __init__(self, run: RunContext, **settings):
         super().__init__(run, **settings)

@@ -88,6 +88,11 @@ class Tracer(ABC):
         if name:
             self.name = name
 
+    def outside_evt(self) -> bool:
+        """Whether the tracer's process lives outside evt's process tree (one evt did not
+        start): its CPU is then not in what evt.bench.load counts as evt's own."""
+        return False
+
     @abstractmethod
     def check(self, units: list[Unit]) -> None:
         """Refuse (UsageError) before anything starts when the tracer cannot run."""

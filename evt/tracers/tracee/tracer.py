@@ -57,6 +57,9 @@ class TraceeTracer(Tracer):
 
     # -- plan
 
+    def outside_evt(self) -> bool:
+        return not self.tcfg.auto  # the user's Tracee, not evt's child
+
     def check(self, units: list[Unit]) -> None:
         template_location(str(self.tcfg.template))
         self.lifecycle.check()
