@@ -360,7 +360,7 @@ class StressSession:
             log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
         summary["exit_code"] = self.exit_code
         summary["cpu_outside_evt_s"] = (
-            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)  # type: ignore[arg-type]
+            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)
             + ((self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0)
         )
         results.write_all(self.run_dir, workers, events, tracer_table, summary)
