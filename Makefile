@@ -7,11 +7,15 @@ EVT_TRIGGER_RUNNER_IMAGE ?= evt-trigger-runner:latest
 EVT_BASE_IMAGE ?= evt-base:bookworm
 export EVT_TRIGGER_RUNNER_IMAGE EVT_BASE_IMAGE
 
-.PHONY: setup image run test fuzz soak bench bench-docs evt-trigger-runner clean verify-kernels
+.PHONY: setup venv image run test test-fast lint format fuzz soak bench bench-docs evt-trigger-runner clean verify-kernels
 
 # system packages, tracefs, dockerd, the virtualenv, the local Debian base image
 setup:
 	bash scripts/setup.sh
+
+# the virtualenv alone (no root, no dockerd): enough for make lint and make test-fast
+venv:
+	EVT_VENV=$(VENV) bash scripts/venv.sh
 
 # the trigger-runner image, rebuilt only when its sources changed
 image: setup
@@ -25,8 +29,27 @@ evt-trigger-runner: setup
 run: image
 	$(EVT) stress scenario=smoke tracer=bpftrace
 
+# everything: the checks, then the unit tests, then the integration tests (root, dockerd, tracers)
 test: image
-	$(PYTHON) -m pytest -ra
+	$(MAKE) lint
+	$(PYTHON) -m pytest -ra tests/unit
+	$(PYTHON) -m pytest -ra tests/integration
+
+# the fast lane: tests that need no root, no dockerd and no tracer (about a minute, anywhere)
+test-fast: venv
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra tests/unit
+
+# ruff (lint and format check) and mypy, configured in pyproject.toml
+LINT_PATHS := evt hydra_plugins tests benchmarks scripts
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# applies what `make lint` checks for layout: import order and ruff's formatting
+format: venv
+	$(VENV)/bin/ruff check --select I --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 # every trigger at its Tracee hook on every stock kernel evt knows, one VM each (`make test`
 # runs the first one); exit 1 when a verdict differs from the one the trigger files record

@@ -51,7 +51,8 @@ def main() -> int:
             rows.append(step(Path(tmp), sleep, max(10, int(per_worker_rate * args.seconds)), args.runner))
     print("native security_file_open, 2 workers, tracer=bpftrace:")
     print("  (cpu: bpftrace's own process; in-kernel: its BPF programs, from kernel.bpf_stats_enabled)")
-    print(f"  {'sleep':>6} {'events/s':>10} {'events':>9} {'observed':>9} {'loss %':>7} {'cpu s':>7} {'in-kernel s':>11} {'total s / 1M ev':>15}")
+    print(f"  {'sleep':>6} {'events/s':>10} {'events':>9} {'observed':>9} {'loss %':>7} {'cpu s':>7} "
+          f"{'in-kernel s':>11} {'total s / 1M ev':>15}")
     for r in rows:
         print(f"  {r['sleep']:>6} {r['rate']:>10,.0f} {r['events']:>9,} {r['observed']:>9,} {r['loss_pct']:>7.2f} "
               f"{r['cpu_s']:>7.2f} {r['kernel_s']:>11.3f} {r['cpu_s_per_million'] or 0:>15.3f}")

@@ -122,7 +122,7 @@ def main() -> int:
     rows = [("evt --help (interpreter + CLI start-up)", start_up),
             (f"evt compare: two sweeps of {args.jobs} jobs", compare_s),
             (f"evt report: a sweep of {args.jobs} jobs", report_s),
-            (f"evt report: their comparison", compare_report_s)]
+            ("evt report: their comparison", compare_report_s)]
     base_s = statistics.median(w for w, _ in start_up)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rounds} rounds")
     print(f"{'command':<46} {'median s':>9} {'max s':>7} {'CPU s':>6} {'x start-up':>11}")
@@ -130,7 +130,7 @@ def main() -> int:
         wall = [w for w, _ in values]
         print(f"{name:<46} {statistics.median(wall):>9.2f} {max(wall):>7.2f} "
               f"{statistics.median(c for _, c in values):>6.2f} {statistics.median(wall) / base_s:>11.1f}")
-    for (name, values), target in zip(rows, [None, TARGET_S, TARGET_S, TARGET_S]):
+    for (name, values), target in zip(rows, [None, TARGET_S, TARGET_S, TARGET_S], strict=True):
         wall = [w for w, _ in values]
         record.figure(f"{name}: median wall", statistics.median(wall), "s",
                       baseline=base_s if target else None, baseline_label="`evt --help`, same run" if target else None)

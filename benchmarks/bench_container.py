@@ -104,10 +104,12 @@ def main() -> int:
     rate = {label: statistics.median(r for r, _ in values) for label, values in figures.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in figures.items()}
     print(f"container vs host ({EVENT}, {args.ops:,} ops, 1 worker, --sleep 0): median of {args.rounds} rounds "
-          f"in {time.monotonic() - started:.0f} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+          f"in {time.monotonic() - started:.0f} s; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
 
     def row(label: str, host: str) -> str:
-        return (f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) {cpu[host] / cpu[label]:4.2f}x the host;"
+        return (f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) "
+                f"{cpu[host] / cpu[label]:4.2f}x the host;"
                 f" wall {rate[label]:>9,.0f} ops/s {rate[label] / rate[host]:4.2f}x")
 
     host = "host (runner=local)"

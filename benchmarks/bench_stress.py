@@ -134,7 +134,8 @@ def main() -> int:
         print(f"  evt FIFO barrier:                    {med(ours):8.2f} ms ({max(ours):.2f})   target <= 10 ms")
         print(f"  original, sequential docker exec:    {med(seq):8.2f} ms ({max(seq):.2f})")
         print(f"  original, {n} parallel docker exec:    {med(par):8.2f} ms ({max(par):.2f})")
-        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
+        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, "
+              f"parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
         print(f"command to all {n} units waiting: median {med(waits):.2f} s (max {max(waits):.2f})   target <= 4 s")
         record.figure(f"start skew over {n} units, median", med(ours), "ms", baseline=med(seq),
                       baseline_label="Tracee's Go evt: sequential `docker exec pkill -USR1`, same image and events",
@@ -149,7 +150,8 @@ def main() -> int:
         if med(waits) > 4:
             missed.append("time to waiting")
         wall, unit, pct = overhead(tmp, args.long_seconds)
-        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   target <= 5%")
+        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   "
+              f"target <= 5%")
         record.figure(f"orchestration overhead of a {args.long_seconds:g} s run (wall / unit duration - 1)", pct, "%",
                       op="<=", target=5, target_unit="%")
         record.figure("evt stress wall time", wall, "s", baseline=unit, baseline_label="the unit's own run time")

@@ -148,7 +148,8 @@ def main() -> int:
               f"ratio {ratio:4.2f} (target {op} {target}) {'ok' if ok else 'MISSED'}")
     ceiling = med("d_two")[0] / med("d_one")[0]
     print(f"{'    bare loops, 2 procs':26} {rate('d_two')}   vs {'1 process':27} {rate('d_one')}   "
-          f"ratio {ceiling:4.2f}: what the machine allowed; evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it")
+          f"ratio {ceiling:4.2f}: what the machine allowed; "
+          f"evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it")
     record.write()
     return 1 if missed and args.strict else 0
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evt.results.provenance import evt_version, host
@@ -74,7 +74,7 @@ class Record:
         self.data: dict = {
             "schema_version": SCHEMA_VERSION, "benchmark": name, "title": title,
             "size": "tiny" if tiny() else "full",
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "host": {"hostname": socket.gethostname(), **host()},
             "evt": evt_version(), "settings": self.settings, "figures": [], "tables": [], "notes": [],
@@ -107,7 +107,7 @@ class Record:
 
     def write(self) -> Path:
         self.data["duration_s"] = round(time.monotonic() - self.started, 1)
-        self.data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         directory = results_dir()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.name}.json"

@@ -75,9 +75,9 @@ def render(name: str, results: Path) -> str:
     record = json.loads(path.read_text())
     lines = [f"{record['title']}. {provenance(record)}", ""]
     if record.get("figures"):
-        lines += figures_table(record["figures"]) + [""]
+        lines += [*figures_table(record["figures"]), ""]
     for table in record.get("tables", []):
-        lines += other_table(table) + [""]
+        lines += [*other_table(table), ""]
     lines += [f"- {note}" for note in record.get("notes", [])]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from functools import lru_cache
+from functools import lru_cache, cache
 from pathlib import Path
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -40,7 +40,7 @@ def capability_set(status_field: str = "CapEff", pid: int | str = "self") -> set
     return set()
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernel_config() -> dict[str, str]:
     """The running kernel's build config, where the kernel exposes it."""
     release = os.uname().release

@@ -25,7 +25,7 @@ from evt.runners.base import Runner
 from evt.stress.plan import RunContext
 from evt.tracers.base import Tracer
 
-PLUGIN_GROUPS = {"tracer": Tracer, "runner": Runner}  # config group -> the base its classes extend
+PLUGIN_GROUPS: dict[str, type] = {"tracer": Tracer, "runner": Runner}  # config group -> the base its classes extend
 
 
 def group_options(group: str) -> list[str]:

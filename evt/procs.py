@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -36,7 +36,7 @@ _TAIL_BYTES = 64 * 1024  # the tail is read from the end of the file, however lo
 log = logging.getLogger(__name__)
 
 
-class Stop(str, enum.Enum):
+class Stop(enum.StrEnum):
     """How a stop ended."""
 
     EXITED = "exited"  # it had exited before the stop
@@ -200,7 +200,7 @@ class ProcessSampler:
     def sample(self) -> None:
         try:
             root = psutil.Process(self.pid)
-            procs = [root] + root.children(recursive=True)
+            procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
         rss = hwm = 0
@@ -301,18 +301,15 @@ class ManagedProcess:
         self.log_path = Path(log_path)
         self.stdout_path = Path(stdout_path) if stdout_path else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        out = open(stdout_path, "wb") if stdout_path else log
-        try:
-            with signals_held():
-                self.popen = subprocess.Popen(
-                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                    start_new_session=True, close_fds=True,
-                    preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
-                )
-        finally:
-            log.close()
-            out.close()
+        # the child holds its own copies of these descriptors: evt's are closed once it started
+        with (open(self.log_path, "ab") as log,
+              open(stdout_path, "wb") if stdout_path else contextlib.nullcontext(log) as out,
+              signals_held()):
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
+                start_new_session=True, close_fds=True,
+                preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
+            )
         self.pid = self.popen.pid
         self.sampler = ProcessSampler(self.pid, series_path=self.log_path.parent / SERIES_FILE).start()
         self.stopping = False  # stop() was called: an exit from then on is ours

@@ -79,7 +79,7 @@ def series_summary(rows: list[dict[str, float]]) -> dict[str, float | int | None
     return {
         "peak_rss_kb": max(r["rss_kb"] for r in rows),
         "avg_cpu_pct": round(sum(cpu) / n, 2),
-        "p95_cpu_pct": cpu[max(int(math.floor(0.95 * n)), 1) - 1],
+        "p95_cpu_pct": cpu[max(math.floor(0.95 * n), 1) - 1],
         "io_read_total_bytes": rows[-1]["io_read_bytes"] - rows[0]["io_read_bytes"],
         "io_write_total_bytes": rows[-1]["io_write_bytes"] - rows[0]["io_write_bytes"],
         "resource_samples_count": n,

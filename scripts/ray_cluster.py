@@ -106,9 +106,9 @@ class Cluster:
 
     def alive_nodes(self) -> list[str]:
         """Node ids of the live nodes advertising evt_host, asked of the cluster itself."""
-        code = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
-                "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and n['Resources'].get(%r)]))"
-                % (self.address, HOST_RESOURCE))
+        code = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
+                "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and "
+                f"n['Resources'].get({HOST_RESOURCE!r})]))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
                              env=dict(os.environ, **DRIVER_ENV))
         lines = [line for line in out.stdout.splitlines() if line.startswith("[")]

@@ -37,17 +37,7 @@ fi
 # bpftrace and BPF_PROG_LOAD want locked memory
 ulimit -l unlimited 2>/dev/null || true
 
-if [ ! -d "$VENV" ]; then
-  log "creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis, scipy, matplotlib, ray, hydra_plugins.hydra_ray_launcher' 2>/dev/null \
-   || [ pyproject.toml -nt "$VENV/.evt-installed" ] || [ constraints.txt -nt "$VENV/.evt-installed" ]; then
-  log "installing evt into $VENV"
-  "$VENV/bin/pip" install -q -c constraints.txt --config-settings editable_mode=compat -e '.[test,plots,report,remote]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import evt, hydra, docker, pandas, rich, psutil, prometheus_client, pytest, hypothesis, scipy, matplotlib, ray, hydra_plugins.hydra_ray_launcher' # fail loudly if the install did not take
-  touch "$VENV/.evt-installed"
-fi
+EVT_VENV="$VENV" PYTHON="$PYTHON" bash scripts/venv.sh
 
 docker_ready() { "$VENV/bin/python" -c 'import docker; docker.from_env(timeout=5).ping()' 2>/dev/null; }
 if ! docker_ready; then

@@ -10,13 +10,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # ray_cluster.py, shared with benchmarks/
 
-import pytest  # noqa: E402
-from helpers import compose_cfg  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import pytest
+from helpers import compose_cfg
+from hypothesis import HealthCheck, settings
 
-# Property tests (marked `property`): a bounded example count in `make test`, many more in
-# `make fuzz` (HYPOTHESIS_PROFILE=fuzz). No deadline: the host is shared and loaded.
+# Property tests (marked `property`): a bounded example count in `make test`, fewer in
+# `make test-fast` (HYPOTHESIS_PROFILE=fast), many more in `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
+# No deadline: the host is shared and loaded.
 settings.register_profile("test", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fuzz", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 

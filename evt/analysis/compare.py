@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,14 +73,13 @@ class Comparison:
 
 
 def describe_key(names: list[str], values: tuple) -> str:
-    return " ".join(f"{n}={v}" for n, v in zip(names, values))
+    return " ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
 
 def _groups(frame: pd.DataFrame, by: list[str]) -> dict[tuple, pd.DataFrame]:
     if frame.empty:
         return {}
-    return {tuple(str(v) for v in (k if isinstance(k, tuple) else (k,))): g
-            for k, g in frame.groupby(by, sort=False, dropna=False)}
+    return {tuple(str(v) for v in k): g for k, g in frame.groupby(by, sort=False, dropna=False)}
 
 
 def missing_reason(name: str, side: str, group: pd.DataFrame) -> str | None:
@@ -90,7 +90,7 @@ def missing_reason(name: str, side: str, group: pd.DataFrame) -> str | None:
     why_column = rundirs.WHY + name
     whys = lacking[why_column] if why_column in lacking.columns else pd.Series([None] * len(lacking))
     by_reason: dict[str, list[str]] = {}
-    for why, run_dir in zip(whys, lacking.get("run_dir", pd.Series([""] * len(lacking)))):
+    for why, run_dir in zip(whys, lacking.get("run_dir", pd.Series([""] * len(lacking))), strict=True):
         by_reason.setdefault(str(why) if isinstance(why, str) else f"run did not record {name}", []).append(
             Path(str(run_dir)).name)
     if len(by_reason) == 1 and len(lacking) == len(group):
@@ -115,7 +115,7 @@ def _row(metric: str, scope: str, by: list[str], key: tuple, vb: list[float], vc
     threshold = settings.thresholds.get(metric)
     stat = settings.stat(metric)
     j = judge(METRICS[metric], vb, vc, threshold, settings.alpha, stat)
-    row = dict(zip(by, key))
+    row = dict(zip(by, key, strict=True))
     row.update(scope=scope, metric=metric, baseline_median=j.baseline_median, baseline_min=min(vb, default=None),
                baseline_max=max(vb, default=None), baseline_n=len(vb), candidate_median=j.candidate_median,
                candidate_min=min(vc, default=None), candidate_max=max(vc, default=None), candidate_n=len(vc),
@@ -126,7 +126,7 @@ def _row(metric: str, scope: str, by: list[str], key: tuple, vb: list[float], vc
 
 
 def matched_rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, settings: Settings,
-                 unmatched: list[str], outer: set[tuple] | None, quiet: set[tuple] = frozenset()) -> list[dict]:
+                 unmatched: list[str], outer: set[tuple] | None, quiet: AbstractSet[tuple] = frozenset()) -> list[dict]:
     """Compare every group present on both sides; record the ones present on one side only
     (except inside a run group that is itself unmatched: reported once, at run level; and
     the `quiet` ones, already named). A gated figure neither side has is a `missing` row."""
@@ -174,7 +174,7 @@ def check_baselines(all_base: pd.DataFrame, base: pd.DataFrame, cand: pd.DataFra
 def _nothing_in_common(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, by: list[str],
                        frames: tuple[pd.DataFrame, pd.DataFrame], notes: list[str]) -> UsageError:
     sides = "; ".join(f"{name}: {', '.join(sorted({describe_key(by, k) for k in _groups(f, by)})) or 'no usable run'}"
-                      for name, f in zip(("baseline", "candidate"), frames))
+                      for name, f in zip(("baseline", "candidate"), frames, strict=True))
     keys = " with the same swept values" if len(by) > 1 else ""
     return UsageError(f"nothing to compare: no scenario{keys} appears in both {baseline.path} and {candidate.path} "
                       f"({sides}{'; ' + '; '.join(notes) if notes else ''}). Compare runs of the same scenario.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,12 +21,12 @@ MD_MARKS = {REGRESSION: "❌ regression", IMPROVEMENT: "✅ improvement", MISSIN
 TERMINAL_ROWS = 40
 
 
-def fmt(value: object, metric: str | None = None) -> str:
+def fmt(value: Any, metric: str | None = None) -> str:  # a cell of a comparison row
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if metric == "peak_rss_bytes":
         return f"{float(value) / 2**20:,.1f} MiB"
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     if abs(number) >= 100:
         return f"{number:,.0f}"
     return f"{number:,.3g}" if abs(number) < 1 else f"{number:,.2f}"
@@ -103,7 +104,7 @@ def _where(comparison: Comparison, row: dict) -> list[str]:
     return [str(row[k]) for k in comparison.keys] + [row["event"] or "(run)"]
 
 
-def _fmt_p(value: object) -> str:
+def _fmt_p(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3f}"
 
 
@@ -205,12 +206,15 @@ def run(baseline: str, candidate: str, threshold_items: list[str], thresholds_fi
     gate = perfgate.is_baseline_file(baseline)  # Tracee's <arch>-<scenario>.json
     if gate:
         perfgate.load_baseline(baseline)
-    sides = None if gate else rundirs.locate(baseline), rundirs.locate(candidate)
+    baseline_set = None if gate else rundirs.locate(baseline)
+    candidate_set = rundirs.locate(candidate)
     out_dir = Path(out) if out else compare.default_out_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out} is a file: give a directory for compare.csv and compare.md.")
-    comparison = (perfgate.compare(baseline, sides[1], settings, allow_failed) if gate
-                  else compare.compare(*sides, settings, allow_failed))
+    if baseline_set is None:
+        comparison = perfgate.compare(baseline, candidate_set, settings, allow_failed)
+    else:
+        comparison = compare.compare(baseline_set, candidate_set, settings, allow_failed)
     if console is None:  # a pipe or a CI log gets a table wide enough to read
         console = Console() if Console().is_terminal else Console(width=200)
     print_table(console, comparison)

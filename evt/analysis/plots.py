@@ -12,8 +12,8 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": 100, "axes.grid": True,
                      "grid.alpha": 0.3})
@@ -115,7 +115,7 @@ def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: li
             order = x.sort_values().index if numeric else group.index
             y = pd.to_numeric(group.loc[order, column], errors="coerce")
             if y.notna().any():
-                label = " ".join(str(n) for n in (name if isinstance(name, tuple) else (name,))) or "run"
+                label = " ".join(str(n) for n in name) or "run"
                 ax.plot(x.loc[order], y, marker="o", label=label)
                 lines += 1
         ax.set(title=f"{title} against {key}", ylabel=ylabel)
@@ -141,7 +141,7 @@ def compare_bars(rows: pd.DataFrame, metric: str, ylabel: str, path: Path) -> Pa
         high = (rows[f"{side}_max"].astype(float) - median).clip(lower=0)
         ax.bar([i + offset for i in x], median, width, yerr=[low, high], capsize=3, label=side, color=COLORS[side])
     ax.set_xticks(x, rows["label"], rotation=20 if len(rows) > 3 else 0, ha="right" if len(rows) > 3 else "center")
-    for tick, verdict in zip(ax.get_xticklabels(), rows["verdict"]):
+    for tick, verdict in zip(ax.get_xticklabels(), rows["verdict"], strict=True):
         if verdict == "regression":  # regressed rows: red, bold labels
             tick.set_color("#c44e52")
             tick.set_fontweight("bold")

@@ -27,7 +27,7 @@ def _fmt(value: object, digits: int = 0) -> str:
     return f"{float(value):,.{digits}f}"  # type: ignore[arg-type]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + \
            ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
 
@@ -36,7 +36,7 @@ def _image(title: str, path: Path) -> list[str]:
     return [f"### {title}", "", f"![{title}]({path.name})", ""]
 
 
-def _cpu_line(summary: dict, run_dir: Path, metrics: dict) -> str:
+def _cpu_line(summary: dict, run_dir: Path, metrics: pd.Series) -> str:
     """The tracer's CPU: its process's in the measured window and over its whole run, its BPF
     programs' in the kernel, and per million events (or why that is not shown)."""
     cost = summary.get("tracer_cost") or {}
@@ -61,10 +61,12 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
     tracer_name = rundirs.tracer_name(summary)
     tracer = summary.get("tracer")
     tracer_version = (tracer.get("version") if isinstance(tracer, dict) else None) or "version not recorded"
-    expected = sum(float(r["expected"] or 0) for r in rows)  # type: ignore[arg-type]
+    expected = sum(x for r in rows if isinstance(x := r["expected"], int | float))  # events.csv's numbers
     metrics = rundirs.apply_cpu_floor(pd.DataFrame([rundirs.run_metrics(summary, run_dir, expected)])).iloc[0]
     rss = metrics["peak_rss_bytes"]
     failure = rundirs.run_failure(summary)
+    peak_rss = (_fmt(rss / MIB, 1) + " MiB" if pd.notna(rss)
+                else "not shown: " + str(metrics[rundirs.WHY + "peak_rss_bytes"]))
     lines = [f"# evt report: run {summary.get('run_id')}", "",
              f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
              f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
@@ -74,7 +76,7 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
              f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
              f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
              _cpu_line(summary, run_dir, metrics),
-             f"- peak RSS: {_fmt(rss / MIB, 1) + ' MiB' if pd.notna(rss) else 'not shown: ' + str(metrics[rundirs.WHY + 'peak_rss_bytes'])}",
+             f"- peak RSS: {peak_rss}",
              ""]
     lines += _table(["event", "mode", "events/s", "expected", "observed", "loss %", "count"],
                     [[r["unit"], r.get("mode", "-"), _fmt(r["events_per_s"]), _fmt(r["expected"]), _fmt(r["observed"]),
@@ -115,7 +117,7 @@ def _series_section(run_dir: Path, out_dir: Path, tracer_name: str) -> list[str]
 
 
 def _mib(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else _fmt(float(value) / MIB, 1)  # type: ignore[arg-type]
+    return "-" if not isinstance(value, int | float) or pd.isna(value) else _fmt(value / MIB, 1)
 
 
 def _not_shown(runs: pd.DataFrame, figures: dict[str, str]) -> list[str]:
@@ -182,8 +184,9 @@ def read_comparison(compare_dir: Path) -> tuple[dict, pd.DataFrame]:
     for column in [c for c in rows.columns if c.startswith(("baseline_", "candidate_"))] + ["change", "p_value"]:
         bad = rows[column].notna() & pd.to_numeric(rows[column], errors="coerce").isna()
         if bad.any():
-            line = int(bad.idxmax()) + 2  # the header is line 1
-            raise UsageError(f"{csv_path} line {line}: {column} is {rows.loc[bad.idxmax(), column]!r}, not a number: "
+            first = int(bad.to_numpy().argmax())  # the first bad row
+            line = first + 2  # the header is line 1
+            raise UsageError(f"{csv_path} line {line}: {column} is {rows[column].iloc[first]!r}, not a number: "
                              "it is damaged; rerun `evt compare`.")
         rows[column] = pd.to_numeric(rows[column])
     return meta, rows
@@ -197,7 +200,8 @@ def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
              f"- baseline: `{meta['baseline'].get('path')}` ({meta['baseline'].get('kind')}); "
              f"candidate: `{meta['candidate'].get('path')}` ({meta['candidate'].get('kind')})",
              f"- {len(meta.get('regressions') or [])} regression(s); {len(failed)} candidate run(s) that did not end ok"
-             f"{' (allowed)' if meta.get('allow_failed') else ''}; exit code {meta.get('exit_code')}; full table: compare.md",
+             f"{' (allowed)' if meta.get('allow_failed') else ''}"
+             f"; exit code {meta.get('exit_code')}; full table: compare.md",
              ""]
     lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []]
     lines += [f"- FAILED: {line}" for line in failed]
@@ -237,7 +241,7 @@ def _comparison_plot(subset: pd.DataFrame, metric: str, keys: list[str], out_dir
     return _image(f"{metric}: baseline vs candidate", path) + notes
 
 
-def locate(path_text: str) -> tuple[str, object]:
+def locate(path_text: str) -> tuple[str, Path | rundirs.ResultSet]:
     """What `path_text` is: a comparison directory, a run or a sweep; UsageError otherwise."""
     path = Path(path_text)
     if path.is_dir() and (path / "compare.csv").is_file() and (path / "compare.json").is_file():
@@ -257,12 +261,12 @@ def run(path_text: str, out: str | None) -> int:
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if kind == "comparison":
-            lines = comparison_section(what, out_dir)  # type: ignore[arg-type]
+        if isinstance(what, Path):  # a comparison's directory
+            lines = comparison_section(what, out_dir)
         elif kind == "sweep":
-            lines = sweep_section(what, out_dir)  # type: ignore[arg-type]
+            lines = sweep_section(what, out_dir)
         else:
-            lines = run_section(what.path, out_dir)  # type: ignore[union-attr]
+            lines = run_section(what.path, out_dir)
     except UsageError:  # a damaged record: nothing written
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)

@@ -97,8 +97,9 @@ def _value(name: str, raw: object, where: str) -> float | None:
             raise UsageError(f"alpha={raw!r}{where} is not a significance level: give a number between 0 and 1, e.g. alpha=0.05.")
         return value
     if not (value >= 0 and math.isfinite(value)):
+        unit = "in %" if METRICS[name].relative else "in " + (METRICS[name].change_unit or "its unit")
         raise UsageError(f"threshold {name}={raw!r}{where} is not a non-negative number: give e.g. {name}="
-                         f"{METRICS[name].default or 5:g} (a change {'in %' if METRICS[name].relative else 'in ' + (METRICS[name].change_unit or 'its unit')}) or {name}=off.")
+                         f"{METRICS[name].default or 5:g} (a change {unit}) or {name}=off.")
     return value
 
 
@@ -123,15 +124,16 @@ def parse(items: list[str], config_file: str | None = None, loss_stat: str = "wo
                              f"(names: {valid_names()}).")
         pairs += [(str(k), v, f" in {config_file}") for k, v in data.items()]
     for item in items:
-        name, eq, raw = item.partition("=")
-        if not eq or not raw.strip():
+        name, eq, text = item.partition("=")
+        if not eq or not text.strip():
             raise UsageError(f"--threshold {item!r} is not name=value: give e.g. --threshold events_per_s=5 "
                              f"(names: {valid_names()}).")
-        pairs.append((name.strip(), raw, ""))
+        pairs.append((name.strip(), text, ""))
     for name, raw, where in pairs:
         value = _value(name, raw, where)
         if name == "alpha":
-            settings.alpha = float(value)  # type: ignore[arg-type]
+            assert value is not None  # _value refuses an alpha that is not a number
+            settings.alpha = value
         else:
             settings.thresholds[name] = value
     settings.explicit = frozenset(name for name, _, _ in pairs if name != "alpha")

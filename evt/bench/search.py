@@ -43,7 +43,8 @@ class BenchSettings:
             raise UsageError(f"bench.max_loss_pct={bench.max_loss_pct} is not a percentage below 100: give e.g. 1 (for 1%).")
         precision = _number(bench.precision, "bench.precision")
         if not 0 < precision <= 100:
-            raise UsageError(f"bench.precision={bench.precision} must be a percentage above 0 and at most 100: give e.g. 10 (for 10%).")
+            raise UsageError(f"bench.precision={bench.precision} must be a percentage above 0 and at most 100: "
+                             f"give e.g. 10 (for 10%).")
         rounds = positive_int(bench.max_rounds, "bench.max_rounds")
         if rounds < 2:
             raise UsageError(f"bench.max_rounds={bench.max_rounds} must be at least 2 (a good and a bad rate bound the limit).")

@@ -15,15 +15,35 @@ import pandas as pd
 from evt.results import csvio
 from evt.results.sweep import job_summaries
 
-SWEEP_COLUMNS = ["job", "overrides", "label", "tracer", "status", "max_sustainable_eps", "target_eps_at_max",
-                 "limited_by", "first_bad_eps", "cpu_s_per_m_events_at_max", "slowdown_pct_at_max",
-                 "generator_max_eps", "precision_reached", "noisy", "rounds", "wall_s", "run_dir"]
+SWEEP_COLUMNS = [
+    "job",
+    "overrides",
+    "label",
+    "tracer",
+    "status",
+    "max_sustainable_eps",
+    "target_eps_at_max",
+    "limited_by",
+    "first_bad_eps",
+    "cpu_s_per_m_events_at_max",
+    "slowdown_pct_at_max",
+    "generator_max_eps",
+    "precision_reached",
+    "noisy",
+    "rounds",
+    "wall_s",
+    "run_dir",
+]
 MARKDOWN_COLUMNS = [  # (title, bench_sweep.csv column, digits)
-    ("tracer", "label", None), ("max sustainable events/s (achieved)", "max_sustainable_eps", 0),
-    ("target events/s", "target_eps_at_max", 0), ("limited by", "limited_by", None),
+    ("tracer", "label", None),
+    ("max sustainable events/s (achieved)", "max_sustainable_eps", 0),
+    ("target events/s", "target_eps_at_max", 0),
+    ("limited by", "limited_by", None),
     ("CPU s per million events at the limit", "cpu_s_per_m_events_at_max", 2),
-    ("workload slowdown % at the limit", "slowdown_pct_at_max", 1), ("rounds", "rounds", 0),
-    ("noisy", "noisy", None), ("status", "status", None),
+    ("workload slowdown % at the limit", "slowdown_pct_at_max", 1),
+    ("rounds", "rounds", 0),
+    ("noisy", "noisy", None),
+    ("status", "status", None),
 ]
 
 
@@ -31,16 +51,22 @@ def label(summary: dict[str, Any], overrides: str, common: set[str]) -> str:
     """The bench's name in the table and figure: its tracer, and what else its job set
     that not every job of the sweep set."""
     rest = [o for o in overrides.split() if not o.startswith("tracer=") and o not in common]
-    return " ".join([str(summary.get("tracer"))] + rest)
+    return " ".join([str(summary.get("tracer")), *rest])
 
 
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     jobs = job_summaries(sweep_dir, "bench.json")
     common = set.intersection(*(set(overrides.split()) for _, _, overrides in jobs)) if len(jobs) > 1 else set()
-    return [{column: summary.get(column) for column in SWEEP_COLUMNS}
-            | {"job": job_dir.name, "overrides": overrides, "label": label(summary, overrides, common),
-               "run_dir": str(job_dir)}
-            for job_dir, summary, overrides in jobs]
+    return [
+        {column: summary.get(column) for column in SWEEP_COLUMNS}
+        | {
+            "job": job_dir.name,
+            "overrides": overrides,
+            "label": label(summary, overrides, common),
+            "run_dir": str(job_dir),
+        }
+        for job_dir, summary, overrides in jobs
+    ]
 
 
 def _cell(value: object, digits: int | None) -> str:
@@ -52,16 +78,23 @@ def _cell(value: object, digits: int | None) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], load: tuple[float, float, float] | None) -> str:
-    lines = ["| " + " | ".join(title for title, _, _ in MARKDOWN_COLUMNS) + " |",
-             "|" + "|".join("---" if digits is None else "--:" for _, _, digits in MARKDOWN_COLUMNS) + "|"]
+    lines = [
+        "| " + " | ".join(title for title, _, _ in MARKDOWN_COLUMNS) + " |",
+        "|" + "|".join("---" if digits is None else "--:" for _, _, digits in MARKDOWN_COLUMNS) + "|",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(column), digits) for _, column, digits in MARKDOWN_COLUMNS) + " |")
-    notes = ["", "max sustainable: the rate the workload achieved with the tracer at the highest target within "
-             "the limit (target: that target); limited by: the verdict at the first target over the limit; "
-             "slowdown: the workload's rate with the tracer against without it; noisy: other work on the "
-             "machine took more than the bench's threshold of cores during its rounds."]
+    notes = [
+        "",
+        "max sustainable: the rate the workload achieved with the tracer at the highest target within "
+        "the limit (target: that target); limited by: the verdict at the first target over the limit; "
+        "slowdown: the workload's rate with the tracer against without it; noisy: other work on the "
+        "machine took more than the bench's threshold of cores during its rounds.",
+    ]
     if load is not None:
-        notes.append(f"Load average at the start of the sweep: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min).")
+        notes.append(
+            f"Load average at the start of the sweep: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min)."
+        )
     return "\n".join(lines + notes) + "\n"
 
 

@@ -10,6 +10,7 @@ conf/ and a session class with `prepare(cfg, run_dir)` and `run() -> exit code`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -60,20 +61,26 @@ def session_class(app: str):
     return StressSession
 
 
-def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress"):
-    """The composed config for these overrides (no run directory, nothing started)."""
+def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress", hydra=None):
+    """The composed config for these overrides (no run directory, nothing started). With
+    `hydra` (the Hydra of a single run, see run_once): composed as Hydra's main composes a
+    run, its own logging configured, the `hydra` node included."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=evt_config.HYDRA_VERSION_BASE):
-            cfg = hydra_compose(APPS[app], overrides=overrides, return_hydra_config=with_hydra)
+        if hydra is not None:
+            cfg = hydra.compose_config(APPS[app], overrides, run_mode=RunMode.RUN, with_log_configuration=True)
+        else:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base=evt_config.HYDRA_VERSION_BASE):
+                cfg = hydra_compose(APPS[app], overrides=overrides, return_hydra_config=with_hydra)
         # a bad interpolation in evt's keys fails here, not when a phase reads the key
-        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-        if with_hydra:
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)
+        if with_hydra or hydra is not None:
             OmegaConf.select(cfg, "hydra.run.dir")
         return cfg
     except (HydraException, OmegaConfBaseException) as exc:
@@ -88,17 +95,58 @@ def group_option_message(exc: ValueError) -> str:
             "takes the name of one of its options, e.g. scenario=smoke; `evt stress --help` lists them.")
 
 
-def prepare_single_run(overrides: list[str], app: str = "stress"):
-    """The session of a single run and the run directory Hydra is to use for it."""
+def prepare_single_run(composed, app: str = "stress"):
+    """The session of a single run and the run directory Hydra is to use for it, from its
+    composed config (with the `hydra` node, which is left as it is)."""
     from omegaconf import open_dict
 
-    cfg = compose(overrides, with_hydra=True, app=app)
-    run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # ${now:...} resolved once, here
+    run_dir = str(OmegaConf.select(composed, "hydra.run.dir"))  # ${now:...} resolved once, here
+    cfg = copy.deepcopy(composed)
     with open_dict(cfg):
         del cfg["hydra"]  # the job's config, as Hydra hands it to a job
         cfg.run_id = process_run_id(cfg.get("run_id"))  # the id the default run directory ends with
     with runlog.terminal_only():
         return session_class(app).prepare(cfg, Path(run_dir).absolute()), run_dir
+
+
+def run_once(overrides: list[str], app: str, task) -> None:
+    """A single run in Hydra's run mode, its configuration composed once: what Hydra's main
+    does for a run (compose, callbacks, run_job), with evt's preparation between the compose
+    and the run directory, so that bad input makes no directory. Hydra's main would compose
+    twice more (once to read hydra.mode, once to run): a second of CPU on a small machine."""
+    from hydra import version
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import open_dict
+
+    version.setbase(evt_config.HYDRA_VERSION_BASE)
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)  # as Hydra's main
+    search_path = create_automatic_config_search_path(calling_file, calling_module, str(CONF_DIR))
+    hydra = Hydra.create_main_hydra2(task_name=detect_task_name(calling_file, calling_module),
+                                     config_search_path=search_path)
+    try:
+        cfg = compose(overrides, app=app, hydra=hydra)
+        session, run_dir = prepare_single_run(cfg, app)
+        _prepared.append(session)
+        with open_dict(cfg):
+            cfg.hydra.run.dir = run_dir
+            cfg.hydra.mode = RunMode.RUN
+        callbacks = Callbacks(cfg)
+        callbacks.on_run_start(config=cfg, config_name=APPS[app])
+        ret = run_job(hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+                      task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
+        callbacks.on_run_end(config=cfg, config_name=APPS[app], job_return=ret)
+        _ = ret.return_value  # the job's exception, if it raised one
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _job(cfg, app: str) -> int:
@@ -141,10 +189,18 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
     info_only = any(a in ("--cfg", "-c", "--info", "-i", "--hydra-help") for a in hydra_args)
     _prepared.clear()
     _process_run_id.clear()
+    _exit_codes.clear()
+
+    def job(cfg) -> int:
+        code = _job(cfg, app)
+        record_exit_code(code)
+        return code
+
+    single = not multirun and not info_only and set(hydra_args) <= {"--run", "-r"}
     if not multirun and info_only:
         compose(overrides, app=app)
-    elif not multirun:
-        session, run_dir = prepare_single_run(overrides, app)
+    elif not multirun and not single:  # Hydra flags evt does not run itself: Hydra's main composes again
+        session, run_dir = prepare_single_run(compose(overrides, with_hydra=True, app=app), app)
         _prepared.append(session)
         overrides = [*overrides, f"hydra.run.dir={evt_config.quote_override(run_dir)}"]
     elif not info_only:
@@ -152,18 +208,15 @@ def run(hydra_args: list[str], overrides: list[str], app: str = "stress") -> int
 
         remote.preflight(overrides, compose)  # a launcher that cannot place jobs: exit 2 before any job
 
-    @hydra.main(config_path=str(CONF_DIR), config_name=APPS[app], version_base=evt_config.HYDRA_VERSION_BASE)
-    def job(cfg) -> int:
-        code = _job(cfg, app)
-        record_exit_code(code)
-        return code
-
-    _exit_codes.clear()
+    main = hydra.main(config_path=str(CONF_DIR), config_name=APPS[app], version_base=evt_config.HYDRA_VERSION_BASE)(job)
     saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = [f"evt-{app}", *hydra_args, *overrides]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own failures reach us, not its trimmed traceback
     try:
-        job()
+        if single:
+            run_once(overrides, app, job)
+        else:
+            main()
     except OSError as exc:  # the job catches its own: this is Hydra making the run directory or its files
         raise UsageError(
             f"cannot create the run directory or its files: {exc.strerror or exc} ({exc.filename or 'run directory'}); "

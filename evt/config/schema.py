@@ -14,7 +14,7 @@ import importlib
 import re
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -56,18 +56,18 @@ class ScenarioConfig:
 @dataclass
 class StressConfig:
     # Sweep knobs: when set they override every event's value.
-    instances: Optional[int] = None
-    ops: Optional[int] = None
-    sleep: Optional[str] = None
-    rate: Optional[float] = None  # ops/s per instance, instead of the sleep
-    max_lag: Optional[str] = None  # with a rate: schedule caught up after a stall at most (default 10ms)
-    mode: Optional[str] = None
+    instances: int | None = None
+    ops: int | None = None
+    sleep: str | None = None
+    rate: float | None = None  # ops/s per instance, instead of the sleep
+    max_lag: str | None = None  # with a rate: schedule caught up after a stall at most (default 10ms)
+    mode: str | None = None
     signal_timeout: str = "15m"
     stress_end_cooldown: str = "10s"
     timeout: str = "60m"  # whole run
     wait_before_trigger: bool = False
     dry_run: bool = False
-    max_loss_pct: Optional[float] = None  # exceeded: exit 1 (a CI gate)
+    max_loss_pct: float | None = None  # exceeded: exit 1 (a CI gate)
     progress_interval: str = "500ms"
 
 
@@ -91,7 +91,7 @@ class RemoteConfig:
     """Sweeps on many hosts (`-m hydra/launcher=ray`): placement and what comes home."""
 
     host_resource: str = "evt_host"  # each evt host joins the Ray cluster advertising 1 of it
-    hosts: Optional[int] = None  # hosts the sweep needs at once; more than the cluster has: exit 2
+    hosts: int | None = None  # hosts the sweep needs at once; more than the cluster has: exit 2
     staging_dir: str = "/tmp/evt-ray-jobs"  # on each host: where its jobs run before going home
     max_file_mb: float = 64  # a larger file (e.g. Tracee's events.json) stays on its host
     max_job_mb: float = 256
@@ -99,7 +99,7 @@ class RemoteConfig:
 
 @dataclass
 class EvtConfig:
-    scenario: Optional[ScenarioConfig] = None
+    scenario: ScenarioConfig | None = None
     tracer: TracerConfig = MISSING
     runner: RunnerConfig = MISSING
     events: list[str] = field(default_factory=list)  # the -e/--events specs
@@ -108,7 +108,7 @@ class EvtConfig:
     all_scenarios: bool = False
     stress: StressConfig = field(default_factory=StressConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
-    run_id: Optional[str] = None
+    run_id: str | None = None
     remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 

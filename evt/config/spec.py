@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from evt.errors import UsageError, brief
 
@@ -44,7 +45,7 @@ DEFAULT_OPS = 100
 DEFAULT_SLEEP = "10ns"
 
 
-def parse_duration(text: str, what: str = "duration") -> int:
+def parse_duration(text: object, what: str = "duration") -> int:
     """Parse a Go duration string into nanoseconds (>= 0).
 
     Raises UsageError naming the bad value and showing valid examples.
@@ -228,7 +229,7 @@ def _parse_spec(text: str) -> EventSpec:
     parts = text.split(":")
     name = parts[0].strip()
     validate_event_name(name)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # EventSpec fields of several types
     for part in parts[1:]:
         key, eq, value = part.partition("=")
         key, value = key.strip(), value.strip()
@@ -256,7 +257,7 @@ def _parse_spec(text: str) -> EventSpec:
     if "max_lag" in values and "rate" not in values:
         raise UsageError("max_lag= given without rate=\nmax_lag bounds how far a rate's schedule is caught up after a "
                          "stall: give rate= too, or drop max_lag=.")
-    return EventSpec(event=name, **values)  # type: ignore[arg-type]
+    return EventSpec(event=name, **values)
 
 
 def _spec_count(field: str, value: str) -> int:

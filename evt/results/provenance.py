@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 from evt.paths import HOME
@@ -18,6 +17,8 @@ SCHEMA_VERSION = 2  # summary.json layout; 2: provenance fields, tracer as {name
 def evt_version() -> dict[str, object]:
     """The package version, plus the git commit (and whether the tree had changes) when
     evt runs from a checkout."""
+    from importlib import metadata  # slow to import: only when a run is recorded, not for a dry run
+
     try:
         version = metadata.version("evt")
     except metadata.PackageNotFoundError:

@@ -319,7 +319,7 @@ def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame
         elif identity["whole"]:
             raise UsageError(f"{run_dir} has a summary.json of status {summary['status']} but no events.csv: the "
                              "run's record is damaged: rerun it, or leave it out of the set.")
-        expected = sum(float(r["expected"] or 0) for r in rows) if rows else None  # type: ignore[arg-type]
+        expected = sum(x for r in rows if isinstance(x := r["expected"], int | float)) if rows else None
         runs.append({**identity, **run_metrics(summary, run_dir, expected)})
         events += event_rows(run_dir, identity, summary, rows)
     return pd.DataFrame(runs), pd.DataFrame(events)

@@ -1,4 +1,4 @@
-"""Sweep tables, written by a Hydra callback when a multirun ends.
+"""Sweep tables, written when a multirun ends (by evt.results.callbacks.SweepSummary).
 
 sweep.csv: a row per job, failed ones included (status and error), with one column per
 swept key (e.g. `stress.instances`) and the job's headline figures. sweep_events.csv: a
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from evt.results import csvio
 from evt.results import rundirs
@@ -79,7 +77,7 @@ def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
 def sweep_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
     rows = [job_row(job, keys) for job in job_dirs(sweep_dir)]
     frame = pd.DataFrame(rows, columns=sweep_columns(keys))
-    return frame.astype({c: "Int64" for c in INTEGER_COLUMNS})  # counts stay integers beside a failed job's blanks
+    return frame.astype(dict.fromkeys(INTEGER_COLUMNS, "Int64"))  # counts stay integers beside a failed job's blanks
 
 
 def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
@@ -91,7 +89,7 @@ def sweep_events_frame(sweep_dir: Path, keys: list[str]) -> pd.DataFrame:
         events = pd.read_csv(events_path)
         front = pd.DataFrame({column: [row[column]] * len(events) for column in ["job", "host", *keys]})
         frames.append(pd.concat([front, events], axis=1))
-    columns = ["job", "host", *keys] + csvio.EVENT_COLUMNS
+    columns = ["job", "host", *keys, *csvio.EVENT_COLUMNS]
     return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
 
@@ -100,16 +98,6 @@ def write_tables(sweep_dir: Path, task_overrides: list[str]) -> pd.DataFrame:
     frame = sweep_frame(sweep_dir, keys)
     csvio.write_csv(frame, sweep_dir / "sweep.csv", sweep_columns(keys))
     events = sweep_events_frame(sweep_dir, keys)
-    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys] + csvio.EVENT_COLUMNS)
+    csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys, *csvio.EVENT_COLUMNS])
     return frame
 
-
-class SweepSummary(Callback):
-    """Writes <sweep dir>/sweep.csv and sweep_events.csv when a multirun ends."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        frame = write_tables(sweep_dir, list(config.hydra.overrides.task))
-        failed = int((frame["status"] != "ok").sum())
-        print(f"sweep: {len(frame)} jobs ({failed} not ok) in {sweep_dir / 'sweep.csv'} and "
-              f"{sweep_dir / 'sweep_events.csv'}")

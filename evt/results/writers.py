@@ -123,7 +123,7 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
         "runner": plan.runner,
         "tracer": plan.tracer,
         "units": len(plan.units),
-        "workers": int(len(workers)),
+        "workers": len(workers),
         "total_ops": plan.total_ops,
         "ok": ok,
         "errors": int(workers["errors"].sum()) if len(workers) else 0,

@@ -10,7 +10,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from evt.workload import protocol
 from evt.errors import RunError
@@ -62,7 +63,7 @@ class UnitState:
     def _write(self, line: str) -> None:
         if self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "a", buffering=1)
+            self._log = open(self.log_path, "a", buffering=1)  # noqa: SIM115 - open until close_log()
         self._log.write(line + "\n")
 
     def close_log(self) -> None:

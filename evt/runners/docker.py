@@ -8,11 +8,15 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evt import faults, host
 from evt.errors import RunError, UsageError
 from evt.stress.plan import RunContext, Unit
 from evt.runners.base import Runner, UnitState
+
+if TYPE_CHECKING:  # docker is imported when a docker run starts
+    from docker import DockerClient
 
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
@@ -27,7 +31,7 @@ DOCKER_DEFAULT_CAPS = {
 CREATE_SETTLE_S = 5.0  # how long a cut-short create request may take to land in the daemon
 
 
-def docker_client(timeout: int = 120):
+def docker_client(timeout: int = 120) -> DockerClient:
     import docker
 
     try:
@@ -57,7 +61,7 @@ class DockerRunner(Runner):
 
     def __init__(self, run: RunContext, **settings):
         super().__init__(run, **settings)
-        self.client = None
+        self.client: DockerClient | None = None  # connected by check()
         self.privileged = False
         self.cap_add: list[str] = []
         self._cut_short = False  # a create request was interrupted (see cleanup)
@@ -129,6 +133,12 @@ class DockerRunner(Runner):
             + ", ".join([c.removeprefix("CAP_") for c in lacking] + unknown)
         )
 
+    @property
+    def _connected(self) -> DockerClient:
+        if self.client is None:
+            raise RuntimeError("the docker runner is used before check() connected it")
+        return self.client
+
     def _probe_caps(self) -> list[str]:
         """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF)."""
         import docker
@@ -137,7 +147,7 @@ class DockerRunner(Runner):
         while True:
             try:
                 with self._creating():
-                    probe = self.client.containers.create(
+                    probe = self._connected.containers.create(
                         self.settings.image, command=["--help"], cap_add=self.cap_add,
                         network_mode="none", labels={LABEL: self.run_id},
                     )
@@ -193,7 +203,7 @@ class DockerRunner(Runner):
 
         try:
             with self._creating():
-                return self.client.containers.create(
+                return self._connected.containers.create(
                     self.settings.image,
                     entrypoint=[unit.argv[0]],
                     command=unit.argv[1:],
@@ -204,7 +214,7 @@ class DockerRunner(Runner):
                     cap_add=self.cap_add or None,
                     security_opt=list(self.settings.security_opt) or None,
                     volumes={str(self.barrier_dir): {"bind": BARRIER_MOUNT, "mode": "ro"}},
-                    tmpfs={path: TMPFS_OPTIONS for path in self.settings.tmpfs} or None,
+                    tmpfs=dict.fromkeys(self.settings.tmpfs, TMPFS_OPTIONS) or None,
                     mem_limit=self.settings.memory,
                     memswap_limit=self.settings.memory,  # no swap beyond the limit
                     detach=True,
@@ -213,7 +223,8 @@ class DockerRunner(Runner):
             if exc.status_code == 409:  # the name is taken: same run_id as a live or killed run
                 raise RunError(
                     f"a container named {unit.container_name} already exists: run_id {self.run_id} belongs to another "
-                    f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); use another run_id."
+                    f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); "
+                    f"use another run_id."
                 ) from exc
             raise RunError(f"container for {unit.name} could not be created: {exc.explanation or exc}") from exc
 

@@ -108,7 +108,7 @@ def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:
     """Kill what is left in a run's cgroups, then remove them (children first)."""
     if not path.is_dir():
         return
-    for child in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True) + [path]:
+    for child in [*sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True), path]:
         deadline = time.monotonic() + timeout_s
         while True:
             try:

@@ -5,7 +5,6 @@ keyword arguments (evt.plugins.make_runner), never with the root config."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -26,7 +25,7 @@ class RunnerConfig:
     ready_timeout: str = "60s"  # every unit waiting at the barrier
     # runner=docker: each unit's memory limit (docker's form: 64m, 1g); a unit that needs
     # more is ended by the kernel's OOM killer, and the run says so
-    memory: Optional[str] = None
+    memory: str | None = None
     # docker: directories mounted as tmpfs in each unit container. The markers live in
     # /tmp; an open on the container's overlay filesystem costs about half again as much
     # as on the host's (benchmarks/bench_container.py). [] keeps them on the overlay.

@@ -52,7 +52,8 @@ def check_host_fits(workers: int, units: int) -> None:
         in_use = tasks_in_use()
         if tasks > limit - in_use:
             raise UsageError(
-                f"this run needs about {tasks:,} tasks ({_sum(workers, 1, units, UNIT_TASKS)}) but the host has room for "
+                f"this run needs about {tasks:,} tasks ({_sum(workers, 1, units, UNIT_TASKS)}) "
+                "but the host has room for "
                 f"{max(limit - in_use, 0):,} more ({name}={limit}, {in_use:,} tasks in use): lower instances or the "
                 f"number of events, or raise the limit with `sysctl -w {name}=N` (kernel.pid_max goes up to 4194304)."
             )
@@ -60,7 +61,8 @@ def check_host_fits(workers: int, units: int) -> None:
     available_mib = psutil.virtual_memory().available // (1 << 20)
     if need_mib > available_mib:
         raise UsageError(
-            f"this run needs about {need_mib:,} MiB of memory ({_sum(workers, f'{WORKER_MIB} MiB', units, f'{UNIT_MIB} MiB')}) "
+            f"this run needs about {need_mib:,} MiB of memory "
+            f"({_sum(workers, f'{WORKER_MIB} MiB', units, f'{UNIT_MIB} MiB')}) "
             f"but the host has {available_mib:,} MiB available (MemAvailable in /proc/meminfo): lower "
             "instances or the number of events, or free memory."
         )

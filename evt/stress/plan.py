@@ -65,7 +65,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
-        for unit, raw in zip(self.units, data["units"]):
+        for unit, raw in zip(self.units, data["units"], strict=True):
             raw["marker"] = unit.marker.as_dict()
         data["total_ops"] = self.total_ops
         return data

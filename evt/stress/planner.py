@@ -40,7 +40,8 @@ def _check_runs_here(spec: EventSpec, needs) -> None:
     # the host's kernel and machine serve containers too
     for reason in [check_kernel_feature(feature) for feature in needs.kernel] + [check_arch(needs.arch)]:
         if reason:
-            raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. Remove it from the run (`evt list` shows what runs here).")
+            raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. "
+                             "Remove it from the run (`evt list` shows what runs here).")
 
 
 def _check_unit_capabilities(trig, mode: str, held: tuple[set[str], str] | None) -> None:
@@ -87,7 +88,8 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
         f"2. start {len(units)} {runner.units_noun}, each waiting at the start barrier",
         f"3. start tracer {cfg.tracer.name} scoped to the units and wait until ready",
         "4. release the start barrier for every unit at once",
-        f"5. follow the units until done (timeout {cfg.stress.timeout}), then {cfg.stress.stress_end_cooldown} end cooldown",
+        f"5. follow the units until done (timeout {cfg.stress.timeout}), "
+        f"then {cfg.stress.stress_end_cooldown} end cooldown",
         "6. stop and collect the tracer, write results, remove every unit",
     ]
     return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)

@@ -24,7 +24,8 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
+from collections.abc import Sequence
 
 from evt.errors import UsageError
 
@@ -119,7 +120,7 @@ def preflight(overrides: list[str], compose) -> None:
         return
     from omegaconf import OmegaConf
 
-    connect(OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True), cfg.remote.host_resource,
+    connect(cast(dict[str, Any], OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)), cfg.remote.host_resource,
             cfg.remote.hosts)
 
 
@@ -169,6 +170,7 @@ def run_job_on_host(hydra_context, sweep_config, task_function, singleton_state,
     started = time.time()
     job = _run_job(hydra_context, sweep_config, task_function, singleton_state)
     ended = time.time()
+    assert job.hydra_cfg is not None  # run_job sets it before the task runs
     job_dir = Path(str(job.hydra_cfg.hydra.runtime.output_dir))
     error = None
     if job.status.name != "COMPLETED":

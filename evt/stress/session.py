@@ -282,6 +282,7 @@ class StressSession:
         timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
+        assert self.series is not None  # started with the release, before the units are followed
         self.series.stop()  # the measured window ends with the units
         if not finished:
             self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
@@ -291,7 +292,7 @@ class StressSession:
             log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
             if state.exit_code not in (0, None) and state.waiting_since is not None:
                 log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:", "  Container logs:"]
-                                          + [f"    {l}" for l in state.tail()]))
+                                          + [f"    {line}" for line in state.tail()]))
         if finished:
             log.info("All %s completed", self.nouns.plural)
         failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
@@ -363,8 +364,9 @@ class StressSession:
                           wall_s=time.monotonic() - self._t_command)
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
-        events = results.events_frame(self.plan, unit_results, self.report,
-                                      scenario="+".join(self.extra["scenario"]) or "custom")  # type: ignore[arg-type]
+        scenarios = self.extra["scenario"]  # the scenario names provenance recorded
+        scenario = "+".join(scenarios) if isinstance(scenarios, list) else ""
+        events = results.events_frame(self.plan, unit_results, self.report, scenario=scenario or "custom")
         window = self.series.window() if self.series is not None else None
         tracer_table = results.tracer_frame(self.plan, self.report, window)
         summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra, window=window)
@@ -377,7 +379,7 @@ class StressSession:
             log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
         summary["exit_code"] = self.exit_code
         summary["cpu_outside_evt_s"] = (
-            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)  # type: ignore[arg-type]
+            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)
             + ((self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0)
         )
         results.write_all(self.run_dir, workers, events, tracer_table, summary)

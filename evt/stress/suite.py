@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -170,7 +171,7 @@ def resolve_specs(cfg) -> list[EventSpec]:
 def apply_knobs(spec: EventSpec, stress) -> EventSpec:
     """stress.instances/ops/sleep/rate/mode, when set, override the spec (the sweep knobs);
     a rate replaces the spec's sleep and a sleep its rate."""
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # EventSpec fields of several types
     if stress.get("rate") is not None and stress.get("sleep") is not None:
         raise UsageError(
             f"stress.rate={stress.rate} and stress.sleep={stress.sleep} given together: a rate sets the time "
@@ -199,4 +200,6 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
 def _plain(node) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    data = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(data, dict)  # a mapping node
+    return data

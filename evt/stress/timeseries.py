@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from evt import faults
 from evt.procs import Usage
@@ -42,12 +42,12 @@ class TimeSeries:
 
     def start(self) -> TimeSeries:
         self._t0 = time.monotonic()
-        self.sample()
+        self.sample(at=self._t0)  # the release's own row: t_s 0 however loaded the host is
         self._thread = faults.start_thread(self._run, name="timeseries")
         return self
 
-    def sample(self) -> None:
-        t_s = time.monotonic() - self._t0
+    def sample(self, at: float | None = None) -> None:
+        t_s = (time.monotonic() if at is None else at) - self._t0
         usage = self.usage()
         done = self.done()
         with self._lock:
@@ -56,12 +56,12 @@ class TimeSeries:
             if usage is not None:
                 if self._cpu0 is None:
                     self._cpu0 = usage.cpu_s
-                row["tracer_cpu_s"] = round(usage.cpu_s - self._cpu0, 4)
+                row["tracer_cpu_s"] = cpu_s = round(usage.cpu_s - self._cpu0, 4)
                 row["tracer_rss_bytes"] = usage.rss_bytes
-                previous = self.rows[-1] if self.rows else None
-                if previous is not None and previous["tracer_cpu_s"] is not None and t_s > previous["t_s"]:
-                    cpu = row["tracer_cpu_s"] - previous["tracer_cpu_s"]  # type: ignore[operator]
-                    row["tracer_cpu_pct"] = round(100.0 * cpu / (t_s - previous["t_s"]), 2)  # type: ignore[operator]
+                previous = self.rows[-1] if self.rows else {}
+                prev_t, prev_cpu = previous.get("t_s"), previous.get("tracer_cpu_s")
+                if isinstance(prev_t, float | int) and isinstance(prev_cpu, float | int) and t_s > prev_t:
+                    row["tracer_cpu_pct"] = round(100.0 * (cpu_s - prev_cpu) / (t_s - prev_t), 2)
             row.update({f"done.{unit}": done.get(unit, 0) for unit in self.units})
             self.rows.append(row)
 
@@ -84,9 +84,9 @@ class TimeSeries:
             rows = [r for r in self.rows if r["tracer_cpu_s"] is not None]
         if len(rows) < 2:
             return {"cpu_s": None, "wall_s": None, "cpu_avg_pct": None, "cpu_p95_pct": None}
-        cpu_s = float(rows[-1]["tracer_cpu_s"]) - float(rows[0]["tracer_cpu_s"])  # type: ignore[arg-type]
-        wall_s = float(rows[-1]["t_s"]) - float(rows[0]["t_s"])  # type: ignore[arg-type]
-        pcts = [float(r["tracer_cpu_pct"]) for r in rows if r["tracer_cpu_pct"] is not None]  # type: ignore[arg-type]
+        cpu_s = _seconds(rows[-1]["tracer_cpu_s"]) - _seconds(rows[0]["tracer_cpu_s"])
+        wall_s = _seconds(rows[-1]["t_s"]) - _seconds(rows[0]["t_s"])
+        pcts = [_seconds(r["tracer_cpu_pct"]) for r in rows if r["tracer_cpu_pct"] is not None]
         p95 = statistics.quantiles(pcts, n=20, method="inclusive")[-1] if len(pcts) >= 2 else (pcts[0] if pcts else None)
         return {"cpu_s": round(cpu_s, 4), "wall_s": round(wall_s, 4),
                 "cpu_avg_pct": round(100.0 * cpu_s / wall_s, 2) if wall_s > 0 else None,
@@ -100,3 +100,10 @@ class TimeSeries:
             writer.writeheader()
             writer.writerows(self.rows)
         return path
+
+
+def _seconds(value: object) -> float:
+    """A figure sample() wrote into a row (a number: rows hold numbers and names)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"not a number in the time series: {value!r}")
+    return float(value)

@@ -25,6 +25,7 @@ Tracers say what they do through logging (`logging.getLogger(__name__)`), never 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class TracerReport:
     log_path: str | None = None
     crashed: str | None = None  # why it died mid-run, if it did
     # the perf gate's figures of the tracer's resource time series (resource_series.series_summary)
-    resources: dict[str, float | int | None] | None = None
+    resources: Mapping[str, object] | None = None
     # per unit name: the tracer's own per-event counts, e.g. {"submit_attempts": N, "submit_failures": N}
     per_unit: dict[str, dict[str, int]] | None = None
 
@@ -111,7 +112,7 @@ class Tracer(ABC):
     def poll(self) -> str | None:
         """None while healthy; the reason once it has died."""
 
-    def drain(self) -> None:
+    def drain(self) -> None:  # noqa: B027 - optional: most tracers have nothing to drain
         """After the units finish, before stop(): final scrapes."""
 
     def pids(self) -> list[int]:

@@ -18,7 +18,7 @@ import signal
 import time
 from abc import abstractmethod
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from evt.config.spec import format_duration
 from evt.errors import RunError
@@ -181,7 +181,7 @@ class TracerProcess:
 
     def read_bpf_cost(self) -> dict[str, float]:
         """The in-kernel cost of its BPF programs (read while it runs; {} when unknown)."""
-        if self.bpf is not None and self.running:
+        if self.bpf is not None and self.running and self.proc is not None:
             self.bpf.read(self.proc.pid)
         return dict(self.bpf.figures) if self.bpf is not None else {}
 

@@ -11,7 +11,6 @@ passes it as `settings: ${<key>}`. See docs/plugins.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -50,16 +49,16 @@ class CommandTracerConfig(TracerConfig, ProcessTracerConfig):
     command: list[str] = field(default_factory=list)  # argv, each item a Jinja template (`{{ binary }}`)
     env: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)  # the evt events whose units it counts
-    line: Optional[str] = None  # an event line: named groups, those in `match` required
+    line: str | None = None  # an event line: named groups, those in `match` required
     # line group -> the unit's value (a Jinja template over its marker), e.g. comm: "{{ marker.comm }}";
     # no default: a merge would keep a default's keys beside the YAML's
     match: dict[str, str] = field(default_factory=dict)
     event_names: dict[str, str] = field(default_factory=dict)  # an `event` group's value -> evt event
-    lost: Optional[str] = None  # its lost-event message, the number in a group named `lost`
+    lost: str | None = None  # its lost-event message, the number in a group named `lost`
     # Ready when it prints a line matching ready_pattern (stdout or stderr) within
     # ready_timeout, or ready_delay after it started
-    ready_pattern: Optional[str] = None
-    ready_delay: Optional[str] = None
+    ready_pattern: str | None = None
+    ready_delay: str | None = None
     stop_signal: str = "SIGINT"  # the signal that makes it flush its output and exit
     install_hint: str = ""  # how to install it, said when its binary is not found
 

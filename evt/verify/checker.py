@@ -21,7 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from evt import host
 from evt.workload import trigger
@@ -209,7 +209,7 @@ def run(cases: list[Case], workdir: Path) -> Iterator[dict]:
         for case in cases:
             if not case.unrunnable:
                 started = time.monotonic()
-                runs[case.phases] = [_run_phase(case, n, p) for n, p in zip(case.ops, case.phases)]
+                runs[case.phases] = [_run_phase(case, n, p) for n, p in zip(case.ops, case.phases, strict=True)]
                 yield {"type": "progress", "event": case.event, "mode": case.mode, "s": round(time.monotonic() - started, 1)}
         counts = counter.stop()
     finally:

@@ -10,6 +10,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from evt import host
 from evt.stress import runstate
@@ -65,7 +66,7 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     runstate.begin(run_id, str(run_dir))
     table: list[dict] = []
-    meta = {"run_id": run_id, "date": time.strftime("%Y-%m-%d"), "kernels": []}
+    meta: dict[str, Any] = {"run_id": run_id, "date": time.strftime("%Y-%m-%d"), "kernels": []}
     try:
         for name in names or ["host"]:
             started = time.monotonic()

@@ -20,7 +20,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from evt.errors import RunError, UsageError
 from evt.paths import CHECKOUT, PACKAGE
@@ -93,7 +93,7 @@ def checkout_digest() -> str:
 def _cpio(tree: Path, archive: Path) -> None:
     """`tree` as a newc cpio archive (the initramfs format), written to `archive`."""
     names = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
-    listing = "\0".join(["."] + names).encode() + b"\0"
+    listing = "\0".join([".", *names]).encode() + b"\0"
     with open(archive, "wb") as out:
         done = subprocess.run(["cpio", "--null", "-o", "-H", "newc", "--quiet"], input=listing, cwd=tree, stdout=out,
                               stderr=subprocess.PIPE)
@@ -137,7 +137,8 @@ def rootfs(log: Callable[[str], None] = print, register: Callable[[int, str], No
             shutil.rmtree(tree / part, ignore_errors=True)
         _cpio(tree, Path(tmp) / "rootfs.cpio")
         os.replace(Path(tmp) / "rootfs.cpio", archive)
-        log(f"root file system built in {time.monotonic() - started:.0f} s: {archive} ({archive.stat().st_size >> 20} MiB)")
+        log(f"root file system built in {time.monotonic() - started:.0f} s: "
+            f"{archive} ({archive.stat().st_size >> 20} MiB)")
     return archive
 
 

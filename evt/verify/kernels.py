@@ -75,7 +75,7 @@ def resolve(name: str) -> tuple[str, str]:
     """(package, version) for a kernel name; apt's lists are refreshed once if they lack it."""
     memo = cache_root() / "kernels" / f"{name}.json"
     for attempt in range(2):
-        package = KERNELS.get(name) and _depends(KERNELS[name]) or (name if PACKAGE.fullmatch(name) else None)
+        package = (KERNELS.get(name) and _depends(KERNELS[name])) or (name if PACKAGE.fullmatch(name) else None)
         version = _version(package) if package else None
         if package and version:
             memo.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,8 @@ def parse_hook(raw: object, where: str) -> TraceeHook:
         raise HookError(f"{where}: tracee_hook must be a mapping with probe (and filter, prelude, note)")
     unknown = set(raw) - {"probe", "filter", "filters", "prelude", "note"}
     if unknown:
-        raise HookError(f"{where}: tracee_hook: unknown keys {sorted(map(brief, unknown))}; use probe, filter, filters, prelude, note")
+        raise HookError(f"{where}: tracee_hook: unknown keys {sorted(map(brief, unknown))}"
+                        f"; use probe, filter, filters, prelude, note")
     probe = raw.get("probe")
     if not isinstance(probe, str) or not all(p.strip().startswith(PROBE_KINDS) for p in probe.split(",")):
         raise HookError(f"{where}: tracee_hook.probe: expected bpftrace probes ({', '.join(PROBE_KINDS)}), got {brief(probe)}")

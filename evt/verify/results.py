@@ -9,6 +9,7 @@ writing its script) is not counted as the op's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -69,7 +70,8 @@ def markdown(frame: pd.DataFrame, title: str) -> str:
     lines = [f"# {title}", "",
              "| kernel | event | mode | hook | declared/op | at hook/op | ground truth/op | verdict |",
              "|---|---|---|---|---|---|---|---|"]
-    for row in frame.itertuples():
+    rows: list[Any] = list(frame.itertuples())  # namedtuples of the frame's columns
+    for row in rows:
         hook = str(row.hook).split(" /")[0].replace("|", "\\|")
         measured = "" if pd.isna(row.measured_per_op) else f"{row.measured_per_op:g}"
         truth = "" if pd.isna(row.ground_truth_per_op) else f"{row.ground_truth_per_op:g}"

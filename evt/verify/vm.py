@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from evt.stress import runstate
 from evt.errors import RunError, UsageError
@@ -46,7 +46,7 @@ def check_qemu() -> None:
 
 def read_records(path: Path) -> list[dict]:
     """The guest's JSON lines so far (a serial line may carry a carriage return)."""
-    records = []
+    records: list[dict] = []
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:

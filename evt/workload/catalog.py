@@ -194,7 +194,8 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {brief(per_op)}")
     if not isinstance(relation, str) or relation not in DECLARED_RELATIONS:
-        raise CatalogError(f"{where}.relation: expected one of {', '.join(DECLARED_RELATIONS)} (how the count relates to the Tracee event), got {brief(relation)}")
+        raise CatalogError(f"{where}.relation: expected one of {', '.join(DECLARED_RELATIONS)} "
+                           f"(how the count relates to the Tracee event), got {brief(relation)}")
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
     target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=per_op_is == "exact", relation=relation,
@@ -202,7 +203,8 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # what an expression can raise
-        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
+        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; "
+                           f"placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
     return target
 
 
@@ -227,7 +229,8 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     if name == "native":
         action = body.get("action")
         if not isinstance(action, str) or action not in native.ACTIONS:
-            raise CatalogError(f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ ({', '.join(sorted(native.ACTIONS))})")
+            raise CatalogError(f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ "
+                               f"({', '.join(sorted(native.ACTIONS))})")
         return Mode(name, needs, target, action=action)
     template = body.get("template")
     if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():

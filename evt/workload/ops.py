@@ -13,10 +13,11 @@ import mmap
 import os
 import signal
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from evt import linux
 from evt.workload.actions import ACTIONS
+from evt.workload.actions.base import Action
 from evt.workload.catalog import Trigger
 from evt.workload.marker import Marker
 from evt.workload.pacing import Pacing
@@ -28,7 +29,7 @@ class NativeOps:
     def __init__(self, trigger: Trigger, marker: Marker):
         self.action_class = ACTIONS[str(trigger.mode("native").action)]
         self.marker = marker
-        self.action = None
+        self.action: Action | None = None
         self.own_comm = ""
 
     def prepare(self) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from evt.errors import UsageError
 from evt.config.spec import format_duration, parse_duration, parse_rate
@@ -238,7 +238,9 @@ class Pacer:
         until its first op is due; at most max_lag of schedule caught up."""
         errors, first = 0, None
         now, batch, max_lag = time.monotonic_ns, self.batch, self.pacing.max_lag_ns
-        period = 1e9 / self.pacing.rate  # type: ignore[operator]
+        rate = self.pacing.rate
+        assert rate is not None  # this loop is chosen for a rate
+        period = 1e9 / rate
         due = now() if self.due_ns is None else self.due_ns
         in_batch = self.in_batch
         for _ in range(count):

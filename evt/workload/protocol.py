@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Union
 
 KEY = "evt_msg"
 RECORD_START = '{"' + KEY + '":'  # what every record line holds (after any prefix)
@@ -82,7 +81,7 @@ class Error:
     message: str
 
 
-Message = Union[Waiting, Progress, Result, Error]
+Message = Waiting | Progress | Result | Error
 _KINDS: dict[str, type] = {"waiting": Waiting, "progress": Progress, "result": Result, "error": Error}
 _NAMES = {kind: name for name, kind in _KINDS.items()}
 

@@ -22,7 +22,8 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from evt import linux
 from evt.workload.catalog import Trigger
@@ -321,7 +322,8 @@ def run(
             time.sleep(QUIET_AFTER_RELEASE_S)
         pace = pacing.describe()
         if parallel > 1:
-            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) with {pace} at {clock_text(now_ns)}")
+            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) "
+                f"with {pace} at {clock_text(now_ns)}")
         else:
             out(f"Starting triggering {ops} ops with {pace} at {clock_text(now_ns)}")
         def report_progress(done: int) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, cast
+from collections.abc import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
@@ -23,24 +24,26 @@ log = logging.getLogger(__name__)
 
 class EvtRayLauncher(RayLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None  # setup() sets it
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self.options = self.config.remote
-        remote.connect(OmegaConf.to_container(self.ray_cfg.init, resolve=True), self.options.host_resource,
+        remote.connect(cast(dict[str, Any], OmegaConf.to_container(self.ray_cfg.init, resolve=True)), self.options.host_resource,
                        self.options.hosts)
         log.info(f"evt on Ray: {len(job_overrides)} jobs, one per host at a time; results in {sweep_dir}")
         jobs = [self._submit(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         return [self._collect(*job) for job in jobs]
 
     def _submit(self, idx: int, overrides: list[str]):
+        assert self.config is not None and self.hydra_context is not None  # setup() sets them
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = f"job_id_for_{idx}"
             sweep_config.hydra.job.num = idx
         job_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-        options = OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {}
+        options = cast(dict[str, Any], OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {})
         options.setdefault("resources", {})[self.options.host_resource] = 1  # the whole host
         caps = remote.Caps(int(self.options.max_file_mb * 2**20), int(self.options.max_job_mb * 2**20))
         import ray  # here, not at the top: Hydra imports every plugin module on every run, and ray takes ~0.7 s

@@ -63,8 +63,15 @@ def audit_as_before():
 
 def stress(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, Path]:
     run_dir = tmp_path / "run"
-    done = run_evt("stress", "tracer=auditd", "runner=local", "stress.stress_end_cooldown=0s",
-                   f"hydra.run.dir={run_dir}", *args, timeout=timeout)
+    done = run_evt(
+        "stress",
+        "tracer=auditd",
+        "runner=local",
+        "stress.stress_end_cooldown=0s",
+        f"hydra.run.dir={run_dir}",
+        *args,
+        timeout=timeout,
+    )
     return done, run_dir
 
 
@@ -76,13 +83,25 @@ def rows(path: Path) -> list[dict]:
 @needs_audit
 def test_every_audited_unit_is_counted_exactly_and_others_get_no_count(tmp_path, audit_as_before):
     done, run_dir = stress(
-        tmp_path, "-e", "security_file_open:instances=2:ops=1500:rate=1000", "-e", "sched_process_exec:ops=300:rate=300",
-        "-e", "security_socket_connect:ops=1000:rate=1000", "-e", "sched_process_fork:ops=100",
-        "auditd.backlog_limit=8192", "auditd.backlog_wait_time=60000",  # room, and waiting rather than dropping
+        tmp_path,
+        "-e",
+        "security_file_open:instances=2:ops=1500:rate=1000",
+        "-e",
+        "sched_process_exec:ops=300:rate=300",
+        "-e",
+        "security_socket_connect:ops=1000:rate=1000",
+        "-e",
+        "sched_process_fork:ops=100",
+        "auditd.backlog_limit=8192",
+        "auditd.backlog_wait_time=60000",  # room, and waiting rather than dropping
     )
     assert done.returncode == 0, done.stdout + done.stderr
     events = {row["event"]: row for row in rows(run_dir / "events.csv")}
-    for event, expected in (("security_file_open", 3000), ("sched_process_exec", 300), ("security_socket_connect", 1000)):
+    for event, expected in (
+        ("security_file_open", 3000),
+        ("sched_process_exec", 300),
+        ("security_socket_connect", 1000),
+    ):
         assert (float(events[event]["expected"]), float(events[event]["observed"])) == (expected, expected), event
     assert events["sched_process_fork"]["observed"] == ""  # audit rules for it: none
     (tracer,) = rows(run_dir / "tracer.csv")
@@ -132,10 +151,23 @@ def _stop_auditd_until_the_kernel_drops(proc: subprocess.Popen, deadline_s: floa
 def test_a_stalled_auditd_loses_events_evt_and_the_kernel_both_report_it(tmp_path, audit_as_before):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [EVT, "stress", "tracer=auditd",
-         "runner=local", "-e", "security_file_open:ops=20000:rate=2000", "auditd.backlog_limit=64",
-         "auditd.backlog_wait_time=0", "stress.stress_end_cooldown=0s", f"hydra.run.dir={run_dir}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        [
+            EVT,
+            "stress",
+            "tracer=auditd",
+            "runner=local",
+            "-e",
+            "security_file_open:ops=20000:rate=2000",
+            "auditd.backlog_limit=64",
+            "auditd.backlog_wait_time=0",
+            "stress.stress_end_cooldown=0s",
+            f"hydra.run.dir={run_dir}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         dropped = _stop_auditd_until_the_kernel_drops(proc)
         out, _ = proc.communicate(timeout=300)
@@ -154,10 +186,23 @@ def test_a_stalled_auditd_loses_events_evt_and_the_kernel_both_report_it(tmp_pat
 def test_kill_9_of_evt_then_evt_cleanup_puts_the_audit_state_back(tmp_path, audit_as_before):
     run_id = unique_run_id("auditd-kill")
     proc = subprocess.Popen(
-        [EVT, "stress", "tracer=auditd", "runner=local", f"run_id={run_id}",
-         "-e", "security_socket_create:ops=100000:rate=500", "auditd.backlog_limit=4096", "auditd.backlog_wait_time=0",
-         "auditd.rate_limit=100000", f"hydra.run.dir={tmp_path / 'run'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        [
+            EVT,
+            "stress",
+            "tracer=auditd",
+            "runner=local",
+            f"run_id={run_id}",
+            "-e",
+            "security_socket_create:ops=100000:rate=500",
+            "auditd.backlog_limit=4096",
+            "auditd.backlog_wait_time=0",
+            "auditd.rate_limit=100000",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not evt_rules():
         assert proc.poll() is None and time.monotonic() < deadline, "evt never loaded its rules"
@@ -169,16 +214,31 @@ def test_kill_9_of_evt_then_evt_cleanup_puts_the_audit_state_back(tmp_path, audi
     done = run_evt("cleanup", "--run-id", run_id, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "restored audit settings" in done.stdout
-    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-                if line.startswith(shutil.which("auditd")) and str(tmp_path) in line]
+    assert not [
+        line
+        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+        if line.startswith(shutil.which("auditd")) and str(tmp_path) in line
+    ]
     # audit_as_before checks settings, rules and the daemon registration
 
 
 def _start_until_rules(tmp_path: Path, *args: str) -> subprocess.Popen:
     """evt stress with tracer=auditd in the background, returned once its rules are loaded."""
-    proc = subprocess.Popen([EVT, "stress", "tracer=auditd", "runner=local", "stress.stress_end_cooldown=0s",
-                             f"hydra.run.dir={tmp_path / 'run'}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            EVT,
+            "stress",
+            "tracer=auditd",
+            "runner=local",
+            "stress.stress_end_cooldown=0s",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not evt_rules():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -190,8 +250,13 @@ def _start_until_rules(tmp_path: Path, *args: str) -> subprocess.Popen:
 
 @needs_audit
 def test_sigterm_of_evt_puts_the_audit_state_back(tmp_path, audit_as_before):
-    proc = _start_until_rules(tmp_path, "-e", "security_socket_create:ops=100000:rate=500", "auditd.backlog_limit=4096",
-                              "auditd.backlog_wait_time=0")
+    proc = _start_until_rules(
+        tmp_path,
+        "-e",
+        "security_socket_create:ops=100000:rate=500",
+        "auditd.backlog_limit=4096",
+        "auditd.backlog_wait_time=0",
+    )
     daemon = AUDITCTL.status()["pid"]
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
@@ -214,8 +279,16 @@ def test_another_audit_daemon_is_named_and_left_alone(tmp_path, audit_as_before)
     conf_dir = tmp_path / "other"
     (conf_dir / "plugins.d").mkdir(parents=True)
     conf = conf_dir / "auditd.conf"
-    conf.write_text(render("auditd.conf.j2", run_id="other", log_file=str(conf_dir / "audit.log"), flush="NONE", freq=0,
-                           plugin_dir=str(conf_dir / "plugins.d")))
+    conf.write_text(
+        render(
+            "auditd.conf.j2",
+            run_id="other",
+            log_file=str(conf_dir / "audit.log"),
+            flush="NONE",
+            freq=0,
+            plugin_dir=str(conf_dir / "plugins.d"),
+        )
+    )
     conf.chmod(0o600)
     other = subprocess.Popen([shutil.which("auditd"), "-n", "-s", "nochange", "-c", str(conf_dir)])
     try:

@@ -16,8 +16,7 @@ import pytest
 
 from helpers import build_tracer, HostTrigger, Noise, barrier, make_unit, needs_bpftrace, trace
 from evt import host
-from evt.workload.catalog import get_trigger
-from evt.workload.marker import Marker, Target
+from evt.workload.marker import Target
 from evt.errors import RunError, UsageError
 from evt.tracers.bpftrace.tracer import TREE_DEPTH, BpftraceTracer, missing_probe
 

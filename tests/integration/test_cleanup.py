@@ -8,7 +8,6 @@ runs on this host are never in reach."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ def exited(proc: subprocess.Popen) -> bool:
 
 
 def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they_exited(tmp_path):
-    state_dir, run_id = tmp_path / "state", unique_run_id(f"killed")
+    state_dir, run_id = tmp_path / "state", unique_run_id("killed")
     victim, in_cgroup, impostor = sleeper(), sleeper(), sleeper()
     cgroup = None
     root = host.cgroup2_root()
@@ -86,7 +85,7 @@ def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they
 
 
 def test_cleanup_leaves_a_live_run_alone(tmp_path):
-    state_dir, run_id = tmp_path / "state", unique_run_id(f"live")
+    state_dir, run_id = tmp_path / "state", unique_run_id("live")
     orchestrator, unit = sleeper(), sleeper()
     try:
         record(state_dir, run_id, orchestrator.pid, [psutil.Process(unit.pid)])

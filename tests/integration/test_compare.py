@@ -87,7 +87,7 @@ def test_runs_match_by_scenario_and_event_and_name_what_does_not(tmp_path):
     comparison = _compare(tmp_path, tmp_path / "a", tmp_path / "b")
     assert comparison.exit_code == 1
     regressed = comparison.regressions
-    assert list(zip(regressed["event"], regressed["metric"])) == [("ptrace", "events_per_s")]
+    assert list(zip(regressed["event"], regressed["metric"], strict=True)) == [("ptrace", "events_per_s")]
     assert comparison.unmatched == ["only in the baseline: scenario=smoke event=security_file_open",
                                     "only in the candidate: scenario=smoke event=sched_process_exec"]
 
@@ -130,7 +130,7 @@ def test_sweeps_match_by_swept_values(tmp_path):
     comparison = _compare(tmp_path, tmp_path / "base", tmp_path / "cand")
     assert comparison.keys == ["stress.instances"]
     regressed = comparison.regressions
-    assert list(zip(regressed["stress.instances"], regressed["metric"])) == [("2", "loss_pct")]
+    assert list(zip(regressed["stress.instances"], regressed["metric"], strict=True)) == [("2", "loss_pct")]
     assert comparison.unmatched == ["only in the baseline: scenario=smoke stress.instances=4",
                                     "only in the candidate: scenario=smoke stress.instances=8"]
 
@@ -148,7 +148,7 @@ def test_failed_baseline_runs_are_left_out_with_a_note(tmp_path):
 def test_nothing_in_common_is_bad_input(tmp_path):
     write_run(tmp_path / "a", {"ptrace": (1000, 0.0)}, scenario="smoke")
     write_run(tmp_path / "b", {"ptrace": (1000, 0.0)}, scenario="network")
-    with pytest.raises(UsageError, match="nothing to compare.*baseline: scenario=smoke; candidate: scenario=network"):
+    with pytest.raises(UsageError, match=r"nothing to compare.*baseline: scenario=smoke; candidate: scenario=network"):
         _compare(tmp_path, tmp_path / "a", tmp_path / "b")
 
 
@@ -247,7 +247,7 @@ def test_a_real_run_paced_ten_times_slower_regresses_on_events_per_s(paced_runs,
     result = run_evt("compare", str(paced_runs / "baseline" / "run0"), str(paced_runs / "slow"),
                      "--out", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
-    line = next(l for l in result.stdout.splitlines() if l.startswith("REGRESSION: events_per_s regressed"))
+    line = next(t for t in result.stdout.splitlines() if t.startswith("REGRESSION: events_per_s regressed"))
     assert "event=security_file_open" in line and "threshold -10%" in line
     with open(tmp_path / "compare.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["metric"] == "events_per_s")

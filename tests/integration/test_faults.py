@@ -317,7 +317,7 @@ def own_dockerd(tmp_path_factory):
     subprocess.run(["ip", "addr", "add", "10.254.254.1/24", "dev", bridge], check=True)
     argv = ["dockerd", "--host", socket, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
             "--pidfile", str(base / "docker.pid"), "--iptables=false", "--ip6tables=false", "--bridge", bridge]
-    log = open(base / "dockerd.log", "w")
+    log = open(base / "dockerd.log", "w")  # noqa: SIM115 - the daemon writes it across restarts; closed at the end
 
     def start() -> subprocess.Popen:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

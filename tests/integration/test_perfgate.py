@@ -40,7 +40,7 @@ def candidate(tmp_path, name="cand", **figures):
 
 
 def verdicts(comparison) -> dict[str, str]:
-    return dict(zip(comparison.rows["metric"], comparison.rows["verdict"]))
+    return dict(zip(comparison.rows["metric"], comparison.rows["verdict"], strict=True))
 
 
 @pytest.mark.parametrize("figures, expected", [
@@ -85,7 +85,7 @@ def test_a_sweep_is_gated_per_swept_value(tmp_path):
     (sweep / "1" / "summary.json").write_text(json.dumps(summary))
     comparison = perfgate.compare(baseline_file(tmp_path / "b"), rundirs.locate(str(sweep)), parse([]))
     rss = comparison.rows[comparison.rows["metric"] == "peak_rss_kb"]
-    assert dict(zip(rss["tracee.buffers.kernel_events"], rss["verdict"])) == {"256": SAME, "4096": REGRESSION}
+    assert dict(zip(rss["tracee.buffers.kernel_events"], rss["verdict"], strict=True)) == {"256": SAME, "4096": REGRESSION}
 
 
 def test_only_runs_of_the_baselines_scenario_and_architecture_count(tmp_path):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from evt.workload import protocol
 from evt.workload.protocol import Error, Progress, Result, TriggerResult, Waiting, WorkerResult, decode, encode
 from evt.runners.base import UnitState
 from helpers import run_evt

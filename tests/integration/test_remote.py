@@ -3,6 +3,7 @@ evt host), real stress jobs in real containers, results brought home through Ray
 
 from __future__ import annotations
 
+import itertools
 import csv
 import json
 import os
@@ -76,7 +77,7 @@ def test_a_sweep_runs_one_job_per_host_and_every_run_dir_comes_home(cluster, tmp
     assert {node for node, _, _ in runs} == nodes  # both hosts worked
     for node in nodes:  # ... and never two jobs at once on one host
         spans = sorted((start, end) for n, start, end in runs if n == node)
-        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:])), spans
+        assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(spans)), spans
     assert remote.staged_files(sweep_dir.parent / "staging") == []  # nothing left on the hosts
 
 

@@ -70,11 +70,11 @@ def test_evt_log_holds_the_phases_and_the_tracers_lifecycle(tmp_path):
     wanted = ["evt.stress.session INFO Starting stress test orchestration", "evt.stress.session INFO Prerequisites ok",
               "evt.stress.session INFO === Phase 1: Starting Process Groups ===", "evt.stress.session INFO Starting 1 units (local)",
               "evt.stress.session INFO === Phase 2: Collecting Process Group IDs ===",
-              "evt.stress.session INFO === Phase 3: Starting tracer bpftrace ===", "evt.tracers.bpftrace.tracer INFO Starting bpftrace: ",
-              "evt.tracers.bpftrace.tracer INFO bpftrace is ready (PID: ", "evt.stress.session INFO Tracer bpftrace ready",
+              "evt.stress.session INFO === Phase 3: Starting tracer bpftrace ===", "evt.tracers.process INFO Starting bpftrace: ",
+              "evt.tracers.process INFO bpftrace is ready (PID: ", "evt.stress.session INFO Tracer bpftrace ready",
               "evt.stress.session INFO === Phase 4: Signaling Process Groups ===", "evt.stress.session INFO === Phase 5: Monitoring ===",
               "evt.stress.session INFO [1/1] Process group ",
-              "evt.tracers.bpftrace.tracer INFO Stopping bpftrace (PID: ", "evt.tracers.bpftrace.tracer INFO bpftrace stopped",
+              "evt.tracers.process INFO Stopping bpftrace (PID: ", "evt.tracers.process INFO bpftrace stopped",
               "evt.results.writers INFO detection: observed 50 of 50 expected", "evt.results.writers INFO results: "]
     found = [next(i for i, line in enumerate(logged) if line.startswith(w)) for w in wanted]
     assert found == sorted(found), logged

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -236,7 +235,7 @@ def test_privileges_auto_follow_what_the_daemon_can_grant(tmp_path):
         assert not runner.privileged
         assert f"it lacks {', '.join(missing)}" in runner.notice
         assert "SYS_ADMIN" in runner.cap_add and "SYS_PTRACE" in runner.cap_add
-        assert not set(c.removeprefix("CAP_") for c in missing) & set(runner.cap_add)
+        assert not {c.removeprefix("CAP_") for c in missing} & set(runner.cap_add)
     # the probe's refused creates (a capability this Docker does not know) were answered:
     # cleanup has no cut-short create to wait for (it waited 5 s after every run when it did)
     assert runner._cut_short is False

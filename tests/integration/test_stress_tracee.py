@@ -64,7 +64,7 @@ def test_manual_tracee_prints_the_scope_and_measures_the_users_tracee(tmp_path):
 
 def test_tracee_dying_mid_run_marks_the_run_and_results_are_still_written(tmp_path):
     port = free_port()
-    args = standin_args(tmp_path, port)[:-2] + ["-e", "ptrace:ops=3000:sleep=1ms"]
+    args = [*standin_args(tmp_path, port)[:-2], "-e", "ptrace:ops=3000:sleep=1ms"]
     result = run_evt("stress", *args, f"hydra.run.dir={tmp_path / 'run'}",
                      env={"EVT_STANDIN_MODE": "crash_after=0.5"})
     assert result.returncode == 1, result.stdout + result.stderr

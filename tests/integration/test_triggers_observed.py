@@ -74,7 +74,8 @@ def observed(tmp_path_factory):
         deadline = time.monotonic() + 60
         for (event, mode), proc in procs.items():
             line = wait_for_line(proc, deadline)
-            assert "Waiting at start barrier" in line, f"{event} {mode} did not reach the barrier: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+            assert "Waiting at start barrier" in line, (f"{event} {mode} did not reach the barrier: {line!r} "
+                                                        f"{proc.stderr.read() if proc.poll() is not None else ''}")
         tracer.check(units)
         tracer.start(units)
         tracer.wait_ready()

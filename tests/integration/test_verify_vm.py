@@ -48,7 +48,7 @@ def test_the_whole_catalog_in_a_vm_keeps_its_recorded_verdicts(tmp_path):
     assert "every verdict is the one recorded" in done.stdout
     frame = pd.read_csv(out / "verify.csv")
     expected = {(e, m) for e, t in load_catalog().items() for m in t.modes}
-    assert set(zip(frame["event"], frame["mode"])) == expected
+    assert set(zip(frame["event"], frame["mode"], strict=True)) == expected
     assert frame["verdict"].notna().all()
     kprobe_only = frame[frame["event"].isin(KPROBE_ONLY)]
     assert len(kprobe_only) == 3 and (kprobe_only["verdict"] != "cannot_run").all(), kprobe_only

@@ -7,6 +7,7 @@ Configs are always composed from conf/ exactly as `evt stress` composes them (on
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -37,11 +38,23 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tracee"  # copies of 
 # -- configs and units ---------------------------------------------------------------------
 
 
+_composed: dict[tuple[str, ...], object] = {}  # compose_cfg's configs, by overrides
+
+
 def compose_cfg(*overrides: str, **updates: object):
     """The composed config (conf/config.yaml) with Hydra overrides, then `updates`
     (dotted keys, e.g. {"tracee.output": "destinations.a.format=json ..."}) for values
     the override grammar would need quoting for."""
-    cfg = compose(list(overrides))
+    # composing costs ~0.1 s of CPU, a copy of the same config ~2 ms: the 64 configs used
+    # last are kept (the property tests' random overrides pass through without crowding out
+    # the ones tests use again and again)
+    cfg = _composed.pop(overrides, None)
+    if cfg is None:
+        cfg = compose(list(overrides))
+    _composed[overrides] = cfg  # the most recently used last
+    if len(_composed) > 64:
+        del _composed[next(iter(_composed))]
+    cfg = copy.deepcopy(cfg)
     for key, value in updates.items():
         OmegaConf.update(cfg, key, value, merge=False)
     return cfg

@@ -29,8 +29,8 @@ def write_run(run_dir: Path, events: dict[str, tuple[float, float]], *, scenario
     run_dir.mkdir(parents=True, exist_ok=True)
     rows, expected_total, lost_total = [], 0, 0
     for name, (rate, loss_pct) in events.items():
-        expected = int(round(rate * duration_s))
-        lost = int(round(expected * loss_pct / 100))
+        expected = round(rate * duration_s)
+        lost = round(expected * loss_pct / 100)
         expected_total, lost_total = expected_total + expected, lost_total + lost
         counts = [expected - lost, lost, loss_pct] if counted else ["", "", ""]
         rows.append(["r", scenario or "custom", tracer, "docker", name, name, "native", "0", 1, expected, expected,

@@ -70,14 +70,7 @@ FLAVOUR = os.environ.get("EVT_STANDIN_FLAVOUR", "main")
 VERSIONS = {"main": "v0.24.1-215-g7c9ec9788", "v0.24": "v0.24.1"}
 # Tracee event names the stand-in knows (pkg/events/core.go has ~400; these are the ones
 # evt's triggers and tests name). `socked_dup` is NOT one: Tracee's event is socket_dup.
-EVENTS = frozenset("""
-arch_prctl bpf_attach commit_creds debugfs_create_dir debugfs_create_file device_add do_truncate
-kallsyms_lookup_name kprobe_attach magic_write process_execute_failed ptrace sched_process_exec
-sched_process_exit sched_process_fork security_bpf_prog security_file_open security_inode_symlink
-security_inode_unlink security_path_notify security_sb_mount security_socket_bind security_socket_connect
-security_socket_create shared_object_loaded socket_dup switch_task_ns openat execve vfs_write vfs_read
-anti_debugging
-""".split())
+EVENTS = frozenset(["arch_prctl", "bpf_attach", "commit_creds", "debugfs_create_dir", "debugfs_create_file", "device_add", "do_truncate", "kallsyms_lookup_name", "kprobe_attach", "magic_write", "process_execute_failed", "ptrace", "sched_process_exec", "sched_process_exit", "sched_process_fork", "security_bpf_prog", "security_file_open", "security_inode_symlink", "security_inode_unlink", "security_path_notify", "security_sb_mount", "security_socket_bind", "security_socket_connect", "security_socket_create", "shared_object_loaded", "socket_dup", "switch_task_ns", "openat", "execve", "vfs_write", "vfs_read", "anti_debugging"])
 BUFFER_KEYS = ("kernel.events", "kernel.artifacts", "kernel.control-plane", "pipeline")
 
 
@@ -187,9 +180,9 @@ def json_output(values: list[str]) -> str | None:
         else:
             fail(f"invalid output flag: {value}")
     for dest in dests.values():
-        if dest.get("type", "file") == "file" and dest.get("format") == "json":
-            if dest.get("path", "stdout") not in ("stdout", "stderr", ""):
-                path = dest["path"]
+        if (dest.get("type", "file") == "file" and dest.get("format") == "json"
+                and dest.get("path", "stdout") not in ("stdout", "stderr", "")):
+            path = dest["path"]
     return path
 
 
@@ -273,7 +266,7 @@ def make_handler(state: State):
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             if path == "/healthz" and state.enabled["healthz"]:
                 body = "OK" if state.healthy() else "NOT OK"  # no newline, as Tracee writes it

@@ -150,13 +150,15 @@ def test_only_the_plugins_and_the_schema_ask_which_tracer_or_runner_runs():
 
 def test_the_name_check_sees_the_forms_it_forbids(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\nc = x.name in ("none", "y")\nd = x.name == "other"\n')
+    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\n'
+                      'c = x.name in ("none", "y")\nd = x.name == "other"\n')
     assert name_comparisons(source) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("runner", ["evt.runners.base", "evt.runners.docker", "evt.runners.local"])
 def test_runners_do_not_load_the_trigger_or_libc(runner):
-    code = f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', 'evt.workload.actions', 'ctypes')))"
+    code = (f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', "
+            "'evt.workload.actions', 'ctypes')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

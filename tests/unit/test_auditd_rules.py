@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from evt.errors import UsageError
+from evt.plugins import make_tracer
 from evt.tracers.auditd import records, rules
 from evt.tracers.auditd.control import parse_status, saved_settings
-from evt.plugins import make_tracer
-from evt.tracers.auditd.tracer import AuditdTracer, matcher_of
+from evt.tracers.auditd.records import matcher_of
+from evt.tracers.auditd.tracer import AuditdTracer
 from helpers import compose_cfg, make_unit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "support" / "fixtures" / "auditd"  # see its README
@@ -22,8 +23,26 @@ X86_64 = {"open", "openat", "openat2", "execve", "execveat", "connect", "unlink"
 def test_a_worker_unit_is_audited_by_its_syscalls_its_root_process_and_its_marker_file():
     unit = make_unit("security_file_open", run_id="r1", pid=4242)
     args = rules.rule_args(unit, rules.Scope(parents=(4242,), path=unit.marker.file), X86_64)
-    assert args == [["-a", "always,exit", "-F", "arch=b64", "-S", "open", "-S", "openat", "-S", "openat2",
-                     "-F", "ppid=4242", "-F", f"path={unit.marker.file}", "-k", f"evt-{unit.marker.token}"]]
+    assert args == [
+        [
+            "-a",
+            "always,exit",
+            "-F",
+            "arch=b64",
+            "-S",
+            "open",
+            "-S",
+            "openat",
+            "-S",
+            "openat2",
+            "-F",
+            "ppid=4242",
+            "-F",
+            f"path={unit.marker.file}",
+            "-k",
+            f"evt-{unit.marker.token}",
+        ]
+    ]
 
 
 def test_only_the_syscalls_this_architecture_has_are_named():
@@ -45,8 +64,12 @@ def test_an_exec_unit_gets_one_rule_per_worker_all_with_the_units_key():
 
 
 def test_audited_units_are_native_units_of_the_events_audit_sees():
-    units = [make_unit("security_file_open"), make_unit("security_file_open", name="script", mode="script"),
-             make_unit("sched_process_fork"), make_unit("ptrace")]
+    units = [
+        make_unit("security_file_open"),
+        make_unit("security_file_open", name="script", mode="script"),
+        make_unit("sched_process_fork"),
+        make_unit("ptrace"),
+    ]
     assert [u.name for u in rules.audited(units)] == ["security_file_open", "ptrace"]
 
 
@@ -56,14 +79,17 @@ def test_syscall_names_are_read_from_ausyscall_dump():
 
 
 def test_the_kernel_status_and_the_settings_evt_restores():
-    text = ("enabled 1\nfailure 1\npid 17634\nrate_limit 0\nbacklog_limit 64\nlost 0\nbacklog 0\n"
-            "backlog_wait_time 15000\nbacklog_wait_time_actual 13\nloginuid_immutable 0 unlocked\n")
+    text = (
+        "enabled 1\nfailure 1\npid 17634\nrate_limit 0\nbacklog_limit 64\nlost 0\nbacklog 0\n"
+        "backlog_wait_time 15000\nbacklog_wait_time_actual 13\nloginuid_immutable 0 unlocked\n"
+    )
     status = parse_status(text)  # `auditctl -s` of auditd 3.0.9 here
     assert status["pid"] == 17634 and status["loginuid_immutable"] == 0 and status["backlog_wait_time_actual"] == 13
     assert saved_settings(status) == {"enabled": 1, "backlog_limit": 64, "backlog_wait_time": 15000, "rate_limit": 0}
 
 
 # -- records: real lines of auditd 3.0.9 logs (log_format RAW) ------------------------------
+
 
 def captured(name: str) -> list[str]:
     return (FIXTURES / name).read_text().splitlines(keepends=True)
@@ -96,8 +122,11 @@ def test_one_event_per_syscall_of_the_units_key_and_marker_comm_whatever_its_aux
 
 def test_an_exec_counts_when_its_execve_record_runs_the_marker_executable():
     log = captured("exec.log")
-    key = next(records.text(f["key"]) for kind, _, f in filter(None, map(records.parse_record, log))
-               if kind == "SYSCALL" and records.text(f.get("key", "")).startswith("evt-"))
+    key = next(
+        records.text(f["key"])
+        for kind, _, f in filter(None, map(records.parse_record, log))
+        if kind == "SYSCALL" and records.text(f.get("key", "")).startswith("evt-")
+    )
     exe = f"/tmp/evt-{key.removeprefix('evt-')}/true"
     counts = records.count(log, [records.Matcher(unit="exec", key=key, exe_arg=exe)])
     assert counts.observed == {"exec": 3}
@@ -107,16 +136,26 @@ def test_an_exec_counts_when_its_execve_record_runs_the_marker_executable():
 
 # -- settings refused before anything starts -----------------------------------------------
 
-@pytest.mark.parametrize("override, message", [
-    ("auditd.flush=SOMETIMES", "invalid auditd.flush 'SOMETIMES': use one of NONE, INCREMENTAL"),
-    ("auditd.freq=0", "invalid auditd.freq 0: the records between flushes, at least 1 with auditd.flush=INCREMENTAL_ASYNC"),
-    ("auditd.backlog_limit=0", "invalid auditd.backlog_limit 0"),
-    ("auditd.backlog_wait_time=-1", "invalid auditd.backlog_wait_time -1: milliseconds from 0"),
-    ("auditd.backlog_wait_time=600001", "invalid auditd.backlog_wait_time 600001"),
-    ("auditd.rate_limit=-5", "invalid auditd.rate_limit -5"),
-    ("auditd.auditctl=evt-test-no-auditctl", "'evt-test-no-auditctl' (auditd.auditctl) is not an executable on PATH"),
-    ("auditd.binary=evt-test-no-auditd", "`make setup` installs them (Debian package auditd)"),
-])
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("auditd.flush=SOMETIMES", "invalid auditd.flush 'SOMETIMES': use one of NONE, INCREMENTAL"),
+        (
+            "auditd.freq=0",
+            "invalid auditd.freq 0: the records between flushes, at least 1 with auditd.flush=INCREMENTAL_ASYNC",
+        ),
+        ("auditd.backlog_limit=0", "invalid auditd.backlog_limit 0"),
+        ("auditd.backlog_wait_time=-1", "invalid auditd.backlog_wait_time -1: milliseconds from 0"),
+        ("auditd.backlog_wait_time=600001", "invalid auditd.backlog_wait_time 600001"),
+        ("auditd.rate_limit=-5", "invalid auditd.rate_limit -5"),
+        (
+            "auditd.auditctl=evt-test-no-auditctl",
+            "'evt-test-no-auditctl' (auditd.auditctl) is not an executable on PATH",
+        ),
+        ("auditd.binary=evt-test-no-auditd", "`make setup` installs them (Debian package auditd)"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_value(tmp_path, override, message):
     tracer = make_tracer(compose_cfg("tracer=auditd", override), tmp_path)
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)").replace("`", ".")):

@@ -24,7 +24,7 @@ SETTINGS = BenchSettings.from_cfg(OmegaConf.structured(BenchConfig))
 def row(target: float, verdict: str, loss_pct: float | None = 0.0, baseline_eps: float | None = None, **extra) -> dict:
     """A round of bench.csv; a round within the limit achieved 97% of its target (a paced
     workload falls a little short of it, and the headline must say what it achieved)."""
-    base = {column: None for column in bench_report.BENCH_COLUMNS}
+    base = dict.fromkeys(bench_report.BENCH_COLUMNS)
     base.update(target_eps=target, achieved_eps=target * (0.97 if verdict == "ok" else 0.8),
                 baseline_eps=baseline_eps or target, loss_pct=loss_pct, tracer_cpu_pct=target / 1000,
                 cpu_s_per_m_events=2.0, verdict=verdict, expected=int(target * 5), repeat=0)
@@ -50,8 +50,8 @@ def confirmed(target: float, verdicts: str, **extra) -> list[dict]:
 
 
 def test_the_limit_is_what_the_best_good_round_achieved_and_the_lowest_bad_rate_says_why():
-    rows = ([row(10_000, "ok"), row(20_000, "ok"), row(40_000, "loss", 7.0, baseline_eps=39_000)]
-            + confirmed(28_284, "ggg", loss_pct=0.5, slowdown_pct=3.0) + confirmed(30_000, "lll", loss_pct=2.0))
+    rows = [row(10_000, "ok"), row(20_000, "ok"), row(40_000, "loss", 7.0, baseline_eps=39_000),
+            *confirmed(28_284, "ggg", loss_pct=0.5, slowdown_pct=3.0), *confirmed(30_000, "lll", loss_pct=2.0)]
     summary = summary_of(rows)
     assert summary["max_sustainable_eps"] == pytest.approx(0.97 * 28_284)  # achieved, not the target
     assert summary["target_eps_at_max"] == 28_284 and summary["achieved_eps_at_max"] == pytest.approx(0.97 * 28_284)

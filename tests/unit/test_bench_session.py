@@ -121,7 +121,7 @@ def test_a_bench_on_a_busy_machine_says_it_is_noisy(tmp_path, capsys):
             done.traced.other_cpu_cores = 0.8
             return done
 
-    code, summary, _ = run_bench(tmp_path, Busy(), "bench.max_rounds=3")
+    _, summary, _ = run_bench(tmp_path, Busy(), "bench.max_rounds=3")
     assert summary["noisy"] is True and summary["other_cpu_cores_max"] == 0.8
     assert "noisy: rounds saw up to 0.80 cores of other work" in capsys.readouterr().out
 

@@ -16,6 +16,8 @@ from evt.workload.catalog import CatalogError, Trigger, get_trigger, load_catalo
 from evt.workload.marker import Marker
 from evt.errors import UsageError
 from evt.paths import TRIGGERS_DIR
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 # The catalog of Tracee's Go evt (docs/tracee.md, "The trigger catalog").
 ORIGINAL_EVENTS = {
@@ -261,7 +263,8 @@ def test_scripts_render_from_their_own_catalog(tmp_path):
 
 
 def test_unmet_needs_name_what_is_missing(tmp_path):
-    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"]})
+    # no capability needed: as root or not, the binary is all that is missing
+    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"], "modes.script.needs.capabilities": None})
     trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
     assert trig.unmet("script") == ["evt-test-no-such-binary not installed"]
     with pytest.raises(UsageError) as err:
@@ -281,7 +284,7 @@ def test_default_catalog_is_the_real_one(real):
 
 
 def test_needs_an_architecture(tmp_path):
-    body = variant(**{"modes.script.needs.arch": ["evt_test_arch"]})
+    body = variant(**{"modes.script.needs": {"arch": ["evt_test_arch"]}})  # the architecture alone, on any host
     trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
     assert trig.unmet("script") == [f"needs evt_test_arch: this machine is {host.machine()}"]
     assert trig.unmet("native") == []
@@ -351,8 +354,6 @@ def test_an_alias_may_not_shadow_an_event(tmp_path):
 
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 
 def _paths(node, prefix=()):
@@ -413,5 +414,5 @@ def test_any_bytes_as_an_entry_load_or_are_refused(tmp_path_factory, data):
 def test_a_catalog_entry_over_the_size_bound_is_refused(tmp_path):
     big = (yaml.safe_dump(GOOD) + "#" * catalog.MAX_TRIGGER_FILE_BYTES).encode()
     assert load_entry(tmp_path, big) is None
-    with pytest.raises(CatalogError, match="ptrace.yaml: .* over the limit of 65,536"):
+    with pytest.raises(CatalogError, match=r"ptrace.yaml: .* over the limit of 65,536"):
         load_catalog(tmp_path)

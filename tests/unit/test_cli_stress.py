@@ -3,7 +3,6 @@ and creates nothing."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from omegaconf import OmegaConf
@@ -11,26 +10,17 @@ from omegaconf import OmegaConf
 from evt.cli.seedflags import STRESS_FLAGS, stress_overrides
 from evt.config.schema import quote_override
 from evt.errors import UsageError
-from helpers import assert_one_paragraph, compose_cfg, run_containers, run_evt, unique_run_id
-
-
-def test_an_event_the_host_cannot_run_is_refused_with_the_reason_evt_list_gives(tmp_path):
-    # whatever this host lacks or has: `evt list` says it, and `evt stress` agrees with it
-    listed = {row["event"]: row for row in json.loads(run_evt("list", "--json").stdout)}
-    bpf_attach = listed["bpf_attach"]
-    result = run_evt("stress", "-e", "bpf_attach", "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
-    if bpf_attach["available"]["script"]:
-        assert result.returncode == 0, result.stderr
-    else:
-        assert result.returncode == 2 and result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
-        for reason in bpf_attach["why_not"]["script"]:
-            assert reason in result.stderr
+from bad_input import BAD_STRESS_INPUT
+from helpers import assert_one_paragraph, compose_cfg, unique_run_id
+from inprocess import evt_main
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
-    result = run_evt("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
+    result = evt_main("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == f"Error: {suite}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
 
@@ -97,56 +87,33 @@ def test_bad_flags(argv, message):
 
 
 def test_cfg_job_shows_the_composed_config():
-    result = run_evt("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
+    result = evt_main("stress", "scenario=smoke", "tracee.pyroscope=true", "--cfg", "job")
     assert result.returncode == 0, result.stderr
     assert "pyroscope: true" in result.stdout
     assert "security_file_open:instances=2:ops=5000" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-e", "security_file_open:foo=1"],
-     'invalid event spec "security_file_open:foo=1": unknown key: "foo" \\(valid keys: instances, ops, sleep\\)'),
-    (["-e", ":ops=1"], 'invalid event spec ":ops=1": event name cannot be empty'),
-    (["-e", "ptrace:ops"], 'invalid event spec "ptrace:ops": invalid key=value pair: "ops"'),
-    (["-e", "ptrace:instances=0"], 'invalid event spec "ptrace:instances=0": instances must be greater than 0, got 0'),
-    (["-e", "ptrace:ops=-3"], 'invalid event spec "ptrace:ops=-3": ops must be greater than 0, got -3'),
-    (["-e", "ptrace:sleep=fast"], 'invalid event spec "ptrace:sleep=fast": invalid sleep duration "fast"'),
-    (["-e", "no_such_event"], "trigger for the event no_such_event does not exist: stat .*no_such_event.yaml: "
-                              "no such file or directory"),
-    (["-e", "security_file_opne"], "Did you mean security_file_open"),
-    (["-e", "ptrace;rm"], "event names contain only lowercase"),
-    (["scenario=nope"], "Could not find 'scenario/nope'"),
-    (["--scenario", "nope"], 'scenario "nope" not found\nScenarios loaded: .*smoke'),
-    (["--scenario", "smoke", "--all-scenarios"], "mutually exclusive"),
-    (["--events-file", "/nonexistent/suite.yaml"], "/nonexistent/suite.yaml: No such file or directory"),
-    (["-e", "ptrace", "--keep-tracee", "--auto-tracee=false"], "--keep-tracee requires --auto-tracee=true"),
-    ([], "at least one event must be specified"),
-    (["-e", "security_bpf_prog:mode=script", "tracer=none", "runner.privileged=false"],
-     "event 'security_bpf_prog' cannot run in its container .script mode.: needs CAP_SYS_ADMIN: grant it with runner.cap_add"),
-    (["-e", "ptrace", "stress.timeout=later"], "invalid stress.timeout"),
-    (["-e", "ptrace:ops=2147483648"],
-     'invalid ops value "2147483648": strconv.ParseInt: parsing "2147483648": value out of range\nops is at most 2147483647'),
-    (["-e", "ptrace", "stress.timeout=200h"], "longer than evt allows"),
-    (["-e", "ptrace", "runner.image=${nope}"], "invalid configuration: Interpolation key 'nope' not found"),
-    (["-e", "ptrace", "tracer=tracee", "tracee.binary=/nonexistent/tracee"], 'tracee binary not found at "/nonexistent/tracee"'),
-])
-def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, args, message):
+@pytest.mark.parametrize("args, message", BAD_STRESS_INPUT)
+def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, monkeypatch, capsys, args, message):
+    """In-process, with no Docker daemon to reach: a run that got as far as creating a
+    container would fail otherwise (tests/integration/test_cli_stress_refusals.py runs the
+    same with dockerd and checks no container is left)."""
     import re
 
+    from evt.cli import main
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     out = tmp_path / "out"
-    run_id = unique_run_id(f"badinput")
-    result = run_evt("stress", *args, f"run_id={run_id}", f"hydra.run.dir={out}")
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert re.search(message, result.stderr), result.stderr
-    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    code = main(["stress", *args, f"run_id={unique_run_id('badinput')}", f"hydra.run.dir={out}"])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert re.search(message, stderr), stderr
+    assert stderr.startswith("Error: ") and "Traceback" not in stderr
     assert not out.exists()
-    assert run_containers(run_id) == []
 
 
 # -- properties (Hypothesis): seed flags and overrides reaching evt's keys -----------------
 
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 
 _VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]

@@ -1,4 +1,6 @@
-"""`evt trigger` and `evt list` as a user runs them: the venv's console script, as a subprocess."""
+"""`evt trigger` and `evt list` as a user runs them: the venv's console script, as a subprocess,
+where a run's processes and signals matter; in-process (inprocess.evt_main) for the command
+line's own checks and `evt list`."""
 
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ import pytest
 import yaml
 
 from helpers import EVT, ROOT, run_evt
+from inprocess import evt_main
 from evt import host
 from evt.workload.catalog import RELATIONS
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
+START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
+                        r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
 FINISHED = re.compile(r"^Finished triggering (\d+) ops after (\d[\d.]*(?:ns|µs|ms|s|m\d[\d.]*s)) at \d\d:\d\d:\d\d\.\d{3}$")
 RESULT_KEYS = {"event", "mode", "workers", "ops", "ok", "errors", "duration_s", "ops_per_s", "t_start_ns", "t_end_ns", "per_worker"}
 WORKER_KEYS = {"worker", "ops", "ok", "errors", "t_start_ns", "t_end_ns", "duration_s", "ops_per_s", "first_error", "cpu_s",
@@ -40,74 +44,74 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *needles: str) -> None
         assert needle in text, (needle, text)
 
 
-# -- bad input ---------------------------------------------------------------------------
+# -- bad input (the command line's own checks: in-process) ----------------------------------
 
 
 def test_event_is_required():
-    assert_usage_error(run_evt("trigger"), 'Error: required flag(s) "event" not set\n')
+    assert_usage_error(evt_main("trigger"), 'Error: required flag(s) "event" not set\n')
 
 
 def test_empty_event():
-    assert_usage_error(run_evt("trigger", "--event", ""), "event name cannot be empty")
+    assert_usage_error(evt_main("trigger", "--event", ""), "event name cannot be empty")
 
 
 def test_comma_in_event_points_to_separate_commands():
-    assert_usage_error(run_evt("trigger", "-e", "ptrace,security_file_open"),
+    assert_usage_error(evt_main("trigger", "-e", "ptrace,security_file_open"),
                        "Error: multiple events not supported in a single --event flag: use separate 'evt trigger' "
                        "commands for each event, or use 'evt stress' for multiple concurrent events")
 
 
 def test_invalid_event_name():
-    assert_usage_error(run_evt("trigger", "-e", "../etc/passwd"), "invalid event name")
+    assert_usage_error(evt_main("trigger", "-e", "../etc/passwd"), "invalid event name")
 
 
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_ops_must_be_positive(value):
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", f"--ops={value}"), "Error: ops must be greater than 0\n")
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", f"--ops={value}"), "Error: ops must be greater than 0\n")
 
 
 @pytest.mark.parametrize("value", ["many", "1.5"])
 def test_ops_that_are_not_integers_get_cobras_words(value):
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", f"--ops={value}"),
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", f"--ops={value}"),
                        f'Error: invalid argument "{value}" for "-o, --ops" flag: strconv.ParseInt: parsing "{value}": '
                        "invalid syntax")
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_parallel_must_be_positive(value):
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", f"--parallel={value}"),
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", f"--parallel={value}"),
                        "Error: parallel must be greater than 0\n")
 
 
 @pytest.mark.parametrize("value, cause", [("10", 'time: missing unit in duration "10"'),
                                           ("fast", 'time: invalid duration "fast"')])
 def test_bad_sleep_gets_cobras_words(value, cause):
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", "-s", value),
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", "-s", value),
                        f'Error: invalid argument "{value}" for "-s, --sleep" flag: {cause}', "Go duration")
 
 
 def test_bad_signal_timeout():
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", "--signal-timeout", "1 m"), "invalid signal timeout '1 m'",
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", "--signal-timeout", "1 m"), "invalid signal timeout '1 m'",
                        "Go duration")
 
 
 def test_unknown_event_suggests_close_names():
-    assert_usage_error(run_evt("trigger", "-e", "security_file_opne"),
+    assert_usage_error(evt_main("trigger", "-e", "security_file_opne"),
                        "Error: trigger for the event security_file_opne does not exist: stat ",
                        "security_file_opne.yaml: no such file or directory\nDid you mean security_file_open")
 
 
 def test_bad_mode():
-    assert_usage_error(run_evt("trigger", "-e", "ptrace", "--mode", "turbo"), "invalid mode 'turbo'")
+    assert_usage_error(evt_main("trigger", "-e", "ptrace", "--mode", "turbo"), "invalid mode 'turbo'")
 
 
 def test_mode_the_trigger_lacks():
-    assert_usage_error(run_evt("trigger", "-e", "arch_prctl", "--mode", "native"), "has no native mode", "script")
+    assert_usage_error(evt_main("trigger", "-e", "arch_prctl", "--mode", "native"), "has no native mode", "script")
 
 
 @pytest.mark.skipif(host.check_kernel_feature("kprobes") is None, reason="this kernel has kprobes")
 def test_missing_kernel_feature_is_refused():
-    assert_usage_error(run_evt("trigger", "-e", "bpf_attach"),
+    assert_usage_error(evt_main("trigger", "-e", "bpf_attach"),
                        "event 'bpf_attach' cannot run on this host in script mode", "needs kprobes")
 
 
@@ -185,13 +189,6 @@ def test_socket_dup_is_an_alias_of_the_originals_socked_dup():
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[-1])
     assert (result["event"], result["mode"], result["ok"]) == ("socked_dup", "native", 3)
-
-
-def test_script_mode_json():
-    proc = run_evt("trigger", "-e", "security_socket_create", "--mode", "script", "-o", "2", "--json")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.splitlines()[-1])
-    assert (result["mode"], result["ok"]) == ("script", 2)
 
 
 def test_failing_ops_exit_1_with_every_worker_named(evt_home):
@@ -307,7 +304,7 @@ def test_start_fifo_that_is_not_a_fifo(tmp_path):
 
 
 def test_list_json_covers_the_catalog_with_availability():
-    proc = run_evt("list", "--json")
+    proc = evt_main("list", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {row["event"]: row for row in json.loads(proc.stdout)}
     assert len(rows) == 27
@@ -324,7 +321,7 @@ def test_list_json_covers_the_catalog_with_availability():
 
 
 def test_list_json_gives_every_count_relation_and_need():
-    rows = {row["event"]: row for row in json.loads(run_evt("list", "--json").stdout)}
+    rows = {row["event"]: row for row in json.loads(evt_main("list", "--json").stdout)}
     for row in rows.values():
         assert set(row["count"]) == set(row["modes"])
         for count in row["count"].values():
@@ -343,7 +340,7 @@ def test_list_json_gives_every_count_relation_and_need():
 
 
 def test_list_table():
-    proc = run_evt("list")
+    proc = evt_main("list")
     assert proc.returncode == 0, proc.stderr
     assert "security_file_open" in proc.stdout and "native*, script" in proc.stdout
     assert "* default mode" in proc.stdout

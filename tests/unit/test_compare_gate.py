@@ -1,7 +1,8 @@
 """`evt compare` as a CI gate: every gated figure is compared or named (with the reason),
 a candidate run that did not end ok fails the gate, a record that cannot be read is exit 2
 naming the file, `off` turns off any threshold. Run directories are written in the layout
-`evt stress` writes (tests/support/run_records.py); the CLI runs as a user runs it."""
+`evt stress` writes (tests/support/run_records.py); the command line runs in-process
+(tests/support/inprocess.py), with its arguments, exit codes and messages as a user gets them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from evt.analysis import compare, perfgate
 from evt.analysis.thresholds import parse
 from evt.errors import UsageError
 from evt.results import rundirs
-from helpers import run_evt
+from inprocess import evt_main
 from run_records import write_failed_job, write_run, write_sweep
 
 EVENTS = {"ptrace": (1000, 0.0)}  # 1,000 events in 1 s
@@ -27,7 +28,7 @@ def _compare(base, cand, items=(), allow_failed=False, loss_stat="worst"):
 
 def _cli(tmp_path, base, cand, *extra):
     out = tmp_path / "cmp"
-    return run_evt("compare", str(base), str(cand), "--out", str(out), *extra), out
+    return evt_main("compare", str(base), str(cand), "--out", str(out), *extra), out
 
 
 def rows_of(comparison):

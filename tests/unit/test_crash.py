@@ -3,6 +3,7 @@ the traceback (evt/cli/crash.py), from the CLI and from inside a stress job."""
 
 from __future__ import annotations
 
+from pathlib import Path
 import pytest
 
 from evt.cli import commands as cli
@@ -24,7 +25,7 @@ def test_an_unexpected_error_in_a_command_is_one_line_and_a_log(monkeypatch, cap
     monkeypatch.setitem(cli.COMMANDS, "list", boom)
     assert cli.main(["list"]) == 1
     log = one_line_naming_a_log(capsys.readouterr().err)
-    text = open(log).read()
+    text = Path(log).read_text()
     assert "Traceback (most recent call last)" in text and "RuntimeError: disk" in text and "in boom" in text
     import os
 
@@ -45,7 +46,7 @@ def test_an_unexpected_error_in_a_stress_job_logs_into_the_run_directory(monkeyp
 def test_with_no_writable_directory_the_log_goes_to_a_temp_file(tmp_path):
     line = crash.report(RuntimeError("x"), tmp_path / "missing" / "dir")
     path = line.rsplit("(traceback in ", 1)[1].rstrip(")")
-    assert path.startswith("/tmp/evt-crash-") and "RuntimeError: x" in open(path).read()
+    assert path.startswith("/tmp/evt-crash-") and "RuntimeError: x" in Path(path).read_text()
     import os
 
     os.unlink(path)

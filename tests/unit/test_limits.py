@@ -28,7 +28,7 @@ def test_more_tasks_than_the_kernel_allows_are_refused_naming_the_limit():
     with pytest.raises(UsageError) as err:
         limits.check_host_fits(workers=room + 1000, units=1)
     message = str(err.value)
-    assert f"the host has room for" in message and f"{name}=" in message and f"sysctl -w {name}=N" in message
+    assert "the host has room for" in message and f"{name}=" in message and f"sysctl -w {name}=N" in message
 
 
 def test_more_memory_than_available_is_refused_naming_it(monkeypatch):

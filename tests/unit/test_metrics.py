@@ -121,7 +121,7 @@ def test_scrape_http_error(http_server):
 
 
 def test_scrape_nothing_listening():
-    with pytest.raises(prom.ScrapeError, match="scraping http://127.0.0.1:"):
+    with pytest.raises(prom.ScrapeError, match=r"scraping http://127\.0\.0\.1:"):
         prom.scrape(f"http://127.0.0.1:{free_port()}/metrics", timeout=1)
 
 

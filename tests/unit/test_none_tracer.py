@@ -50,7 +50,8 @@ def test_unknown_tracer_names_the_valid_ones(tmp_path):
     cfg = compose_cfg("tracer=none")
     OmegaConf.update(cfg, "tracer.name", "falco")
     OmegaConf.update(cfg, "tracer._target_", "evt.tracers.falco.FalcoTracer")
-    with pytest.raises(UsageError, match="unknown tracer 'falco'.*use one of tracer=auditd, tracer=bpftrace, tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee"):
+    with pytest.raises(UsageError, match=r"unknown tracer 'falco'.*use one of tracer=auditd, tracer=bpftrace, "
+                                         r"tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee"):
         make_tracer(cfg, tmp_path)
     OmegaConf.update(cfg, "tracer._target_", "evt.stress.plan.Unit")  # a class, but no tracer
     with pytest.raises(UsageError, match="is not a tracer class"):

@@ -76,5 +76,5 @@ def test_a_section_declared_twice_is_refused():
 
 
 def test_a_plugins_own_refusal_reaches_the_user_unwrapped(tmp_path):
-    with pytest.raises(UsageError, match="bpftrace.stop_timeout"):
+    with pytest.raises(UsageError, match=r"bpftrace\.stop_timeout"):
         make_tracer(compose_cfg("tracer=bpftrace", "bpftrace.stop_timeout=soon"), tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import csv
 import os
 import signal
@@ -231,7 +232,8 @@ def test_cpu_and_memory_are_sampled(started, tmp_path):
 def test_the_sampler_counts_children(tmp_path):
     parent = subprocess.Popen(py("""
         import subprocess, sys
-        subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.5\\nwhile time.process_time() < end: pass\\ntime.sleep(0.4)"])
+        subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.5\\n"
+                        "while time.process_time() < end: pass\\ntime.sleep(0.4)"])
     """), start_new_session=True)
     sampler = ProcessSampler(parent.pid, interval_s=0.05).start()
     try:
@@ -284,7 +286,7 @@ def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
     assert len(rows) >= 2 and rows[0]["cpu_pct"] == "0.0"
     assert max(float(r["cpu_pct"]) for r in rows[1:]) > 5  # a busy loop shows up
     stamps = [float(r["timestamp"]) for r in rows]
-    assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:]))  # once a second, not faster
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(stamps))  # once a second, not faster
     figures = proc.sampler.resources()
     assert figures["resource_samples_count"] == len(rows)
     assert figures["peak_rss_kb"] == max(int(r["rss_kb"]) for r in rows) > 0

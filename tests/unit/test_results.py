@@ -24,7 +24,7 @@ def unit(name: str, per_op: int, exact: bool, instances: int = 1, ops: int = 100
 
 def state(u: Unit, ok_per_worker: list[int], starts: list[int]) -> TriggerResult:
     workers = [WorkerResult(i, u.ops, ok, u.ops - ok, t, t + 2_000_000_000, 2.0, ok / 2.0)
-               for i, (ok, t) in enumerate(zip(ok_per_worker, starts))]
+               for i, (ok, t) in enumerate(zip(ok_per_worker, starts, strict=True))]
     return TriggerResult(u.event, u.mode, len(workers), u.total_ops, sum(ok_per_worker),
                          u.total_ops - sum(ok_per_worker), 2.0, sum(ok_per_worker) / 2.0,
                          min(starts), max(starts) + 2_000_000_000, workers)

@@ -16,6 +16,10 @@ from evt.config.spec import (
     validate_event_name,
     validate_mode,
 )
+from hypothesis import example, given
+from hypothesis import strategies as st
+from evt.config.spec import INT64_MAX, MAX_COUNT, MAX_DURATION_NS
+from helpers import assert_one_paragraph
 
 
 @pytest.mark.parametrize(
@@ -235,7 +239,7 @@ def test_spec_event_name_rules_apply(text):
 def test_positive_int_and_mode_helpers():
     assert positive_int("+5", "ops") == 5
     assert positive_int(7, "ops") == 7
-    with pytest.raises(UsageError, match="^parallel must be greater than 0\n"):
+    with pytest.raises(UsageError, match=r"^parallel must be greater than 0\n"):
         positive_int("0", "parallel")
     assert validate_mode("native") == "native"
     with pytest.raises(UsageError):
@@ -244,11 +248,7 @@ def test_positive_int_and_mode_helpers():
 
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
-from hypothesis import example, given
-from hypothesis import strategies as st
 
-from evt.config.spec import INT64_MAX, MAX_COUNT, MAX_DURATION_NS
-from helpers import assert_one_paragraph
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 # text that looks like what users type, with the characters that break naive parsers

@@ -11,6 +11,10 @@ from evt.errors import UsageError
 from evt.config.spec import EventSpec
 from evt.stress.suite import apply_knobs, embedded_scenarios, load_suite, resolve_specs, select_scenarios
 from helpers import assert_one_paragraph, compose_cfg
+import yaml
+from hypothesis import example, given
+from hypothesis import strategies as st
+from evt.stress.suite import MAX_SUITE_BYTES, MAX_SUITE_EVENTS
 
 
 def write(tmp_path, text, name="suite.yaml"):
@@ -85,9 +89,9 @@ def test_selection_rules(tmp_path):
     with pytest.raises(UsageError, match=r"^multiple scenarios available: specify --scenario or --all-scenarios "
                                          r"\(e\.g\. --scenario smoke, filesystem\)$"):
         select_scenarios([suite], [], False)
-    with pytest.raises(UsageError, match='^scenario "nope" not found\nScenarios loaded: smoke, filesystem'):
+    with pytest.raises(UsageError, match=r'^scenario "nope" not found\nScenarios loaded: smoke, filesystem'):
         select_scenarios([suite], ["nope"], False)
-    with pytest.raises(UsageError, match="^--scenario and --all-scenarios are mutually exclusive$"):
+    with pytest.raises(UsageError, match=r"^--scenario and --all-scenarios are mutually exclusive$"):
         select_scenarios([suite], ["smoke"], True)
 
 
@@ -100,7 +104,7 @@ def test_across_files_the_last_loaded_wins_in_first_appearance_order(tmp_path):
     assert chosen[0].events == ("switch_task_ns",) and chosen[0].source == second
     assert select_scenarios([first, second], ["smoke"], False)[0].source == second
     only = write(tmp_path, "scenarios:\n  - name: smoke\n    events: [ptrace]\n", "only.yaml")
-    with pytest.raises(UsageError, match="^multiple scenarios available"):  # same-named copies count
+    with pytest.raises(UsageError, match=r"^multiple scenarios available"):  # same-named copies count
         select_scenarios([only, only], [], False)
 
 
@@ -155,7 +159,7 @@ def test_rate_and_sleep_knobs_together_are_an_error():
 
 def test_knobs_are_validated():
     stress = OmegaConf.create({"instances": 0, "ops": None, "sleep": None, "mode": None})
-    with pytest.raises(UsageError, match="stress.instances"):
+    with pytest.raises(UsageError, match=r"stress\.instances"):
         apply_knobs(EventSpec("ptrace"), stress)
     stress = OmegaConf.create({"instances": None, "ops": None, "sleep": "fast", "mode": None})
     with pytest.raises(UsageError, match="fast"):
@@ -164,11 +168,7 @@ def test_knobs_are_validated():
 
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
-import yaml
-from hypothesis import example, given
-from hypothesis import strategies as st
 
-from evt.stress.suite import MAX_SUITE_BYTES, MAX_SUITE_EVENTS
 
 _specs = st.sampled_from(["ptrace", "security_file_open:ops=10", "ptrace:i=2:o=3:s=1ms:m=script", "x:ops=0", "Bad", ""])
 _yaml_values = st.recursive(
@@ -201,10 +201,11 @@ def test_any_suite_document_loads_to_its_events_or_is_refused(tmp_path_factory, 
     scenarios = load_or_refusal(tmp_path_factory.mktemp("s"), yaml.safe_dump(document, allow_unicode=True).encode())
     if scenarios is None:
         return
-    raw = [s for s in document["scenarios"]]
+    raw = list(document["scenarios"])
     assert [s.name for s in scenarios] == [r["name"].strip() for r in raw]
-    for scenario, entry in zip(scenarios, raw):  # round trip: exactly the listed specs, in order
-        expected = entry.get("events") or [e for g in entry.get("groups") or [] for e in g["events"]]
+    for scenario, entry in zip(scenarios, raw, strict=True):  # round trip: exactly the listed specs, in order
+        # its events, then its groups' events (the module's rule), both when both are given
+        expected = [*(entry.get("events") or []), *(e for g in entry.get("groups") or [] for e in g["events"])]
         assert list(scenario.events) == expected
 
 

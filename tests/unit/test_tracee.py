@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import (build_tracer, 
+from helpers import (build_tracer,
     STANDIN,
     compose_cfg,
     fixture,
@@ -196,15 +196,18 @@ def test_render_every_combination(syntax, output, scope, toggles):
         want_output = ["--output", "destinations.evt.type=file", "--output", "destinations.evt.format=json",
                        "--output", "destinations.evt.path=/d/e.json"]
     want_server: list[str] = []
-    for name, on in zip(SERVERS, toggles):
+    for name, on in zip(SERVERS, toggles, strict=True):
         if on:
             want_server += ["--server", name]
     if any(toggles):
         want_server += ["--server", "http-address=127.0.0.1:7777"]
-    overrides = [runner, f"tracee.output={output}", f"tracee.output_syntax={syntax}",
-                 "tracee.http_address=127.0.0.1:7777", "tracee.extra_args=[--log,info]"]
-    overrides += [f"tracee.{n}={str(on).lower()}" for n, on in zip(SERVERS, toggles)]
-    argv = render(*overrides, units=units)
+    # the combination's values set on the runner's composed config (128 combinations: composing
+    # each would cost a tenth of a second apiece; overrides reaching these keys are tested in
+    # test_cli_stress.py)
+    settings = {"tracee.output": output, "tracee.output_syntax": syntax, "tracee.http_address": "127.0.0.1:7777",
+                "tracee.extra_args": ["--log", "info"]}
+    settings.update({f"tracee.{n}": on for n, on in zip(SERVERS, toggles, strict=True)})
+    argv = render(runner, units=units, **settings)
     assert argv == [BIN, *want_scope, "--events", "security_file_open,ptrace", *want_output, *want_server,
                     "--log", "info"]
 
@@ -628,7 +631,7 @@ def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     t0 = time.monotonic()
-    with pytest.raises(RunError, match="exited with code 1 during start-up; its log [\\s\\S]*crash_at_start"):
+    with pytest.raises(RunError, match=r"exited with code 1 during start-up; its log [\s\S]*crash_at_start"):
         tracer.wait_ready()
     assert time.monotonic() - t0 < 2.5  # noticed the exit, did not sit out the grace period
     tracer.stop()
@@ -807,7 +810,7 @@ def test_pyroscope_notice_says_the_link_or_that_nothing_answers(monkeypatch):
     assert tracee_metrics.PYROSCOPE_UI in notice
 
     class Quiet(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.end_headers()
 

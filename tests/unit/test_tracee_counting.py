@@ -162,7 +162,7 @@ def test_counts_by_cgroup(tmp_path):
 
 
 def test_no_units_counts_only(tmp_path):
-    path = write_jsonl(tmp_path / "e.json", legacy_events() + [current_event()])
+    path = write_jsonl(tmp_path / "e.json", [*legacy_events(), current_event()])
     counts = count_events(path)
     assert counts.total == 4
     assert counts.by_event_container[("vfs_read", "")] == 1

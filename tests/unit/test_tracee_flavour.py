@@ -55,7 +55,7 @@ def test_auto_asks_the_binary(monkeypatch, standin, expected):
 
 
 def test_unknown_flavour_is_refused():
-    with pytest.raises(UsageError, match="invalid tracee.flavour 'v1'.*auto.*main.*v0.24"):
+    with pytest.raises(UsageError, match=r"invalid tracee.flavour 'v1'.*auto.*main.*v0.24"):
         detect("v1", BIN)
 
 
@@ -75,7 +75,7 @@ def test_buffers_render_the_older_flags_on_v024():
                   "tracee.buffers.pipeline=5000")
     assert after(argv, "--perf-buffer-size") == ["2048"] and after(argv, "--blob-perf-buffer-size") == ["512"]
     assert after(argv, "--pipeline-channel-size") == ["5000"] and "--buffers" not in argv
-    with pytest.raises(UsageError, match="tracee.buffers.kernel_control_plane=64 has no flag in Tracee v0.24.x"):
+    with pytest.raises(UsageError, match=r"tracee\.buffers\.kernel_control_plane=64 has no flag in Tracee v0\.24\.x"):
         render("v0.24", "tracee.buffers.kernel_control_plane=64")
 
 

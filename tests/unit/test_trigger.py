@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import io
 import json
 import os
@@ -24,7 +25,8 @@ from evt.workload.pacing import Pacing
 from evt.paths import TRIGGERS_DIR
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
+START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
+                        r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
 FINISHED = re.compile(r"^Finished triggering (\d+) ops after (\S+) at \d\d:\d\d:\d\d\.\d{3}$")
 
 
@@ -44,7 +46,7 @@ def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progre
 
 
 def test_native_run_reports_every_worker(marker):
-    result, lines = run("security_file_open", "native", 500, parallel=2, marker=marker)
+    result, _ = run("security_file_open", "native", 500, parallel=2, marker=marker)
     assert (result.event, result.mode, result.workers, result.ops) == ("security_file_open", "native", 2, 1000)
     assert (result.ok, result.errors) == (1000, 0)
     assert [w.worker for w in result.per_worker] == [0, 1]
@@ -103,7 +105,7 @@ def test_script_mode_runs_the_rendered_script(marker):
     path = ops.prepare_script(trig, "script", marker)
     assert path == f"{marker.dir}/security_file_open.sh"
     assert os.stat(path).st_mode & stat.S_IXUSR
-    assert open(path).read().startswith("#!/bin/sh\n# security_file_open:")
+    assert Path(path).read_text().startswith("#!/bin/sh\n# security_file_open:")
     result, _ = run("security_file_open", "script", 3, marker=marker)
     assert (result.ok, result.errors) == (3, 0)
 
@@ -243,7 +245,7 @@ def _in_child(fn) -> int:
     if pid == 0:
         try:
             os._exit(fn())
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             os._exit(99)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 

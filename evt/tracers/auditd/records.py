@@ -17,6 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evt.stress.plan import Unit
+from evt.tracers.auditd.rules import SPAWNED, key_of
+
 RECORD = re.compile(r"type=(?P<type>\w+) msg=audit\((?P<time>[\d.]+):(?P<serial>\d+)\): ?(?P<fields>.*)")
 FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
@@ -68,14 +71,14 @@ def count(lines, matchers: list[Matcher]) -> LogCounts:
     pending: dict[int, Matcher] = {}  # serial -> an exec unit's SYSCALL record awaiting its EXECVE record
     for line in lines:
         counts.records += 1
-        kind = line[5:line.find(" ")] if line.startswith("type=") else ""
+        kind = line[5 : line.find(" ")] if line.startswith("type=") else ""
         counts.by_type[kind] += 1
         if kind == "SYSCALL":
             if 'key="evt-' not in line:  # most records are not evt's: a cheap test first
                 continue
             record = parse_record(line)
             matcher = by_key.get(text(record[2].get("key", ""))) if record else None
-            if matcher is None:
+            if record is None or matcher is None:
                 continue
             counts.keyed += 1
             if matcher.exe_arg is not None:
@@ -84,7 +87,9 @@ def count(lines, matchers: list[Matcher]) -> LogCounts:
                 counts.observed[matcher.unit] += 1
         elif kind == "EXECVE" and pending:
             record = parse_record(line)
-            matcher = pending.pop(record[1], None) if record else None
+            if record is None:
+                continue
+            matcher = pending.pop(record[1], None)
             if matcher is not None and text(record[2].get("a0", "")) == matcher.exe_arg:
                 counts.observed[matcher.unit] += 1
     return counts
@@ -97,3 +102,10 @@ def count_file(path: Path, matchers: list[Matcher]) -> LogCounts:
             return count(f, matchers)
     except FileNotFoundError:
         return LogCounts(observed={m.unit: 0 for m in matchers})
+
+
+def matcher_of(unit: Unit) -> Matcher:
+    key = key_of(unit)
+    if unit.event in SPAWNED:
+        return Matcher(unit=unit.name, key=key, exe_arg=unit.marker.exe)
+    return Matcher(unit=unit.name, key=key, comm=unit.marker.comm)

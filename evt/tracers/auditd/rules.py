@@ -13,7 +13,10 @@ exactly evt's rules.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+import psutil
 
 from evt.stress.plan import Unit
 
@@ -72,7 +75,7 @@ def rule_args(unit: Unit, scope: Scope, known: set[str], arch: str = "b64") -> l
         args += ["-F", f"ppid={int(parent)}"]
         if scope.path:
             args += ["-F", f"path={scope.path}"]
-        rules.append(args + ["-k", key_of(unit)])
+        rules.append([*args, "-k", key_of(unit)])
     return rules
 
 
@@ -89,3 +92,24 @@ def syscall_names(dump: str) -> set[str]:
         if number.strip().isdigit() and name.strip():
             names.add(name.strip())
     return names
+
+
+def scope_of(unit: Unit) -> Scope:
+    """The processes a unit's events come from and, where the host sees it, their file."""
+    if not unit.pid:
+        raise ValueError("its runner gave no process id")
+    if unit.event in SPAWNED:  # made by the processes its workers spawn
+        try:
+            parents = tuple(child.pid for child in psutil.Process(unit.pid).children())
+        except psutil.NoSuchProcess:
+            raise ValueError(f"its process {unit.pid} has exited") from None
+    else:
+        parents = (unit.pid,)
+    path = None
+    if unit.event == "security_file_open":
+        try:  # the unit's own view of its marker file is the host's (no mount namespace of its own)
+            if os.path.samefile(f"/proc/{unit.pid}/root{unit.marker.file}", unit.marker.file):
+                path = unit.marker.file
+        except OSError:
+            pass
+    return Scope(parents=parents, path=path)

@@ -5,7 +5,7 @@ them to AuditdTracer as `settings` (conf/tracer/auditd.yaml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -25,10 +25,10 @@ class AuditdConfig(ProcessTracerConfig):
     auditctl: str = "auditctl"
     template: str = "auditd.conf.j2"  # the auditd.conf evt writes into the run's tracer/ directory
     ready_timeout: str = "30s"
-    backlog_limit: Optional[int] = None  # records queued in the kernel for auditd, at most
+    backlog_limit: int | None = None  # records queued in the kernel for auditd, at most
     # ms a process waits when the queue is full: 0 drops the record (loss), > 0 waits (overhead)
-    backlog_wait_time: Optional[int] = None
-    rate_limit: Optional[int] = None  # records/s, more are dropped; 0: no limit
+    backlog_wait_time: int | None = None
+    rate_limit: int | None = None  # records/s, more are dropped; 0: no limit
     flush: str = "INCREMENTAL_ASYNC"  # auditd.conf flush: NONE | INCREMENTAL | INCREMENTAL_ASYNC | DATA | SYNC
     freq: int = 50  # records between flushes (INCREMENTAL, INCREMENTAL_ASYNC)
     status_interval: str = "100ms"  # how often the kernel's backlog is read while the units run

@@ -21,7 +21,6 @@ backlog_wait_time 0, or over rate_limit, for any rule on the host).
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import shutil
 import signal
@@ -30,15 +29,15 @@ import time
 
 import psutil
 
-from evt.stress import runstate
-from evt.errors import RunError, UsageError
-from evt.stress.plan import RunContext, Unit
-from evt.procs import ManagedProcess, Stop, Usage, command_version, exit_text, log_tail
 from evt.config.spec import parse_seconds
 from evt.config.templating import render
+from evt.errors import RunError, UsageError
+from evt.procs import ManagedProcess, Stop, Usage, command_version, exit_text, log_tail
+from evt.stress import runstate
+from evt.stress.plan import RunContext, Unit
 from evt.tracers.auditd import rules as audit_rules
-from evt.tracers.auditd.control import Auditctl, AuditctlError, LOCKED, StatusWatch, restore, saved_settings
-from evt.tracers.auditd.records import Matcher, count_file
+from evt.tracers.auditd.control import LOCKED, Auditctl, AuditctlError, StatusWatch, restore, saved_settings
+from evt.tracers.auditd.records import Matcher, count_file, matcher_of
 from evt.tracers.base import Durations, Tracer, TracerReport
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,10 @@ class AuditdTracer(Tracer):
     def _tool(self, configured: str, key: str) -> str:
         found = shutil.which(configured)
         if not found:
-            raise UsageError(f"{configured!r} ({key}) is not an executable on PATH: tracer=auditd needs auditd, "
-                             f"auditctl and ausyscall; {SETUP_HINT}, or point {key}=/path/to/it at it.")
+            raise UsageError(
+                f"{configured!r} ({key}) is not an executable on PATH: tracer=auditd needs auditd, "
+                f"auditctl and ausyscall; {SETUP_HINT}, or point {key}=/path/to/it at it."
+            )
         return found
 
     def check(self, units: list[Unit]) -> None:
@@ -99,27 +100,37 @@ class AuditdTracer(Tracer):
         self.known_syscalls = self._syscall_names()
         for unit in counted:
             if not any(name in self.known_syscalls for name in audit_rules.SYSCALLS[unit.event]):
-                raise UsageError(f"unit {unit.name}: audit knows none of the syscalls of {unit.event} "
-                                 f"({', '.join(audit_rules.SYSCALLS[unit.event])}) on this machine.")
+                raise UsageError(
+                    f"unit {unit.name}: audit knows none of the syscalls of {unit.event} "
+                    f"({', '.join(audit_rules.SYSCALLS[unit.event])}) on this machine."
+                )
         if units and not counted:
-            log.warning("auditd counts none of this run's units: it counts native units of %s",
-                        ", ".join(audit_rules.SYSCALLS))
+            log.warning(
+                "auditd counts none of this run's units: it counts native units of %s", ", ".join(audit_rules.SYSCALLS)
+            )
 
     def _check_settings(self) -> None:
         a = self.acfg
         if str(a.flush) not in FLUSH_MODES:
-            raise UsageError(f"invalid auditd.flush {a.flush!r}: use one of {', '.join(FLUSH_MODES)} "
-                             "(auditd.conf's flush: how auditd writes its log).")
+            raise UsageError(
+                f"invalid auditd.flush {a.flush!r}: use one of {', '.join(FLUSH_MODES)} "
+                "(auditd.conf's flush: how auditd writes its log)."
+            )
         if int(a.freq) < 0 or (str(a.flush).startswith("INCREMENTAL") and int(a.freq) < 1):
-            raise UsageError(f"invalid auditd.freq {a.freq}: the records between flushes, at least 1 with "
-                             f"auditd.flush={a.flush}.")
+            raise UsageError(
+                f"invalid auditd.freq {a.freq}: the records between flushes, at least 1 with auditd.flush={a.flush}."
+            )
         if a.backlog_limit is not None and int(a.backlog_limit) < 1:
-            raise UsageError(f"invalid auditd.backlog_limit {a.backlog_limit}: the records the kernel queues for "
-                             "auditd, at least 1 (leave it unset for the kernel's current value).")
+            raise UsageError(
+                f"invalid auditd.backlog_limit {a.backlog_limit}: the records the kernel queues for "
+                "auditd, at least 1 (leave it unset for the kernel's current value)."
+            )
         wait = a.backlog_wait_time
         if wait is not None and not 0 <= int(wait) <= MAX_BACKLOG_WAIT_MS:
-            raise UsageError(f"invalid auditd.backlog_wait_time {wait}: milliseconds from 0 (a full backlog drops "
-                             f"records) to {MAX_BACKLOG_WAIT_MS} (processes wait that long for room).")
+            raise UsageError(
+                f"invalid auditd.backlog_wait_time {wait}: milliseconds from 0 (a full backlog drops "
+                f"records) to {MAX_BACKLOG_WAIT_MS} (processes wait that long for room)."
+            )
         if a.rate_limit is not None and int(a.rate_limit) < 0:
             raise UsageError(f"invalid auditd.rate_limit {a.rate_limit}: records per second, 0 for no limit.")
 
@@ -127,31 +138,39 @@ class AuditdTracer(Tracer):
         try:
             return self.auditctl.status()
         except AuditctlError as exc:
-            raise UsageError(f"the kernel's audit is unavailable ({exc}): the kernel has no audit support "
-                             "(CONFIG_AUDIT) or was booted with audit=0, or evt is not root. Pick another "
-                             "tracer (tracer=bpftrace) on this machine.") from None
+            raise UsageError(
+                f"the kernel's audit is unavailable ({exc}): the kernel has no audit support "
+                "(CONFIG_AUDIT) or was booted with audit=0, or evt is not root. Pick another "
+                "tracer (tracer=bpftrace) on this machine."
+            ) from None
 
     def _check_free(self, status: dict[str, int]) -> None:
         if status.get("enabled") == LOCKED:
-            raise UsageError("the kernel's audit configuration is locked (`auditctl -s`: enabled 2) until the next "
-                             "reboot: evt cannot load rules. Reboot without `-e 2` in the audit rules to use tracer=auditd.")
+            raise UsageError(
+                "the kernel's audit configuration is locked (`auditctl -s`: enabled 2) until the next "
+                "reboot: evt cannot load rules. Reboot without `-e 2` in the audit rules to use tracer=auditd."
+            )
         pid = status.get("pid", 0)
         if pid:
             try:
                 owner = f"{psutil.Process(pid).name()} (pid {pid})"
             except psutil.Error:
                 owner = f"pid {pid}"
-            raise UsageError(f"another audit daemon is registered with the kernel: {owner}, per `auditctl -s`. evt "
-                             "never takes it over: stop it yourself (e.g. `service auditd stop`) and retry, or "
-                             "pick another tracer.")
+            raise UsageError(
+                f"another audit daemon is registered with the kernel: {owner}, per `auditctl -s`. evt "
+                "never takes it over: stop it yourself (e.g. `service auditd stop`) and retry, or "
+                "pick another tracer."
+            )
 
     def _syscall_names(self) -> set[str]:
         ausyscall = self._tool("ausyscall", "ausyscall")
         done = subprocess.run([ausyscall, "--dump"], capture_output=True, text=True, timeout=10)
         names = audit_rules.syscall_names(done.stdout)
         if done.returncode != 0 or not names:
-            raise UsageError(f"`{ausyscall} --dump` listed no syscalls (exit code {done.returncode}: "
-                             f"{' '.join(done.stderr.split()) or 'no message'}): reinstall auditd (`make setup`).")
+            raise UsageError(
+                f"`{ausyscall} --dump` listed no syscalls (exit code {done.returncode}: "
+                f"{' '.join(done.stderr.split()) or 'no message'}): reinstall auditd (`make setup`)."
+            )
         return names
 
     def command(self, units: list[Unit]) -> list[str]:
@@ -175,8 +194,9 @@ class AuditdTracer(Tracer):
         self.matchers = [matcher_of(u) for u in counted]
         self.saved = saved_settings(status)
         # recorded before anything changes: `evt cleanup` puts it back after a kill -9
-        runstate.set_restore(self.run_id, RESTORE_KIND, {"auditctl": self.auditctl.binary,
-                                                         "settings": self.saved, "keys": self.keys})
+        runstate.set_restore(
+            self.run_id, RESTORE_KIND, {"auditctl": self.auditctl.binary, "settings": self.saved, "keys": self.keys}
+        )
         self._write_config()
         (self.conf_dir / "rules.txt").write_text("".join(shlex.join(["auditctl", *a]) + "\n" for a in rule_args))
         self._rule_args = rule_args
@@ -190,7 +210,7 @@ class AuditdTracer(Tracer):
 
     def _rules_of(self, unit: Unit) -> list[list[str]]:
         try:
-            return audit_rules.rule_args(unit, scope_of(unit), self.known_syscalls)
+            return audit_rules.rule_args(unit, audit_rules.scope_of(unit), self.known_syscalls)
         except ValueError as exc:
             raise RunError(f"no audit rule for unit {unit.name}: {exc}") from None
 
@@ -198,8 +218,14 @@ class AuditdTracer(Tracer):
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         plugin_dir = self.conf_dir / "plugins.d"  # empty: auditd dispatches to no plugin
         plugin_dir.mkdir(exist_ok=True)
-        text = render(str(self.acfg.template), run_id=self.run_id, log_file=str(self.log_file),
-                      flush=str(self.acfg.flush), freq=int(self.acfg.freq), plugin_dir=str(plugin_dir))
+        text = render(
+            str(self.acfg.template),
+            run_id=self.run_id,
+            log_file=str(self.log_file),
+            flush=str(self.acfg.flush),
+            freq=int(self.acfg.freq),
+            plugin_dir=str(plugin_dir),
+        )
         conf = self.conf_dir / "auditd.conf"
         conf.write_text(text)
         conf.chmod(0o600)  # auditd refuses a configuration others may write
@@ -217,12 +243,16 @@ class AuditdTracer(Tracer):
         while self._kernel_daemon() != self.proc.pid:
             if not self.proc.running:
                 foreground = [("-f" if arg == "-n" else arg) for arg in self.proc.argv]
-                raise RunError(f"auditd {exit_text(self.proc.returncode)} before it registered with the kernel; it "
-                               f"logs why to syslog: `{shlex.join(foreground)}` shows it on the terminal. "
-                               f"Its output:\n{self.log_tail()}")
+                raise RunError(
+                    f"auditd {exit_text(self.proc.returncode)} before it registered with the kernel; it "
+                    f"logs why to syslog: `{shlex.join(foreground)}` shows it on the terminal. "
+                    f"Its output:\n{self.log_tail()}"
+                )
             if time.monotonic() >= deadline:
-                raise RunError(f"auditd did not register with the kernel within {self.acfg.ready_timeout} "
-                               "(raise auditd.ready_timeout).")
+                raise RunError(
+                    f"auditd did not register with the kernel within {self.acfg.ready_timeout} "
+                    "(raise auditd.ready_timeout)."
+                )
             time.sleep(0.02)
         try:
             self.auditctl.apply(self._settings())
@@ -233,9 +263,15 @@ class AuditdTracer(Tracer):
         self.watch = StatusWatch(self.auditctl, self.status_interval_s)
         self.before = self.watch.read()
         self.watch.start()
-        log.info("auditd is ready (PID: %d): %d rules for %d units, backlog_limit %s, backlog_wait_time %s, "
-                 "rate_limit %s", self.proc.pid, len(self._rule_args), len(self.keys), self.before.get("backlog_limit"),
-                 self.before.get("backlog_wait_time"), self.before.get("rate_limit"))
+        log.info(
+            "auditd is ready (PID: %d): %d rules for %d units, backlog_limit %s, backlog_wait_time %s, rate_limit %s",
+            self.proc.pid,
+            len(self._rule_args),
+            len(self.keys),
+            self.before.get("backlog_limit"),
+            self.before.get("backlog_wait_time"),
+            self.before.get("rate_limit"),
+        )
         if self.durations.init_cooldown_s:
             time.sleep(self.durations.init_cooldown_s)
 
@@ -251,7 +287,9 @@ class AuditdTracer(Tracer):
 
     def poll(self) -> str | None:
         if self.crashed is None and self.proc is not None and self.proc.poll():
-            self.crashed = f"auditd {exit_text(self.proc.returncode)} while the units ran; its output:\n{self.log_tail()}"
+            self.crashed = (
+                f"auditd {exit_text(self.proc.returncode)} while the units ran; its output:\n{self.log_tail()}"
+            )
         return self.crashed
 
     def drain(self) -> None:
@@ -290,12 +328,17 @@ class AuditdTracer(Tracer):
         self._restored = True
         failures = restore(self.auditctl, self.saved, self.keys)
         if failures:
-            log.error("could not restore the kernel's audit settings (`evt cleanup --run-id %s` retries): %s",
-                      self.run_id, "; ".join(failures))
+            log.error(
+                "could not restore the kernel's audit settings (`evt cleanup --run-id %s` retries): %s",
+                self.run_id,
+                "; ".join(failures),
+            )
             return
         runstate.clear_restore(self.run_id, RESTORE_KIND)
-        log.info("audit rules deleted and settings restored: %s",
-                 ", ".join(f"{name} {value}" for name, value in self.saved.items()))
+        log.info(
+            "audit rules deleted and settings restored: %s",
+            ", ".join(f"{name} {value}" for name, value in self.saved.items()),
+        )
 
     def _say_kill(self) -> None:
         log.warning("auditd did not stop within %s, sending SIGKILL...", self.acfg.stop_timeout)
@@ -307,51 +350,34 @@ class AuditdTracer(Tracer):
             return TracerReport(tracer=self.name, command=self.command(units), observed=None, crashed=self.crashed)
         counts = count_file(self.log_file, self.matchers)
         after = self.after or (self.watch.last if self.watch else {})
-        metrics: dict[str, float] = {"records_written": counts.records,
-                                     "audit_syscall_records": counts.by_type.get("SYSCALL", 0),
-                                     "audit_keyed_records": counts.keyed}
+        metrics: dict[str, float] = {
+            "records_written": counts.records,
+            "audit_syscall_records": counts.by_type.get("SYSCALL", 0),
+            "audit_keyed_records": counts.keyed,
+        }
         lost: dict[str, int] = {}
         if self.before and after:
             lost["audit_kernel"] = after.get("lost", 0) - self.before.get("lost", 0)
             metrics["audit_backlog_max"] = self.watch.backlog_max if self.watch else 0
-            metrics["audit_backlog_wait_time_actual"] = (after.get("backlog_wait_time_actual", 0)
-                                                         - self.before.get("backlog_wait_time_actual", 0))
+            metrics["audit_backlog_wait_time_actual"] = after.get("backlog_wait_time_actual", 0) - self.before.get(
+                "backlog_wait_time_actual", 0
+            )
             for name in ("backlog_limit", "backlog_wait_time", "rate_limit"):
                 metrics[f"audit_{name}"] = self.before.get(name, 0)
         sampler = self.proc.sampler
         return TracerReport(
-            tracer=self.name, command=self.proc.argv, observed=counts.observed, lost=lost, metrics=metrics,
-            cpu_s=sampler.cpu_s, peak_rss_bytes=sampler.peak_rss, wall_s=sampler.wall_s,
-            resources=sampler.resources(), log_path=str(self.log_file), crashed=self.crashed,
+            tracer=self.name,
+            command=self.proc.argv,
+            observed=counts.observed,
+            lost=lost,
+            metrics=metrics,
+            cpu_s=sampler.cpu_s,
+            peak_rss_bytes=sampler.peak_rss,
+            wall_s=sampler.wall_s,
+            resources=sampler.resources(),
+            log_path=str(self.log_file),
+            crashed=self.crashed,
         )
 
     def log_tail(self) -> str:
         return "\n".join(f"    {line}" for line in log_tail(self.log_path)) or "    (empty)"
-
-
-def scope_of(unit: Unit) -> audit_rules.Scope:
-    """The processes a unit's events come from and, where the host sees it, their file."""
-    if not unit.pid:
-        raise ValueError("its runner gave no process id")
-    if unit.event in audit_rules.SPAWNED:  # made by the processes its workers spawn
-        try:
-            parents = tuple(child.pid for child in psutil.Process(unit.pid).children())
-        except psutil.NoSuchProcess:
-            raise ValueError(f"its process {unit.pid} has exited") from None
-    else:
-        parents = (unit.pid,)
-    path = None
-    if unit.event == "security_file_open":
-        try:  # the unit's own view of its marker file is the host's (no mount namespace of its own)
-            if os.path.samefile(f"/proc/{unit.pid}/root{unit.marker.file}", unit.marker.file):
-                path = unit.marker.file
-        except OSError:
-            pass
-    return audit_rules.Scope(parents=parents, path=path)
-
-
-def matcher_of(unit: Unit) -> Matcher:
-    key = audit_rules.key_of(unit)
-    if unit.event in audit_rules.SPAWNED:
-        return Matcher(unit=unit.name, key=key, exe_arg=unit.marker.exe)
-    return Matcher(unit=unit.name, key=key, comm=unit.marker.comm)

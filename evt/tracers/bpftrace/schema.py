@@ -5,7 +5,7 @@ to BpftraceTracer as `settings` (conf/tracer/bpftrace.yaml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -22,7 +22,7 @@ class BpftraceConfig(ProcessTracerConfig):
     # count: per-CPU count() maps in the kernel, never loses (the reference);
     # stream: also one printf per event through bpftrace's output buffer, counted in userspace
     mode: str = "count"
-    buffer_pages: Optional[int] = None  # per-CPU output buffer (BPFTRACE_PERF_RB_PAGES); None: bpftrace's default
+    buffer_pages: int | None = None  # per-CPU output buffer (BPFTRACE_PERF_RB_PAGES); None: bpftrace's default
 
 
 @dataclass

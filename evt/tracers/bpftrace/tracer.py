@@ -17,8 +17,8 @@ BPFTRACE_PERF_RB_PAGES) are the observed events, the count map what the probes s
 (evt/tracers/bpftrace/output.py).
 
 Its process (start, readiness, stop, log, resources, in-kernel BPF cost) is
-ProcessTracer's (evt/tracers/process.py). Files in <run_dir>/tracer/: bpftrace.bt (the program as run), bpftrace.log (stderr),
-bpftrace.out (stdout: JSON lines).
+ProcessTracer's (evt/tracers/process.py). Files in <run_dir>/tracer/: bpftrace.bt (the program
+as run), bpftrace.log (stderr), bpftrace.out (stdout: JSON lines).
 """
 
 from __future__ import annotations

@@ -150,10 +150,12 @@ class AutoLifecycle(Lifecycle):
             proc.stop(0)  # anything it left in its group
         elif self.tcfg.keep and self.ready:
             self.stop_method = "kept"
-            proc.sampler.stop()  # final figures; a kept Tracee is no longer measured
+            sampler, pid = proc.sampler, proc.pid
+            assert sampler is not None and pid is not None  # it runs: started and sampled from its start
+            sampler.stop()  # final figures; a kept Tracee is no longer measured
             if proc.bpf is not None:
                 proc.bpf.restore()  # the kernel's accounting ends with the run
-            for line in kept_message(proc.pid):
+            for line in kept_message(pid):
                 log.info("%s", line)
         else:
             self._terminate(proc)
@@ -166,7 +168,7 @@ class AutoLifecycle(Lifecycle):
         log.info("Waiting up to %s for graceful shutdown...", shown(timeout))
         outcome = proc.stop(timeout)
         self.exit_code = proc.returncode
-        self.stop_method = {Stop.EXITED: "exited", Stop.SIGNALLED: "sigterm"}.get(outcome, "sigkill")
+        self.stop_method = "exited" if outcome is Stop.EXITED else "sigterm" if outcome is Stop.SIGNALLED else "sigkill"
         if outcome is Stop.SIGNALLED:
             log.info("Tracee stopped gracefully")
         elif outcome is Stop.KILLED:

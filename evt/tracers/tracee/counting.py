@@ -24,7 +24,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import psutil
 
@@ -97,10 +97,14 @@ def event_info(raw: object) -> EventInfo | None:
             strings=_strings(raw.get("args"), "value"),
         )
     if isinstance(raw.get("name"), str):  # current shape (v1beta1.Event)
-        workload = raw.get("workload") if isinstance(raw.get("workload"), dict) else {}
-        container = workload.get("container") if isinstance(workload.get("container"), dict) else {}
-        process = workload.get("process") if isinstance(workload.get("process"), dict) else {}
-        thread = process.get("thread") if isinstance(process.get("thread"), dict) else {}
+        workload_raw = raw.get("workload")
+        workload = workload_raw if isinstance(workload_raw, dict) else {}
+        container_raw = workload.get("container")
+        container = container_raw if isinstance(container_raw, dict) else {}
+        process_raw = workload.get("process")
+        process = process_raw if isinstance(process_raw, dict) else {}
+        thread_raw = process.get("thread")
+        thread = thread_raw if isinstance(thread_raw, dict) else {}
         pid = _int(process.get("host_pid"))
         if pid is None:
             pid = _int(thread.get("host_pid"))
@@ -172,7 +176,8 @@ class UnitScope:
             return True
         if info.process_name in self.comms:
             return True
-        return bool(self.marker_dir) and any(s.startswith(self.marker_dir + "/") for s in info.strings)
+        marker_dir = self.marker_dir
+        return marker_dir is not None and marker_dir != "" and any(s.startswith(marker_dir + "/") for s in info.strings)
 
 
 @dataclass
@@ -287,8 +292,7 @@ class UnitWatch:
         local = [u for u in units if u.pid and not u.container_id]
         if not local or not follow_trees:
             return
-        for u in local:
-            self._trees[u.name] = {u.pid}
+        self._trees.update({u.name: {u.pid} for u in local if u.pid})
         self._thread = faults.start_thread(self._follow, local, name="tracee-unit-trees")
 
     def _follow(self, units: list[Unit]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from evt import faults
@@ -62,7 +62,7 @@ class TraceeServer:
 
     def _record(self, text: str) -> None:
         """One page in metrics_timeseries.txt, as the perf gate keeps them."""
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with open(self.dest / "metrics_timeseries.txt", "a") as fh:
             fh.write(f"--- {stamp} ---\n{text.rstrip(chr(10))}\n\n")
 

@@ -39,7 +39,7 @@ class PprofCollector:
         status, body = prom.http_fetch(f"{self.url}{path}", timeout=timeout)
         if status != 200 or not isinstance(body, bytes):
             if not self._stop.is_set():
-                self.errors.append(f"{path}: {'HTTP ' + str(status) if status else body}")
+                self.errors.append(f"{path}: {body if isinstance(body, str) else 'HTTP ' + str(status)}")
             return None
         return body
 
@@ -53,7 +53,7 @@ class PprofCollector:
         n = 0
         while not self._stop.is_set():
             n += 1
-            seconds = max(int(round(self.slice_s)), 1)  # Go's handler takes whole seconds
+            seconds = max(round(self.slice_s), 1)  # Go's handler takes whole seconds
             body = self._get(f"/debug/pprof/profile?seconds={seconds}", timeout=seconds + 10)
             if self._stop.is_set():
                 return  # cut short by the stop: not a full slice

@@ -5,7 +5,7 @@ them to TraceeTracer as `settings` (conf/tracer/tracee.yaml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -20,17 +20,17 @@ class TraceeBuffersConfig:
     """tracee.buffers.*: Tracee's buffer sizes; None leaves Tracee's default. Rendered as
     `--buffers kernel.events=N` ... on main, as the older flags on v0.24.x."""
 
-    kernel_events: Optional[int] = None  # pages of the events perf ring
-    kernel_artifacts: Optional[int] = None  # pages of the artifacts (blob) perf ring
-    kernel_control_plane: Optional[int] = None  # pages of the control-plane ring (main only)
-    pipeline: Optional[int] = None  # capacity of each pipeline stage channel
+    kernel_events: int | None = None  # pages of the events perf ring
+    kernel_artifacts: int | None = None  # pages of the artifacts (blob) perf ring
+    kernel_control_plane: int | None = None  # pages of the control-plane ring (main only)
+    pipeline: int | None = None  # capacity of each pipeline stage channel
 
 
 @dataclass
 class TraceeStreamConfig:
     """tracee.stream.*: the stream evt declares with tracee.output_syntax=streams."""
 
-    buffer_size: Optional[int] = None  # None: Tracee's default (0, unbuffered)
+    buffer_size: int | None = None  # None: Tracee's default (0, unbuffered)
     buffer_mode: str = "block"  # block | drop
 
 
