@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from common import EVT, Record, size
+
 from evt.runners.docker import TMPFS_OPTIONS, docker_client
 
 EVENT = "security_file_open"
@@ -57,9 +58,22 @@ os.unlink(path)
 def stress_ops_per_s(overrides: list[str], ops: int) -> tuple[float, float]:
     """(ops/s, CPU s per op) of the one worker of an `evt stress` run with these overrides."""
     with tempfile.TemporaryDirectory(prefix="evt-bench-container-") as run_dir:
-        subprocess.run([EVT, "stress", "tracer=none", "-e", f"{EVENT}:ops={ops}:sleep=0",
-                        "--stress-end-cooldown", "0s", f"hydra.run.dir={run_dir}", *overrides],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                EVT,
+                "stress",
+                "tracer=none",
+                "-e",
+                f"{EVENT}:ops={ops}:sleep=0",
+                "--stress-end-cooldown",
+                "0s",
+                f"hydra.run.dir={run_dir}",
+                *overrides,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         summary = json.loads((Path(run_dir) / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["errors"] == 0, summary
     return summary["total_ops_per_s"], summary["workers_cpu_s"] / summary["ok"]
@@ -72,9 +86,14 @@ def bare_host(ops: int) -> tuple[float, float]:
 
 
 def bare_container(client, image: str, ops: int, tmpfs: bool) -> tuple[float, float]:
-    out = client.containers.run(image, entrypoint=["python3", "-c", BARE_LOOP, str(ops)], network_mode="none",
-                                tmpfs={"/tmp": TMPFS_OPTIONS} if tmpfs else None, remove=True,
-                                labels={"evt.run_id": f"bench-container-{os.getpid()}"})
+    out = client.containers.run(
+        image,
+        entrypoint=["python3", "-c", BARE_LOOP, str(ops)],
+        network_mode="none",
+        tmpfs={"/tmp": TMPFS_OPTIONS} if tmpfs else None,
+        remove=True,
+        labels={"evt.run_id": f"bench-container-{os.getpid()}"},
+    )
     rate, cpu = out.decode().split()
     return float(rate), float(cpu)
 
@@ -85,8 +104,12 @@ def main() -> int:
     parser.add_argument("--ops", type=int, default=size(300_000, 1_000))
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
-    record = Record("bench_container", f"a unit in a container against the host ({EVENT}, {args.ops:,} ops, "
-                    f"1 worker, --sleep 0): median of {args.rounds} rounds", {"rounds": args.rounds, "ops": args.ops})
+    record = Record(
+        "bench_container",
+        f"a unit in a container against the host ({EVENT}, {args.ops:,} ops, "
+        f"1 worker, --sleep 0): median of {args.rounds} rounds",
+        {"rounds": args.rounds, "ops": args.ops},
+    )
     client = docker_client()
     image = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
     bare = {
@@ -103,14 +126,18 @@ def main() -> int:
             figures.setdefault(label, []).append(fn())
     rate = {label: statistics.median(r for r, _ in values) for label, values in figures.items()}
     cpu = {label: statistics.median(c for _, c in values) for label, values in figures.items()}
-    print(f"container vs host ({EVENT}, {args.ops:,} ops, 1 worker, --sleep 0): median of {args.rounds} rounds "
-          f"in {time.monotonic() - started:.0f} s; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+    print(
+        f"container vs host ({EVENT}, {args.ops:,} ops, 1 worker, --sleep 0): median of {args.rounds} rounds "
+        f"in {time.monotonic() - started:.0f} s; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
+    )
 
     def row(label: str, host: str) -> str:
-        return (f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) "
-                f"{cpu[host] / cpu[label]:4.2f}x the host;"
-                f" wall {rate[label]:>9,.0f} ops/s {rate[label] / rate[host]:4.2f}x")
+        return (
+            f"{1 / cpu[label]:>9,.0f} ops/CPU-s ({cpu[label] * 1e6:4.2f} us CPU/op) "
+            f"{cpu[host] / cpu[label]:4.2f}x the host;"
+            f" wall {rate[label]:>9,.0f} ops/s {rate[label] / rate[host]:4.2f}x"
+        )
 
     host = "host (runner=local)"
     ratio = cpu[host] / cpu["container (runner=docker)"]
@@ -121,19 +148,46 @@ def main() -> int:
         print(line)
     for label in bare:
         print(f"(b) bare loop, {label:27} {row(label, 'host, ext4 /tmp')}")
-    record.figure("unit in a container (runner=docker): ops per CPU second", 1 / cpu["container (runner=docker)"],
-                  "ops/CPU-s", baseline=1 / cpu[host], baseline_label="the same unit on the host (runner=local)",
-                  op=">=", target=0.9)
-    record.table("(a) `evt stress` units (CPU: the worker's; wall: ops/s)", ["unit", "ops per CPU second",
-                 "µs CPU per op", "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
-                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3), round(cpu[host] / cpu[label], 3),
-                   round(rate[label]), round(rate[label] / rate[host], 3)] for label in UNITS])
+    record.figure(
+        "unit in a container (runner=docker): ops per CPU second",
+        1 / cpu["container (runner=docker)"],
+        "ops/CPU-s",
+        baseline=1 / cpu[host],
+        baseline_label="the same unit on the host (runner=local)",
+        op=">=",
+        target=0.9,
+    )
+    record.table(
+        "(a) `evt stress` units (CPU: the worker's; wall: ops/s)",
+        ["unit", "ops per CPU second", "µs CPU per op", "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
+        [
+            [
+                label,
+                round(1 / cpu[label]),
+                round(cpu[label] * 1e6, 3),
+                round(cpu[host] / cpu[label], 3),
+                round(rate[label]),
+                round(rate[label] / rate[host], 3),
+            ]
+            for label in UNITS
+        ],
+    )
     bare_host_label = "host, ext4 /tmp"
-    record.table("(b) a bare Python os.open/os.close loop (no evt)", ["where", "ops per CPU second", "µs CPU per op",
-                 "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
-                 [[label, round(1 / cpu[label]), round(cpu[label] * 1e6, 3),
-                   round(cpu[bare_host_label] / cpu[label], 3), round(rate[label]),
-                   round(rate[label] / rate[bare_host_label], 3)] for label in bare])
+    record.table(
+        "(b) a bare Python os.open/os.close loop (no evt)",
+        ["where", "ops per CPU second", "µs CPU per op", "× the host (CPU)", "ops/s (wall)", "× the host (wall)"],
+        [
+            [
+                label,
+                round(1 / cpu[label]),
+                round(cpu[label] * 1e6, 3),
+                round(cpu[bare_host_label] / cpu[label], 3),
+                round(rate[label]),
+                round(rate[label] / rate[bare_host_label], 3),
+            ]
+            for label in bare
+        ],
+    )
     record.write()
     return 1 if ratio < 0.9 and args.strict else 0
 

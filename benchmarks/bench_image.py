@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from common import Record, tiny
+
 from evt.runners import image
 from evt.runners.docker import docker_client
 
@@ -57,8 +58,11 @@ def main() -> int:
     parser.add_argument("--base-image", default=os.environ.get("EVT_BASE_IMAGE", image.DEFAULT_BASE))
     parser.add_argument("--strict", action="store_true", help="exit 1 when the rebuild misses the target")
     args = parser.parse_args()
-    record = Record("bench_image", "the trigger-runner image: a full build without layer cache vs the rebuild "
-                    "after a one-line change in evt/", {"base_image": args.base_image})
+    record = Record(
+        "bench_image",
+        "the trigger-runner image: a full build without layer cache vs the rebuild after a one-line change in evt/",
+        {"base_image": args.base_image},
+    )
     repository, _, version = image.image_name().partition(":")
     tag = f"{repository}:{version or 'latest'}-bench"
     with tempfile.TemporaryDirectory(prefix="evt-bench-image-") as tmp:
@@ -78,8 +82,15 @@ def main() -> int:
     print(f"full build (no cache)             {full:7.1f} s")
     print(f"rebuild after a one-line change   {rebuild:7.1f} s")
     print(f"rebuild / full                    {ratio:7.2f}  (target < 0.33)")
-    record.figure("rebuild after a one-line change", rebuild, "s", baseline=full,
-                  baseline_label="full build without layer cache (wheels prepared too)", op="<", target=0.33)
+    record.figure(
+        "rebuild after a one-line change",
+        rebuild,
+        "s",
+        baseline=full,
+        baseline_label="full build without layer cache (wheels prepared too)",
+        op="<",
+        target=0.33,
+    )
     record.write()
     return 1 if args.strict and ratio >= 1 / 3 else 0
 

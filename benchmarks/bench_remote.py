@@ -34,10 +34,24 @@ def timed_sweep(sweep_dir: Path, seconds: float, launcher: list[str]) -> float:
     ops = int(seconds * 1000 / SLEEP_MS)
     started = time.monotonic()
     out = subprocess.run(
-        [EVT, "stress", "-m", *launcher, "tracer=none", "runner=docker", "stress.stress_end_cooldown=0s",
-         "-e", f"security_file_open:ops={ops}:sleep={SLEEP_MS}ms", f"stress.instances={','.join(map(str, INSTANCES))}",
-         f"hydra.sweep.dir={sweep_dir}", f"remote.staging_dir={sweep_dir.parent / 'staging'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **DRIVER_ENV),
+        [
+            EVT,
+            "stress",
+            "-m",
+            *launcher,
+            "tracer=none",
+            "runner=docker",
+            "stress.stress_end_cooldown=0s",
+            "-e",
+            f"security_file_open:ops={ops}:sleep={SLEEP_MS}ms",
+            f"stress.instances={','.join(map(str, INSTANCES))}",
+            f"hydra.sweep.dir={sweep_dir}",
+            f"remote.staging_dir={sweep_dir.parent / 'staging'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **DRIVER_ENV),
     )
     elapsed = time.monotonic() - started
     if out.returncode != 0:
@@ -54,15 +68,20 @@ def main() -> None:
     args = parser.parse_args()
     jobs = len(INSTANCES)
     swept = ",".join(map(str, INSTANCES))
-    record = Record("bench_remote", f"a {jobs}-job sweep (stress.instances={swept}, tracer=none, "
-                    f"docker units paced by sleep={SLEEP_MS}ms for ~{args.seconds:g} s each) on a two-node Ray cluster "
-                    "on loopback against Hydra's default launcher", {"seconds": args.seconds, "jobs": jobs})
+    record = Record(
+        "bench_remote",
+        f"a {jobs}-job sweep (stress.instances={swept}, tracer=none, "
+        f"docker units paced by sleep={SLEEP_MS}ms for ~{args.seconds:g} s each) on a two-node Ray cluster "
+        "on loopback against Hydra's default launcher",
+        {"seconds": args.seconds, "jobs": jobs},
+    )
     with tempfile.TemporaryDirectory(prefix="evt-bench-remote-") as tmp:
         tmp = Path(tmp)
         cluster = start_cluster(tmp / "cluster", nodes=2)
         try:
-            ray_s = timed_sweep(tmp / "ray", args.seconds,
-                                ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={cluster.address}"])
+            ray_s = timed_sweep(
+                tmp / "ray", args.seconds, ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={cluster.address}"]
+            )
         finally:
             cluster.stop()
         basic_s = timed_sweep(tmp / "basic", args.seconds, [])
@@ -70,8 +89,15 @@ def main() -> None:
     print(f"  default launcher (one after another): {basic_s:6.1f} s")
     print(f"  Ray launcher, 2 nodes:                 {ray_s:6.1f} s")
     print(f"  ratio Ray / default: {ray_s / basic_s:.2f} (target <= 0.6)")
-    record.figure("sweep wall time, Ray launcher, 2 nodes (one job per node at a time)", ray_s, "s", baseline=basic_s,
-                  baseline_label="Hydra's default launcher (jobs one after another)", op="<=", target=0.6)
+    record.figure(
+        "sweep wall time, Ray launcher, 2 nodes (one job per node at a time)",
+        ray_s,
+        "s",
+        baseline=basic_s,
+        baseline_label="Hydra's default launcher (jobs one after another)",
+        op="<=",
+        target=0.6,
+    )
     record.write()
 
 

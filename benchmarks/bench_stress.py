@@ -30,8 +30,16 @@ import docker
 from common import EVT, Record, size
 
 IMAGE = os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest")
-EIGHT = ["security_file_open", "security_socket_connect", "ptrace", "magic_write", "do_truncate",
-         "security_socket_create", "switch_task_ns", "security_path_notify"]
+EIGHT = [
+    "security_file_open",
+    "security_socket_connect",
+    "ptrace",
+    "magic_write",
+    "do_truncate",
+    "security_socket_create",
+    "switch_task_ns",
+    "security_path_notify",
+]
 UNITS = size(EIGHT, EIGHT[:2])
 OPS = size(20000, 200)
 # what a trigger started with --wait-signal prints once it waits (evt/workload/trigger.py)
@@ -61,12 +69,29 @@ def original_skew(client, parallel: bool) -> float:
     containers = []
     try:
         for event in UNITS:
-            containers.append(client.containers.run(
-                IMAGE, ["trigger", "--event", event, "--ops", str(OPS), "--sleep", "0", "--json",
-                        "--wait-signal", "--signal-timeout", "2m"],
-                detach=True, network_mode="none", cap_add=["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"],
-                security_opt=["seccomp=unconfined"], labels={"evt.run_id": "bench-original"},
-            ))
+            containers.append(
+                client.containers.run(
+                    IMAGE,
+                    [
+                        "trigger",
+                        "--event",
+                        event,
+                        "--ops",
+                        str(OPS),
+                        "--sleep",
+                        "0",
+                        "--json",
+                        "--wait-signal",
+                        "--signal-timeout",
+                        "2m",
+                    ],
+                    detach=True,
+                    network_mode="none",
+                    cap_add=["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"],
+                    security_opt=["seccomp=unconfined"],
+                    labels={"evt.run_id": "bench-original"},
+                )
+            )
         deadline = time.monotonic() + 60
         while not all(WAITING_LINE in c.logs() for c in containers):
             if time.monotonic() > deadline:
@@ -99,9 +124,20 @@ def overhead(tmp: Path, seconds: float) -> tuple[float, float, float]:
     ops = int(seconds * 1000)  # 1 ms sleep per op, plus the op
     run_dir = tmp / "long"
     t0 = time.monotonic()
-    subprocess.run([EVT, "stress", "tracer=none", "stress.stress_end_cooldown=0s", f"hydra.run.dir={run_dir}",
-                    "-e", f"security_file_open:ops={ops}:sleep=1ms"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            EVT,
+            "stress",
+            "tracer=none",
+            "stress.stress_end_cooldown=0s",
+            f"hydra.run.dir={run_dir}",
+            "-e",
+            f"security_file_open:ops={ops}:sleep=1ms",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.monotonic() - t0
     unit = json.loads((run_dir / "summary.json").read_text())["duration_s"]
     return wall, unit, 100 * (wall - unit) / unit
@@ -114,9 +150,11 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     n = len(UNITS)
-    record = Record("bench_stress", f"`evt stress` orchestration: {n} units of {OPS:,} native ops each, "
-                    f"{args.rounds} rounds", {"rounds": args.rounds, "units": UNITS, "ops": OPS,
-                                              "long_seconds": args.long_seconds})
+    record = Record(
+        "bench_stress",
+        f"`evt stress` orchestration: {n} units of {OPS:,} native ops each, {args.rounds} rounds",
+        {"rounds": args.rounds, "units": UNITS, "ops": OPS, "long_seconds": args.long_seconds},
+    )
     client = docker.from_env()
     client.images.get(IMAGE)
     missed = []
@@ -134,26 +172,54 @@ def main() -> int:
         print(f"  evt FIFO barrier:                    {med(ours):8.2f} ms ({max(ours):.2f})   target <= 10 ms")
         print(f"  original, sequential docker exec:    {med(seq):8.2f} ms ({max(seq):.2f})")
         print(f"  original, {n} parallel docker exec:    {med(par):8.2f} ms ({max(par):.2f})")
-        print(f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, "
-              f"parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x")
+        print(
+            f"  ratio sequential/evt: {med(seq) / max(med(ours), 1e-3):.0f}x, "
+            f"parallel/evt: {med(par) / max(med(ours), 1e-3):.0f}x"
+        )
         print(f"command to all {n} units waiting: median {med(waits):.2f} s (max {max(waits):.2f})   target <= 4 s")
-        record.figure(f"start skew over {n} units, median", med(ours), "ms", baseline=med(seq),
-                      baseline_label="Tracee's Go evt: sequential `docker exec pkill -USR1`, same image and events",
-                      op="<=", target=10, target_unit="ms")
-        record.figure(f"start skew over {n} units, max", max(ours), "ms", baseline=max(seq),
-                      baseline_label="sequential `docker exec pkill -USR1`, max")
+        record.figure(
+            f"start skew over {n} units, median",
+            med(ours),
+            "ms",
+            baseline=med(seq),
+            baseline_label="Tracee's Go evt: sequential `docker exec pkill -USR1`, same image and events",
+            op="<=",
+            target=10,
+            target_unit="ms",
+        )
+        record.figure(
+            f"start skew over {n} units, max",
+            max(ours),
+            "ms",
+            baseline=max(seq),
+            baseline_label="sequential `docker exec pkill -USR1`, max",
+        )
         record.figure(f"start skew, {n} parallel `docker exec` (Go evt's release, parallel)", med(par), "ms")
-        record.figure(f"command to all {n} units waiting at the barrier, median", med(waits), "s",
-                      op="<=", target=4, target_unit="s")
+        record.figure(
+            f"command to all {n} units waiting at the barrier, median",
+            med(waits),
+            "s",
+            op="<=",
+            target=4,
+            target_unit="s",
+        )
         if med(ours) > 10:
             missed.append("start skew")
         if med(waits) > 4:
             missed.append("time to waiting")
         wall, unit, pct = overhead(tmp, args.long_seconds)
-        print(f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   "
-              f"target <= 5%")
-        record.figure(f"orchestration overhead of a {args.long_seconds:g} s run (wall / unit duration - 1)", pct, "%",
-                      op="<=", target=5, target_unit="%")
+        print(
+            f"orchestration overhead: evt stress wall {wall:.2f} s for a unit running {unit:.2f} s: +{pct:.1f}%   "
+            f"target <= 5%"
+        )
+        record.figure(
+            f"orchestration overhead of a {args.long_seconds:g} s run (wall / unit duration - 1)",
+            pct,
+            "%",
+            op="<=",
+            target=5,
+            target_unit="%",
+        )
         record.figure("evt stress wall time", wall, "s", baseline=unit, baseline_label="the unit's own run time")
         if pct > 5:
             missed.append("overhead")

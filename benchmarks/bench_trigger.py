@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 
 from common import Record, bare_processes, measured, size
+
 from evt.workload import ops, trigger
 from evt.workload.catalog import get_trigger
 from evt.workload.marker import Marker
@@ -76,8 +77,11 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     n, s = args.native_ops, args.script_ops
-    record = Record("bench_trigger", f"`evt trigger`, {EVENT}, --sleep 0: median of {args.rounds} rounds",
-                    {"rounds": args.rounds, "native_ops": n, "script_ops": s})
+    record = Record(
+        "bench_trigger",
+        f"`evt trigger`, {EVENT}, --sleep 0: median of {args.rounds} rounds",
+        {"rounds": args.rounds, "native_ops": n, "script_ops": s},
+    )
 
     # a rendered copy of the script for the bare loop, made the way evt makes its own
     marker = Marker.for_run(uuid.uuid4().hex, EVENT)
@@ -118,38 +122,101 @@ def main() -> int:
         return f"{figure * 1e6:>6,.0f} us/op    {cpu * 1e6:5.0f} us CPU/op"
 
     rows = [
-        ("(a) native, 1 worker", rate("a_evt"), "bare os.open/os.close loop", rate("a_bare"),
-         med("a_evt")[0] / med("a_bare")[0], ">=", 0.75),
-        ("(b) script mode", per_op("b_evt"), "bare sh loop, same script", per_op("b_sh"),
-         med("b_evt")[0] / med("b_sh")[0], "<=", 1.15),
-        ("(c) native, --parallel 2", rate("c_two"), "native, 1 worker", rate("c_one"),
-         med("c_two")[0] / med("c_one")[0], ">=", 1.7),
+        (
+            "(a) native, 1 worker",
+            rate("a_evt"),
+            "bare os.open/os.close loop",
+            rate("a_bare"),
+            med("a_evt")[0] / med("a_bare")[0],
+            ">=",
+            0.75,
+        ),
+        (
+            "(b) script mode",
+            per_op("b_evt"),
+            "bare sh loop, same script",
+            per_op("b_sh"),
+            med("b_evt")[0] / med("b_sh")[0],
+            "<=",
+            1.15,
+        ),
+        (
+            "(c) native, --parallel 2",
+            rate("c_two"),
+            "native, 1 worker",
+            rate("c_one"),
+            med("c_two")[0] / med("c_one")[0],
+            ">=",
+            1.7,
+        ),
     ]
-    record.figure("native security_file_open, 1 worker", med("a_evt")[0], "ops/s", baseline=med("a_bare")[0],
-                  baseline_label="bare Python os.open/os.close loop, same run", op=">=", target=0.75)
-    record.figure("script mode, per op", med("b_evt")[0] * 1e6, "µs", baseline=med("b_sh")[0] * 1e6,
-                  baseline_label="bare sh loop running the same script", op="<=", target=1.15)
-    record.figure("native, --parallel 2", med("c_two")[0], "ops/s", baseline=med("c_one")[0],
-                  baseline_label="1 worker", op=">=", target=1.7)
-    record.figure("bare forked loops, 2 processes (the machine's ceiling for (c))", med("d_two")[0], "ops/s",
-                  baseline=med("d_one")[0], baseline_label="1 process")
-    record.table("CPU per op (user+sys of the processes doing the ops; load elsewhere does not change it)",
-                 ["side", "µs CPU per op"],
-                 [[label, round(med(key)[1] * 1e6, 3)] for label, key in (
-                     ("(a) evt native, 1 worker", "a_evt"), ("(a) bare loop", "a_bare"), ("(b) evt script", "b_evt"),
-                     ("(b) bare sh loop", "b_sh"), ("(c) evt --parallel 2", "c_two"), ("(c) evt 1 worker", "c_one"))])
-    print(f"evt trigger benchmarks ({EVENT}, --sleep 0): median of {args.rounds} rounds, {n:,} native ops "
-          f"and {s} script ops per run; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+    record.figure(
+        "native security_file_open, 1 worker",
+        med("a_evt")[0],
+        "ops/s",
+        baseline=med("a_bare")[0],
+        baseline_label="bare Python os.open/os.close loop, same run",
+        op=">=",
+        target=0.75,
+    )
+    record.figure(
+        "script mode, per op",
+        med("b_evt")[0] * 1e6,
+        "µs",
+        baseline=med("b_sh")[0] * 1e6,
+        baseline_label="bare sh loop running the same script",
+        op="<=",
+        target=1.15,
+    )
+    record.figure(
+        "native, --parallel 2",
+        med("c_two")[0],
+        "ops/s",
+        baseline=med("c_one")[0],
+        baseline_label="1 worker",
+        op=">=",
+        target=1.7,
+    )
+    record.figure(
+        "bare forked loops, 2 processes (the machine's ceiling for (c))",
+        med("d_two")[0],
+        "ops/s",
+        baseline=med("d_one")[0],
+        baseline_label="1 process",
+    )
+    record.table(
+        "CPU per op (user+sys of the processes doing the ops; load elsewhere does not change it)",
+        ["side", "µs CPU per op"],
+        [
+            [label, round(med(key)[1] * 1e6, 3)]
+            for label, key in (
+                ("(a) evt native, 1 worker", "a_evt"),
+                ("(a) bare loop", "a_bare"),
+                ("(b) evt script", "b_evt"),
+                ("(b) bare sh loop", "b_sh"),
+                ("(c) evt --parallel 2", "c_two"),
+                ("(c) evt 1 worker", "c_one"),
+            )
+        ],
+    )
+    print(
+        f"evt trigger benchmarks ({EVENT}, --sleep 0): median of {args.rounds} rounds, {n:,} native ops "
+        f"and {s} script ops per run; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
+    )
     missed = 0
     for label, ours, other_label, other, ratio, op, target in rows:
         ok = ratio >= target if op == ">=" else ratio <= target
         missed += not ok
-        print(f"{label:26} {ours}   vs {other_label:27} {other}   "
-              f"ratio {ratio:4.2f} (target {op} {target}) {'ok' if ok else 'MISSED'}")
+        print(
+            f"{label:26} {ours}   vs {other_label:27} {other}   "
+            f"ratio {ratio:4.2f} (target {op} {target}) {'ok' if ok else 'MISSED'}"
+        )
     ceiling = med("d_two")[0] / med("d_one")[0]
-    print(f"{'    bare loops, 2 procs':26} {rate('d_two')}   vs {'1 process':27} {rate('d_one')}   "
-          f"ratio {ceiling:4.2f}: what the machine allowed; "
-          f"evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it")
+    print(
+        f"{'    bare loops, 2 procs':26} {rate('d_two')}   vs {'1 process':27} {rate('d_one')}   "
+        f"ratio {ceiling:4.2f}: what the machine allowed; "
+        f"evt reached {med('c_two')[0] / med('c_one')[0] / ceiling:.0%} of it"
+    )
     record.write()
     return 1 if missed and args.strict else 0
 

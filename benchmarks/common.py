@@ -72,26 +72,48 @@ class Record:
         self.settings = dict(settings or {})
         self.started = time.monotonic()
         self.data: dict = {
-            "schema_version": SCHEMA_VERSION, "benchmark": name, "title": title,
+            "schema_version": SCHEMA_VERSION,
+            "benchmark": name,
+            "title": title,
             "size": "tiny" if tiny() else "full",
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "host": {"hostname": socket.gethostname(), **host()},
-            "evt": evt_version(), "settings": self.settings, "figures": [], "tables": [], "notes": [],
+            "evt": evt_version(),
+            "settings": self.settings,
+            "figures": [],
+            "tables": [],
+            "notes": [],
         }
 
-    def figure(self, measure: str, value: float | None, unit: str, *, baseline: float | None = None,
-               baseline_label: str | None = None, ratio: float | None = None, op: str | None = None,
-               target: float | None = None, target_unit: str | None = None) -> dict:
+    def figure(
+        self,
+        measure: str,
+        value: float | None,
+        unit: str,
+        *,
+        baseline: float | None = None,
+        baseline_label: str | None = None,
+        ratio: float | None = None,
+        op: str | None = None,
+        target: float | None = None,
+        target_unit: str | None = None,
+    ) -> dict:
         """A figure beside its baseline, with their ratio (value / baseline unless given).
         `op target` judges the ratio; a target with a unit (`<= 10 ms`) judges the value."""
         if ratio is None and value is not None and baseline:
             ratio = value / baseline
         judged = value if target_unit or ratio is None else ratio
-        row = {"measure": measure, "value": value, "unit": unit, "baseline": baseline,
-               "baseline_label": baseline_label, "ratio": ratio,
-               "target": target_text(op, target, target_unit),
-               "met": target_met(judged, op or "", target)}
+        row = {
+            "measure": measure,
+            "value": value,
+            "unit": unit,
+            "baseline": baseline,
+            "baseline_label": baseline_label,
+            "ratio": ratio,
+            "target": target_text(op, target, target_unit),
+            "met": target_met(judged, op or "", target),
+        }
         self.data["figures"].append(row)
         return row
 
@@ -119,8 +141,9 @@ class Record:
 def stress(run_dir: Path, args: list[str], what: str) -> tuple[dict, dict]:
     """(summary, first events.csv row) of `evt stress ARGS hydra.run.dir=RUN_DIR` (the
     benchmarks' runs have one event); exits naming `what` if the run fails."""
-    result = subprocess.run([EVT, "stress", *args, f"hydra.run.dir={run_dir}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        [EVT, "stress", *args, f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(f"evt stress failed ({what}): {result.stdout[-3000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -39,11 +39,13 @@ def provenance(record: dict) -> str:
     load = record.get("load_average_at_start") or []
     commit = (evt.get("commit") or "unknown")[:10] + (" (with local changes)" if evt.get("dirty") else "")
     size = "" if record.get("size") == "full" else f" **{record.get('size')} size: not a measurement**;"
-    return (f"_{record.get('started_at', '?')}, {record.get('duration_s', '?')} s;{size} "
-            f"{host.get('cpus', '?')} CPUs ({host.get('cpu_model') or '?'}), "
-            f"{number((host.get('memory_bytes') or 0) / 2**30)} GiB, kernel {host.get('kernel', '?')}, "
-            f"Docker {host.get('docker_version') or '–'}; load average at start "
-            f"{' / '.join(number(x) for x in load) or '?'}; evt {commit}_")
+    return (
+        f"_{record.get('started_at', '?')}, {record.get('duration_s', '?')} s;{size} "
+        f"{host.get('cpus', '?')} CPUs ({host.get('cpu_model') or '?'}), "
+        f"{number((host.get('memory_bytes') or 0) / 2**30)} GiB, kernel {host.get('kernel', '?')}, "
+        f"Docker {host.get('docker_version') or '–'}; load average at start "
+        f"{' / '.join(number(x) for x in load) or '?'}; evt {commit}_"
+    )
 
 
 def figures_table(figures: list[dict]) -> list[str]:
@@ -54,14 +56,20 @@ def figures_table(figures: list[dict]) -> list[str]:
         if f.get("baseline") is not None:
             baseline = f"{f.get('baseline_label') or ''}: {number(f['baseline'])}{unit}"
         met = {True: "yes", False: "**missed**", None: ""}[f.get("met")]
-        lines.append(f"| {f['measure']} | {number(f['value'])}{unit} | {baseline} | {number(f.get('ratio'))} | "
-                     f"{f.get('target') or ''} | {met} |")
+        lines.append(
+            f"| {f['measure']} | {number(f['value'])}{unit} | {baseline} | {number(f.get('ratio'))} | "
+            f"{f.get('target') or ''} | {met} |"
+        )
     return lines
 
 
 def other_table(table: dict) -> list[str]:
-    lines = [f"{table['title']}:", "", "| " + " | ".join(table["columns"]) + " |",
-             "| " + " | ".join("---" for _ in table["columns"]) + " |"]
+    lines = [
+        f"{table['title']}:",
+        "",
+        "| " + " | ".join(table["columns"]) + " |",
+        "| " + " | ".join("---" for _ in table["columns"]) + " |",
+    ]
     lines += ["| " + " | ".join(number(cell) for cell in row) + " |" for row in table["rows"]]
     return lines
 
@@ -70,8 +78,10 @@ def render(name: str, results: Path) -> str:
     """The block's content for benchmark `name`."""
     path = results / f"{name}.json"
     if not path.is_file():
-        return (f"No results recorded yet: `make bench` (or `.venv/bin/python benchmarks/{name}.py`) writes "
-                f"`benchmarks/results/{name}.json`, then `make bench-docs` puts its figures here.\n")
+        return (
+            f"No results recorded yet: `make bench` (or `.venv/bin/python benchmarks/{name}.py`) writes "
+            f"`benchmarks/results/{name}.json`, then `make bench-docs` puts its figures here.\n"
+        )
     record = json.loads(path.read_text())
     lines = [f"{record['title']}. {provenance(record)}", ""]
     if record.get("figures"):

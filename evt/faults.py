@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 FAULT_SIGNAL = signal.SIGUSR2  # the orchestrator itself uses no SIGUSR2
 log = logging.getLogger("evt.faults")
@@ -43,7 +43,7 @@ def start_thread(target: Callable[..., None], *args: object, name: str) -> threa
     def serve() -> None:
         try:
             target(*args)
-        except BaseException as exc:  # noqa: BLE001 - whatever ends the thread is the fault
+        except BaseException as exc:
             report(name, exc)
 
     thread = threading.Thread(target=serve, name=name, daemon=True)

@@ -10,23 +10,53 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from functools import lru_cache, cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 TRACEFS = Path("/sys/kernel/tracing")
 
 # Linux capability numbers (include/uapi/linux/capability.h).
 CAPABILITIES = {
-    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
-    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
-    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
-    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
-    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
-    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
-    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
-    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
-    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
-    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
     "CAP_CHECKPOINT_RESTORE": 40,
 }
 
@@ -55,7 +85,7 @@ def kernel_config() -> dict[str, str]:
                 key, value = line.split("=", 1)
                 config[key] = value
             elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-                config[line[2:-len(" is not set")]] = "n"
+                config[line[2 : -len(" is not set")]] = "n"
         return config
     return {}
 
@@ -94,8 +124,10 @@ def check_kernel_feature(feature: str) -> str | None:
             pass
         return None
     if feature == "tracefs":
-        return None if tracefs_mounted() else (
-            "needs tracefs: mount it with `mount -t tracefs tracefs /sys/kernel/tracing`"
+        return (
+            None
+            if tracefs_mounted()
+            else ("needs tracefs: mount it with `mount -t tracefs tracefs /sys/kernel/tracing`")
         )
     if feature == "inotify":
         missing = _config_missing("CONFIG_INOTIFY_USER")
@@ -110,8 +142,9 @@ def check_binary(name: str) -> str | None:
     return None if shutil.which(name) else f"{name} not installed"
 
 
-def check_capability(name: str, held: set[str] | None = None,
-                     fix: str = "run as root or grant the capability") -> str | None:
+def check_capability(
+    name: str, held: set[str] | None = None, fix: str = "run as root or grant the capability"
+) -> str | None:
     """None if `held` (default: this process's effective set) grants the capability, else
     why not, ending in how to `fix` it."""
     held = capability_set() if held is None else held

@@ -11,7 +11,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 # The checkout this evt runs from (None when installed from a wheel): the image build needs it.
-CHECKOUT = PACKAGE.parent if (PACKAGE.parent / "pyproject.toml").is_file() and (PACKAGE.parent / "triggers").is_dir() else None
+CHECKOUT = (
+    PACKAGE.parent if (PACKAGE.parent / "pyproject.toml").is_file() and (PACKAGE.parent / "triggers").is_dir() else None
+)
 HOME = Path(os.environ.get("EVT_HOME") or CHECKOUT or PACKAGE)
 CONF_DIR = HOME / "conf"
 TEMPLATES_DIR = HOME / "templates"

@@ -78,8 +78,9 @@ def detached(node):
 def run_context(cfg, run_dir: Path, run_id: str | None = None) -> RunContext:
     """What the plugins of the run composed as `cfg` are told of it."""
     run_dir = Path(run_dir)
-    return RunContext(run_id=str(run_id or cfg.get("run_id") or run_dir.name), run_dir=run_dir,
-                      runner=str(cfg.runner.name))
+    return RunContext(
+        run_id=str(run_id or cfg.get("run_id") or run_dir.name), run_dir=run_dir, runner=str(cfg.runner.name)
+    )
 
 
 def make_tracer(cfg, run_dir: Path, run_id: str | None = None) -> Tracer:

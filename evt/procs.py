@@ -19,9 +19,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import psutil
 
@@ -96,9 +96,13 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
             pass
 
 
-def stop_group(proc: subprocess.Popen, timeout_s: float, first_signal: int = signal.SIGTERM,
-               before_kill: Callable[[], None] | None = None,
-               progress: Callable[[], object] | None = None) -> Stop:
+def stop_group(
+    proc: subprocess.Popen,
+    timeout_s: float,
+    first_signal: int = signal.SIGTERM,
+    before_kill: Callable[[], None] | None = None,
+    progress: Callable[[], object] | None = None,
+) -> Stop:
     """`first_signal` to the group, up to `timeout_s` for `proc` to exit, then SIGKILL.
     Whatever the group still holds afterwards is SIGKILLed too. `before_kill` runs just
     before the SIGKILL that ends a process which outlived the timeout. With `progress`
@@ -142,8 +146,12 @@ def _wait_resignalling(proc: subprocess.Popen, deadline: float, sig: int, progre
             pass
         now = progress()
         if now == last and time.monotonic() < deadline:
-            log.info("PID %d shows no progress %.0f s after %s: sending it again", proc.pid, RESIGNAL_S,
-                     signal.Signals(sig).name)
+            log.info(
+                "PID %d shows no progress %.0f s after %s: sending it again",
+                proc.pid,
+                RESIGNAL_S,
+                signal.Signals(sig).name,
+            )
             signal_group(proc, sig)
         last = now
 
@@ -285,6 +293,7 @@ def dies_with(parent: int) -> Callable[[], None]:
         linux.die_with_parent(signal.SIGKILL)
         if os.getppid() != parent:  # evt died before the prctl: nothing would send it
             os._exit(1)
+
     return setup
 
 
@@ -293,8 +302,14 @@ class ManagedProcess:
     `stdout_path` when given, else in the log too), sampled from its start, its
     resource time series in SERIES_FILE beside the log."""
 
-    def __init__(self, argv: list[str], log_path: Path, stdout_path: Path | None = None,
-                 env: dict[str, str] | None = None, outlives_evt: bool = False):
+    def __init__(
+        self,
+        argv: list[str],
+        log_path: Path,
+        stdout_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        outlives_evt: bool = False,
+    ):
         """Start it; OSError when it cannot be executed. It is killed when evt dies, unless
         `outlives_evt` (a Tracee the user keeps running)."""
         self.argv = list(argv)
@@ -302,12 +317,19 @@ class ManagedProcess:
         self.stdout_path = Path(stdout_path) if stdout_path else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # the child holds its own copies of these descriptors: evt's are closed once it started
-        with (open(self.log_path, "ab") as log,
-              open(stdout_path, "wb") if stdout_path else contextlib.nullcontext(log) as out,
-              signals_held()):
+        with (
+            open(self.log_path, "ab") as log,
+            open(stdout_path, "wb") if stdout_path else contextlib.nullcontext(log) as out,
+            signals_held(),
+        ):
             self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env,
-                start_new_session=True, close_fds=True,
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
                 preexec_fn=_default_signals if outlives_evt else dies_with(os.getpid()),
             )
         self.pid = self.popen.pid
@@ -348,8 +370,13 @@ class ManagedProcess:
     def tail(self, n: int = LOG_TAIL, skip: str | None = None) -> list[str]:
         return log_tail(self.log_path, n, skip)
 
-    def stop(self, timeout_s: float, first_signal: int = signal.SIGTERM,
-             before_kill: Callable[[], None] | None = None, resignal_when_idle: bool = False) -> Stop | None:
+    def stop(
+        self,
+        timeout_s: float,
+        first_signal: int = signal.SIGTERM,
+        before_kill: Callable[[], None] | None = None,
+        resignal_when_idle: bool = False,
+    ) -> Stop | None:
         """Stop it (see stop_group) and take the sampler's last figures. A later call
         does nothing and returns how the first one ended. `resignal_when_idle`: repeat
         the first signal while its output files do not grow (see stop_group)."""

@@ -15,8 +15,17 @@ from pathlib import Path
 import psutil
 
 SERIES_FILE = "resource_timeseries.csv"  # written beside a managed process's log
-SERIES_COLUMNS = ["timestamp", "cpu_pct", "rss_kb", "vsz_kb", "threads", "io_read_bytes", "io_write_bytes",
-                  "voluntary_ctx_switches", "nonvoluntary_ctx_switches"]
+SERIES_COLUMNS = [
+    "timestamp",
+    "cpu_pct",
+    "rss_kb",
+    "vsz_kb",
+    "threads",
+    "io_read_bytes",
+    "io_write_bytes",
+    "voluntary_ctx_switches",
+    "nonvoluntary_ctx_switches",
+]
 
 
 class ResourceSeries:
@@ -55,10 +64,17 @@ class ResourceSeries:
         cpu = times.user + times.system
         cpu_pct = 0.0 if self._last is None else 100.0 * (cpu - self._last[1]) / max(now - self._last[0], 1e-9)
         self._last, self._due = (now, cpu), now + self.interval_s
-        row = {"timestamp": round(time.time(), 3), "cpu_pct": round(max(cpu_pct, 0.0), 2),
-               "rss_kb": mem.rss // 1024, "vsz_kb": mem.vms // 1024, "threads": threads,
-               "io_read_bytes": io_read, "io_write_bytes": io_write,
-               "voluntary_ctx_switches": ctx.voluntary, "nonvoluntary_ctx_switches": ctx.involuntary}
+        row = {
+            "timestamp": round(time.time(), 3),
+            "cpu_pct": round(max(cpu_pct, 0.0), 2),
+            "rss_kb": mem.rss // 1024,
+            "vsz_kb": mem.vms // 1024,
+            "threads": threads,
+            "io_read_bytes": io_read,
+            "io_write_bytes": io_write,
+            "voluntary_ctx_switches": ctx.voluntary,
+            "nonvoluntary_ctx_switches": ctx.involuntary,
+        }
         self.rows.append(row)
         with open(self.path, "a", newline="") as fh:
             csv.writer(fh).writerow([row[c] for c in SERIES_COLUMNS])
@@ -73,8 +89,9 @@ class ResourceSeries:
 def series_summary(rows: list[dict[str, float]]) -> dict[str, float | int | None]:
     n = len(rows)
     if not n:
-        return dict.fromkeys(("peak_rss_kb", "avg_cpu_pct", "p95_cpu_pct", "io_read_total_bytes",
-                              "io_write_total_bytes"), None) | {"resource_samples_count": 0}
+        return dict.fromkeys(
+            ("peak_rss_kb", "avg_cpu_pct", "p95_cpu_pct", "io_read_total_bytes", "io_write_total_bytes"), None
+        ) | {"resource_samples_count": 0}
     cpu = sorted(r["cpu_pct"] for r in rows)
     return {
         "peak_rss_kb": max(r["rss_kb"] for r in rows),

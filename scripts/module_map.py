@@ -49,8 +49,9 @@ def render() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when docs/architecture.md is not what the code gives")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when docs/architecture.md is not what the code gives"
+    )
     args = parser.parse_args()
     text = PAGE.read_text()
     if not BLOCK.search(text):

@@ -86,9 +86,21 @@ class Cluster:
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, __file__, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                 f"--resources={json.dumps({HOST_RESOURCE: 1})}", "--disable-usage-stats", *args],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "start",
+                    "--block",
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=1",
+                    f"--resources={json.dumps({HOST_RESOURCE: 1})}",
+                    "--disable-usage-stats",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 env=dict(os.environ, **_NODE_ENV),
             )
         node = Node(proc, log)
@@ -98,19 +110,23 @@ class Cluster:
     def start_head(self) -> Node:
         # Ray's own files in a short path: its socket paths must fit AF_UNIX's 107 bytes
         self.ray_tmp = Path(tempfile.mkdtemp(prefix="evtray-", dir="/tmp"))
-        return self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
-                            f"--temp-dir={self.ray_tmp}"], "head")
+        return self._start(
+            ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.ray_tmp}"], "head"
+        )
 
     def add_node(self) -> Node:
         return self._start([f"--address={self.address}"], f"node{len(self.nodes)}")
 
     def alive_nodes(self) -> list[str]:
         """Node ids of the live nodes advertising evt_host, asked of the cluster itself."""
-        code = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
-                "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and "
-                f"n['Resources'].get({HOST_RESOURCE!r})]))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90,
-                             env=dict(os.environ, **DRIVER_ENV))
+        code = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
+            "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and "
+            f"n['Resources'].get({HOST_RESOURCE!r})]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=dict(os.environ, **DRIVER_ENV)
+        )
         lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
         return json.loads(lines[-1]) if lines else []
 

@@ -11,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # ray_cluster.py, shared with benchmarks/
 
 import pytest
-from helpers import compose_cfg
 from hypothesis import HealthCheck, settings
+
+from helpers import compose_cfg
 
 # Property tests (marked `property`): a bounded example count in `make test`, fewer in
 # `make test-fast` (HYPOTHESIS_PROFILE=fast), many more in `make fuzz` (HYPOTHESIS_PROFILE=fuzz).

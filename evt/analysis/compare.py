@@ -26,15 +26,44 @@ import pandas as pd
 
 from evt.analysis.thresholds import METRICS, Settings
 from evt.analysis.verdicts import (  # noqa: F401  (the verdicts are part of this module's interface)
-    IMPROVEMENT, INFO, MISSING, NOISE, REGRESSION, SAME, Judgement, judge, mann_whitney_p, relative_change)
+    IMPROVEMENT,
+    INFO,
+    MISSING,
+    NOISE,
+    REGRESSION,
+    SAME,
+    Judgement,
+    judge,
+    mann_whitney_p,
+    relative_change,
+)
 from evt.errors import UsageError
 from evt.results import rundirs
 
 # the columns of compare.csv (the swept keys go after scenario); new ones are added at the end
-COMPARE_COLUMNS = ["scope", "scenario", "event", "metric", "baseline_median", "baseline_min", "baseline_max",
-                   "baseline_n", "candidate_median", "candidate_min", "candidate_max", "candidate_n", "change",
-                   "change_unit", "threshold", "p_value", "verdict", "stat", "baseline_value", "candidate_value",
-                   "reason"]
+COMPARE_COLUMNS = [
+    "scope",
+    "scenario",
+    "event",
+    "metric",
+    "baseline_median",
+    "baseline_min",
+    "baseline_max",
+    "baseline_n",
+    "candidate_median",
+    "candidate_min",
+    "candidate_max",
+    "candidate_n",
+    "change",
+    "change_unit",
+    "threshold",
+    "p_value",
+    "verdict",
+    "stat",
+    "baseline_value",
+    "candidate_value",
+    "reason",
+]
 
 
 @dataclass
@@ -92,7 +121,8 @@ def missing_reason(name: str, side: str, group: pd.DataFrame) -> str | None:
     by_reason: dict[str, list[str]] = {}
     for why, run_dir in zip(whys, lacking.get("run_dir", pd.Series([""] * len(lacking))), strict=True):
         by_reason.setdefault(str(why) if isinstance(why, str) else f"run did not record {name}", []).append(
-            Path(str(run_dir)).name)
+            Path(str(run_dir)).name
+        )
     if len(by_reason) == 1 and len(lacking) == len(group):
         return f"the {side}'s {next(iter(by_reason))}" + (f" (all {len(group)} runs)" if len(group) > 1 else "")
     parts = "; ".join(f"{why} (run{'s' if len(runs) > 1 else ''} {', '.join(runs)})" for why, runs in by_reason.items())
@@ -103,30 +133,63 @@ def missing_reason(name: str, side: str, group: pd.DataFrame) -> str | None:
 
 def _reasons(name: str, base: pd.DataFrame, cand: pd.DataFrame) -> str | None:
     """Why either side lacks values of `name` (one phrase when both lack them for the same reason)."""
-    texts = [missing_reason(name, side, group) if name in group.columns else None
-             for side, group in (("baseline", base), ("candidate", cand))]
+    texts = [
+        missing_reason(name, side, group) if name in group.columns else None
+        for side, group in (("baseline", base), ("candidate", cand))
+    ]
     if texts[0] and texts[1] and texts[0].removeprefix("the baseline's ") == texts[1].removeprefix("the candidate's "):
         return "on both sides, the " + texts[0].removeprefix("the baseline's ")
     return "; ".join(t for t in texts if t) or None
 
 
-def _row(metric: str, scope: str, by: list[str], key: tuple, vb: list[float], vc: list[float], settings: Settings,
-         reason: str | None) -> dict:
+def _row(
+    metric: str,
+    scope: str,
+    by: list[str],
+    key: tuple,
+    vb: list[float],
+    vc: list[float],
+    settings: Settings,
+    reason: str | None,
+) -> dict:
     threshold = settings.thresholds.get(metric)
     stat = settings.stat(metric)
     j = judge(METRICS[metric], vb, vc, threshold, settings.alpha, stat)
     row = dict(zip(by, key, strict=True))
-    row.update(scope=scope, metric=metric, baseline_median=j.baseline_median, baseline_min=min(vb, default=None),
-               baseline_max=max(vb, default=None), baseline_n=len(vb), candidate_median=j.candidate_median,
-               candidate_min=min(vc, default=None), candidate_max=max(vc, default=None), candidate_n=len(vc),
-               change=j.change, change_unit=METRICS[metric].change_unit, threshold=threshold, p_value=j.p_value,
-               verdict=j.verdict, stat=stat, baseline_value=j.baseline_value, candidate_value=j.candidate_value,
-               reason=reason)
+    row.update(
+        scope=scope,
+        metric=metric,
+        baseline_median=j.baseline_median,
+        baseline_min=min(vb, default=None),
+        baseline_max=max(vb, default=None),
+        baseline_n=len(vb),
+        candidate_median=j.candidate_median,
+        candidate_min=min(vc, default=None),
+        candidate_max=max(vc, default=None),
+        candidate_n=len(vc),
+        change=j.change,
+        change_unit=METRICS[metric].change_unit,
+        threshold=threshold,
+        p_value=j.p_value,
+        verdict=j.verdict,
+        stat=stat,
+        baseline_value=j.baseline_value,
+        candidate_value=j.candidate_value,
+        reason=reason,
+    )
     return row
 
 
-def matched_rows(scope: str, by: list[str], base: pd.DataFrame, cand: pd.DataFrame, settings: Settings,
-                 unmatched: list[str], outer: set[tuple] | None, quiet: AbstractSet[tuple] = frozenset()) -> list[dict]:
+def matched_rows(
+    scope: str,
+    by: list[str],
+    base: pd.DataFrame,
+    cand: pd.DataFrame,
+    settings: Settings,
+    unmatched: list[str],
+    outer: set[tuple] | None,
+    quiet: AbstractSet[tuple] = frozenset(),
+) -> list[dict]:
     """Compare every group present on both sides; record the ones present on one side only
     (except inside a run group that is itself unmatched: reported once, at run level; and
     the `quiet` ones, already named). A gated figure neither side has is a `missing` row."""
@@ -167,21 +230,33 @@ def check_baselines(all_base: pd.DataFrame, base: pd.DataFrame, cand: pd.DataFra
     for key, group in _groups(all_base, by).items():
         if key not in usable and key in candidates:
             runs = "; ".join(f"{r.run_dir}: {r.failure}" for r in group.itertuples())
-            raise UsageError(f"no usable baseline for {describe_key(by, key)}: none of its baseline runs ended ok "
-                             f"({runs}). Rerun the baseline, or compare against another one.")
+            raise UsageError(
+                f"no usable baseline for {describe_key(by, key)}: none of its baseline runs ended ok "
+                f"({runs}). Rerun the baseline, or compare against another one."
+            )
 
 
-def _nothing_in_common(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, by: list[str],
-                       frames: tuple[pd.DataFrame, pd.DataFrame], notes: list[str]) -> UsageError:
-    sides = "; ".join(f"{name}: {', '.join(sorted({describe_key(by, k) for k in _groups(f, by)})) or 'no usable run'}"
-                      for name, f in zip(("baseline", "candidate"), frames, strict=True))
+def _nothing_in_common(
+    baseline: rundirs.ResultSet,
+    candidate: rundirs.ResultSet,
+    by: list[str],
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    notes: list[str],
+) -> UsageError:
+    sides = "; ".join(
+        f"{name}: {', '.join(sorted({describe_key(by, k) for k in _groups(f, by)})) or 'no usable run'}"
+        for name, f in zip(("baseline", "candidate"), frames, strict=True)
+    )
     keys = " with the same swept values" if len(by) > 1 else ""
-    return UsageError(f"nothing to compare: no scenario{keys} appears in both {baseline.path} and {candidate.path} "
-                      f"({sides}{'; ' + '; '.join(notes) if notes else ''}). Compare runs of the same scenario.")
+    return UsageError(
+        f"nothing to compare: no scenario{keys} appears in both {baseline.path} and {candidate.path} "
+        f"({sides}{'; ' + '; '.join(notes) if notes else ''}). Compare runs of the same scenario."
+    )
 
 
-def compare(baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings: Settings,
-            allow_failed: bool = False) -> Comparison:
+def compare(
+    baseline: rundirs.ResultSet, candidate: rundirs.ResultSet, settings: Settings, allow_failed: bool = False
+) -> Comparison:
     keys = list(dict.fromkeys(baseline.sweep_keys + candidate.sweep_keys))
     (all_b, events_b), (all_c, events_c) = rundirs.load(baseline, keys), rundirs.load(candidate, keys)
     runs_b, skipped = split_runs(all_b, "baseline")

@@ -36,7 +36,9 @@ def fmt_side(row: dict, side: str) -> str:
     """The side's median [min–max] n=...; judged by its worst run: that first, the median beside it."""
     median = fmt(row[f"{side}_median"], row["metric"])
     if row[f"{side}_n"] > 1:
-        spread = f"[{fmt(row[f'{side}_min'], row['metric'])}–{fmt(row[f'{side}_max'], row['metric'])}] n={row[f'{side}_n']}"
+        spread = (
+            f"[{fmt(row[f'{side}_min'], row['metric'])}–{fmt(row[f'{side}_max'], row['metric'])}] n={row[f'{side}_n']}"
+        )
         if row.get("stat") == "worst":
             return f"worst {fmt(row[f'{side}_value'], row['metric'])}, median {median} {spread}"
         return f"{median} {spread}"
@@ -61,10 +63,12 @@ def regression_lines(comparison: Comparison) -> list[str]:
     lines = []
     for row in comparison.regressions.to_dict("records"):
         worst = " (worst run)" if row.get("stat") == "worst" else ""
-        lines.append(f"{row['metric']} regressed ({_place(comparison, row)}): baseline{worst} "
-                     f"{fmt(row['baseline_value'], row['metric'])}, candidate{worst} "
-                     f"{fmt(row['candidate_value'], row['metric'])} ({fmt_change(row)}; threshold "
-                     f"{comparison.settings.describe(row['metric'])})")
+        lines.append(
+            f"{row['metric']} regressed ({_place(comparison, row)}): baseline{worst} "
+            f"{fmt(row['baseline_value'], row['metric'])}, candidate{worst} "
+            f"{fmt(row['candidate_value'], row['metric'])} ({fmt_change(row)}; threshold "
+            f"{comparison.settings.describe(row['metric'])})"
+        )
     return lines
 
 
@@ -91,8 +95,11 @@ def failure_lines(comparison: Comparison) -> list[str]:
 
 def headline(comparison: Comparison) -> str:
     """What the exit code says, in words."""
-    parts = [f"{len(comparison.regressions)} regression{'s' if len(comparison.regressions) != 1 else ''}"
-             ] if len(comparison.regressions) else []
+    parts = (
+        [f"{len(comparison.regressions)} regression{'s' if len(comparison.regressions) != 1 else ''}"]
+        if len(comparison.regressions)
+        else []
+    )
     if len(comparison.lost_figures):
         parts.append(f"{len(comparison.lost_figures)} gated figure(s) missing from the candidate")
     if comparison.failing_runs:
@@ -110,8 +117,18 @@ def _fmt_p(value: Any) -> str:
 
 def print_table(console: Console, comparison: Comparison) -> None:
     table = Table(title=f"evt compare: {comparison.baseline.path} → {comparison.candidate.path}")
-    for column in ["scenario", *comparison.keys, "event", "metric", "baseline", "candidate", "change",
-                   "threshold", "p", "verdict"]:
+    for column in [
+        "scenario",
+        *comparison.keys,
+        "event",
+        "metric",
+        "baseline",
+        "candidate",
+        "change",
+        "threshold",
+        "p",
+        "verdict",
+    ]:
         table.add_column(column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left")
     rows = comparison.rows.to_dict("records")
     shown = rows if len(rows) <= TERMINAL_ROWS else [r for r in rows if r["verdict"] not in (SAME, INFO)]
@@ -121,21 +138,34 @@ def print_table(console: Console, comparison: Comparison) -> None:
 
     for row in shown:
         style = STYLES.get(row["verdict"])
-        table.add_row(row["scenario"], *_where(comparison, row), row["metric"], fmt_side(row, "baseline"),
-                      fmt_side(row, "candidate"), fmt_change(row), comparison.settings.describe(row["metric"]),
-                      _fmt_p(row["p_value"]), row["verdict"], style=style)
+        table.add_row(
+            row["scenario"],
+            *_where(comparison, row),
+            row["metric"],
+            fmt_side(row, "baseline"),
+            fmt_side(row, "candidate"),
+            fmt_change(row),
+            comparison.settings.describe(row["metric"]),
+            _fmt_p(row["p_value"]),
+            row["verdict"],
+            style=style,
+        )
     if shown:
         console.print(table)
     if len(shown) < len(rows):
-        say(f"({len(rows) - len(shown)} of {len(rows)} rows unchanged or informational, not shown: "
-            "all are in compare.md and compare.csv)")
+        say(
+            f"({len(rows) - len(shown)} of {len(rows)} rows unchanged or informational, not shown: "
+            "all are in compare.md and compare.csv)"
+        )
     for line in missing_lines(comparison):
         say(f"not compared: {line}", style="yellow")
     for line in partial_lines(comparison) + comparison.skipped + comparison.unmatched:
         say(f"note: {line}")
     for line in failure_lines(comparison):
-        say(f"{'note' if comparison.allow_failed else 'FAILED'}: {line}",
-            style=None if comparison.allow_failed else "bold red")
+        say(
+            f"{'note' if comparison.allow_failed else 'FAILED'}: {line}",
+            style=None if comparison.allow_failed else "bold red",
+        )
     for line in regression_lines(comparison):
         say(f"REGRESSION: {line}", style="bold red")
     console.print(f"compare: {headline(comparison)}", markup=False, highlight=False)
@@ -144,29 +174,58 @@ def print_table(console: Console, comparison: Comparison) -> None:
 def markdown(comparison: Comparison) -> str:
     settings = comparison.settings
     count = len(comparison.regressions)
-    lines = [f"# evt compare: {'❌ ' if comparison.exit_code else '✅ '}{headline(comparison)}",
-             "",
-             f"- baseline: `{comparison.baseline.path}` ({comparison.baseline.describe()})",
-             f"- candidate: `{comparison.candidate.path}` ({comparison.candidate.describe()})",
-             "- thresholds: " + ", ".join(f"{name} {settings.describe(name)}" for name in METRICS
-                                          if settings.thresholds.get(name) is not None),
-             f"- several runs per side: medians [min–max]; with at least 3 runs on each side a change is a regression "
-             f"only when a one-sided Mann-Whitney U test gives p ≤ {settings.alpha:g}"
-             + ("; loss is judged on each side's worst run (a lossy run is a finding, not noise)"
-                if settings.loss_stat == "worst" else ""), ""]
+    lines = [
+        f"# evt compare: {'❌ ' if comparison.exit_code else '✅ '}{headline(comparison)}",
+        "",
+        f"- baseline: `{comparison.baseline.path}` ({comparison.baseline.describe()})",
+        f"- candidate: `{comparison.candidate.path}` ({comparison.candidate.describe()})",
+        "- thresholds: "
+        + ", ".join(
+            f"{name} {settings.describe(name)}" for name in METRICS if settings.thresholds.get(name) is not None
+        ),
+        f"- several runs per side: medians [min–max]; with at least 3 runs on each side a change is a regression "
+        f"only when a one-sided Mann-Whitney U test gives p ≤ {settings.alpha:g}"
+        + (
+            "; loss is judged on each side's worst run (a lossy run is a finding, not noise)"
+            if settings.loss_stat == "worst"
+            else ""
+        ),
+        "",
+    ]
     if count:
         lines += ["## Regressions", ""] + [f"- {line}" for line in regression_lines(comparison)] + [""]
     if comparison.failed:
-        lines += ["## Candidate runs that did not end ok", ""] + [f"- {line}" for line in failure_lines(comparison)] + [""]
+        lines += (
+            ["## Candidate runs that did not end ok", ""] + [f"- {line}" for line in failure_lines(comparison)] + [""]
+        )
     notes = missing_lines(comparison) + partial_lines(comparison) + comparison.skipped + comparison.unmatched
     if notes:
         lines += ["## Not compared", ""] + [f"- {line}" for line in notes] + [""]
-    header = ["scenario", *comparison.keys, "event", "metric", "baseline", "candidate", "change", "threshold", "p", "verdict"]
+    header = [
+        "scenario",
+        *comparison.keys,
+        "event",
+        "metric",
+        "baseline",
+        "candidate",
+        "change",
+        "threshold",
+        "p",
+        "verdict",
+    ]
     lines += ["## Figures", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in comparison.rows.to_dict("records"):
-        cells = [row["scenario"], *_where(comparison, row), row["metric"], fmt_side(row, "baseline"),
-                 fmt_side(row, "candidate"), fmt_change(row), settings.describe(row["metric"]),
-                 _fmt_p(row["p_value"]), MD_MARKS.get(row["verdict"], row["verdict"])]
+        cells = [
+            row["scenario"],
+            *_where(comparison, row),
+            row["metric"],
+            fmt_side(row, "baseline"),
+            fmt_side(row, "candidate"),
+            fmt_change(row),
+            settings.describe(row["metric"]),
+            _fmt_p(row["p_value"]),
+            MD_MARKS.get(row["verdict"], row["verdict"]),
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -176,31 +235,48 @@ def write(comparison: Comparison, out_dir: Path) -> None:
     comparison.rows.to_csv(out_dir / "compare.csv", index=False)
     (out_dir / "compare.md").write_text(markdown(comparison))
     meta = {
-        "baseline": {"path": str(comparison.baseline.path), "kind": comparison.baseline.kind,
-                     "runs": [str(p) for p in comparison.baseline.run_dirs]},
-        "candidate": {"path": str(comparison.candidate.path), "kind": comparison.candidate.kind,
-                      "runs": [str(p) for p in comparison.candidate.run_dirs]},
+        "baseline": {
+            "path": str(comparison.baseline.path),
+            "kind": comparison.baseline.kind,
+            "runs": [str(p) for p in comparison.baseline.run_dirs],
+        },
+        "candidate": {
+            "path": str(comparison.candidate.path),
+            "kind": comparison.candidate.kind,
+            "runs": [str(p) for p in comparison.candidate.run_dirs],
+        },
         "sweep_keys": comparison.keys,
-        "thresholds": comparison.settings.thresholds, "alpha": comparison.settings.alpha,
+        "thresholds": comparison.settings.thresholds,
+        "alpha": comparison.settings.alpha,
         "loss_stat": comparison.settings.loss_stat,
         "regressions": regression_lines(comparison),
         "missing": missing_lines(comparison),
-        "failed_candidates": comparison.failed, "allow_failed": comparison.allow_failed,
-        "not_compared": missing_lines(comparison) + partial_lines(comparison) + comparison.skipped + comparison.unmatched,
+        "failed_candidates": comparison.failed,
+        "allow_failed": comparison.allow_failed,
+        "not_compared": missing_lines(comparison)
+        + partial_lines(comparison)
+        + comparison.skipped
+        + comparison.unmatched,
         "exit_code": comparison.exit_code,
     }
     (out_dir / "compare.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def run(baseline: str, candidate: str, threshold_items: list[str], thresholds_file: str | None,
-        out: str | None, console: Console | None = None, allow_failed: bool = False, loss_stat: str = "worst") -> int:
+def run(
+    baseline: str,
+    candidate: str,
+    threshold_items: list[str],
+    thresholds_file: str | None,
+    out: str | None,
+    console: Console | None = None,
+    allow_failed: bool = False,
+    loss_stat: str = "worst",
+) -> int:
     """`evt compare`: every input checked first (exit 2, nothing written), then compared. The
     baseline may also be a perf-gate baseline file of Tracee's (evt.analysis.perfgate)."""
-    from evt.analysis import compare
-    from evt.analysis import perfgate
-    from evt.results import rundirs
-    from evt.analysis import thresholds
+    from evt.analysis import compare, perfgate, thresholds
     from evt.errors import UsageError
+    from evt.results import rundirs
 
     settings = thresholds.parse(threshold_items, thresholds_file, loss_stat)
     gate = perfgate.is_baseline_file(baseline)  # Tracee's <arch>-<scenario>.json

@@ -49,23 +49,31 @@ def load_baseline(path_text: str) -> Baseline:
     path = Path(path_text)
     arch, dash, scenario = path.stem.partition("-")
     if not dash or not arch or not scenario:
-        raise UsageError(f"{path_text}: a file given as the baseline is a Tracee perf-gate baseline, named "
-                         f"<arch>-<scenario>.json (e.g. x86_64-smoke.json), got {path.name!r}: rename it after the "
-                         "machine (uname -m) and the scenario it measured, or give a run directory.")
+        raise UsageError(
+            f"{path_text}: a file given as the baseline is a Tracee perf-gate baseline, named "
+            f"<arch>-<scenario>.json (e.g. x86_64-smoke.json), got {path.name!r}: rename it after the "
+            "machine (uname -m) and the scenario it measured, or give a run directory."
+        )
     try:
         data = json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise UsageError(f"{path_text}: not a perf-gate baseline ({' '.join(str(exc).split())}): give a JSON "
-                         f"object with {', '.join(GATE_THRESHOLDS)}.") from None
+        raise UsageError(
+            f"{path_text}: not a perf-gate baseline ({' '.join(str(exc).split())}): give a JSON "
+            f"object with {', '.join(GATE_THRESHOLDS)}."
+        ) from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path_text}: not a perf-gate baseline: a JSON object with {', '.join(GATE_THRESHOLDS)} "
-                         f"is expected, got {brief(data)}.")
+        raise UsageError(
+            f"{path_text}: not a perf-gate baseline: a JSON object with {', '.join(GATE_THRESHOLDS)} "
+            f"is expected, got {brief(data)}."
+        )
     figures = {}
     for name in GATE_THRESHOLDS:
         value = data.get(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise UsageError(f"{path_text}: {name} is {brief(value) if name in data else 'missing'}; a perf-gate "
-                             f"baseline holds {', '.join(GATE_THRESHOLDS)} as non-negative numbers.")
+            raise UsageError(
+                f"{path_text}: {name} is {brief(value) if name in data else 'missing'}; a perf-gate "
+                f"baseline holds {', '.join(GATE_THRESHOLDS)} as non-negative numbers."
+            )
         figures[name] = float(value)
     return Baseline(path, arch, scenario, figures)
 
@@ -73,8 +81,15 @@ def load_baseline(path_text: str) -> Baseline:
 def gate_settings(settings: Settings) -> Settings:
     """The gate's thresholds; one given with --threshold (or a thresholds file) replaces the
     gate's, `off` included (the figure is then shown, not judged)."""
-    return Settings({name: settings.thresholds.get(name) if name in settings.explicit else gate
-                     for name, gate in GATE_THRESHOLDS.items()}, settings.alpha, settings.loss_stat, settings.explicit)
+    return Settings(
+        {
+            name: settings.thresholds.get(name) if name in settings.explicit else gate
+            for name, gate in GATE_THRESHOLDS.items()
+        },
+        settings.alpha,
+        settings.loss_stat,
+        settings.explicit,
+    )
 
 
 def _candidate_rows(candidate: rundirs.ResultSet, baseline: Baseline, skipped: list[str]) -> pd.DataFrame:
@@ -86,19 +101,30 @@ def _candidate_rows(candidate: rundirs.ResultSet, baseline: Baseline, skipped: l
         summary = rundirs.read_summary(run_dir)
         arch = (summary.get("host") or {}).get("arch")
         if arch and arch != baseline.arch:
-            skipped.append(f"candidate run {run_dir} not compared: it ran on {arch}, the baseline is for {baseline.arch}")
+            skipped.append(
+                f"candidate run {run_dir} not compared: it ran on {arch}, the baseline is for {baseline.arch}"
+            )
             continue
         tracer = rundirs.tracer_name(summary)
         figures = {name: records.number(summary, run_dir, "tracer_cost", name) for name in GATE_THRESHOLDS}
-        why = ("run had no tracer (tracer=none)" if tracer == "none" else
-               f"tracer {tracer}'s resource series was not recorded (summary.json tracer_cost has no {{}})")
-        rows.append({**rundirs.run_identity(run_dir, summary, candidate.sweep_keys), **figures,
-                     **{rundirs.WHY + name: why.format(name) if value is None else None for name, value in figures.items()}})
+        why = (
+            "run had no tracer (tracer=none)"
+            if tracer == "none"
+            else f"tracer {tracer}'s resource series was not recorded (summary.json tracer_cost has no {{}})"
+        )
+        rows.append(
+            {
+                **rundirs.run_identity(run_dir, summary, candidate.sweep_keys),
+                **figures,
+                **{rundirs.WHY + name: why.format(name) if value is None else None for name, value in figures.items()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def compare(baseline_path: str, candidate: rundirs.ResultSet, settings: Settings,
-            allow_failed: bool = False) -> Comparison:
+def compare(
+    baseline_path: str, candidate: rundirs.ResultSet, settings: Settings, allow_failed: bool = False
+) -> Comparison:
     """The candidate's runs of the baseline's scenario against the baseline's figures: one row
     per figure (and per combination of swept values); exit code 1 when one grew beyond its
     threshold, the candidate lacks one, or a candidate run did not end ok."""
@@ -127,4 +153,3 @@ def compare(baseline_path: str, candidate: rundirs.ResultSet, settings: Settings
     frame["event"] = ""  # the gate judges the run as a whole
     base_set = rundirs.ResultSet(baseline.path, "perfgate", [])
     return Comparison(base_set, candidate, gate, keys, frame, unmatched, skipped, failed, allow_failed)
-

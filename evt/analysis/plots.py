@@ -15,8 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": 100, "axes.grid": True,
-                     "grid.alpha": 0.3})
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
 MIB = 2**20
 COLORS = {"baseline": "#4c72b0", "candidate": "#dd8452"}
 
@@ -102,10 +101,11 @@ def _x_values(values: pd.Series) -> tuple[pd.Series, bool]:
 def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: list[str], path: Path) -> Path:
     """events/s, loss % (one line per event) and tracer CPU per million events against a swept key."""
     fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
-    panels = [(axes[0], events, "events_per_s", "events/s", "Events per second"),
-              (axes[1], events, "loss_pct", "loss (%)", "Events lost"),
-              (axes[2], runs, "tracer_cpu_per_mevents", "tracer CPU (s per million events)",
-               "Tracer CPU per million events")]
+    panels = [
+        (axes[0], events, "events_per_s", "events/s", "Events per second"),
+        (axes[1], events, "loss_pct", "loss (%)", "Events lost"),
+        (axes[2], runs, "tracer_cpu_per_mevents", "tracer CPU (s per million events)", "Tracer CPU per million events"),
+    ]
     for ax, frame, column, ylabel, title in panels:
         lines = 0
         series_by = (["event"] if "event" in frame.columns else []) + others
@@ -121,9 +121,15 @@ def sweep_figures(events: pd.DataFrame, runs: pd.DataFrame, key: str, others: li
         ax.set(title=f"{title} against {key}", ylabel=ylabel)
         ax.set_ylim(bottom=0)
         if lines == 0:
-            ax.text(0.5, 0.5, "not recorded in these runs, or under 0.2 s of tracer CPU per run\n"
-                    "(too coarse to compare: CPU time is counted in 10 ms ticks)",
-                    ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "not recorded in these runs, or under 0.2 s of tracer CPU per run\n"
+                "(too coarse to compare: CPU time is counted in 10 ms ticks)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         _legend(ax, lines)
     axes[-1].set_xlabel(key)
     _integer_ticks(axes[-1], runs[key] if key in runs.columns else events[key])
@@ -160,12 +166,25 @@ def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: 
     for index, (event, group) in enumerate(rows.groupby("event", sort=False)):
         group = group.assign(_x=pd.to_numeric(group[key])).sort_values("_x")
         for side, style in (("baseline", "-"), ("candidate", "--")):  # a colour per event, a dash per side
-            ax.plot(group["_x"], group[f"{side}_median"].astype(float), style, marker="o",
-                    label=f"{side} {event}".strip(), color=COLORS[side] if single else cycle[index % len(cycle)])
+            ax.plot(
+                group["_x"],
+                group[f"{side}_median"].astype(float),
+                style,
+                marker="o",
+                label=f"{side} {event}".strip(),
+                color=COLORS[side] if single else cycle[index % len(cycle)],
+            )
         regressed = group[group["verdict"] == "regression"]
         if len(regressed):
-            ax.scatter(regressed["_x"], regressed["candidate_median"].astype(float), marker="x", s=80,
-                       color="#c44e52", zorder=3, label="regression" if not marked else None)
+            ax.scatter(
+                regressed["_x"],
+                regressed["candidate_median"].astype(float),
+                marker="x",
+                s=80,
+                color="#c44e52",
+                zorder=3,
+                label="regression" if not marked else None,
+            )
             marked = True
     ax.set(title=f"{metric}: baseline (solid) vs candidate (dashed) against {key}", xlabel=key, ylabel=ylabel)
     ax.set_ylim(bottom=0)
@@ -175,8 +194,12 @@ def compare_lines(rows: pd.DataFrame, metric: str, ylabel: str, key: str, path: 
 
 
 # bench.png: each verdict its marker; a confirmation round (repeat > 0) is drawn hollow
-VERDICT_STYLE = {"ok": ("o", "#55a868"), "loss": ("X", "#c44e52"), "overhead": ("^", "#dd8452"),
-                 "generator": ("s", "#8172b3")}
+VERDICT_STYLE = {
+    "ok": ("o", "#55a868"),
+    "loss": ("X", "#c44e52"),
+    "overhead": ("^", "#dd8452"),
+    "generator": ("s", "#8172b3"),
+}
 
 
 def _rate_axis(axis) -> None:
@@ -196,9 +219,17 @@ def _verdict_points(ax, frame: pd.DataFrame, column: str) -> None:
         for confirming in (False, True):
             chosen = (frame["verdict"] == verdict) & ((repeats > 0) == confirming) & values.notna()
             if chosen.any():
-                ax.scatter(x[chosen], values[chosen], marker=marker, s=60, zorder=3,
-                           color="none" if confirming else color, edgecolors=color, linewidths=1.5,
-                           label=f"{verdict}{' (confirmation)' if confirming else ''}")
+                ax.scatter(
+                    x[chosen],
+                    values[chosen],
+                    marker=marker,
+                    s=60,
+                    zorder=3,
+                    color="none" if confirming else color,
+                    edgecolors=color,
+                    linewidths=1.5,
+                    label=f"{verdict}{' (confirmation)' if confirming else ''}",
+                )
 
 
 def _bench_rates(ax, frame: pd.DataFrame, summary: dict) -> None:
@@ -208,21 +239,52 @@ def _bench_rates(ax, frame: pd.DataFrame, summary: dict) -> None:
     span = [target.min() / 1.2, target.max() * 1.2]
     reach = summary["settings"].get("reach", 0.95)
     ax.plot(span, span, color="0.5", linestyle="-", linewidth=1, label="target")
-    ax.plot(span, [reach * x for x in span], color="0.5", linestyle=":", linewidth=1,
-            label=f"reached ({reach:.0%} of the target)")
+    ax.plot(
+        span,
+        [reach * x for x in span],
+        color="0.5",
+        linestyle=":",
+        linewidth=1,
+        label=f"reached ({reach:.0%} of the target)",
+    )
     shifted = target * 1.015 ** pd.to_numeric(frame["repeat"], errors="coerce").fillna(0)  # as _verdict_points
-    ax.scatter(shifted, pd.to_numeric(frame["baseline_eps"], errors="coerce"), marker="_", s=200, color="#4c72b0",
-               zorder=2, label="without the tracer")
+    ax.scatter(
+        shifted,
+        pd.to_numeric(frame["baseline_eps"], errors="coerce"),
+        marker="_",
+        s=200,
+        color="#4c72b0",
+        zorder=2,
+        label="without the tracer",
+    )
     _verdict_points(ax, frame, "achieved_eps")
     for number, record in enumerate(summary.get("unstable") or []):
-        ax.axvline(record["target_eps"] * 1.015, color="#ccb974", linewidth=10, alpha=0.4, zorder=1,
-                   label=None if number else "unstable rate (its rounds disagree)")
+        ax.axvline(
+            record["target_eps"] * 1.015,
+            color="#ccb974",
+            linewidth=10,
+            alpha=0.4,
+            zorder=1,
+            label=None if number else "unstable rate (its rounds disagree)",
+        )
     if summary["max_sustainable_eps"]:
-        ax.scatter([summary["target_eps_at_max"]], [summary["max_sustainable_eps"]], marker="*", s=300,
-                   color="#4c72b0", edgecolors="black", zorder=4,
-                   label=f"max sustainable {summary['max_sustainable_eps']:,.0f} ev/s")
-    ax.set(xscale="log", yscale="log", title="Events/s achieved with the tracer (by verdict) and without it",
-           xlabel="target events/s", ylabel="achieved events/s")
+        ax.scatter(
+            [summary["target_eps_at_max"]],
+            [summary["max_sustainable_eps"]],
+            marker="*",
+            s=300,
+            color="#4c72b0",
+            edgecolors="black",
+            zorder=4,
+            label=f"max sustainable {summary['max_sustainable_eps']:,.0f} ev/s",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        title="Events/s achieved with the tracer (by verdict) and without it",
+        xlabel="target events/s",
+        ylabel="achieved events/s",
+    )
     _rate_axis(ax.xaxis)
     _rate_axis(ax.yaxis)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -252,10 +314,14 @@ def bench_rounds(frame: pd.DataFrame, summary: dict, path: Path) -> Path:
         loss_ax.legend(fontsize=8, handles=loss_ax.get_legend_handles_labels()[0][-1:])
     else:
         rates.text(0.5, 0.5, "no round completed", ha="center", va="center", transform=rates.transAxes)
-    limited = (f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} ev/s"
-               if summary["limited_by"] else "")
-    noisy = "; NOISY machine (other work up to {:.2f} cores)".format(summary["other_cpu_cores_max"]) \
-        if summary.get("noisy") else ""
+    limited = (
+        f", limited by {summary['limited_by']} at {summary['first_bad_eps']:,.0f} ev/s" if summary["limited_by"] else ""
+    )
+    noisy = (
+        "; NOISY machine (other work up to {:.2f} cores)".format(summary["other_cpu_cores_max"])
+        if summary.get("noisy")
+        else ""
+    )
     fig.suptitle(f"evt bench: tracer {summary['tracer']}{limited}{noisy}")
     fig.subplots_adjust(left=0.08, right=0.74, top=0.92, bottom=0.08, hspace=0.35, wspace=0.3)
     fig.savefig(path)

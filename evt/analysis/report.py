@@ -28,8 +28,11 @@ def _fmt(value: object, digits: int = 0) -> str:
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + \
-           ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
+    return (
+        ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+        + [""]
+    )
 
 
 def _image(title: str, path: Path) -> list[str]:
@@ -43,13 +46,22 @@ def _cpu_line(summary: dict, run_dir: Path, metrics: pd.Series) -> str:
     window = cost.get("window") or {}
     bpf = records.number(summary, run_dir, "tracer_cost", "metrics", "bpf_run_time_s")
     per_m = metrics["tracer_cpu_per_mevents"]
-    per_m_text = (f"{_fmt(per_m, 2)} s per million events (process and BPF programs)" if pd.notna(per_m) else
-                  f"per million events not shown: {metrics[rundirs.WHY + 'tracer_cpu_per_mevents']}")
-    return (f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
-            f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
-            f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run"
-            + (f"; its BPF programs ran {bpf:.3f} s in the kernel (not in its process's CPU time)" if bpf is not None
-               else "") + f"; {per_m_text} (shown from {rundirs.MIN_CPU_S} s of CPU up)")
+    per_m_text = (
+        f"{_fmt(per_m, 2)} s per million events (process and BPF programs)"
+        if pd.notna(per_m)
+        else f"per million events not shown: {metrics[rundirs.WHY + 'tracer_cpu_per_mevents']}"
+    )
+    return (
+        f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
+        f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
+        f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run"
+        + (
+            f"; its BPF programs ran {bpf:.3f} s in the kernel (not in its process's CPU time)"
+            if bpf is not None
+            else ""
+        )
+        + f"; {per_m_text} (shown from {rundirs.MIN_CPU_S} s of CPU up)"
+    )
 
 
 def run_section(run_dir: Path, out_dir: Path) -> list[str]:
@@ -65,27 +77,46 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
     metrics = rundirs.apply_cpu_floor(pd.DataFrame([rundirs.run_metrics(summary, run_dir, expected)])).iloc[0]
     rss = metrics["peak_rss_bytes"]
     failure = rundirs.run_failure(summary)
-    peak_rss = (_fmt(rss / MIB, 1) + " MiB" if pd.notna(rss)
-                else "not shown: " + str(metrics[rundirs.WHY + "peak_rss_bytes"]))
-    lines = [f"# evt report: run {summary.get('run_id')}", "",
-             f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
-             f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
-             *([f"- not whole: {failure}"] if failure and summary.get("status") != "loss_exceeded" else []),
-             f"- evt: {(summary.get('evt_version') or {}).get('version', '-')} "
-             f"{(summary.get('evt_version') or {}).get('commit') or ''}; host: "
-             f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
-             f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
-             _cpu_line(summary, run_dir, metrics),
-             f"- peak RSS: {peak_rss}",
-             ""]
-    lines += _table(["event", "mode", "events/s", "expected", "observed", "loss %", "count"],
-                    [[r["unit"], r.get("mode", "-"), _fmt(r["events_per_s"]), _fmt(r["expected"]), _fmt(r["observed"]),
-                      _fmt(r["loss_pct"], 2), r.get("count", "-")] for r in rows])
+    peak_rss = (
+        _fmt(rss / MIB, 1) + " MiB" if pd.notna(rss) else "not shown: " + str(metrics[rundirs.WHY + "peak_rss_bytes"])
+    )
+    lines = [
+        f"# evt report: run {summary.get('run_id')}",
+        "",
+        f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
+        f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
+        *([f"- not whole: {failure}"] if failure and summary.get("status") != "loss_exceeded" else []),
+        f"- evt: {(summary.get('evt_version') or {}).get('version', '-')} "
+        f"{(summary.get('evt_version') or {}).get('commit') or ''}; host: "
+        f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
+        f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
+        _cpu_line(summary, run_dir, metrics),
+        f"- peak RSS: {peak_rss}",
+        "",
+    ]
+    lines += _table(
+        ["event", "mode", "events/s", "expected", "observed", "loss %", "count"],
+        [
+            [
+                r["unit"],
+                r.get("mode", "-"),
+                _fmt(r["events_per_s"]),
+                _fmt(r["expected"]),
+                _fmt(r["observed"]),
+                _fmt(r["loss_pct"], 2),
+                r.get("count", "-"),
+            ]
+            for r in rows
+        ],
+    )
     uncounted = [str(r["unit"]) for r in rows if r["observed"] is None]
     if uncounted:
         why = rundirs.event_rows(run_dir, {}, summary, [r for r in rows if r["observed"] is None])
-        lines += [f"Not shown (\"-\"): observed and loss % of {', '.join(uncounted)}: "
-                  f"{'; '.join(dict.fromkeys(str(w[rundirs.WHY + 'loss_pct']) for w in why))}.", ""]
+        lines += [
+            f'Not shown ("-"): observed and loss % of {", ".join(uncounted)}: '
+            f"{'; '.join(dict.fromkeys(str(w[rundirs.WHY + 'loss_pct']) for w in why))}.",
+            "",
+        ]
     if len(events):
         lines += _image("Expected vs observed events", plots.expected_observed(events, out_dir / "events.png"))
     lines += _series_section(run_dir, out_dir, tracer_name)
@@ -102,15 +133,18 @@ def _series_section(run_dir: Path, out_dir: Path, tracer_name: str) -> list[str]
         series = pd.read_csv(series_path)
         numbers = series.apply(pd.to_numeric, errors="raise") if len(series) else series
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{series_path} is not a readable time series ({' '.join(str(exc).split())}): "
-                         f"{records.DAMAGED}.") from None
+        raise UsageError(
+            f"{series_path} is not a readable time series ({' '.join(str(exc).split())}): {records.DAMAGED}."
+        ) from None
     lines: list[str] = []
-    units = [c[len("done."):] for c in numbers.columns if c.startswith("done.")]
+    units = [c[len("done.") :] for c in numbers.columns if c.startswith("done.")]
     if len(numbers) >= 2 and units and "t_s" in numbers.columns:
         lines += _image("Ops per second of each unit", plots.ops_rate(numbers, units, out_dir / "ops_rate.png"))
     if "tracer_cpu_pct" in numbers.columns and numbers["tracer_cpu_pct"].notna().any():
-        lines += _image(f"Tracer {tracer_name}: CPU and memory",
-                        plots.tracer_usage(numbers, str(tracer_name), out_dir / "tracer_usage.png"))
+        lines += _image(
+            f"Tracer {tracer_name}: CPU and memory",
+            plots.tracer_usage(numbers, str(tracer_name), out_dir / "tracer_usage.png"),
+        )
     else:
         lines += ["(no tracer CPU samples in timeseries.csv: no plot of the tracer's CPU and memory)", ""]
     return lines
@@ -132,10 +166,14 @@ def _not_shown(runs: pd.DataFrame, figures: dict[str, str]) -> list[str]:
             why = r.get(rundirs.WHY + name)
             if isinstance(r["failure"], str) and not r["whole"]:
                 why = f"the run did not end ok ({r['failure']})"
-            by_reason.setdefault(str(why) if isinstance(why, str) else "not recorded", []).append(Path(r["run_dir"]).name)
-        lines += [f"- {label} not shown for run{'s' if len(names) > 1 else ''} {', '.join(names)}: {why}"
-                  for why, names in by_reason.items()]
-    return (["Not shown (\"-\" above, no point in the plots):", "", *lines, ""]) if lines else []
+            by_reason.setdefault(str(why) if isinstance(why, str) else "not recorded", []).append(
+                Path(r["run_dir"]).name
+            )
+        lines += [
+            f"- {label} not shown for run{'s' if len(names) > 1 else ''} {', '.join(names)}: {why}"
+            for why, names in by_reason.items()
+        ]
+    return (['Not shown ("-" above, no point in the plots):', "", *lines, ""]) if lines else []
 
 
 def sweep_section(result: rundirs.ResultSet, out_dir: Path) -> list[str]:
@@ -144,21 +182,44 @@ def sweep_section(result: rundirs.ResultSet, out_dir: Path) -> list[str]:
     runs, events = rundirs.load(result)
     runs = rundirs.apply_cpu_floor(runs)
     keys = result.sweep_keys
-    lines = [f"# evt report: sweep {result.path}", "", f"- {result.describe()}; swept: {', '.join(keys) or 'nothing'}",
-             "- tracer CPU is its process's and its BPF programs' run time in the kernel (where measured)", ""]
-    lines += _table(["run", *keys, "status", "total ops/s", "tracer CPU s / M events", "peak RSS MiB"],
-                    [[Path(r["run_dir"]).name, *[r[k] for k in keys], r["status"], _fmt(r["total_ops_per_s"]),
-                      _fmt(r["tracer_cpu_per_mevents"], 2), _mib(r["peak_rss_bytes"])]
-                     for r in runs.to_dict("records")])
-    lines += _not_shown(runs, {"tracer_cpu_per_mevents": "tracer CPU s / M events", "peak_rss_bytes": "peak RSS",
-                               "total_ops_per_s": "total ops/s"})
+    lines = [
+        f"# evt report: sweep {result.path}",
+        "",
+        f"- {result.describe()}; swept: {', '.join(keys) or 'nothing'}",
+        "- tracer CPU is its process's and its BPF programs' run time in the kernel (where measured)",
+        "",
+    ]
+    lines += _table(
+        ["run", *keys, "status", "total ops/s", "tracer CPU s / M events", "peak RSS MiB"],
+        [
+            [
+                Path(r["run_dir"]).name,
+                *[r[k] for k in keys],
+                r["status"],
+                _fmt(r["total_ops_per_s"]),
+                _fmt(r["tracer_cpu_per_mevents"], 2),
+                _mib(r["peak_rss_bytes"]),
+            ]
+            for r in runs.to_dict("records")
+        ],
+    )
+    lines += _not_shown(
+        runs,
+        {
+            "tracer_cpu_per_mevents": "tracer CPU s / M events",
+            "peak_rss_bytes": "peak RSS",
+            "total_ops_per_s": "total ops/s",
+        },
+    )
     usable_runs = runs[runs["whole"].astype(bool)]
     usable_events = events[events["run_dir"].isin(set(usable_runs["run_dir"]))] if len(events) else events
     for key in keys:
         others = [k for k in keys if k != key]
         safe = key.replace("/", "_")
-        lines += _image(f"Events/s, loss % and tracer CPU against {key}",
-                        plots.sweep_figures(usable_events, usable_runs, key, others, out_dir / f"sweep_{safe}.png"))
+        lines += _image(
+            f"Events/s, loss % and tracer CPU against {key}",
+            plots.sweep_figures(usable_events, usable_runs, key, others, out_dir / f"sweep_{safe}.png"),
+        )
     return lines
 
 
@@ -170,7 +231,9 @@ def read_comparison(compare_dir: Path) -> tuple[dict, pd.DataFrame]:
     try:
         meta = json.loads(meta_path.read_text())
     except (ValueError, OSError) as exc:
-        raise UsageError(f"{meta_path} cannot be read as JSON ({' '.join(str(exc).split())}): rerun `evt compare`.") from None
+        raise UsageError(
+            f"{meta_path} cannot be read as JSON ({' '.join(str(exc).split())}): rerun `evt compare`."
+        ) from None
     if not isinstance(meta, dict) or not all(isinstance(meta.get(side), dict) for side in ("baseline", "candidate")):
         raise UsageError(f"{meta_path} is not what `evt compare` writes (no baseline and candidate objects): rerun it.")
     try:
@@ -179,15 +242,19 @@ def read_comparison(compare_dir: Path) -> tuple[dict, pd.DataFrame]:
         raise UsageError(f"{csv_path} cannot be read ({' '.join(str(exc).split())}): rerun `evt compare`.") from None
     needed = [c for c in COMPARE_COLUMNS[:17] if c not in rows.columns]
     if needed:
-        raise UsageError(f"{csv_path} has no {', '.join(needed)} column{'s' if len(needed) > 1 else ''}: it is damaged "
-                         "or not written by `evt compare`; rerun it.")
+        raise UsageError(
+            f"{csv_path} has no {', '.join(needed)} column{'s' if len(needed) > 1 else ''}: it is damaged "
+            "or not written by `evt compare`; rerun it."
+        )
     for column in [c for c in rows.columns if c.startswith(("baseline_", "candidate_"))] + ["change", "p_value"]:
         bad = rows[column].notna() & pd.to_numeric(rows[column], errors="coerce").isna()
         if bad.any():
             first = int(bad.to_numpy().argmax())  # the first bad row
             line = first + 2  # the header is line 1
-            raise UsageError(f"{csv_path} line {line}: {column} is {rows[column].iloc[first]!r}, not a number: "
-                             "it is damaged; rerun `evt compare`.")
+            raise UsageError(
+                f"{csv_path} line {line}: {column} is {rows[column].iloc[first]!r}, not a number: "
+                "it is damaged; rerun `evt compare`."
+            )
         rows[column] = pd.to_numeric(rows[column])
     return meta, rows
 
@@ -196,13 +263,16 @@ def comparison_section(compare_dir: Path, out_dir: Path) -> list[str]:
     meta, rows = read_comparison(compare_dir)
     keys = list(meta.get("sweep_keys") or [])
     failed = meta.get("failed_candidates") or []
-    lines = [f"# evt report: comparison {compare_dir}", "",
-             f"- baseline: `{meta['baseline'].get('path')}` ({meta['baseline'].get('kind')}); "
-             f"candidate: `{meta['candidate'].get('path')}` ({meta['candidate'].get('kind')})",
-             f"- {len(meta.get('regressions') or [])} regression(s); {len(failed)} candidate run(s) that did not end ok"
-             f"{' (allowed)' if meta.get('allow_failed') else ''}"
-             f"; exit code {meta.get('exit_code')}; full table: compare.md",
-             ""]
+    lines = [
+        f"# evt report: comparison {compare_dir}",
+        "",
+        f"- baseline: `{meta['baseline'].get('path')}` ({meta['baseline'].get('kind')}); "
+        f"candidate: `{meta['candidate'].get('path')}` ({meta['candidate'].get('kind')})",
+        f"- {len(meta.get('regressions') or [])} regression(s); {len(failed)} candidate run(s) that did not end ok"
+        f"{' (allowed)' if meta.get('allow_failed') else ''}"
+        f"; exit code {meta.get('exit_code')}; full table: compare.md",
+        "",
+    ]
     lines += [f"- REGRESSION: {line}" for line in meta.get("regressions") or []]
     lines += [f"- FAILED: {line}" for line in failed]
     lines += [f"- not compared: {line}" for line in meta.get("missing") or []] + [""]
@@ -218,11 +288,14 @@ def _comparison_plot(subset: pd.DataFrame, metric: str, keys: list[str], out_dir
     """One gated figure, baseline beside candidate; the rows a side has no value for, named."""
     from evt.analysis import plots
 
-    subset["label"] = [" ".join([str(r[k]) for k in ["scenario", *keys]] + [r["event"] or "(run)"])
-                       for r in subset.to_dict("records")]
+    subset["label"] = [
+        " ".join([str(r[k]) for k in ["scenario", *keys]] + [r["event"] or "(run)"]) for r in subset.to_dict("records")
+    ]
     empty = subset[subset["baseline_median"].isna() | subset["candidate_median"].isna()]
-    notes = [f"- {r['label']}: {r.get('reason') if isinstance(r.get('reason'), str) else 'no value on a side'}"
-             for r in empty.to_dict("records")]
+    notes = [
+        f"- {r['label']}: {r.get('reason') if isinstance(r.get('reason'), str) else 'no value on a side'}"
+        for r in empty.to_dict("records")
+    ]
     notes = ([f"Not plotted for {metric} (a side has no value):", "", *notes, ""]) if notes else []
     subset = subset.drop(empty.index)
     if subset.empty:
@@ -248,8 +321,10 @@ def locate(path_text: str) -> tuple[str, Path | rundirs.ResultSet]:
         return "comparison", path
     result = rundirs.locate(path_text)
     if result.kind == "repeats":
-        raise UsageError(f"{path_text} holds {len(result.run_dirs)} separate runs, not one run, a sweep or a "
-                         "comparison: report one run at a time, or `evt compare` two sets and report the comparison.")
+        raise UsageError(
+            f"{path_text} holds {len(result.run_dirs)} separate runs, not one run, a sweep or a "
+            "comparison: report one run at a time, or `evt compare` two sets and report the comparison."
+        )
     return result.kind, result
 
 
@@ -272,6 +347,6 @@ def run(path_text: str, out: str | None) -> int:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    images = [line[line.index("](") + 2:-1] for line in lines if line.startswith("![")]
+    images = [line[line.index("](") + 2 : -1] for line in lines if line.startswith("![")]
     print(f"report: {out_dir / 'report.md'} and {len(images)} plot(s): {', '.join(images)}")
     return 0

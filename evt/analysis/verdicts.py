@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from evt.analysis.thresholds import MIN_RUNS_FOR_TEST, Metric
 
-REGRESSION, IMPROVEMENT, SAME, NOISE, INFO, MISSING = (
-    "regression", "improvement", "same", "noise", "info", "missing")
+REGRESSION, IMPROVEMENT, SAME, NOISE, INFO, MISSING = ("regression", "improvement", "same", "noise", "info", "missing")
 # up to this many splits of the pooled runs the p-value is computed exactly (8 vs 8: 12,870)
 EXACT_SPLITS = 20_000
 
@@ -59,8 +58,14 @@ def mann_whitney_p(base: list[float], cand: list[float], candidate_higher: bool)
     if len(set(pooled)) == len(pooled):  # no ties: U's exact distribution
         return float(mannwhitneyu(cand, base, alternative=alternative, method="exact").pvalue)
     # ties: every split of the pooled values enumerated (n_resamples above their number)
-    result = permutation_test((cand, base), _u_statistic, permutation_type="independent", vectorized=True,
-                              n_resamples=EXACT_SPLITS, alternative=alternative)
+    result = permutation_test(
+        (cand, base),
+        _u_statistic,
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=EXACT_SPLITS,
+        alternative=alternative,
+    )
     return float(result.pvalue)
 
 
@@ -71,8 +76,9 @@ def side_value(metric: Metric, values: list[float], stat: str) -> float:
     return statistics.median(values)
 
 
-def judge(metric: Metric, base: list[float], cand: list[float], threshold: float | None, alpha: float,
-          stat: str = "median") -> Judgement:
+def judge(
+    metric: Metric, base: list[float], cand: list[float], threshold: float | None, alpha: float, stat: str = "median"
+) -> Judgement:
     """The verdict for one metric of one matched row. With stat "worst" each side is judged
     by its worst run, and the U test does not turn a change into noise: one run that did
     worse is a finding (its p-value is still shown)."""

@@ -112,5 +112,6 @@ class LoadMeter:
             last = min((s for s in self._samples if s.t_ns >= window_ns[1]), key=lambda s: s.t_ns, default=last)
         engine = sum(last.engine[pid] - first.engine[pid] for pid in last.engine if pid in first.engine)
         other = last.busy_s - first.busy_s - (last.own_s - first.own_s) - engine - run_cpu_outside_evt_s
-        return RoundLoad(wall_s=(last.t_ns - first.t_ns) / 1e9, other_cpu_s=max(0.0, other),
-                         load_avg_1m=last.load_avg_1m)
+        return RoundLoad(
+            wall_s=(last.t_ns - first.t_ns) / 1e9, other_cpu_s=max(0.0, other), load_avg_1m=last.load_avg_1m
+        )

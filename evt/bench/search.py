@@ -40,23 +40,39 @@ class BenchSettings:
         parse_duration(bench.cooldown, "bench.cooldown")
         loss = _number(bench.max_loss_pct, "bench.max_loss_pct")
         if not 0 <= loss < 100:
-            raise UsageError(f"bench.max_loss_pct={bench.max_loss_pct} is not a percentage below 100: give e.g. 1 (for 1%).")
+            raise UsageError(
+                f"bench.max_loss_pct={bench.max_loss_pct} is not a percentage below 100: give e.g. 1 (for 1%)."
+            )
         precision = _number(bench.precision, "bench.precision")
         if not 0 < precision <= 100:
-            raise UsageError(f"bench.precision={bench.precision} must be a percentage above 0 and at most 100: "
-                             f"give e.g. 10 (for 10%).")
+            raise UsageError(
+                f"bench.precision={bench.precision} must be a percentage above 0 and at most 100: "
+                f"give e.g. 10 (for 10%)."
+            )
         rounds = positive_int(bench.max_rounds, "bench.max_rounds")
         if rounds < 2:
-            raise UsageError(f"bench.max_rounds={bench.max_rounds} must be at least 2 (a good and a bad rate bound the limit).")
+            raise UsageError(
+                f"bench.max_rounds={bench.max_rounds} must be at least 2 (a good and a bad rate bound the limit)."
+            )
         reach = _number(bench.reach, "bench.reach")
         if not 0 < reach <= 1:
-            raise UsageError(f"bench.reach={bench.reach} must be a share above 0 and at most 1: give e.g. 0.95 "
-                             "(a round reached its target at 95% of it).")
+            raise UsageError(
+                f"bench.reach={bench.reach} must be a share above 0 and at most 1: give e.g. 0.95 "
+                "(a round reached its target at 95% of it)."
+            )
         confirm = bench.confirm
         if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
             raise UsageError(f"bench.confirm={confirm!r} must be a whole number of rounds, 0 or more: give e.g. 2.")
-        return cls(duration, parse_rate(bench.start_rate, "bench.start_rate", "events per second"), loss, precision,
-                   rounds, str(bench.cooldown), reach, confirm)
+        return cls(
+            duration,
+            parse_rate(bench.start_rate, "bench.start_rate", "events per second"),
+            loss,
+            precision,
+            rounds,
+            str(bench.cooldown),
+            reach,
+            confirm,
+        )
 
 
 def _number(value: object, what: str) -> float:

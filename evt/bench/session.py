@@ -32,11 +32,11 @@ from rich.console import Console
 from evt.bench import report as bench_report
 from evt.bench.load import LoadMeter
 from evt.bench.search import OK, BenchSettings, RateSearch, verdict
-from evt.workload.catalog import get_trigger
-from evt.errors import RunError, UsageError
-from evt.stress.session import StressSession
 from evt.config.spec import EventSpec
+from evt.errors import RunError, UsageError
 from evt.stress.planner import new_run_id
+from evt.stress.session import StressSession
+from evt.workload.catalog import get_trigger
 
 # -- one round -------------------------------------------------------------------------
 
@@ -83,15 +83,23 @@ class Measured:
             lost = int(sum(cost["lost"].values()))
             loss_pct = 100.0 * lost / expected if expected else 0.0
         return cls(
-            run_dir=str(run_dir), status=str(summary.get("status")), target_eps=target_eps,
-            achieved_eps=expected / duration if duration > 0 else 0.0, expected=expected, observed=observed,
-            lost=lost, loss_pct=loss_pct, tracer_cpu_s=cost.get("cpu_s"), tracer_cpu_share=cost.get("cpu_share"),
+            run_dir=str(run_dir),
+            status=str(summary.get("status")),
+            target_eps=target_eps,
+            achieved_eps=expected / duration if duration > 0 else 0.0,
+            expected=expected,
+            observed=observed,
+            lost=lost,
+            loss_pct=loss_pct,
+            tracer_cpu_s=cost.get("cpu_s"),
+            tracer_cpu_share=cost.get("cpu_share"),
             tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
             tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
             workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
             cpu_outside_evt_s=float(summary.get("cpu_outside_evt_s") or 0.0),
             window_ns=(int(summary["released_ns"]), int(summary["released_ns"] + duration * 1e9))
-            if summary.get("released_ns") and duration > 0 else None,
+            if summary.get("released_ns") and duration > 0
+            else None,
         )
 
     def reached(self, reach: float) -> bool:
@@ -120,21 +128,34 @@ class Round:
         others = [m.other_cpu_cores for m in (t, b) if m.other_cpu_cores is not None]
         loads = [m.load_avg_1m for m in (t, b) if m.load_avg_1m is not None]
         return {
-            "round": self.index, "phase": self.phase, "repeat": self.repeat,
-            "first": "traced" if self.traced_first else "baseline", "target_eps": self.target_eps,
-            "achieved_eps": t.achieved_eps, "baseline_eps": b.achieved_eps,
+            "round": self.index,
+            "phase": self.phase,
+            "repeat": self.repeat,
+            "first": "traced" if self.traced_first else "baseline",
+            "target_eps": self.target_eps,
+            "achieved_eps": t.achieved_eps,
+            "baseline_eps": b.achieved_eps,
             "slowdown_pct": 100.0 * (1 - t.achieved_eps / b.achieved_eps) if b.achieved_eps else None,
-            "expected": t.expected, "observed": t.observed, "lost": t.lost, "loss_pct": t.loss_pct,
+            "expected": t.expected,
+            "observed": t.observed,
+            "lost": t.lost,
+            "loss_pct": t.loss_pct,
             "tracer_cpu_s": t.tracer_cpu_s,
             "tracer_cpu_pct": 100.0 * t.tracer_cpu_share if t.tracer_cpu_share is not None else None,
             "cpu_s_per_m_events": 1e6 * t.tracer_cpu_s / events if t.tracer_cpu_s is not None and events else None,
             "tracer_peak_rss_bytes": t.tracer_peak_rss_bytes,
-            "kernel_s_per_m_events": 1e6 * t.tracer_kernel_s / events if t.tracer_kernel_s is not None and events else None,
+            "kernel_s_per_m_events": 1e6 * t.tracer_kernel_s / events
+            if t.tracer_kernel_s is not None and events
+            else None,
             "workload_cpu_us_per_event": t.workload_cpu_us_per_event,
             "baseline_workload_cpu_us_per_event": b.workload_cpu_us_per_event,
-            "verdict": self.verdict, "rate_decision": None,  # filled when the bench ends
-            "other_cpu_cores": max(others) if others else None, "load_avg_1m": max(loads) if loads else None,
-            "status": t.status, "run_dir": t.run_dir, "baseline_run_dir": b.run_dir,
+            "verdict": self.verdict,
+            "rate_decision": None,  # filled when the bench ends
+            "other_cpu_cores": max(others) if others else None,
+            "load_avg_1m": max(loads) if loads else None,
+            "status": t.status,
+            "run_dir": t.run_dir,
+            "baseline_run_dir": b.run_dir,
         }
 
 
@@ -175,8 +196,7 @@ def paced_specs(specs: list[EventSpec], target_eps: float, duration_s: float) ->
     return paced
 
 
-def round_config(cfg, specs: list[EventSpec], target_eps: float, settings: BenchSettings,
-                 run_id: str, baseline: bool):
+def round_config(cfg, specs: list[EventSpec], target_eps: float, settings: BenchSettings, run_id: str, baseline: bool):
     """The stress config of one round: the paced workload, nothing else, this round's tracer."""
     round_cfg = copy.deepcopy(cfg)
     with open_dict(round_cfg):
@@ -206,13 +226,22 @@ def run_round(round_cfg, run_dir: Path) -> int:
             raise RunError(f"round in {run_dir}: {exc}") from exc
 
 
-def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: float, index: int, phase: str,
-                 repeat: int, rounds_dir: Path, live: bench_report.LiveTable) -> Round:
+def measure_rate(
+    cfg,
+    specs: list[EventSpec],
+    settings: BenchSettings,
+    target: float,
+    index: int,
+    phase: str,
+    repeat: int,
+    rounds_dir: Path,
+    live: bench_report.LiveTable,
+) -> Round:
     """The round at one target rate: a stress run with the tracer and one without, the
     traced one first in a rate's first round and then every other round."""
     traced_first = repeat % 2 == 0
     measured: dict[bool, Measured] = {}
-    for baseline in ((False, True) if traced_first else (True, False)):
+    for baseline in (False, True) if traced_first else (True, False):
         tag = "b" if baseline else "t"
         live.running(index, target, cfg.bench.baseline_tracer.name if baseline else cfg.tracer.name)
         where = rounds_dir / f"{index:02d}{tag}-{target:.0f}eps"
@@ -220,17 +249,19 @@ def measure_rate(cfg, specs: list[EventSpec], settings: BenchSettings, target: f
         meter = LoadMeter()
         exit_code = run_round(round_cfg, where)
         if exit_code in (130, 143):
-            raise Interrupted(exit_code)
+            raise BenchInterrupted(exit_code)
         done = Measured.from_run_dir(where, target)
         load = meter.finish(done.cpu_outside_evt_s, done.window_ns)
         done.other_cpu_cores, done.load_avg_1m = load.other_cpu_cores, load.load_avg_1m
         if done.status != "ok":
-            raise RunError(f"round {index} at {target:,.0f} events/s: the stress run ended {done.status} "
-                           f"(see {where}/stress.out)")
+            raise RunError(
+                f"round {index} at {target:,.0f} events/s: the stress run ended {done.status} (see {where}/stress.out)"
+            )
         measured[baseline] = done
     traced, base = measured[False], measured[True]
-    judged = verdict(traced.loss_pct, traced.reached(settings.reach), base.reached(settings.reach),
-                     settings.max_loss_pct)
+    judged = verdict(
+        traced.loss_pct, traced.reached(settings.reach), base.reached(settings.reach), settings.max_loss_pct
+    )
     return Round(index, phase, target, traced, base, judged, repeat, traced_first)
 
 
@@ -253,8 +284,10 @@ class BenchSession:
         try:
             import matplotlib  # noqa: F401  (bench.png)
         except ImportError:
-            raise UsageError("evt bench draws bench.png with matplotlib, which is not installed: "
-                             "`make setup`, or `pip install 'evt[plots]'`.") from None
+            raise UsageError(
+                "evt bench draws bench.png with matplotlib, which is not installed: "
+                "`make setup`, or `pip install 'evt[plots]'`."
+            ) from None
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
             cfg.run_id = cfg.get("run_id") or new_run_id()  # each round's run id starts with it
@@ -281,34 +314,37 @@ class BenchSession:
                 while (step := search.next_round()) is not None:
                     target, phase = step
                     repeat = len(search.verdicts.get(target, []))
-                    done = measure(cfg, self.specs, settings, target, len(rows) + 1, phase, repeat,
-                                   self.run_dir / "rounds", live)
+                    done = measure(
+                        cfg, self.specs, settings, target, len(rows) + 1, phase, repeat, self.run_dir / "rounds", live
+                    )
                     search.record(target, done.verdict == OK)
                     rows.append(done.row())
                     live.add(rows[-1])
         except KeyboardInterrupt:
             status, code = "interrupted", 130
-        except Interrupted as exc:
+        except BenchInterrupted as exc:
             status, code = "interrupted", exc.code
         except RunError as exc:
             status, failure, code = "failed", str(exc), 1
         finally:
             signal.signal(signal.SIGTERM, previous)
         described = [f"{s.event}:instances={s.instances}" + (f":mode={s.mode}" if s.mode else "") for s in self.specs]
-        summary = bench_report.summarize(cfg.tracer.name, settings, described, rows, search,
-                                         status, failure, time.monotonic() - started)
+        summary = bench_report.summarize(
+            cfg.tracer.name, settings, described, rows, search, status, failure, time.monotonic() - started
+        )
         bench_report.write_all(self.run_dir, rows, summary)
         bench_report.print_summary(live.console, summary, self.run_dir)
         return code
-
 
     def dry_run(self) -> int:
         """`--dry-run`: the search's settings and the first round's two runs (with and
         without the tracer) as `evt stress --dry-run` prints them; nothing starts."""
         s = self.settings
-        print(f"evt bench dry run: target rates from {s.start_rate:,.0f} events/s (x2 until over the limit, then "
-              f"bisection to {s.precision_pct:g}%; {s.confirm} confirmations each of the last good and first bad "
-              f"rate; at most {s.max_rounds} rounds of {s.round_duration_s:g} s; loss limit {s.max_loss_pct:g}%)")
+        print(
+            f"evt bench dry run: target rates from {s.start_rate:,.0f} events/s (x2 until over the limit, then "
+            f"bisection to {s.precision_pct:g}%; {s.confirm} confirmations each of the last good and first bad "
+            f"rate; at most {s.max_rounds} rounds of {s.round_duration_s:g} s; loss limit {s.max_loss_pct:g}%)"
+        )
         for baseline in (False, True):
             round_cfg = round_config(self.cfg, self.specs, s.start_rate, s, self.cfg.run_id, baseline)
             round_cfg.stress.dry_run = True
@@ -325,7 +361,7 @@ def terminal_console() -> Console:
     return console if console.is_terminal else Console(file=sys.stdout, width=160)
 
 
-class Interrupted(Exception):
+class BenchInterrupted(Exception):
     """Ctrl+C or SIGTERM during a bench: results so far are written, the exit code kept."""
 
     def __init__(self, code: int):
@@ -334,4 +370,4 @@ class Interrupted(Exception):
 
 
 def _sigterm_as_interrupt(signum, frame):
-    raise Interrupted(128 + signum)
+    raise BenchInterrupted(128 + signum)

@@ -15,29 +15,76 @@ import sys
 import uuid
 from typing import Any
 
-from evt.errors import RunError, UsageError
+from evt.cli.results_commands import (
+    add_compare_parser,
+    add_report_parser,
+    add_verify_parser,
+    cmd_compare,
+    cmd_report,
+    cmd_verify,
+)
 from evt.cli.seedflags import BENCH_HELP, STRESS_FLAGS, STRESS_HELP, stress_overrides  # noqa: F401 (tests use the table)
+from evt.errors import RunError, UsageError
 
 # The defaults of `evt trigger`: those of Tracee's Go evt (docs/tracee.md)
 TRIGGER_DEFAULTS = {"ops": "1", "parallel": "1", "sleep": "10ns", "signal_timeout": "1m"}
 
 
 def _trigger_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("trigger", help="trigger one event at a controlled rate",
-                       description="Trigger a specific event type to test a tracer's detection.")
+    p = sub.add_parser(
+        "trigger",
+        help="trigger one event at a controlled rate",
+        description="Trigger a specific event type to test a tracer's detection.",
+    )
     p.add_argument("--event", "-e", default=None, help="event type to trigger (required)")
     p.add_argument("--ops", "-o", default=TRIGGER_DEFAULTS["ops"], help="number of operations per worker (default 1)")
-    p.add_argument("--parallel", "-p", default=TRIGGER_DEFAULTS["parallel"], help="number of parallel workers; total ops = workers x ops (default 1)")
-    p.add_argument("--sleep", "-s", default=None, help="at least this long between operations, a Go duration (default 10ns; 0 for none)")
-    p.add_argument("--rate", "-r", default=None, help="operations per second per worker, kept on absolute deadlines (instead of --sleep)")
-    p.add_argument("--max-lag", default=None, help="with --rate: at most this much of the schedule (a Go duration) is caught up after a stall; the rest is skipped and counted as late_s (default 10ms)")
-    p.add_argument("--bypass-flags", "-b", action="store_true", help="print Tracee --scope flags that hide the trigger's own processes")
+    p.add_argument(
+        "--parallel",
+        "-p",
+        default=TRIGGER_DEFAULTS["parallel"],
+        help="number of parallel workers; total ops = workers x ops (default 1)",
+    )
+    p.add_argument(
+        "--sleep",
+        "-s",
+        default=None,
+        help="at least this long between operations, a Go duration (default 10ns; 0 for none)",
+    )
+    p.add_argument(
+        "--rate",
+        "-r",
+        default=None,
+        help="operations per second per worker, kept on absolute deadlines (instead of --sleep)",
+    )
+    p.add_argument(
+        "--max-lag",
+        default=None,
+        help="with --rate: at most this much of the schedule (a Go duration) is caught up after a stall; "
+        "the rest is skipped and counted as late_s (default 10ms)",
+    )
+    p.add_argument(
+        "--bypass-flags",
+        "-b",
+        action="store_true",
+        help="print Tracee --scope flags that hide the trigger's own processes",
+    )
     p.add_argument("--wait-signal", "-w", action="store_true", help="wait for SIGUSR1 before starting")
-    p.add_argument("--signal-timeout", default=TRIGGER_DEFAULTS["signal_timeout"], help="timeout for waiting for the start signal (default 1m)")
-    p.add_argument("--mode", choices=None, default=None, help="native (syscalls from Python, no fork per op) or script (the original's shell script per op); "
-                   "default: native where the trigger has it")
+    p.add_argument(
+        "--signal-timeout",
+        default=TRIGGER_DEFAULTS["signal_timeout"],
+        help="timeout for waiting for the start signal (default 1m)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=None,
+        default=None,
+        help="native (syscalls from Python, no fork per op) or script (the original's shell script per op); "
+        "default: native where the trigger has it",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
-    p.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # marker seed; set by evt stress: a unit, speaks evt.workload.protocol
+    p.add_argument(
+        "--run-id", default=None, help=argparse.SUPPRESS
+    )  # marker seed; set by evt stress: a unit, speaks evt.workload.protocol
     p.add_argument("--start-fifo", default=None, help=argparse.SUPPRESS)  # stress start barrier
     p.add_argument("--progress", default=None, help=argparse.SUPPRESS)  # seconds between progress lines
 
@@ -51,9 +98,15 @@ def _image_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("image", help="build the trigger-runner image (or its local Debian base)")
     isub = p.add_subparsers(dest="image_command", required=True)
     build = isub.add_parser("build", help="build the trigger-runner image (EVT_TRIGGER_RUNNER_IMAGE honoured)")
-    build.add_argument("--tag", default=None, help="image name (default $EVT_TRIGGER_RUNNER_IMAGE or evt-trigger-runner:latest)")
-    build.add_argument("--base-image", default=None, help="BASE_IMAGE for the Dockerfile (default: its public Python base)")
-    build.add_argument("--if-stale", action="store_true", help="build only when the image is missing or built from other sources")
+    build.add_argument(
+        "--tag", default=None, help="image name (default $EVT_TRIGGER_RUNNER_IMAGE or evt-trigger-runner:latest)"
+    )
+    build.add_argument(
+        "--base-image", default=None, help="BASE_IMAGE for the Dockerfile (default: its public Python base)"
+    )
+    build.add_argument(
+        "--if-stale", action="store_true", help="build only when the image is missing or built from other sources"
+    )
     base = isub.add_parser("base", help="build a Debian base image locally with mmdebstrap (no registry needed)")
     base.add_argument("--tag", default="evt-base:bookworm")
     base.add_argument("--suite", default="bookworm")
@@ -124,13 +177,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def _trigger(args: argparse.Namespace) -> int:
-    from evt.workload import catalog
-    from evt.workload import trigger
+    from evt.config.spec import go_duration, go_quote, parse_duration, positive_int, validate_event_name, validate_mode
     from evt.stress.limits import check_host_fits
+    from evt.workload import catalog, trigger
     from evt.workload.marker import Marker
     from evt.workload.pacing import Pacing
     from evt.workload.protocol import Result
-    from evt.config.spec import go_duration, go_quote, parse_duration, positive_int, validate_event_name, validate_mode
 
     if args.event is None:
         raise UsageError('required flag(s) "event" not set\nGive --event <name> (see `evt list`).')
@@ -169,7 +221,9 @@ def _trigger(args: argparse.Namespace) -> int:
         out(result.to_json())
     if result.errors:
         failed = [w for w in result.per_worker if w.errors]
-        details = "; ".join(f"worker {w.worker}: {w.errors} of {w.ops} ops failed, first: {w.first_error}" for w in failed)
+        details = "; ".join(
+            f"worker {w.worker}: {w.errors} of {w.ops} ops failed, first: {w.first_error}" for w in failed
+        )
         raise RunError(details)
     return 0
 
@@ -177,28 +231,31 @@ def _trigger(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from evt.workload import catalog
-    from evt.workload.catalog import RELATIONS
     from rich.console import Console
     from rich.table import Table
+
+    from evt.workload import catalog
+    from evt.workload.catalog import RELATIONS
 
     rows: list[dict[str, Any]] = []
     for trig in catalog.default_catalog().values():
         modes = {}
         for name in trig.modes:
             modes[name] = trig.unmet(name)
-        rows.append({
-            "event": trig.event,
-            "tracee_event": trig.tracee_name,
-            "aliases": list(trig.aliases),
-            "description": trig.description,
-            "modes": list(trig.modes),
-            "default_mode": trig.default_mode,
-            "available": {m: not r for m, r in modes.items()},
-            "why_not": {m: r for m, r in modes.items() if r},
-            "needs": {m: {k: list(v) for k, v in asdict(trig.mode_needs(m)).items() if v} for m in trig.modes},
-            "count": {m: _count_row(mode.target) for m, mode in trig.modes.items()},
-        })
+        rows.append(
+            {
+                "event": trig.event,
+                "tracee_event": trig.tracee_name,
+                "aliases": list(trig.aliases),
+                "description": trig.description,
+                "modes": list(trig.modes),
+                "default_mode": trig.default_mode,
+                "available": {m: not r for m, r in modes.items()},
+                "why_not": {m: r for m, r in modes.items() if r},
+                "needs": {m: {k: list(v) for k, v in asdict(trig.mode_needs(m)).items() if v} for m in trig.modes},
+                "count": {m: _count_row(mode.target) for m, mode in trig.modes.items()},
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -214,80 +271,24 @@ def cmd_list(args: argparse.Namespace) -> int:
         name = row["event"] + (f" (Tracee: {row['tracee_event']})" if row["tracee_event"] != row["event"] else "")
         table.add_row(name, mode_list, runs, why, count, row["description"])
     Console(width=220).print(table)
-    print("* default mode. count: how the ground truth relates to the Tracee event: "
-          + "; ".join(f"{k} = {v}" for k, v in RELATIONS.items()) + " (`evt list --json` gives each reason)")
+    print(
+        "* default mode. count: how the ground truth relates to the Tracee event: "
+        + "; ".join(f"{k} = {v}" for k, v in RELATIONS.items())
+        + " (`evt list --json` gives each reason)"
+    )
     return 0
 
 
 def _count_row(target) -> dict[str, object]:
     """One mode's ground truth as `evt list --json` shows it."""
-    return {"relation": target.relation, "reason": target.reason, "probe": target.probe, "filter": target.filter,
-            "per_op": target.per_op, "per_op_is": "exact" if target.exact else "lower_bound"}
-
-
-def _compare_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="compare a candidate's results with a baseline's (exit 1 on a regression)",
-                       description="Compare two runs, sweeps or sets of repeated runs of the same scenarios. "
-                                   "Exit 0: nothing regressed; 1: something did, a gated figure is missing from the "
-                                   "candidate, or a candidate run did not end ok; 2: input that cannot be read.")
-    p.add_argument("baseline", help="run directory, sweep directory or directory of repeated runs, or a Tracee "
-                                    "perf-gate baseline file <arch>-<scenario>.json (its figures and thresholds)")
-    p.add_argument("candidate", help="run directory, sweep directory or directory of repeated runs")
-    p.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a threshold, e.g. events_per_s=5 (percent), loss_pct=0.5 (points), peak_rss_bytes=off; "
-                        "alpha=0.05 sets the Mann-Whitney significance level (repeatable)")
-    p.add_argument("--thresholds-file", default=None, metavar="YAML", help="a YAML file of `name: value` thresholds")
-    p.add_argument("--allow-failed", action="store_true",
-                   help="a candidate run that did not end ok (failed, crashed, interrupted...) is a note, not exit 1")
-    p.add_argument("--loss-stat", choices=["worst", "median"], default="worst",
-                   help="judge each side's loss by its worst run (default: a lossy run is a finding) or its median")
-    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/compare/<time>-<id>)")
-
-
-def _report_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="report.md and plots of a run, a sweep or a comparison",
-                       description="Write report.md and PNG plots for a run, a sweep or an `evt compare` directory.")
-    p.add_argument("path", help="run directory, sweep directory or comparison directory")
-    p.add_argument("--out", "-o", default=None, help="output directory (default: <path>/report)")
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from evt.analysis import compare_view
-
-    return compare_view.run(args.baseline, args.candidate, args.threshold, args.thresholds_file, args.out,
-                            allow_failed=args.allow_failed, loss_stat=args.loss_stat)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from evt.analysis import report
-
-    return report.run(args.path, args.out)
-
-
-def _verify_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="check each trigger at the kernel function Tracee hooks (here, or in a VM)",
-                       description="Run each trigger under bpftrace and count its events at the kernel function or "
-                                   "tracepoint Tracee attaches for the event. On this host when its kernel has kprobes; "
-                                   "with --kernel in a VM booting a stock Debian kernel (qemu; the first run builds and "
-                                   "caches the VM image under ~/.cache/evt).")
-    p.add_argument("--event", "-e", action="append", default=[], help="only this trigger (repeatable; default: all)")
-    p.add_argument("--mode", action="append", default=[], help="only this mode: native or script (repeatable)")
-    p.add_argument("--kernel", "-k", action="append", default=[], help="verify in a VM on this kernel: debian-6.1, "
-                   "debian-6.12 or a Debian linux-image-*-amd64 package (repeatable)")
-    p.add_argument("--ops", default=None, help="ops of each case's first run (the second runs twice as many; "
-                   "default 5 native, 1 script)")
-    p.add_argument("--accel", default="tcg", help="qemu accelerator: tcg (default, software) or kvm")
-    p.add_argument("--timeout", default=None, help="seconds a VM may take from boot to power-off (default 1200)")
-    p.add_argument("--out", "-o", default=None, help="output directory (default outputs/verify/<time>-<id>)")
-    p.add_argument("--record", action="store_true", help="write the verdicts into the trigger files (verified:)")
-    p.add_argument("--check", action="store_true", help="exit 1 when a verdict differs from the one recorded")
-    p.add_argument("--table", action="store_true", help="print the recorded verdicts as the docs' Markdown table; run nothing")
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from evt.verify import command
-
-    return command.run(args)
+    return {
+        "relation": target.relation,
+        "reason": target.reason,
+        "probe": target.probe,
+        "filter": target.filter,
+        "per_op": target.per_op,
+        "per_op_is": "exact" if target.exact else "lower_bound",
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,17 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
     _list_parser(sub)
     _image_parser(sub)
     sub.add_parser("stress", help="run a stress test (see `evt stress --help`)", add_help=False)
-    sub.add_parser("bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False)
-    _compare_parser(sub)
-    _report_parser(sub)
-    _verify_parser(sub)
+    sub.add_parser(
+        "bench", help="find a tracer's highest sustainable event rate (see `evt bench --help`)", add_help=False
+    )
+    add_compare_parser(sub)
+    add_report_parser(sub)
+    add_verify_parser(sub)
     cleanup = sub.add_parser("cleanup", help="remove the containers, processes and cgroups a killed run left")
     cleanup.add_argument("--run-id", default=None, help="only this run")
     return parser
 
 
-COMMANDS = {"trigger": cmd_trigger, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
-            "compare": cmd_compare, "report": cmd_report, "verify": cmd_verify}
+COMMANDS = {
+    "trigger": cmd_trigger,
+    "list": cmd_list,
+    "image": cmd_image,
+    "cleanup": cmd_cleanup,
+    "compare": cmd_compare,
+    "report": cmd_report,
+    "verify": cmd_verify,
+}
 HYDRA_COMMANDS = {"stress": cmd_stress, "bench": cmd_bench}
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from evt.config import schema as evt_config
 from evt.cli import runlog
+from evt.config import schema as evt_config
 from evt.errors import RunError, UsageError
 from evt.paths import CONF_DIR
-from evt.stress.session import StressSession
 from evt.stress.planner import new_run_id
+from evt.stress.session import StressSession
 
 log = logging.getLogger("evt.stress.session")
 _exit_codes: list[int] = []
@@ -91,8 +91,10 @@ def compose(overrides: list[str], with_hydra: bool = False, app: str = "stress",
 
 
 def group_option_message(exc: ValueError) -> str:
-    return (f"invalid configuration: {' '.join(str(exc).split())}: a config group (scenario=, tracer=, runner=, ...) "
-            "takes the name of one of its options, e.g. scenario=smoke; `evt stress --help` lists them.")
+    return (
+        f"invalid configuration: {' '.join(str(exc).split())}: a config group (scenario=, tracer=, runner=, ...) "
+        "takes the name of one of its options, e.g. scenario=smoke; `evt stress --help` lists them."
+    )
 
 
 def prepare_single_run(composed, app: str = "stress"):
@@ -130,8 +132,9 @@ def run_once(overrides: list[str], app: str, task) -> None:
     version.setbase(evt_config.HYDRA_VERSION_BASE)
     calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)  # as Hydra's main
     search_path = create_automatic_config_search_path(calling_file, calling_module, str(CONF_DIR))
-    hydra = Hydra.create_main_hydra2(task_name=detect_task_name(calling_file, calling_module),
-                                     config_search_path=search_path)
+    hydra = Hydra.create_main_hydra2(
+        task_name=detect_task_name(calling_file, calling_module), config_search_path=search_path
+    )
     try:
         cfg = compose(overrides, app=app, hydra=hydra)
         session, run_dir = prepare_single_run(cfg, app)
@@ -141,8 +144,13 @@ def run_once(overrides: list[str], app: str, task) -> None:
             cfg.hydra.mode = RunMode.RUN
         callbacks = Callbacks(cfg)
         callbacks.on_run_start(config=cfg, config_name=APPS[app])
-        ret = run_job(hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
-                      task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
+        ret = run_job(
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+            task_function=task,
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+        )
         callbacks.on_run_end(config=cfg, config_name=APPS[app], job_return=ret)
         _ = ret.return_value  # the job's exception, if it raised one
     finally:
@@ -174,6 +182,7 @@ def _job(cfg, app: str) -> int:
 
         results.write_failure_summary(cfg, output_dir, status, failure, code)
     return code
+
 
 def record_exit_code(code: int) -> None:
     """A job's exit code, as the job ran here or as a launcher brought it back."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from evt.errors import UsageError
 
-
 # Go evt's flags of `evt stress` ("seed flags" in --help) and the config key each sets: one table, one config model.
 # kind: list (repeatable, appended), value (takes a value), bool (Go-style: --f, --f=false)
 STRESS_FLAGS: dict[str, tuple[str, str]] = {
@@ -34,9 +33,22 @@ STRESS_FLAGS: dict[str, tuple[str, str]] = {
 }
 DURATION_KEYS = {"stress.signal_timeout", "tracee.init_cooldown", "stress.stress_end_cooldown"}
 # Hydra's own flags, passed through untouched (the ones taking a value list it)
-HYDRA_FLAGS = {"-m": False, "--multirun": False, "--cfg": True, "-c": True, "--package": True, "-p": True,
-               "--info": False, "-i": False, "--resolve": False, "--help": False, "-h": False, "--hydra-help": False,
-               "--run": False, "-r": False}
+HYDRA_FLAGS = {
+    "-m": False,
+    "--multirun": False,
+    "--cfg": True,
+    "-c": True,
+    "--package": True,
+    "-p": True,
+    "--info": False,
+    "-i": False,
+    "--resolve": False,
+    "--help": False,
+    "-h": False,
+    "--hydra-help": False,
+    "--run": False,
+    "-r": False,
+}
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -94,20 +106,25 @@ def stress_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     return hydra_args, overrides
 
 
-STRESS_HELP = """usage: evt stress [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
+STRESS_HELP = (
+    """usage: evt stress [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]
 
 Run a stress test: units (one per event) start together, a tracer watches them, and the
 results land in the Hydra run directory (outputs/DATE/RUN_ID/; a sweep's in multirun/DATE/ID/N/).
 
-Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|none  runner=docker|local
-  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.max_lag=DUR  stress.mode=native|script
-  stress.max_loss_pct=X  tracee.pyroscope=true  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
+Overrides (Hydra): scenario=smoke  tracer=tracee|bpftrace|opensnoop|execsnoop|auditd|none  runner=docker|local
+  events=[spec,...]  stress.instances=N  stress.ops=N  stress.sleep=DUR  stress.rate=N  stress.max_lag=DUR
+  stress.mode=native|script  stress.max_loss_pct=X  tracee.pyroscope=true  auditd.backlog_limit=N
+  hydra.run.dir=DIR  ... (`evt stress --cfg job` shows all)
 
 Seed flags (each maps onto one override):
-""" + "\n".join(f"  {flag:<24} -> {key}" for flag, (_, key) in STRESS_FLAGS.items()) + """
+"""
+    + "\n".join(f"  {flag:<24} -> {key}" for flag, (_, key) in STRESS_FLAGS.items())
+    + """
 
 Event spec: event[:instances=N:ops=N:sleep=dur|rate=N:mode=native|script]  (rate: ops/s per instance)
 """
+)
 
 
 BENCH_HELP = """usage: evt bench [overrides ...] [seed flags ...] [-m|--multirun] [--cfg job]

@@ -69,7 +69,9 @@ def parse_duration(text: object, what: str = "duration") -> int:
             "1.5s, 2m or 1h30m (a number followed by ns, us, ms, s, m or h, no spaces)."
         )
     if total > MAX_DURATION_NS:
-        raise UsageError(f"{what} {brief(text)} is longer than evt allows ({MAX_DURATION}, one week): give a shorter duration.")
+        raise UsageError(
+            f"{what} {brief(text)} is longer than evt allows ({MAX_DURATION}, one week): give a shorter duration."
+        )
     return int(total)
 
 
@@ -156,14 +158,18 @@ def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | N
     try:
         number = go_int(str(value).strip(), "strconv.ParseInt", limit)
     except ValueError as exc:
-        raise UsageError(f"invalid argument {go_quote(value)} for {flag or what}: {exc}\n"
-                         "Give a positive whole number such as 1 or 100.") from None
+        raise UsageError(
+            f"invalid argument {go_quote(value)} for {flag or what}: {exc}\n"
+            "Give a positive whole number such as 1 or 100."
+        ) from None
     if number <= 0:
-        raise UsageError(f"{what} must be greater than 0\nGive a positive whole number such as 1 or 100 "
-                         f"(got {brief(value)}).")
+        raise UsageError(
+            f"{what} must be greater than 0\nGive a positive whole number such as 1 or 100 (got {brief(value)})."
+        )
     if number > MAX_COUNT:
-        raise UsageError(f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {number}\n"
-                         "Give a smaller number.")
+        raise UsageError(
+            f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {number}\nGive a smaller number."
+        )
     return number
 
 
@@ -212,8 +218,19 @@ class EventSpec:
         return text + (f":mode={self.mode}" if self.mode else "")
 
 
-_KEYS = {"instances": "instances", "i": "instances", "ops": "ops", "o": "ops", "sleep": "sleep", "s": "sleep",
-         "rate": "rate", "r": "rate", "mode": "mode", "m": "mode", "max_lag": "max_lag"}
+_KEYS = {
+    "instances": "instances",
+    "i": "instances",
+    "ops": "ops",
+    "o": "ops",
+    "sleep": "sleep",
+    "s": "sleep",
+    "rate": "rate",
+    "r": "rate",
+    "mode": "mode",
+    "m": "mode",
+    "max_lag": "max_lag",
+}
 VALID_KEYS = "instances, ops, sleep"  # Go evt's keys; evt adds rate (r), max_lag and mode (m)
 
 
@@ -236,9 +253,11 @@ def _parse_spec(text: str) -> EventSpec:
         if not eq:
             raise UsageError(f"invalid key=value pair: {go_quote(part)}\nWrite event[:instances=N:ops=N:sleep=dur].")
         if key not in _KEYS:
-            raise UsageError(f"unknown key: {go_quote(key)} (valid keys: {VALID_KEYS})\n"
-                             "evt also takes rate (r): ops per second instead of sleep, max_lag: the schedule a rate "
-                             "catches up after a stall at most, and mode (m): native or script.")
+            raise UsageError(
+                f"unknown key: {go_quote(key)} (valid keys: {VALID_KEYS})\n"
+                "evt also takes rate (r): ops per second instead of sleep, max_lag: the schedule a rate "
+                "catches up after a stall at most, and mode (m): native or script."
+            )
         field = _KEYS[key]
         if field in ("instances", "ops"):
             values[field] = _spec_count(field, value)
@@ -253,10 +272,14 @@ def _parse_spec(text: str) -> EventSpec:
         else:
             values[field] = validate_mode(value)
     if "rate" in values and "sleep" in values:
-        raise UsageError("rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them.")
+        raise UsageError(
+            "rate= and sleep= given together\nA rate sets the time between ops itself: keep only one of them."
+        )
     if "max_lag" in values and "rate" not in values:
-        raise UsageError("max_lag= given without rate=\nmax_lag bounds how far a rate's schedule is caught up after a "
-                         "stall: give rate= too, or drop max_lag=.")
+        raise UsageError(
+            "max_lag= given without rate=\nmax_lag bounds how far a rate's schedule is caught up after a "
+            "stall: give rate= too, or drop max_lag=."
+        )
     return EventSpec(event=name, **values)
 
 

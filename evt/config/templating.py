@@ -46,4 +46,3 @@ def _string_environment() -> jinja2.Environment:
 
 def render_string(source: str, **context: object) -> str:
     return _compiled(source).render(**context)
-

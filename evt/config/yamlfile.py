@@ -37,8 +37,9 @@ def load(path: Path, label: str, max_bytes: int, error: type[Exception]) -> obje
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{label}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                    "save it as UTF-8.") from exc
+        raise error(
+            f"{label}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8."
+        ) from exc
     try:
         return yaml.load(text, Loader=LOADER)
     except yaml.YAMLError as exc:

@@ -37,8 +37,9 @@ def _git(*args: str) -> str | None:
     import subprocess
 
     try:
-        done = subprocess.run(["git", "-C", str(HOME), *args], capture_output=True, text=True, timeout=5,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["git", "-C", str(HOME), *args], capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -68,8 +69,14 @@ def docker_version() -> str | None:
 def host() -> dict[str, object]:
     import psutil
 
-    return {"kernel": os.uname().release, "arch": os.uname().machine, "cpus": os.cpu_count(), "cpu_model": cpu_model(),
-            "memory_bytes": psutil.virtual_memory().total, "docker_version": docker_version()}
+    return {
+        "kernel": os.uname().release,
+        "arch": os.uname().machine,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "docker_version": docker_version(),
+    }
 
 
 def scenario_names(cfg) -> list[str]:

@@ -54,8 +54,10 @@ def number(summary: dict, run_dir: Path, *keys: str) -> float | None:
     value: object = summary
     for key in keys:
         if not isinstance(value, dict):
-            raise UsageError(f"{run_dir / 'summary.json'}: {'.'.join(keys[:keys.index(key)])} is {brief(value)}, "
-                             f"not a JSON object: {DAMAGED}.")
+            raise UsageError(
+                f"{run_dir / 'summary.json'}: {'.'.join(keys[: keys.index(key)])} is {brief(value)}, "
+                f"not a JSON object: {DAMAGED}."
+            )
         value = value.get(key)
         if value is None:
             return None
@@ -85,14 +87,17 @@ def read_events(run_dir: Path) -> list[dict[str, object]]:
         header = reader.fieldnames or []
         missing = [c for c in EVENT_COLUMNS if c not in header]
         if missing:
-            raise UsageError(f"{path} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} (its header: "
-                             f"{brief(','.join(header)) if header else 'none'}): {DAMAGED}.")
+            raise UsageError(
+                f"{path} has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} (its header: "
+                f"{brief(','.join(header)) if header else 'none'}): {DAMAGED}."
+            )
         rows = []
         for row in reader:
             line = reader.line_num
             if None in row or any(v is None for v in row.values()):
-                raise UsageError(f"{path} line {line} has {'more' if None in row else 'fewer'} cells than its "
-                                 f"header: {DAMAGED}.")
+                raise UsageError(
+                    f"{path} line {line} has {'more' if None in row else 'fewer'} cells than its header: {DAMAGED}."
+                )
             if not row["unit"].strip():
                 raise UsageError(f"{path} line {line} has no unit: {DAMAGED}.")
             rows.append({k: (_cell_number(path, line, k, v) if k in EVENT_NUMBERS else v) for k, v in row.items()})

@@ -58,21 +58,26 @@ def locate(path_text: str) -> ResultSet:
     """What kind of result directory `path_text` is; UsageError naming what is missing."""
     path = Path(path_text)
     if not path.exists():
-        raise UsageError(f"{path_text} does not exist: give a run directory (outputs/DATE/RUN_ID), "
-                         "a sweep directory (multirun/DATE/ID) or a directory of runs.")
+        raise UsageError(
+            f"{path_text} does not exist: give a run directory (outputs/DATE/RUN_ID), "
+            "a sweep directory (multirun/DATE/ID) or a directory of runs."
+        )
     if not path.is_dir():
         raise UsageError(f"{path_text} is a file, not a directory: give the run, sweep or repeat-set directory.")
     if is_run(path):
         # a run that ended before it had results (failed at start-up) has only its summary.json
         if not (path / "events.csv").is_file() and is_whole(records.read_summary(path)):
-            raise UsageError(f"{path_text} has a summary.json but no events.csv: the run did not finish "
-                             "writing its results; rerun it.")
+            raise UsageError(
+                f"{path_text} has a summary.json but no events.csv: the run did not finish "
+                "writing its results; rerun it."
+            )
         return ResultSet(path, "run", [path])
     children = sorted((p for p in path.iterdir() if p.is_dir() and is_run(p)), key=_job_order)
     if any((path / name).is_file() for name in SWEEP_FILES):
         if not children:
-            raise UsageError(f"{path_text} is a sweep directory without any finished job "
-                             "(no <job>/summary.json): nothing to read.")
+            raise UsageError(
+                f"{path_text} is a sweep directory without any finished job (no <job>/summary.json): nothing to read."
+            )
         return ResultSet(path, "sweep", children, sweep_keys(path, children))
     if children:
         return ResultSet(path, "repeats", children)
@@ -127,8 +132,10 @@ def sweep_keys(sweep_dir: Path, job_dirs: list[Path]) -> list[str]:
         task = ((hydra.get("overrides") or {}) if isinstance(hydra, dict) else {}).get("task")
         if task is not None:
             if not isinstance(task, list):
-                raise UsageError(f"{multirun}: hydra.overrides.task is {brief(task)}, not a list of overrides: the "
-                                 "sweep's record is damaged.")
+                raise UsageError(
+                    f"{multirun}: hydra.overrides.task is {brief(task)}, not a list of overrides: the "
+                    "sweep's record is damaged."
+                )
             return swept_keys_of([str(t) for t in task], multirun)
     values: dict[str, set[str]] = {}
     per_job = [parse_overrides(run_overrides(job)) for job in job_dirs]
@@ -151,8 +158,10 @@ def swept_keys_of(task_overrides: list[str], source: Path | None = None) -> list
     except HydraException as exc:
         if source is None:
             raise
-        raise UsageError(f"{source}: its sweep overrides cannot be read ({' '.join(str(exc).split())}): the sweep's "
-                         "record is damaged.") from None
+        raise UsageError(
+            f"{source}: its sweep overrides cannot be read ({' '.join(str(exc).split())}): the sweep's "
+            "record is damaged."
+        ) from None
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
@@ -197,7 +206,9 @@ def tracer_cpu(summary: dict, run_dir: Path) -> tuple[float | None, float, float
     run in the traced processes' context, so their time is not in the process's CPU time;
     the kernel accounts it over the programs' lifetime (kernel.bpf_stats_enabled)."""
     window = (summary.get("tracer_cost") or {}).get("window")
-    scope = ("tracer_cost", "window") if isinstance(window, dict) and window.get("cpu_s") is not None else ("tracer_cost",)
+    scope = (
+        ("tracer_cost", "window") if isinstance(window, dict) and window.get("cpu_s") is not None else ("tracer_cost",)
+    )
     cpu_s = records.number(summary, run_dir, *scope, "cpu_s")
     wall_s = records.number(summary, run_dir, *scope, "wall_s")
     if wall_s is None and len(scope) > 1:
@@ -236,22 +247,36 @@ def run_metrics(summary: dict, run_dir: Path = Path("."), expected_total: float 
     total = None if cpu_s is None else cpu_s + bpf_s
     p95 = records.number(summary, run_dir, "tracer_cost", "window", "cpu_p95_pct") if cost else None
     values: dict[str, tuple[float | None, str]] = {
-        "tracer_cpu_per_mevents": (total / expected_total * 1e6 if total is not None and expected_total else None,
-                                   no_cpu if total is None else "run generated no events (events.csv's expected "
-                                   "totals 0)" if expected_total is not None else "run has no events.csv"),
-        "tracer_cpu_avg_pct": (100.0 * total / wall_s if total is not None and wall_s else None,
-                               no_cpu if total is None else f"tracer {tracer}'s wall time was not recorded"),
-        "tracer_cpu_p95_pct": (p95 if total is not None else None,
-                               no_cpu if total is None else f"tracer {tracer}'s CPU was not sampled (no cpu_p95_pct)"),
-        "peak_rss_bytes": (records.number(summary, run_dir, "tracer_cost", "peak_rss_bytes") if cost else None,
-                           no_tracer or f"tracer {tracer}'s peak RSS was not recorded"),
+        "tracer_cpu_per_mevents": (
+            total / expected_total * 1e6 if total is not None and expected_total else None,
+            no_cpu
+            if total is None
+            else "run generated no events (events.csv's expected totals 0)"
+            if expected_total is not None
+            else "run has no events.csv",
+        ),
+        "tracer_cpu_avg_pct": (
+            100.0 * total / wall_s if total is not None and wall_s else None,
+            no_cpu if total is None else f"tracer {tracer}'s wall time was not recorded",
+        ),
+        "tracer_cpu_p95_pct": (
+            p95 if total is not None else None,
+            no_cpu if total is None else f"tracer {tracer}'s CPU was not sampled (no cpu_p95_pct)",
+        ),
+        "peak_rss_bytes": (
+            records.number(summary, run_dir, "tracer_cost", "peak_rss_bytes") if cost else None,
+            no_tracer or f"tracer {tracer}'s peak RSS was not recorded",
+        ),
         "total_ops_per_s": (records.number(summary, run_dir, "total_ops_per_s"), "summary.json has no total_ops_per_s"),
         "start_skew_ms": (records.number(summary, run_dir, "start_skew_ms"), "summary.json has no start_skew_ms"),
     }
     row: dict[str, object] = {name: value for name, (value, _) in values.items()}
     row.update({WHY + name: (why if value is None else None) for name, (value, why) in values.items()})
-    row.update(tracer_cpu_s=total, tracer_bpf_s=bpf_s if cost else None,
-               cpu_floor=cpu_floor_reason(cpu_s, bpf_s) if cpu_s is not None else None)
+    row.update(
+        tracer_cpu_s=total,
+        tracer_bpf_s=bpf_s if cost else None,
+        cpu_floor=cpu_floor_reason(cpu_s, bpf_s) if cpu_s is not None else None,
+    )
     return row
 
 
@@ -272,15 +297,21 @@ def apply_cpu_floor(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run_identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
     overrides = parse_overrides(run_overrides(run_dir, summary))
-    row: dict[str, object] = {"run_dir": str(run_dir), "run_id": summary.get("run_id"),
-                              "status": summary.get("status"), "scenario": scenario_label(summary),
-                              "whole": is_whole(summary), "failure": run_failure(summary)}
+    row: dict[str, object] = {
+        "run_dir": str(run_dir),
+        "run_id": summary.get("run_id"),
+        "status": summary.get("status"),
+        "scenario": scenario_label(summary),
+        "whole": is_whole(summary),
+        "failure": run_failure(summary),
+    }
     row.update({key: overrides.get(key, UNSET) for key in keys})
     return row
 
 
-def event_rows(run_dir: Path, identity: dict[str, object], summary: dict,
-               events: list[dict[str, object]] | None = None) -> list[dict[str, object]]:
+def event_rows(
+    run_dir: Path, identity: dict[str, object], summary: dict, events: list[dict[str, object]] | None = None
+) -> list[dict[str, object]]:
     """events.csv of one run as compare rows, each empty figure with `why.<figure>`."""
     tracer = tracer_name(summary)
     rows = []
@@ -289,17 +320,28 @@ def event_rows(run_dir: Path, identity: dict[str, object], summary: dict,
         if tracer == "none":
             uncounted = "run had no tracer (tracer=none)"
         elif tracer == "tracee":
-            uncounted = (f"tracer tracee did not count {unit} (observed is empty in events.csv: tracee.output=none, "
-                         "its default, gives no per-event counts)")
+            uncounted = (
+                f"tracer tracee did not count {unit} (observed is empty in events.csv: tracee.output=none, "
+                "its default, gives no per-event counts)"
+            )
         else:
             uncounted = f"tracer {tracer} did not count {unit} (observed is empty in events.csv)"
         ratio = observed / expected if observed is not None and expected else None  # type: ignore[operator]
-        figures = {"events_per_s": (row["events_per_s"], f"events.csv has no events_per_s for {unit} (it ran no ops)"),
-                   "loss_pct": (row["loss_pct"], uncounted),
-                   "observed_ratio": (ratio, uncounted if observed is None else f"{unit} had no expected events")}
-        rows.append({**identity, "event": unit, "observed": observed, "expected": expected,
-                     **{name: value for name, (value, _) in figures.items()},
-                     **{WHY + name: (why if value is None else None) for name, (value, why) in figures.items()}})
+        figures = {
+            "events_per_s": (row["events_per_s"], f"events.csv has no events_per_s for {unit} (it ran no ops)"),
+            "loss_pct": (row["loss_pct"], uncounted),
+            "observed_ratio": (ratio, uncounted if observed is None else f"{unit} had no expected events"),
+        }
+        rows.append(
+            {
+                **identity,
+                "event": unit,
+                "observed": observed,
+                "expected": expected,
+                **{name: value for name, (value, _) in figures.items()},
+                **{WHY + name: (why if value is None else None) for name, (value, why) in figures.items()},
+            }
+        )
     return rows
 
 
@@ -317,8 +359,10 @@ def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame
         if (run_dir / "events.csv").is_file():
             rows = records.read_events(run_dir)
         elif identity["whole"]:
-            raise UsageError(f"{run_dir} has a summary.json of status {summary['status']} but no events.csv: the "
-                             "run's record is damaged: rerun it, or leave it out of the set.")
+            raise UsageError(
+                f"{run_dir} has a summary.json of status {summary['status']} but no events.csv: the "
+                "run's record is damaged: rerun it, or leave it out of the set."
+            )
         expected = sum(x for r in rows if isinstance(x := r["expected"], int | float)) if rows else None
         runs.append({**identity, **run_metrics(summary, run_dir, expected)})
         events += event_rows(run_dir, identity, summary, rows)

@@ -14,12 +14,23 @@ from typing import Any
 
 import pandas as pd
 
-from evt.results import csvio
-from evt.results import rundirs
+from evt.results import csvio, rundirs
 
 HEAD_COLUMNS = ["job", "host", "status", "error", "overrides"]
-FIGURE_COLUMNS = ["total_ops", "ok", "errors", "total_ops_per_s", "start_skew_ms", "expected", "observed", "lost",
-                  "loss_pct", "tracer_cpu_s", "tracer_peak_rss_bytes", "run_dir"]
+FIGURE_COLUMNS = [
+    "total_ops",
+    "ok",
+    "errors",
+    "total_ops_per_s",
+    "start_skew_ms",
+    "expected",
+    "observed",
+    "lost",
+    "loss_pct",
+    "tracer_cpu_s",
+    "tracer_peak_rss_bytes",
+    "run_dir",
+]
 INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
 NO_RECORD = "no_record"  # the job left no summary.json (killed before it could write one)
 
@@ -50,7 +61,9 @@ def sweep_columns(keys: list[str]) -> list[str]:
 def job_host(job_dir: Path) -> str:
     """Where the job ran: the Ray node's host for a job brought home (remote.json), else here."""
     record = job_dir / "remote.json"
-    node = (json.loads(record.read_text()).get("node") or {}) if record.is_file() else {"hostname": socket.gethostname()}
+    node = (
+        (json.loads(record.read_text()).get("node") or {}) if record.is_file() else {"hostname": socket.gethostname()}
+    )
     return node.get("hostname") or "unknown (host lost)"
 
 
@@ -60,17 +73,30 @@ def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
     overrides = rundirs.parse_overrides(given)
     detection = summary.get("detection") or {}
     cost = summary.get("tracer_cost") or {}
-    row: dict[str, Any] = {"job": job_dir.name, "host": job_host(job_dir), "status": summary.get("status", NO_RECORD),
-                           "error": summary.get("failure") or "", "overrides": " ".join(given)}
+    row: dict[str, Any] = {
+        "job": job_dir.name,
+        "host": job_host(job_dir),
+        "status": summary.get("status", NO_RECORD),
+        "error": summary.get("failure") or "",
+        "overrides": " ".join(given),
+    }
     row.update({key: overrides.get(key, rundirs.UNSET) for key in keys})
-    row.update({
-        "total_ops": summary.get("total_ops"), "ok": summary.get("ok"), "errors": summary.get("errors"),
-        "total_ops_per_s": summary.get("total_ops_per_s"), "start_skew_ms": summary.get("start_skew_ms"),
-        "expected": detection.get("expected"), "observed": detection.get("observed"),
-        "lost": detection.get("lost"), "loss_pct": detection.get("loss_pct"),
-        "tracer_cpu_s": cost.get("cpu_s"), "tracer_peak_rss_bytes": cost.get("peak_rss_bytes"),
-        "run_dir": str(job_dir),
-    })
+    row.update(
+        {
+            "total_ops": summary.get("total_ops"),
+            "ok": summary.get("ok"),
+            "errors": summary.get("errors"),
+            "total_ops_per_s": summary.get("total_ops_per_s"),
+            "start_skew_ms": summary.get("start_skew_ms"),
+            "expected": detection.get("expected"),
+            "observed": detection.get("observed"),
+            "lost": detection.get("lost"),
+            "loss_pct": detection.get("loss_pct"),
+            "tracer_cpu_s": cost.get("cpu_s"),
+            "tracer_peak_rss_bytes": cost.get("peak_rss_bytes"),
+            "run_dir": str(job_dir),
+        }
+    )
     return row
 
 
@@ -100,4 +126,3 @@ def write_tables(sweep_dir: Path, task_overrides: list[str]) -> pd.DataFrame:
     events = sweep_events_frame(sweep_dir, keys)
     csvio.write_csv(events, sweep_dir / "sweep_events.csv", ["job", "host", *keys, *csvio.EVENT_COLUMNS])
     return frame
-

@@ -25,8 +25,8 @@ from rich.table import Table
 
 from evt.results import csvio
 from evt.stress.plan import Plan
-from evt.workload.protocol import TriggerResult
 from evt.tracers.base import TracerReport
+from evt.workload.protocol import TriggerResult
 
 log = logging.getLogger("evt.results.writers")
 MISCOUNTED = "miscounted"  # events.csv `check`: an exact unit observed more events than it made
@@ -39,17 +39,31 @@ def workers_frame(plan: Plan, results: dict[str, TriggerResult | None]) -> pd.Da
         if result is None:
             continue
         for w in result.per_worker:
-            rows.append({
-                "run_id": plan.run_id, "event": unit.event, "unit": unit.name, "worker": w.worker,
-                "mode": unit.mode, "ops": w.ops, "ok": w.ok, "errors": w.errors,
-                "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns, "duration_s": w.duration_s,
-                "ops_per_s": w.ops_per_s, "cpu_s": w.cpu_s, "pace_cpu_s": w.pace_cpu_s, "late_s": w.late_s,
-            })
+            rows.append(
+                {
+                    "run_id": plan.run_id,
+                    "event": unit.event,
+                    "unit": unit.name,
+                    "worker": w.worker,
+                    "mode": unit.mode,
+                    "ops": w.ops,
+                    "ok": w.ok,
+                    "errors": w.errors,
+                    "t_start_ns": w.t_start_ns,
+                    "t_end_ns": w.t_end_ns,
+                    "duration_s": w.duration_s,
+                    "ops_per_s": w.ops_per_s,
+                    "cpu_s": w.cpu_s,
+                    "pace_cpu_s": w.pace_cpu_s,
+                    "late_s": w.late_s,
+                }
+            )
     return pd.DataFrame(rows, columns=csvio.WORKER_COLUMNS)
 
 
-def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None,
-                 scenario: str = "custom") -> pd.DataFrame:
+def events_frame(
+    plan: Plan, results: dict[str, TriggerResult | None], report: TracerReport | None, scenario: str = "custom"
+) -> pd.DataFrame:
     """A row per unit; `scenario` is the run's scenario names joined by "+" ("custom" for -e only)."""
     rows = []
     observed_by_unit = report.observed if report is not None else None
@@ -67,17 +81,33 @@ def events_frame(plan: Plan, results: dict[str, TriggerResult | None], report: T
             loss_pct = (100.0 * lost / expected) if expected else 0.0
             check = MISCOUNTED if extra and unit.target.exact else "ok"
         duration = result.duration_s if result else 0.0
-        rows.append({
-            "run_id": plan.run_id, "scenario": scenario, "tracer": plan.tracer, "runner": plan.runner,
-            "event": unit.event, "unit": unit.name, "mode": unit.mode, "sleep": unit.sleep,
-            "instances": unit.instances, "total_ops": unit.total_ops, "ops_ok": ops_ok, "expected": expected,
-            "observed": observed, "lost": lost, "extra": extra, "loss_pct": loss_pct,
-            "events_per_s": (expected / duration) if duration > 0 else None,
-            "count": "exact" if unit.target.exact else "lower_bound",
-            "relation": unit.target.relation, "check": check, "seen": seen,
-            "submit_attempts": per_unit.get(unit.name, {}).get("submit_attempts"),
-            "submit_failures": per_unit.get(unit.name, {}).get("submit_failures"),
-        })
+        rows.append(
+            {
+                "run_id": plan.run_id,
+                "scenario": scenario,
+                "tracer": plan.tracer,
+                "runner": plan.runner,
+                "event": unit.event,
+                "unit": unit.name,
+                "mode": unit.mode,
+                "sleep": unit.sleep,
+                "instances": unit.instances,
+                "total_ops": unit.total_ops,
+                "ops_ok": ops_ok,
+                "expected": expected,
+                "observed": observed,
+                "lost": lost,
+                "extra": extra,
+                "loss_pct": loss_pct,
+                "events_per_s": (expected / duration) if duration > 0 else None,
+                "count": "exact" if unit.target.exact else "lower_bound",
+                "relation": unit.target.relation,
+                "check": check,
+                "seen": seen,
+                "submit_attempts": per_unit.get(unit.name, {}).get("submit_attempts"),
+                "submit_failures": per_unit.get(unit.name, {}).get("submit_failures"),
+            }
+        )
     frame = pd.DataFrame(rows, columns=csvio.EVENT_COLUMNS)
     for column in ("submit_attempts", "submit_failures"):  # whole numbers, empty where none
         frame[column] = frame[column].astype("Int64")
@@ -89,10 +119,14 @@ def tracer_frame(plan: Plan, report: TracerReport | None, window: dict | None = 
     if report is None:
         return pd.DataFrame([], columns=csvio.TRACER_COLUMNS)
     row: dict[str, object] = {
-        "run_id": plan.run_id, "tracer": report.tracer, "cpu_s": report.cpu_s,
+        "run_id": plan.run_id,
+        "tracer": report.tracer,
+        "cpu_s": report.cpu_s,
         "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
-        "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
-        "lost_total": report.lost_total, "crashed": report.crashed or "",
+        "peak_rss_bytes": report.peak_rss_bytes,
+        "wall_s": report.wall_s,
+        "lost_total": report.lost_total,
+        "crashed": report.crashed or "",
     }
     row.update({f"window_{k}": v for k, v in (window or {}).items()})
     row.update({k: (report.resources or {}).get(k) for k in csvio.RESOURCE_FIGURES})
@@ -112,8 +146,15 @@ def start_skew_ms(results: dict[str, TriggerResult | None]) -> float | None:
     return (max(firsts) - min(firsts)) / 1e6 if len(firsts) >= 2 else (0.0 if firsts else None)
 
 
-def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: TracerReport | None,
-              results: dict[str, TriggerResult | None], extra: dict, window: dict | None = None) -> dict:
+def summarize(
+    plan: Plan,
+    workers: pd.DataFrame,
+    events: pd.DataFrame,
+    report: TracerReport | None,
+    results: dict[str, TriggerResult | None],
+    extra: dict,
+    window: dict | None = None,
+) -> dict:
     """The headline figures; `window` is the tracer's CPU over the measured window (release
     to the units' end, evt.stress.timeseries), recorded beside its whole-run figures."""
     ok = int(workers["ok"].sum()) if len(workers) else 0
@@ -138,9 +179,13 @@ def summarize(plan: Plan, workers: pd.DataFrame, events: pd.DataFrame, report: T
     summary["detection"] = detection(events)
     if report is not None:
         summary["tracer_cost"] = {
-            "cpu_s": report.cpu_s, "peak_rss_bytes": report.peak_rss_bytes, "wall_s": report.wall_s,
+            "cpu_s": report.cpu_s,
+            "peak_rss_bytes": report.peak_rss_bytes,
+            "wall_s": report.wall_s,
             "cpu_share": (report.cpu_s / report.wall_s) if report.cpu_s is not None and report.wall_s else None,
-            "lost": report.lost, "metrics": report.metrics, "crashed": report.crashed,
+            "lost": report.lost,
+            "metrics": report.metrics,
+            "crashed": report.crashed,
             "window": window,
             **(report.resources or dict.fromkeys(csvio.RESOURCE_FIGURES)),
         }
@@ -161,15 +206,25 @@ def detection(events: pd.DataFrame) -> dict | None:
     rows = counted.to_dict("records")
     # exact: every count is exact, stands exactly for its event (relation), and was not exceeded
     reasons = [f"{row['unit']}: its count is a lower bound" for row in rows if row["count"] != "exact"]
-    reasons += [f"{row['unit']}: its count's relation to the event is {row['relation']}" for row in rows
-                if row["relation"] != "exact"]
-    reasons += [f"{row['unit']}: observed {int(row['observed']):,} events where exactly {int(row['expected']):,} "
-                f"were made ({int(row['extra']):,} extra: {MISCOUNTED})"
-                for row in rows if row["check"] == MISCOUNTED]
+    reasons += [
+        f"{row['unit']}: its count's relation to the event is {row['relation']}"
+        for row in rows
+        if row["relation"] != "exact"
+    ]
+    reasons += [
+        f"{row['unit']}: observed {int(row['observed']):,} events where exactly {int(row['expected']):,} "
+        f"were made ({int(row['extra']):,} extra: {MISCOUNTED})"
+        for row in rows
+        if row["check"] == MISCOUNTED
+    ]
     return {
-        "expected": expected, "observed": observed, "lost": lost, "extra": int(counted["extra"].sum()),
+        "expected": expected,
+        "observed": observed,
+        "lost": lost,
+        "extra": int(counted["extra"].sum()),
         "loss_pct": (100.0 * lost / expected) if expected else 0.0,
-        "exact": not reasons, "why_not_exact": "; ".join(reasons) or None,
+        "exact": not reasons,
+        "why_not_exact": "; ".join(reasons) or None,
     }
 
 
@@ -196,11 +251,23 @@ def write_failure_summary(cfg, run_dir: Path, status: str, failure: str, exit_co
     try:
         record = provenance.record(cfg)
     except Exception:  # the config itself may be what is wrong
-        record = {"schema_version": provenance.SCHEMA_VERSION, "evt_version": provenance.evt_version(),
-                  "scenario": [], "overrides": provenance.job_overrides(), "host": provenance.host(),
-                  "tracer": {"name": str(cfg.tracer.name), "version": None}}
-    summary = {"run_id": cfg.get("run_id"), **record, "run_dir": str(run_dir), "status": status, "partial": True,
-               "failure": failure, "exit_code": exit_code}
+        record = {
+            "schema_version": provenance.SCHEMA_VERSION,
+            "evt_version": provenance.evt_version(),
+            "scenario": [],
+            "overrides": provenance.job_overrides(),
+            "host": provenance.host(),
+            "tracer": {"name": str(cfg.tracer.name), "version": None},
+        }
+    summary = {
+        "run_id": cfg.get("run_id"),
+        **record,
+        "run_dir": str(run_dir),
+        "status": status,
+        "partial": True,
+        "failure": failure,
+        "exit_code": exit_code,
+    }
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     csvio.write_json(summary, Path(run_dir) / "summary.json")
 
@@ -233,46 +300,74 @@ def _check_cell(check: object) -> str:
     return f"[bold red]{check}[/]" if check == MISCOUNTED else check
 
 
-def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
-    """The table on the terminal; the headline lines through the run's log (evt.log too)."""
-    table = Table(title=f"evt stress {summary['run_id']}: {summary['status']}")
-    for column in ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "extra", "loss %", "count",
-                   "relation", "check"):
-        table.add_column(column, justify="left" if column in ("event", "mode", "count", "relation", "check") else "right")
+TABLE_COLUMNS = ("event", "mode", "ops ok", "events/s", "expected", "observed", "lost", "extra", "loss %",
+                 "count", "relation", "check")  # fmt: skip
+LEFT_ALIGNED = ("event", "mode", "count", "relation", "check")
+
+
+def events_table(events: pd.DataFrame, title: str) -> Table:
+    """The result table: a row per event (unit)."""
+    table = Table(title=title)
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="left" if column in LEFT_ALIGNED else "right")
     for row in events.to_dict("records"):
         table.add_row(
-            row["unit"], row["mode"], _fmt(row["ops_ok"]), _fmt(row["events_per_s"]), _fmt(row["expected"]),
+            row["unit"],
+            row["mode"],
+            _fmt(row["ops_ok"]),
+            _fmt(row["events_per_s"]),
+            _fmt(row["expected"]),
             _fmt(None if pd.isna(row["observed"]) else int(row["observed"])),
             _fmt(None if pd.isna(row["lost"]) else int(row["lost"])),
             _fmt(None if pd.isna(row["extra"]) else int(row["extra"])),
-            _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2), row["count"], row["relation"],
+            _fmt(None if pd.isna(row["loss_pct"]) else float(row["loss_pct"]), 2),
+            row["count"],
+            row["relation"],
             _check_cell(row["check"]),
         )
-    console.print(table)
-    line = (f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
-            f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms")
-    log.info("%s", line)
+    return table
+
+
+def tracer_cost_line(summary: dict) -> str | None:
+    """The tracer's cost in one line, or None when it measured none."""
     cost = summary.get("tracer_cost")
-    if cost and (cost.get("cpu_s") is not None or cost.get("metrics")):
-        rss = cost.get("peak_rss_bytes")
-        log.info(
-            "%s", f"tracer {tracer_name(summary)}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
-            f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
-            f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
-            + (f", BPF programs in the kernel {cost['metrics']['bpf_run_time_s']:.2f} s"
-               if "bpf_run_time_s" in (cost.get("metrics") or {}) else "")
-            + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
-        )
-    metrics = (cost or {}).get("metrics") or {}
+    if not cost or (cost.get("cpu_s") is None and not cost.get("metrics")):
+        return None
+    rss = cost.get("peak_rss_bytes")
+    kernel = (cost.get("metrics") or {}).get("bpf_run_time_s")
+    return (
+        f"tracer {tracer_name(summary)}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
+        f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
+        f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
+        + (f", BPF programs in the kernel {kernel:.2f} s" if kernel is not None else "")
+        + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
+    )
+
+
+def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
+    """The table on the terminal; the headline lines through the run's log (evt.log too)."""
+    console.print(events_table(events, f"evt stress {summary['run_id']}: {summary['status']}"))
+    line = (
+        f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
+        f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms"
+    )
+    log.info("%s", line)
+    cost_line = tracer_cost_line(summary)
+    if cost_line:
+        log.info("%s", cost_line)
+    metrics = (summary.get("tracer_cost") or {}).get("metrics") or {}
     if "kernel_seen" in metrics:  # a tracer that knows what its probes saw apart from what it received
-        console.print(f"tracer {summary['tracer']}: its probes saw {int(metrics['kernel_seen']):,} events in the kernel, "
-                      f"{int(metrics['undelivered']):,} of them never reached its userspace")
+        console.print(
+            f"tracer {tracer_name(summary)}: its probes saw {int(metrics['kernel_seen']):,} events in the kernel, "
+            f"{int(metrics['undelivered']):,} of them never reached its userspace"
+        )
     detection = summary.get("detection")
     if detection:
+        extra = f", {detection['extra']:,} extra" if detection.get("extra") else ""
         log.info(
-            "%s", f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
-            f"({detection['loss_pct']:.2f}% lost"
-            + (f", {detection['extra']:,} extra" if detection.get("extra") else "") + ")"
+            "%s",
+            f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
+            f"({detection['loss_pct']:.2f}% lost{extra})",
         )
         if detection.get("why_not_exact"):
             log.info("%s", f"detection is not exact: {detection['why_not_exact']}")

@@ -8,16 +8,16 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
-from collections.abc import Callable
 
-from evt.workload import protocol
 from evt.errors import RunError
+from evt.procs import LOG_TAIL, log_tail
 from evt.runners.schema import RunnerConfig
 from evt.stress.plan import RunContext, Unit
-from evt.procs import LOG_TAIL, log_tail
+from evt.workload import protocol
 from evt.workload.protocol import TriggerResult
 
 BARRIER_NAME = "barrier"
@@ -179,8 +179,7 @@ class Runner(ABC):
         os.close(fd)
         return released
 
-    def wait_until_done(self, timeout_s: float, on_tick: Callable[[], None] | None = None,
-                        tick_s: float = 0.2) -> bool:
+    def wait_until_done(self, timeout_s: float, on_tick: Callable[[], None] | None = None, tick_s: float = 0.2) -> bool:
         """Poll until every unit has exited (True) or the deadline passes (False)."""
         deadline = time.monotonic() + timeout_s
         while not all(s.finished for s in self.states.values()):

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from evt import faults, host
 from evt.errors import RunError, UsageError
-from evt.stress.plan import RunContext, Unit
 from evt.runners.base import Runner, UnitState
+from evt.stress.plan import RunContext, Unit
 
 if TYPE_CHECKING:  # docker is imported when a docker run starts
     from docker import DockerClient
@@ -24,8 +24,19 @@ DOCKER_PIDFILE = Path("/var/run/docker.pid")
 TMPFS_OPTIONS = "exec,mode=1777"  # as /tmp is; Docker's default would be noexec (scripts run from there)
 # What an unprivileged container holds without cap_add (moby's default capability set).
 DOCKER_DEFAULT_CAPS = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 }
 CREATE_SETTLE_S = 5.0  # how long a cut-short create request may take to land in the daemon
@@ -148,8 +159,11 @@ class DockerRunner(Runner):
             try:
                 with self._creating():
                     probe = self._connected.containers.create(
-                        self.settings.image, command=["--help"], cap_add=self.cap_add,
-                        network_mode="none", labels={LABEL: self.run_id},
+                        self.settings.image,
+                        command=["--help"],
+                        cap_add=self.cap_add,
+                        network_mode="none",
+                        labels={LABEL: self.run_id},
                     )
                 probe.remove(force=True)
                 return unknown
@@ -241,8 +255,9 @@ class DockerRunner(Runner):
             code = int(container.wait().get("StatusCode", -1))
             container.reload()
             if container.attrs["State"].get("OOMKilled"):
-                state.note(f"killed by the kernel's OOM killer: the unit needed more than "
-                           f"runner.memory={self.settings.memory}")
+                state.note(
+                    f"killed by the kernel's OOM killer: the unit needed more than runner.memory={self.settings.memory}"
+                )
             self.unit_exited(state, code)
         except Exception as exc:  # container removed under us (cleanup, Ctrl+C)
             state.note(f"(log stream ended: {exc})")

@@ -27,8 +27,19 @@ SOURCE_LABEL = "evt.source-hash"
 CONSTRAINTS = "constraints.txt"  # the pinned versions, also used by make setup
 # What the catalog's scripts run, plus Python for evt itself.
 BASE_PACKAGES = [
-    "python3", "python3-venv", "ca-certificates", "strace", "bpftool", "bpftrace", "inotify-tools",
-    "iputils-ping", "netcat-openbsd", "sudo", "util-linux", "procps", "coreutils",
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+    "strace",
+    "bpftool",
+    "bpftrace",
+    "inotify-tools",
+    "iputils-ping",
+    "netcat-openbsd",
+    "sudo",
+    "util-linux",
+    "procps",
+    "coreutils",
 ]
 
 
@@ -66,8 +77,14 @@ def build_base(tag: str = DEFAULT_BASE, suite: str = "bookworm") -> None:
     with tempfile.TemporaryDirectory(prefix="evt-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
         try:
-            sh.mmdebstrap("--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(tarball),
-                          _out=sys.stderr, _err=sys.stderr)
+            sh.mmdebstrap(
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                suite,
+                str(tarball),
+                _out=sys.stderr,
+                _err=sys.stderr,
+            )
         except sh.CommandNotFound as exc:
             raise UsageError("mmdebstrap not installed: run `make setup` (or apt-get install mmdebstrap).") from exc
         except sh.ErrorReturnCode as exc:
@@ -103,15 +120,26 @@ def prepare_wheels(target: Path, source: Path) -> None:
     pip = sh.Command(sys.executable).bake("-m", "pip")
     try:
         # `pip wheel` also turns sdist-only dependencies (antlr4 for omegaconf) into wheels
-        pip("wheel", "-q", "-w", str(target), "-c", str(source / CONSTRAINTS), *deps, "setuptools", "wheel",
-            _err=sys.stderr)
+        pip(
+            "wheel",
+            "-q",
+            "-w",
+            str(target),
+            "-c",
+            str(source / CONSTRAINTS),
+            *deps,
+            "setuptools",
+            "wheel",
+            _err=sys.stderr,
+        )
     except sh.ErrorReturnCode as exc:
         raise RunError(f"pip could not prepare the image's Python dependencies (exit {exc.exit_code})") from exc
     stamp.write_text(wanted)
 
 
-def build(tag: str | None = None, base_image: str | None = None, source: Path | None = None,
-          nocache: bool = False) -> str:
+def build(
+    tag: str | None = None, base_image: str | None = None, source: Path | None = None, nocache: bool = False
+) -> str:
     """Build the image from a checkout (default: the one evt runs from)."""
     tag = tag or image_name()
     client = docker_client(timeout=600)
@@ -120,8 +148,15 @@ def build(tag: str | None = None, base_image: str | None = None, source: Path | 
     buildargs = {"BASE_IMAGE": base_image} if base_image else {}
     print(f"building {tag}" + (f" FROM {base_image}" if base_image else ""))
     try:
-        client.images.build(path=str(source), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
-                            nocache=nocache, labels={SOURCE_LABEL: source_hash(source)})
+        client.images.build(
+            path=str(source),
+            tag=tag,
+            buildargs=buildargs,
+            rm=True,
+            forcerm=True,
+            nocache=nocache,
+            labels={SOURCE_LABEL: source_hash(source)},
+        )
     except Exception as exc:  # docker.errors.BuildError carries the build log
         log = "".join(chunk.get("stream", "") for chunk in getattr(exc, "build_log", []) or [])
         raise RunError(f"image build failed: {exc}\n{log[-2000:]}") from exc

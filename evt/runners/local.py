@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 from evt import faults, host
-from evt.stress import runstate
 from evt.errors import UsageError
-from evt.stress.plan import RunContext, Unit
 from evt.procs import KILL_WAIT_S, signals_held, stop_group
 from evt.runners.base import Runner, UnitState
+from evt.stress import runstate
+from evt.stress.plan import RunContext, Unit
 
 
 def evt_executable() -> str:
@@ -78,8 +78,12 @@ class LocalRunner(Runner):
 
             with signals_held():
                 proc = subprocess.Popen(
-                    [executable, *unit.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=enter_cgroup,
+                    [executable, *unit.argv[1:]],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=enter_cgroup,
                 )
             self.procs[unit.name] = proc
             self.marker_dirs.append(unit.marker.dir)
@@ -127,4 +131,3 @@ def remove_cgroup_tree(path: Path, timeout_s: float = 5.0) -> None:
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.02)  # killed processes leave the cgroup asynchronously
-

@@ -64,8 +64,10 @@ def run(run_id: str | None = None) -> int:
             removed_containers += remove_run_containers(client, label)
     except Exception as exc:  # no docker here: nothing of it to clean
         print(f"docker: skipped ({exc})")
-    print(f"removed {len(removed_containers)} containers, {removed_processes} processes, {removed_cgroups} cgroups"
-          + (f"; left {len(active)} active runs alone" if active else ""))
+    print(
+        f"removed {len(removed_containers)} containers, {removed_processes} processes, {removed_cgroups} cgroups"
+        + (f"; left {len(active)} active runs alone" if active else "")
+    )
     for name in removed_containers:
         print(f"  container {name}")
     for kind in restored:
@@ -74,7 +76,9 @@ def run(run_id: str | None = None) -> int:
         print("Error: could not restore: " + "; ".join(unrestored))
         return 1
     if survivors:
-        print(f"Error: processes still running after SIGKILL: {', '.join(map(str, survivors))} "
-              "(in uninterruptible sleep? check `ps -o pid,stat,wchan -p PID`)")
+        print(
+            f"Error: processes still running after SIGKILL: {', '.join(map(str, survivors))} "
+            "(in uninterruptible sleep? check `ps -o pid,stat,wchan -p PID`)"
+        )
         return 1
     return 0

@@ -46,7 +46,9 @@ def check_host_fits(workers: int, units: int) -> None:
     tasks = workers + units * UNIT_TASKS
     pid_max = _read_int("/proc/sys/kernel/pid_max")
     threads_max = _read_int("/proc/sys/kernel/threads-max")
-    limits = {name: value for name, value in (("kernel.pid_max", pid_max), ("kernel.threads-max", threads_max)) if value}
+    limits = {
+        name: value for name, value in (("kernel.pid_max", pid_max), ("kernel.threads-max", threads_max)) if value
+    }
     if limits:
         name, limit = min(limits.items(), key=lambda item: item[1])
         in_use = tasks_in_use()

@@ -8,13 +8,13 @@ import time
 import uuid
 from dataclasses import replace
 
-from evt.stress import runstate
-from evt.workload.catalog import get_trigger
+from evt.config.spec import EventSpec, format_duration, parse_duration, parse_seconds
 from evt.errors import UsageError
 from evt.host import check_arch, check_kernel_feature
-from evt.workload.marker import Marker
+from evt.stress import runstate
 from evt.stress.plan import Plan, Unit
-from evt.config.spec import EventSpec, format_duration, parse_duration, parse_seconds
+from evt.workload.catalog import get_trigger
+from evt.workload.marker import Marker
 
 log = logging.getLogger("evt.stress.plan")
 DURATION_KEYS = ("timeout", "stress_end_cooldown", "signal_timeout", "progress_interval")
@@ -40,8 +40,10 @@ def _check_runs_here(spec: EventSpec, needs) -> None:
     # the host's kernel and machine serve containers too
     for reason in [check_kernel_feature(feature) for feature in needs.kernel] + [check_arch(needs.arch)]:
         if reason:
-            raise UsageError(f"event {spec.event!r} cannot run on this host: {reason}. "
-                             "Remove it from the run (`evt list` shows what runs here).")
+            raise UsageError(
+                f"event {spec.event!r} cannot run on this host: {reason}. "
+                "Remove it from the run (`evt list` shows what runs here)."
+            )
 
 
 def _check_unit_capabilities(trig, mode: str, held: tuple[set[str], str] | None) -> None:
@@ -72,32 +74,54 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
         name = spec.event if seen[spec.event] == 1 else f"{spec.event}-{seen[spec.event]}"
         unit_run_id = f"{run_id}-{name}"
         marker = Marker.for_run(unit_run_id, spec.event)
-        argv = [
-            "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), *spec.pace_args,
-            "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,
-            "--start-fifo", barrier, "--signal-timeout", signal_timeout, "--progress", f"{progress:g}",
-        ]
-        units.append(Unit(
-            name=name, event=spec.event, mode=mode, instances=spec.instances, ops=spec.ops, sleep=spec.sleep,
-            rate=spec.rate,
-            marker=marker, target=target.rendered(spec.event, marker), argv=argv,
-            container_name=runner.unit_container_name(name),
-        ))
-    phases = [
+        argv = _unit_argv(spec, mode, unit_run_id, barrier, signal_timeout, progress)
+        units.append(
+            Unit(
+                name=name,
+                event=spec.event,
+                mode=mode,
+                instances=spec.instances,
+                ops=spec.ops,
+                sleep=spec.sleep,
+                rate=spec.rate,
+                marker=marker,
+                target=target.rendered(spec.event, marker),
+                argv=argv,
+                container_name=runner.unit_container_name(name),
+            )
+        )
+    phases = _phases(cfg, len(units), runner.units_noun)
+    return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)
+
+
+def _unit_argv(
+    spec: EventSpec, mode: str, unit_run_id: str, barrier: str, signal_timeout: str, progress: float
+) -> list[str]:
+    """The unit's `evt trigger` command line."""
+    return [
+        "evt", "trigger", "--event", spec.event, "--ops", str(spec.ops), *spec.pace_args,
+        "--parallel", str(spec.instances), "--mode", mode, "--json", "--run-id", unit_run_id,
+        "--start-fifo", barrier, "--signal-timeout", signal_timeout, "--progress", f"{progress:g}",
+    ]  # fmt: skip
+
+
+def _phases(cfg, units: int, noun: str) -> list[str]:
+    """What the run will do, phase by phase, as the dry run shows it."""
+    return [
         "1. check prerequisites (runner, image, tracer)",
-        f"2. start {len(units)} {runner.units_noun}, each waiting at the start barrier",
+        f"2. start {units} {noun}, each waiting at the start barrier",
         f"3. start tracer {cfg.tracer.name} scoped to the units and wait until ready",
         "4. release the start barrier for every unit at once",
         f"5. follow the units until done (timeout {cfg.stress.timeout}), "
         f"then {cfg.stress.stress_end_cooldown} end cooldown",
         "6. stop and collect the tracer, write results, remove every unit",
     ]
-    return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)
 
 
 def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
     """The dry run's account of the plan under Go evt's dry-run headers (evt/workload/lines.py),
     through the run's log (terminal and evt.log)."""
+
     def say(*texts: str) -> None:
         for text in texts:
             log.info("%s", text)
@@ -108,9 +132,11 @@ def print_plan(plan: Plan, headers: dict[str, list[str]]) -> None:
     say(*headers["units"])
     for unit in plan.units:
         where = f"container {unit.container_name}" if unit.container_name else "local process group"
-        say(f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, {unit.pace}, {unit.mode}): "
+        say(
+            f"  unit {unit.name} ({where}, {unit.instances} x {unit.ops} ops, {unit.pace}, {unit.mode}): "
             + " ".join(unit.argv),
-            f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/")
+            f"    expects {unit.expected_events} events at {unit.target.probe} /{unit.target.filter}/",
+        )
     say(*headers["ids"], *headers["tracer"])
     if plan.tracer_command:
         say(f"  tracer: {' '.join(plan.tracer_command)}")

@@ -22,10 +22,10 @@ import shutil
 import socket
 import tarfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from collections.abc import Sequence
 
 from evt.errors import UsageError
 
@@ -120,8 +120,11 @@ def preflight(overrides: list[str], compose) -> None:
         return
     from omegaconf import OmegaConf
 
-    connect(cast(dict[str, Any], OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)), cfg.remote.host_resource,
-            cfg.remote.hosts)
+    connect(
+        cast(dict[str, Any], OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)),
+        cfg.remote.host_resource,
+        cfg.remote.hosts,
+    )
 
 
 # -- on the host that runs the job -------------------------------------------------------
@@ -155,15 +158,20 @@ def remove_packed(job_dir: Path, left: list[dict[str, Any]]) -> None:
             path.unlink()
 
 
-def run_job_on_host(hydra_context, sweep_config, task_function, singleton_state,
-                    staging_root: str, caps: Caps) -> dict[str, Any]:
+def run_job_on_host(
+    hydra_context, sweep_config, task_function, singleton_state, staging_root: str, caps: Caps
+) -> dict[str, Any]:
     """The Ray task: run the Hydra job in a staging directory here, return its files."""
     import ray
-    from hydra_plugins.hydra_ray_launcher._launcher_util import _run_job
     from omegaconf import open_dict
 
-    node = {"hostname": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
-            "ip": ray.util.get_node_ip_address()}
+    from hydra_plugins.hydra_ray_launcher._launcher_util import _run_job
+
+    node = {
+        "hostname": socket.gethostname(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "ip": ray.util.get_node_ip_address(),
+    }
     staged_sweep = Path(staging_root) / node["node_id"][:12] / Path(str(sweep_config.hydra.sweep.dir)).name
     with open_dict(sweep_config):
         sweep_config.hydra.sweep.dir = str(staged_sweep)
@@ -178,8 +186,16 @@ def run_job_on_host(hydra_context, sweep_config, task_function, singleton_state,
     exit_code = job._return_value if isinstance(job._return_value, int) else 1
     archive, left = pack_job_dir(job_dir, caps)
     remove_packed(job_dir, left)
-    return {"node": node, "started": started, "ended": ended, "exit_code": exit_code, "error": error,
-            "archive": archive, "left_on_host": left, "staging_dir": str(job_dir)}
+    return {
+        "node": node,
+        "started": started,
+        "ended": ended,
+        "exit_code": exit_code,
+        "error": error,
+        "archive": archive,
+        "left_on_host": left,
+        "staging_dir": str(job_dir),
+    }
 
 
 # -- on the submitting machine ---------------------------------------------------------

@@ -25,11 +25,15 @@ def validate_run_id(run_id: str) -> str:
     """A run id usable in paths and container names, and not that of a live run (whose
     containers and processes this run's cleanup would otherwise remove)."""
     if not RUN_ID.fullmatch(run_id):
-        raise UsageError(f"invalid run_id {brief(run_id)}: use 1 to 64 letters, digits, '_', '.' or '-', "
-                         "starting with a letter or digit (or leave it unset for a generated one).")
+        raise UsageError(
+            f"invalid run_id {brief(run_id)}: use 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit (or leave it unset for a generated one)."
+        )
     if run_id in active_run_ids():
-        raise UsageError(f"run_id {run_id} belongs to a run still in progress (pid {load(run_id).get('orchestrator')}): "
-                         "use another run_id, or leave it unset for a generated one.")
+        raise UsageError(
+            f"run_id {run_id} belongs to a run still in progress (pid {load(run_id).get('orchestrator')}): "
+            "use another run_id, or leave it unset for a generated one."
+        )
     return run_id
 
 

@@ -19,7 +19,6 @@ import enum
 import importlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -29,21 +28,22 @@ from pathlib import Path
 from rich.live import Live
 
 from evt import faults
-from evt.workload import lines
-from evt.results import provenance
-from evt.stress import runstate
-from evt.errors import RunError, UsageError
-from evt.stress.limits import check_host_fits
-from evt.workload.lines import Nouns
-from evt.stress.plan import Plan
-from evt.plugins import make_runner, make_tracer
-from evt.stress.progress import Progress
 from evt.cli.runlog import make_console
 from evt.config.spec import parse_seconds
+from evt.errors import RunError, UsageError
+from evt.plugins import make_runner, make_tracer
+from evt.results import provenance
+from evt.stress import runstate
+from evt.stress.limits import check_host_fits
+from evt.stress.plan import Plan
 from evt.stress.planner import build_plan, check_settings, new_run_id, print_plan
+from evt.stress.progress import ProgressDisplay
+from evt.stress.signals import Interrupted, raise_interrupted, still_cleaning_up
 from evt.stress.suite import resolve_specs
 from evt.stress.timeseries import TimeSeries
 from evt.tracers.base import TracerReport
+from evt.workload import lines
+from evt.workload.lines import Nouns
 
 log = logging.getLogger("evt.stress.session")
 
@@ -60,31 +60,6 @@ class Phase(enum.Enum):
     COLLECT = "collect"
     CLEANUP = "cleanup"
     WRITE = "write"
-
-
-class Interrupted(BaseException):
-    """Ctrl+C or SIGTERM: stop, clean up, record a partial result."""
-
-    def __init__(self, signame: str):
-        super().__init__(signame)
-        self.signame = signame
-
-
-def _raise_interrupted(signum, _frame):
-    # the handler swap comes first: a second signal during the unwinding and the cleanup
-    # must not raise again (it would cut the cleanup short)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _still_cleaning_up)
-    raise Interrupted(signal.Signals(signum).name)
-
-
-def _still_cleaning_up(signum, _frame):
-    # written straight to the terminal, not logged: the signal may arrive in the middle of
-    # a write to the same stream, and a buffered stream refuses a reentrant write
-    try:
-        os.write(2, f"{signal.Signals(signum).name} again: still cleaning up, which completes whatever arrives\n".encode())
-    except OSError:
-        pass
 
 
 def wait_for_enter(prompt: str) -> None:
@@ -154,7 +129,7 @@ class StressSession:
         self._t_command = time.monotonic()
         self.extra["started_at"] = time.time()
         self.extra.update(provenance.record(self.cfg, self.tracer.version()))
-        previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
         runstate.begin(self.plan.run_id, str(self.run_dir))
         watch = faults.watch().__enter__()
         try:
@@ -179,7 +154,7 @@ class StressSession:
         finally:
             watch.__exit__()
             for sig in previous:  # cleanup and the results must complete: a second signal only says so
-                signal.signal(sig, _still_cleaning_up)
+                signal.signal(sig, still_cleaning_up)
             try:
                 self.phase = Phase.CLEANUP
                 self.cleanup()
@@ -195,13 +170,23 @@ class StressSession:
             self.write()
         except OSError as exc:  # a full or read-only filesystem: the run itself is cleaned up already
             self.exit_code = self.exit_code or 1
-            log.error("Error: cannot write the results in %s: %s; free space there or choose another directory "
-                      "with hydra.run.dir=DIR.", self.run_dir, exc.strerror or exc)
+            log.error(
+                "Error: cannot write the results in %s: %s; free space there or choose another directory "
+                "with hydra.run.dir=DIR.",
+                self.run_dir,
+                exc.strerror or exc,
+            )
 
     def _steps(self):
-        return [(Phase.PREREQUISITES, self.prerequisites), (Phase.START_UNITS, self.start_units),
-                (Phase.START_TRACER, self.start_tracer), (Phase.RELEASE, self.release),
-                (Phase.MONITOR, self.monitor), (Phase.COOLDOWN, self.cooldown), (Phase.COLLECT, self.collect)]
+        return [
+            (Phase.PREREQUISITES, self.prerequisites),
+            (Phase.START_UNITS, self.start_units),
+            (Phase.START_TRACER, self.start_tracer),
+            (Phase.RELEASE, self.release),
+            (Phase.MONITOR, self.monitor),
+            (Phase.COOLDOWN, self.cooldown),
+            (Phase.COLLECT, self.collect),
+        ]
 
     def _fault(self, message: str | None) -> None:
         """A thread that served the run failed: the run fails with its error."""
@@ -222,8 +207,9 @@ class StressSession:
 
     def prerequisites(self) -> None:
         """Checked in prepare(); the run records that they held."""
-        log.info("Prerequisites ok (%s units, %s ops, run %s)",
-                 len(self.units), f"{self.plan.total_ops:,}", self.plan.run_id)
+        log.info(
+            "Prerequisites ok (%s units, %s ops, run %s)", len(self.units), f"{self.plan.total_ops:,}", self.plan.run_id
+        )
 
     def start_units(self) -> None:
         self.say(lines.header(f"Phase 1: Starting {self.nouns.title}"))
@@ -235,8 +221,13 @@ class StressSession:
         early = self.runner.wait_until_waiting(ready_s)
         self.extra["time_to_waiting_s"] = took = time.monotonic() - self._t_command
         for state in early:
-            log.error("%s", "\n".join([f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
-                                      + [f"  {line}" for line in state.tail()]))
+            log.error(
+                "%s",
+                "\n".join(
+                    [f"unit {state.name} exited before the start (exit code {state.exit_code}); last log lines:"]
+                    + [f"  {line}" for line in state.tail()]
+                ),
+            )
         waiting = [u for u in self.units if u.name not in {s.name for s in early}]
         self.say(lines.units_started(waiting, self.nouns))
         log.info("%s of %s units waiting at the start barrier after %.2fs", len(waiting), len(self.units), took)
@@ -266,8 +257,12 @@ class StressSession:
         self.extra["released_ns"] = self.runner.release()
         interval_s = parse_seconds(self.cfg.stress.progress_interval, "stress.progress_interval")
         states = self.runner.states
-        self.series = TimeSeries([u.name for u in self.units], lambda: {n: st.done_ops for n, st in states.items()},
-                                 self.tracer.usage, interval_s).start()
+        self.series = TimeSeries(
+            [u.name for u in self.units],
+            lambda: {n: st.done_ops for n, st in states.items()},
+            self.tracer.usage,
+            interval_s,
+        ).start()
         self.say(lines.released(self.units, self.nouns))
         # pandas takes half a second of CPU to import: do it while the units run, not
         # after them, and not in the milliseconds in which they all start
@@ -278,7 +273,7 @@ class StressSession:
     def monitor(self) -> None:
         self.say(lines.monitoring(self.units, self.nouns))
         console = make_console()
-        progress = Progress(self.runner, self.plan)
+        progress = ProgressDisplay(self.runner, self.plan)
         timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
@@ -291,15 +286,20 @@ class StressSession:
             state = self.runner.states[unit.name]
             log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
             if state.exit_code not in (0, None) and state.waiting_since is not None:
-                log.error("%s", "\n".join([f"unit {unit.name} failed; last log lines:", "  Container logs:"]
-                                          + [f"    {line}" for line in state.tail()]))
+                log.error(
+                    "%s",
+                    "\n".join(
+                        [f"unit {unit.name} failed; last log lines:", "  Container logs:"]
+                        + [f"    {line}" for line in state.tail()]
+                    ),
+                )
         if finished:
             log.info("All %s completed", self.nouns.plural)
         failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
         if failed_units and not self.failure:
             self.failure = f"units failed: {', '.join(failed_units)}"
 
-    def _tick(self, live: Live, progress: Progress) -> None:
+    def _tick(self, live: Live, progress: ProgressDisplay) -> None:
         if self.crashed is None:
             self.crashed = self.tracer.poll()
             if self.crashed:
@@ -352,16 +352,21 @@ class StressSession:
         except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it
             self.status, self.exit_code, self.partial = "failed", self.exit_code or 1, True
             self.failure = self.failure or f"units not removed: {exc}"
-            log.error("Error: could not remove the run's units (%s); once that is fixed, "
-                      "`evt cleanup --run-id %s` removes what is left.", " ".join(str(exc).split()), self.plan.run_id)
+            log.error(
+                "Error: could not remove the run's units (%s); once that is fixed, "
+                "`evt cleanup --run-id %s` removes what is left.",
+                " ".join(str(exc).split()),
+                self.plan.run_id,
+            )
             return  # the run's record stays for `evt cleanup`
         runstate.finish(self.plan.run_id)
 
     def write(self) -> None:
         from evt.results import writers as results
 
-        self.extra.update(status=self.status, partial=self.partial, failure=self.failure,
-                          wall_s=time.monotonic() - self._t_command)
+        self.extra.update(
+            status=self.status, partial=self.partial, failure=self.failure, wall_s=time.monotonic() - self._t_command
+        )
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
         scenarios = self.extra["scenario"]  # the scenario names provenance recorded
@@ -378,9 +383,8 @@ class StressSession:
             summary["status"] = self.status = "loss_exceeded"
             log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
         summary["exit_code"] = self.exit_code
-        summary["cpu_outside_evt_s"] = (
-            (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0)
-            + ((self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0)
+        summary["cpu_outside_evt_s"] = (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0) + (
+            (self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0
         )
         results.write_all(self.run_dir, workers, events, tracer_table, summary)
         self._write_plan()

@@ -19,10 +19,19 @@ from typing import Any
 import yaml
 
 from evt.config import yamlfile
+from evt.config.spec import (
+    DEFAULT_SLEEP,
+    INT32_MAX,
+    EventSpec,
+    go_quote,
+    parse_duration,
+    parse_rate,
+    parse_spec,
+    positive_int,
+    validate_mode,
+)
 from evt.errors import UsageError, brief
 from evt.paths import CONF_DIR
-from evt.config.spec import (DEFAULT_SLEEP, INT32_MAX, EventSpec, go_quote, parse_duration, parse_rate, parse_spec, positive_int,
-                      validate_mode)
 
 MAX_SUITE_BYTES = 1 << 20  # far above any hand-written suite (the embedded `all` is 2 KB)
 # More events than any host runs as units; counted while loading, because YAML aliases let
@@ -44,8 +53,10 @@ def _scenario(raw: object, source: str, index: int, budget: list[int] | None = N
     still allowed) is shared by a file's scenarios."""
     budget = [MAX_SUITE_EVENTS] if budget is None else budget
     if not isinstance(raw, dict):
-        raise UsageError(f"{source}: scenario at index {index} is not a mapping\n"
-                         "Write `- name: ...` with `events:` and/or `groups:`.")
+        raise UsageError(
+            f"{source}: scenario at index {index} is not a mapping\n"
+            "Write `- name: ...` with `events:` and/or `groups:`."
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise UsageError(f"{source}: scenario at index {index} has no name")
@@ -79,8 +90,10 @@ def _spec_list(value: object, where: str, budget: list[int]) -> list[str]:
         raise UsageError(f"{where}: expected a list of event specs such as security_file_open:ops=100")
     budget[0] -= len(value)
     if budget[0] < 0:
-        raise UsageError(f"{where}: the file lists more than {MAX_SUITE_EVENTS:,} events in all, more than any host "
-                         "runs at once\nSplit the suite.")
+        raise UsageError(
+            f"{where}: the file lists more than {MAX_SUITE_EVENTS:,} events in all, more than any host "
+            "runs at once\nSplit the suite."
+        )
     for spec in value:
         parse_spec(spec)  # fail here, naming the spec, before anything starts
     return list(value)
@@ -91,8 +104,10 @@ def load_suite(path: str | Path) -> list[Scenario]:
     within evt's bounds (size, encoding, nesting, event count)."""
     source = str(path)
     if not Path(path).exists():
-        raise UsageError(f"{source}: No such file or directory\nGive the path of a YAML suite file "
-                         "(see conf/scenario/ for examples).")
+        raise UsageError(
+            f"{source}: No such file or directory\nGive the path of a YAML suite file "
+            "(see conf/scenario/ for examples)."
+        )
     raw = yamlfile.load(Path(path), source, MAX_SUITE_BYTES, UsageError)
     scenarios = raw.get("scenarios") if isinstance(raw, dict) else None
     if not isinstance(scenarios, list) or not scenarios:
@@ -138,14 +153,15 @@ def select_scenarios(events_files: list[str], names: list[str], all_scenarios: b
     if names:
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise UsageError(f"scenario {go_quote(missing[0])} not found\n"
-                             f"Scenarios loaded: {', '.join(by_name)}.")
+            raise UsageError(f"scenario {go_quote(missing[0])} not found\nScenarios loaded: {', '.join(by_name)}.")
         return [by_name[n] for n in names]
     if not loaded:
         raise UsageError("no scenarios in loaded files")
     if len(loaded) > 1:  # same-named copies count
-        raise UsageError("multiple scenarios available: specify --scenario or --all-scenarios "
-                         f"(e.g. --scenario {', '.join(by_name)})")
+        raise UsageError(
+            "multiple scenarios available: specify --scenario or --all-scenarios "
+            f"(e.g. --scenario {', '.join(by_name)})"
+        )
     return loaded
 
 
@@ -189,8 +205,10 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
     if stress.get("max_lag") is not None:
         parse_duration(stress.max_lag, "stress.max_lag")
         if changes.get("rate", spec.rate) is None:
-            raise UsageError(f"stress.max_lag={stress.max_lag} given without a rate (stress.rate or rate= in the "
-                             "spec): it bounds how far a rate's schedule is caught up after a stall; set a rate too.")
+            raise UsageError(
+                f"stress.max_lag={stress.max_lag} given without a rate (stress.rate or rate= in the "
+                "spec): it bounds how far a rate's schedule is caught up after a stall; set a rate too."
+            )
         changes["max_lag"] = str(stress.max_lag)
     if stress.get("mode") is not None:
         changes["mode"] = validate_mode(stress.mode)

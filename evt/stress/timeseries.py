@@ -13,8 +13,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from evt import faults
 from evt.procs import Usage
@@ -25,8 +25,9 @@ BASE_COLUMNS = ["t_s", "tracer_cpu_s", "tracer_cpu_pct", "tracer_rss_bytes"]
 class TimeSeries:
     """Samples in its own thread from start() (call it at the release) to stop() (at the units' end)."""
 
-    def __init__(self, units: list[str], done: Callable[[], dict[str, int]],
-                 usage: Callable[[], Usage | None], interval_s: float):
+    def __init__(
+        self, units: list[str], done: Callable[[], dict[str, int]], usage: Callable[[], Usage | None], interval_s: float
+    ):
         self.units, self.done, self.usage = units, done, usage
         self.interval_s = max(interval_s, 0.05)
         self.rows: list[dict[str, object]] = []
@@ -51,8 +52,12 @@ class TimeSeries:
         usage = self.usage()
         done = self.done()
         with self._lock:
-            row: dict[str, object] = {"t_s": round(t_s, 4), "tracer_cpu_s": None, "tracer_cpu_pct": None,
-                                      "tracer_rss_bytes": None}
+            row: dict[str, object] = {
+                "t_s": round(t_s, 4),
+                "tracer_cpu_s": None,
+                "tracer_cpu_pct": None,
+                "tracer_rss_bytes": None,
+            }
             if usage is not None:
                 if self._cpu0 is None:
                     self._cpu0 = usage.cpu_s
@@ -87,10 +92,15 @@ class TimeSeries:
         cpu_s = _seconds(rows[-1]["tracer_cpu_s"]) - _seconds(rows[0]["tracer_cpu_s"])
         wall_s = _seconds(rows[-1]["t_s"]) - _seconds(rows[0]["t_s"])
         pcts = [_seconds(r["tracer_cpu_pct"]) for r in rows if r["tracer_cpu_pct"] is not None]
-        p95 = statistics.quantiles(pcts, n=20, method="inclusive")[-1] if len(pcts) >= 2 else (pcts[0] if pcts else None)
-        return {"cpu_s": round(cpu_s, 4), "wall_s": round(wall_s, 4),
-                "cpu_avg_pct": round(100.0 * cpu_s / wall_s, 2) if wall_s > 0 else None,
-                "cpu_p95_pct": round(p95, 2) if p95 is not None else None}
+        p95 = (
+            statistics.quantiles(pcts, n=20, method="inclusive")[-1] if len(pcts) >= 2 else (pcts[0] if pcts else None)
+        )
+        return {
+            "cpu_s": round(cpu_s, 4),
+            "wall_s": round(wall_s, 4),
+            "cpu_avg_pct": round(100.0 * cpu_s / wall_s, 2) if wall_s > 0 else None,
+            "cpu_p95_pct": round(p95, 2) if p95 is not None else None,
+        }
 
     def write(self, path: Path) -> Path:
         import csv

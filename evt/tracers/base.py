@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from evt.stress.plan import RunContext, Unit
-from evt.procs import Usage
 from evt.config.spec import parse_seconds
+from evt.procs import Usage
+from evt.stress.plan import RunContext, Unit
 
 
 @dataclass

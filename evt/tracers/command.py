@@ -52,20 +52,34 @@ class LineRules:
 def compile_rules(tcfg) -> LineRules:
     """UsageError naming the tracer's YAML and the bad value, before anything starts."""
     name, where = tcfg.name, f"conf/tracer/{tcfg.name}.yaml"
-    line = _compile(tcfg.line, f"tracer.line of tracer {name}", where,
-                    "a regular expression matching one event line, with named groups such as (?P<comm>...)")
-    lost = _compile(tcfg.lost, f"tracer.lost of tracer {name}", where,
-                    "a regular expression matching its lost-event messages, the count in a group (?P<lost>...)")
+    line = _compile(
+        tcfg.line,
+        f"tracer.line of tracer {name}",
+        where,
+        "a regular expression matching one event line, with named groups such as (?P<comm>...)",
+    )
+    lost = _compile(
+        tcfg.lost,
+        f"tracer.lost of tracer {name}",
+        where,
+        "a regular expression matching its lost-event messages, the count in a group (?P<lost>...)",
+    )
     if "lost" not in lost.groupindex:
-        raise UsageError(f"tracer.lost of tracer {name} ({where}) has no group named `lost`: write the number of "
-                         f"lost events as (?P<lost>\\d+), e.g. '^Lost (?P<lost>\\d+) events'.")
+        raise UsageError(
+            f"tracer.lost of tracer {name} ({where}) has no group named `lost`: write the number of "
+            f"lost events as (?P<lost>\\d+), e.g. '^Lost (?P<lost>\\d+) events'."
+        )
     if not tcfg.match:
-        raise UsageError(f"tracer.match of tracer {name} ({where}) is empty: name the groups of tracer.line that "
-                         "tell a unit's events, e.g. match: {comm: \"{{ marker.comm }}\"}.")
+        raise UsageError(
+            f"tracer.match of tracer {name} ({where}) is empty: name the groups of tracer.line that "
+            'tell a unit\'s events, e.g. match: {comm: "{{ marker.comm }}"}.'
+        )
     absent = [group for group in tcfg.match if group not in line.groupindex]
     if absent:
-        raise UsageError(f"tracer.line of tracer {name} ({where}) has no group named {', '.join(absent)}, which "
-                         f"tracer.match uses: add (?P<{absent[0]}>...) to the pattern or drop it from tracer.match.")
+        raise UsageError(
+            f"tracer.line of tracer {name} ({where}) has no group named {', '.join(absent)}, which "
+            f"tracer.match uses: add (?P<{absent[0]}>...) to the pattern or drop it from tracer.match."
+        )
     ready = delay_s = None
     if tcfg.ready_pattern is not None and tcfg.ready_delay is not None:
         raise UsageError(f"tracer {name} ({where}) has both tracer.ready_pattern and tracer.ready_delay: keep one.")
@@ -74,13 +88,17 @@ def compile_rules(tcfg) -> LineRules:
     elif tcfg.ready_delay is not None:
         delay_s = parse_seconds(tcfg.ready_delay, f"tracer.ready_delay of tracer {name}")
     else:
-        raise UsageError(f"tracer {name} ({where}) says neither how readiness shows: set tracer.ready_pattern "
-                         "(a line it prints once attached) or tracer.ready_delay (e.g. 2s).")
+        raise UsageError(
+            f"tracer {name} ({where}) says neither how readiness shows: set tracer.ready_pattern "
+            "(a line it prints once attached) or tracer.ready_delay (e.g. 2s)."
+        )
     try:
         stop_signal = signal.Signals[str(tcfg.stop_signal)]
     except KeyError:
-        raise UsageError(f"invalid tracer.stop_signal {tcfg.stop_signal!r} of tracer {name} ({where}): use a "
-                         "signal name such as SIGINT or SIGTERM.") from None
+        raise UsageError(
+            f"invalid tracer.stop_signal {tcfg.stop_signal!r} of tracer {name} ({where}): use a "
+            "signal name such as SIGINT or SIGTERM."
+        ) from None
     return LineRules(line=line, lost=lost, ready=ready, delay_s=delay_s or 0.0, stop_signal=stop_signal)
 
 
@@ -90,7 +108,9 @@ def _compile(pattern: str | None, what: str, where: str, expected: str) -> re.Pa
     try:
         return re.compile(str(pattern))
     except re.error as exc:
-        raise UsageError(f"{what} ({where}) does not compile: {pattern!r}: {exc}. Fix the regular expression.") from None
+        raise UsageError(
+            f"{what} ({where}) does not compile: {pattern!r}: {exc}. Fix the regular expression."
+        ) from None
 
 
 class CommandTracer(ProcessTracer):
@@ -109,20 +129,29 @@ class CommandTracer(ProcessTracer):
         self.rules = compile_rules(self.tcfg)
         argv = self.render_command(units)
         if not argv:
-            raise UsageError(f"tracer.command of tracer {self.name} (conf/tracer/{self.name}.yaml) is empty: "
-                             "give its command line, e.g. command: [\"{{ binary }}\"].")
+            raise UsageError(
+                f"tracer.command of tracer {self.name} (conf/tracer/{self.name}.yaml) is empty: "
+                'give its command line, e.g. command: ["{{ binary }}"].'
+            )
         if argv[0] != self.binary() and not shutil.which(argv[0]):
-            raise UsageError(f"{argv[0]!r}, the first word of tracer {self.name}'s command, is not an executable "
-                             f"on PATH: install it or fix tracer.command in conf/tracer/{self.name}.yaml.")
+            raise UsageError(
+                f"{argv[0]!r}, the first word of tracer {self.name}'s command, is not an executable "
+                f"on PATH: install it or fix tracer.command in conf/tracer/{self.name}.yaml."
+            )
         if not self.tcfg.events:
-            raise UsageError(f"tracer.events of tracer {self.name} (conf/tracer/{self.name}.yaml) is empty: name the "
-                             "evt events it reports, e.g. events: [security_file_open].")
+            raise UsageError(
+                f"tracer.events of tracer {self.name} (conf/tracer/{self.name}.yaml) is empty: name the "
+                "evt events it reports, e.g. events: [security_file_open]."
+            )
         counted = self.counted(units)
         for unit in counted:
             self.unit_values(unit)
         if units and not counted:
-            log.warning("%s counts none of this run's units: it reports %s, of native units only",
-                        self.name, ", ".join(self.tcfg.events))
+            log.warning(
+                "%s counts none of this run's units: it reports %s, of native units only",
+                self.name,
+                ", ".join(self.tcfg.events),
+            )
 
     def binary(self) -> str:
         configured = str(self.tcfg.binary)
@@ -147,8 +176,10 @@ class CommandTracer(ProcessTracer):
             try:
                 text = render_string(str(item), **context)
             except jinja2.TemplateError as exc:
-                raise UsageError(f"tracer.command item {item!r} of tracer {self.name} does not render: {exc}. "
-                                 f"Fix conf/tracer/{self.name}.yaml.") from None
+                raise UsageError(
+                    f"tracer.command item {item!r} of tracer {self.name} does not render: {exc}. "
+                    f"Fix conf/tracer/{self.name}.yaml."
+                ) from None
             if text:
                 argv.append(text)
         return argv
@@ -167,8 +198,10 @@ class CommandTracer(ProcessTracer):
             try:
                 values.append(render_string(str(template), **_unit_context(unit)))
             except jinja2.TemplateError as exc:
-                raise UsageError(f"tracer.match.{group} {template!r} of tracer {self.name} does not render: {exc}. "
-                                 f"It may use marker.comm, marker.file, marker.exe, marker.dir, event, name.") from None
+                raise UsageError(
+                    f"tracer.match.{group} {template!r} of tracer {self.name} does not render: {exc}. "
+                    f"It may use marker.comm, marker.file, marker.exe, marker.dir, event, name."
+                ) from None
         return tuple(values)
 
     # -- what the process part asks -------------------------------------------------------
@@ -196,8 +229,10 @@ class CommandTracer(ProcessTracer):
 
     def waiting_for(self) -> str:
         assert self.rules is not None and self.rules.ready is not None
-        return (f"print a line matching {self.rules.ready.pattern!r} within {self.tcfg.ready_timeout} "
-                "(raise tracer.ready_timeout)")
+        return (
+            f"print a line matching {self.rules.ready.pattern!r} within {self.tcfg.ready_timeout} "
+            "(raise tracer.ready_timeout)"
+        )
 
     def stop_signal(self) -> signal.Signals:
         return self.rules.stop_signal if self.rules else signal.SIGTERM
@@ -266,14 +301,22 @@ class CommandTracer(ProcessTracer):
 
     def report(self, units: list[Unit]) -> TracerReport:
         if self.process.proc is None or self.rules is None:
-            return TracerReport(tracer=self.name, command=self.command(units), observed=None,
-                                crashed=self.process.crashed)
+            return TracerReport(
+                tracer=self.name, command=self.command(units), observed=None, crashed=self.process.crashed
+            )
         observed, lines = self.count_lines(units)
-        return self.base_report(units, observed=observed, lost={f"{self.name}_lost_events": self.lost_events()},
-                                metrics={"lines": lines})
+        return self.base_report(
+            units, observed=observed, lost={f"{self.name}_lost_events": self.lost_events()}, metrics={"lines": lines}
+        )
 
 
 def _unit_context(unit: Unit) -> dict[str, object]:
-    return {"name": unit.name, "event": unit.event, "mode": unit.mode, "marker": unit.marker.as_dict(),
-            "pid": unit.pid, "cgroup_path": unit.cgroup_path, "container_id": unit.container_id}
-
+    return {
+        "name": unit.name,
+        "event": unit.event,
+        "mode": unit.mode,
+        "marker": unit.marker.as_dict(),
+        "pid": unit.pid,
+        "cgroup_path": unit.cgroup_path,
+        "container_id": unit.container_id,
+    }

@@ -17,8 +17,8 @@ import shlex
 import signal
 import time
 from abc import abstractmethod
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from evt.config.spec import format_duration
 from evt.errors import RunError
@@ -103,8 +103,15 @@ class TracerProcess:
     """One tracer program evt runs (see the module's docstring). `title` names it in
     messages; `log_skip` leaves its own noise out of the log tail."""
 
-    def __init__(self, title: str, log_path: Path, out_path: Path | None = None, *, ebpf: bool = True,
-                 log_skip: str | None = None):
+    def __init__(
+        self,
+        title: str,
+        log_path: Path,
+        out_path: Path | None = None,
+        *,
+        ebpf: bool = True,
+        log_skip: str | None = None,
+    ):
         self.title = title
         self.log_path = Path(log_path)
         self.out_path = out_path
@@ -122,16 +129,22 @@ class TracerProcess:
         if self.bpf is not None:
             self.bpf.enable()
         try:
-            self.proc = ManagedProcess(self.argv, self.log_path, stdout_path=self.out_path,
-                                       env=None if env is None else dict(os.environ, **env), outlives_evt=outlives_evt)
+            self.proc = ManagedProcess(
+                self.argv,
+                self.log_path,
+                stdout_path=self.out_path,
+                env=None if env is None else dict(os.environ, **env),
+                outlives_evt=outlives_evt,
+            )
         except OSError as exc:
             if self.bpf is not None:
                 self.bpf.restore()
             raise RunError(f"could not start {self.title} ({self.argv[0]}): {exc}") from exc
         self.started_at = time.monotonic()
 
-    def wait_ready(self, ready: Callable[[], bool], timeout_s: float, waiting_for: Callable[[], str],
-                   poll_s: float = 0.02) -> float:
+    def wait_ready(
+        self, ready: Callable[[], bool], timeout_s: float, waiting_for: Callable[[], str], poll_s: float = 0.02
+    ) -> float:
         """Poll `ready()` up to `timeout_s`; the seconds it took. RunError when the process
         ends first (the crash message) or at the deadline (`waiting_for()` says what did
         not happen, e.g. "attach its probes within 1m (raise bpftrace.ready_timeout)")."""
@@ -187,7 +200,9 @@ class TracerProcess:
 
     # -- stop and after ------------------------------------------------------------------
 
-    def stop(self, timeout_s: float, stop_signal: int = signal.SIGTERM, resignal_when_idle: bool = False) -> Stop | None:
+    def stop(
+        self, timeout_s: float, stop_signal: int = signal.SIGTERM, resignal_when_idle: bool = False
+    ) -> Stop | None:
         """`stop_signal`, up to timeout_s, then SIGKILL; a kill is recorded as a crash."""
         if self.proc is None:
             return None
@@ -219,8 +234,12 @@ class TracerProcess:
     def figures(self) -> dict[str, object]:
         """Its resource figures for the TracerReport."""
         sampler = self.sampler
-        return {"cpu_s": sampler.cpu_s if sampler else None, "peak_rss_bytes": sampler.peak_rss if sampler else None,
-                "wall_s": sampler.wall_s if sampler else None, "resources": sampler.resources() if sampler else None}
+        return {
+            "cpu_s": sampler.cpu_s if sampler else None,
+            "peak_rss_bytes": sampler.peak_rss if sampler else None,
+            "wall_s": sampler.wall_s if sampler else None,
+            "resources": sampler.resources() if sampler else None,
+        }
 
 
 class ProcessTracer(Tracer):
@@ -257,8 +276,7 @@ class ProcessTracer(Tracer):
 
     def waiting_for(self) -> str:
         """What did not happen when readiness timed out (after "<name> did not ...")."""
-        return (f"become ready within {self.settings.ready_timeout} "
-                f"(raise {self.section}.ready_timeout)")
+        return f"become ready within {self.settings.ready_timeout} (raise {self.section}.ready_timeout)"
 
     def stop_signal(self) -> signal.Signals:
         return signal.SIGTERM
@@ -315,7 +333,12 @@ class ProcessTracer(Tracer):
 
     def base_report(self, units: list[Unit], **fields) -> TracerReport:
         """A report with what the process part knows (command, resources, log, crash)."""
-        values = dict(tracer=self.name, command=self.command(units), log_path=str(self.log_path),
-                      crashed=self.process.crashed, **self.process.figures())
+        values = dict(
+            tracer=self.name,
+            command=self.command(units),
+            log_path=str(self.log_path),
+            crashed=self.process.crashed,
+            **self.process.figures(),
+        )
         values["metrics"] = dict(self.bpf_run, **fields.pop("metrics", {}))
         return TracerReport(**dict(values, **fields))

@@ -19,18 +19,18 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 from evt import host
+from evt.config.templating import render
+from evt.procs import dies_with
+from evt.verify.recorded import TraceeHook
 from evt.workload import trigger
 from evt.workload.catalog import Trigger
 from evt.workload.marker import Marker, Target
 from evt.workload.pacing import Pacing
-from evt.procs import dies_with
-from evt.config.templating import render
-from evt.verify.recorded import TraceeHook
 
 PHASE_PRCTL = 0x45565456  # "EVTV": no prctl(2) option; the call fails with EINVAL and only marks the task
 ATTACHED = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"  # bpftrace prints this once every probe is attached
@@ -65,7 +65,9 @@ def missing_probe(probe: str) -> str | None:
         missing = host.check_kernel_feature("kprobes")
         if missing:
             return missing
-        return None if rest in attachable_functions() else f"{rest} is not a function kprobes can attach to in this kernel"
+        return (
+            None if rest in attachable_functions() else f"{rest} is not a function kprobes can attach to in this kernel"
+        )
     return f"unknown probe type {kind!r}"
 
 
@@ -89,14 +91,24 @@ def plan(triggers: list[Trigger], modes: tuple[str, ...] | None, ops: int | None
             n = ops or DEFAULT_OPS[mode]
             phase = 2 * len(cases) + 1
             marker = Marker.for_run(run_id, f"{trig.event}-{mode}")
-            case = Case(trig.event, mode, trig, trig.tracee_hook, trig.mode(mode).target.rendered(trig.event, marker),
-                        marker, (n, 2 * n), (phase, phase + 1))
+            case = Case(
+                trig.event,
+                mode,
+                trig,
+                trig.tracee_hook,
+                trig.mode(mode).target.rendered(trig.event, marker),
+                marker,
+                (n, 2 * n),
+                (phase, phase + 1),
+            )
             case.unrunnable = "; ".join(trig.unmet(mode))
             if case.hook is None:
                 case.hook_missing = "the trigger names no tracee_hook"
             else:
                 case.hook_missing = "; ".join(filter(None, (missing_probe(p) for p in case.hook.probes)))
-            case.target_missing = "; ".join(filter(None, (missing_probe(p.strip()) for p in case.target.probe.split(","))))
+            case.target_missing = "; ".join(
+                filter(None, (missing_probe(p.strip()) for p in case.target.probe.split(",")))
+            )
             cases.append(case)
     return cases
 
@@ -111,13 +123,19 @@ def program(cases: list[Case]) -> str:
         if case.hook and not case.hook_missing:
             for probe, flt in case.hook.blocks():
                 blocks.setdefault(probe, []).append(
-                    {"phases": case.phases, "filter": flt, "slot": 0, "label": f"{case.event} {case.mode}: hook"})
+                    {"phases": case.phases, "filter": flt, "slot": 0, "label": f"{case.event} {case.mode}: hook"}
+                )
             if case.hook.prelude and case.hook.prelude not in preludes:
                 preludes.append(case.hook.prelude)
         if not case.target_missing:
             blocks.setdefault(case.target.probe, []).append(
-                {"phases": case.phases, "filter": case.target.filter, "slot": 1,
-                 "label": f"{case.event} {case.mode}: ground truth"})
+                {
+                    "phases": case.phases,
+                    "filter": case.target.filter,
+                    "slot": 1,
+                    "label": f"{case.event} {case.mode}: ground truth",
+                }
+            )
     rows = [{"probe": probe, "checks": checks} for probe, checks in blocks.items()]
     return render("verify.bt.j2", magic=PHASE_PRCTL, preludes=preludes, blocks=rows)
 
@@ -159,9 +177,15 @@ class Counter:
         self.out, self.log = self.dir / "verify-bpftrace.out", self.dir / "verify-bpftrace.log"
         env = dict(os.environ, **{ATTACHED: "1", "BPFTRACE_MAP_KEYS_MAX": MAP_KEYS_MAX})
         with open(self.out, "wb") as out, open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(["bpftrace", "-f", "json", str(self.dir / "verify.bt")], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=log, env=env, start_new_session=True,
-                                         preexec_fn=dies_with(os.getpid()))
+            self.proc = subprocess.Popen(
+                ["bpftrace", "-f", "json", str(self.dir / "verify.bt")],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                preexec_fn=dies_with(os.getpid()),
+            )
 
     def wait_attached(self, timeout_s: float = ATTACH_TIMEOUT_S) -> float:
         started = time.monotonic()
@@ -203,14 +227,23 @@ def run(cases: list[Case], workdir: Path) -> Iterator[dict]:
     counter = Counter(workdir, program(cases))
     try:
         attach_s = counter.wait_attached()
-        yield {"type": "info", "release": os.uname().release, "attach_s": round(attach_s, 1),
-               "bpftrace": subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()}
+        yield {
+            "type": "info",
+            "release": os.uname().release,
+            "attach_s": round(attach_s, 1),
+            "bpftrace": subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip(),
+        }
         runs = {}
         for case in cases:
             if not case.unrunnable:
                 started = time.monotonic()
                 runs[case.phases] = [_run_phase(case, n, p) for n, p in zip(case.ops, case.phases, strict=True)]
-                yield {"type": "progress", "event": case.event, "mode": case.mode, "s": round(time.monotonic() - started, 1)}
+                yield {
+                    "type": "progress",
+                    "event": case.event,
+                    "mode": case.mode,
+                    "s": round(time.monotonic() - started, 1),
+                }
         counts = counter.stop()
     finally:
         if counter.proc.poll() is None:
@@ -221,11 +254,20 @@ def run(cases: list[Case], workdir: Path) -> Iterator[dict]:
 
 
 def case_record(case: Case, runs: list[dict] | None, counts: dict[tuple[int, int], int]) -> dict:
-    record = {"type": "case", "event": case.event, "mode": case.mode, "ops": list(case.ops),
-              "hook": case.hook.describe() if case.hook else "", "hook_note": case.hook.note if case.hook else "",
-              "ground_truth": case.target.probe, "declared_per_op": case.target.per_op,
-              "per_op_is": "exact" if case.target.exact else "lower_bound",
-              "unrunnable": case.unrunnable, "hook_missing": case.hook_missing, "target_missing": case.target_missing}
+    record = {
+        "type": "case",
+        "event": case.event,
+        "mode": case.mode,
+        "ops": list(case.ops),
+        "hook": case.hook.describe() if case.hook else "",
+        "hook_note": case.hook.note if case.hook else "",
+        "ground_truth": case.target.probe,
+        "declared_per_op": case.target.per_op,
+        "per_op_is": "exact" if case.target.exact else "lower_bound",
+        "unrunnable": case.unrunnable,
+        "hook_missing": case.hook_missing,
+        "target_missing": case.target_missing,
+    }
     if runs is not None:
         record["runs"] = runs
         record["hook_counts"] = [counts.get((p, 0), 0) for p in case.phases]

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from evt import host
-from evt.stress import runstate
-from evt.workload import catalog
-from evt.errors import RunError, UsageError
 from evt.config.spec import positive_int, validate_mode
+from evt.errors import RunError, UsageError
+from evt.stress import runstate
 from evt.verify import checker, results
 from evt.verify.recorded import record as record_results
+from evt.workload import catalog
 
 DEFAULT_TIMEOUT_S = 1200.0  # one VM for the whole catalog: ~3 min here, far longer on a loaded machine
 
@@ -28,22 +28,32 @@ def _sigterm(signum, frame):
 
 
 def _request(args) -> dict:
-    triggers = [catalog.get_trigger(e.strip()) for e in args.event] if args.event else list(catalog.default_catalog().values())
+    triggers = (
+        [catalog.get_trigger(e.strip()) for e in args.event] if args.event else list(catalog.default_catalog().values())
+    )
     modes = [validate_mode(m) for m in args.mode] if args.mode else None
     ops = positive_int(args.ops, "ops", flag="--ops") if args.ops is not None else None
-    return {"events": [t.event for t in triggers] if args.event else None, "modes": modes, "ops": ops,
-            "triggers": triggers}
+    return {
+        "events": [t.event for t in triggers] if args.event else None,
+        "modes": modes,
+        "ops": ops,
+        "triggers": triggers,
+    }
 
 
 def _check_host() -> None:
     missing = host.check_kernel_feature("kprobes")
     if missing:
-        raise UsageError(f"this host cannot verify triggers at Tracee's hooks: its kernel {os.uname().release} has no "
-                         f"kprobes ({missing.removeprefix('needs kprobes: ')}); verify in a VM with a stock kernel "
-                         "instead: evt verify --kernel debian-6.1")
+        raise UsageError(
+            f"this host cannot verify triggers at Tracee's hooks: its kernel {os.uname().release} has no "
+            f"kprobes ({missing.removeprefix('needs kprobes: ')}); verify in a VM with a stock kernel "
+            "instead: evt verify --kernel debian-6.1"
+        )
     if os.geteuid() != 0:
-        raise UsageError("evt verify on this host runs bpftrace and the triggers as root: run it as root, "
-                         "or in a VM with --kernel debian-6.1.")
+        raise UsageError(
+            "evt verify on this host runs bpftrace and the triggers as root: run it as root, "
+            "or in a VM with --kernel debian-6.1."
+        )
 
 
 def run(args) -> int:
@@ -70,11 +80,20 @@ def run(args) -> int:
     try:
         for name in names or ["host"]:
             started = time.monotonic()
-            records = _verify_vm(name, request, run_dir, run_id, args) if names else _verify_host(request, run_dir, run_id)
+            records = (
+                _verify_vm(name, request, run_dir, run_id, args) if names else _verify_host(request, run_dir, run_id)
+            )
             info = next((r for r in records if r.get("type") == "info"), {})
             table += results.rows(name, info.get("release", ""), records)
-            meta["kernels"].append({"name": name, "release": info.get("release"), "bpftrace": info.get("bpftrace"),
-                                    "attach_s": info.get("attach_s"), "wall_s": round(time.monotonic() - started, 1)})
+            meta["kernels"].append(
+                {
+                    "name": name,
+                    "release": info.get("release"),
+                    "bpftrace": info.get("bpftrace"),
+                    "attach_s": info.get("attach_s"),
+                    "wall_s": round(time.monotonic() - started, 1),
+                }
+            )
     finally:
         runstate.finish(run_id)
     frame = results.write(run_dir, table, meta)
@@ -84,7 +103,9 @@ def run(args) -> int:
     if args.check:
         found = results.regressions(table, recorded_verdicts())
         if found:
-            raise RunError(f"{len(found)} verdict(s) differ from those recorded in the trigger files: " + "; ".join(found))
+            raise RunError(
+                f"{len(found)} verdict(s) differ from those recorded in the trigger files: " + "; ".join(found)
+            )
         print("every verdict is the one recorded in the trigger files")
     return 0
 
@@ -94,8 +115,10 @@ def _verify_vm(name: str, request: dict, run_dir: Path, run_id: str, args) -> li
 
     kernel = kernels.fetch(name)
     initrd = image.initrd(register=lambda pid, role: runstate.add_process(run_id, pid, role))
-    print(f"booting {kernel.package} ({kernel.version}) under qemu ({args.accel}); console: {run_dir / 'vm-console.log'}",
-          flush=True)
+    print(
+        f"booting {kernel.package} ({kernel.version}) under qemu ({args.accel}); console: {run_dir / 'vm-console.log'}",
+        flush=True,
+    )
     wire = {k: v for k, v in request.items() if k != "triggers"} | {"run_id": run_id}
     timeout = float(args.timeout) if args.timeout else DEFAULT_TIMEOUT_S
     return vm.boot(kernel, initrd, run_dir, wire, run_id, args.accel, timeout, _progress)
@@ -125,16 +148,31 @@ def _print(frame, run_dir: Path) -> None:
     for column in ("kernel", "event", "mode", "hook", "declared/op", "at hook/op", "verdict"):
         table.add_column(column)
     for row in frame.itertuples():
-        measured = "" if row.measured_per_op != row.measured_per_op or row.measured_per_op is None else f"{row.measured_per_op:g}"
-        table.add_row(str(row.kernel), row.event, row.mode, str(row.hook).split(" /")[0][:60], str(row.declared_per_op),
-                      measured, row.verdict + (f": {row.why}" if row.verdict in ("cannot_run", "differs") else ""))
+        measured = (
+            ""
+            if row.measured_per_op != row.measured_per_op or row.measured_per_op is None
+            else f"{row.measured_per_op:g}"
+        )
+        table.add_row(
+            str(row.kernel),
+            row.event,
+            row.mode,
+            str(row.hook).split(" /")[0][:60],
+            str(row.declared_per_op),
+            measured,
+            row.verdict + (f": {row.why}" if row.verdict in ("cannot_run", "differs") else ""),
+        )
     Console(width=200).print(table)
     print(f"results: {run_dir / 'verify.csv'}")
 
 
 def recorded_verdicts() -> dict[tuple[str, str, str], str]:
-    return {(v.kernel, trig.event, mode): v.verdict for trig in catalog.load_catalog().values()
-            for mode, verified in trig.verified.items() for v in verified}
+    return {
+        (v.kernel, trig.event, mode): v.verdict
+        for trig in catalog.load_catalog().values()
+        for mode, verified in trig.verified.items()
+        for v in verified
+    }
 
 
 def _record(table: list[dict], meta: dict) -> None:

@@ -30,18 +30,24 @@ def decode_args(text: str) -> dict:
 def main(argv: list[str]) -> int:
     out_path = argv[0] if argv else "/dev/stdout"
     with open(out_path, "w", buffering=1) as out:
+
         def send(record: dict) -> None:
             out.write(json.dumps(record) + "\n")
             print(f"evt-verify: {json.dumps(record)[:200]}", flush=True)  # the console log
 
         try:
-            from evt.workload import catalog
             from evt.verify import checker
+            from evt.workload import catalog
 
             args = decode_args(os.environ[ARGS_ENV])
-            triggers = [catalog.get_trigger(e) for e in args["events"]] if args.get("events") else list(
-                catalog.default_catalog().values())
-            cases = checker.plan(triggers, tuple(args["modes"]) if args.get("modes") else None, args.get("ops"), args["run_id"])
+            triggers = (
+                [catalog.get_trigger(e) for e in args["events"]]
+                if args.get("events")
+                else list(catalog.default_catalog().values())
+            )
+            cases = checker.plan(
+                triggers, tuple(args["modes"]) if args.get("modes") else None, args.get("ops"), args["run_id"]
+            )
             for record in checker.run(cases, Path("/tmp/evt-verify")):
                 send(record)
             send({"type": "done"})

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 from evt.errors import RunError, UsageError
 from evt.paths import CHECKOUT, PACKAGE
@@ -30,8 +30,23 @@ from evt.verify.kernels import cache_root
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # bpftrace and python3 for the checker; the rest are what the trigger scripts run
-GUEST_PACKAGES = ("bpftrace", "bpftool", "python3", "python3-yaml", "python3-jinja2", "python3-psutil", "iproute2",
-                  "sudo", "strace", "inotify-tools", "netcat-openbsd", "iputils-ping", "util-linux", "procps", "coreutils")
+GUEST_PACKAGES = (
+    "bpftrace",
+    "bpftool",
+    "python3",
+    "python3-yaml",
+    "python3-jinja2",
+    "python3-psutil",
+    "iproute2",
+    "sudo",
+    "strace",
+    "inotify-tools",
+    "netcat-openbsd",
+    "iputils-ping",
+    "util-linux",
+    "procps",
+    "coreutils",
+)
 TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt", "var/lib/apt/lists")
 CHECKOUT_PARTS = ("evt", "triggers", "templates", "conf", "pyproject.toml")
 MMDEBSTRAP_TIMEOUT_S = 1800.0
@@ -95,15 +110,22 @@ def _cpio(tree: Path, archive: Path) -> None:
     names = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
     listing = "\0".join([".", *names]).encode() + b"\0"
     with open(archive, "wb") as out:
-        done = subprocess.run(["cpio", "--null", "-o", "-H", "newc", "--quiet"], input=listing, cwd=tree, stdout=out,
-                              stderr=subprocess.PIPE)
+        done = subprocess.run(
+            ["cpio", "--null", "-o", "-H", "newc", "--quiet"],
+            input=listing,
+            cwd=tree,
+            stdout=out,
+            stderr=subprocess.PIPE,
+        )
     if done.returncode:
         raise RunError(f"cpio failed on {tree}: {done.stderr.decode(errors='replace')[-300:]}")
 
 
 def _need(binary: str, package: str) -> None:
     if not shutil.which(binary):
-        raise UsageError(f"{binary} is not installed: the VM image needs it; run `make setup` (or apt-get install {package}).")
+        raise UsageError(
+            f"{binary} is not installed: the VM image needs it; run `make setup` (or apt-get install {package})."
+        )
 
 
 def _no_record(pid: int, role: str) -> None:
@@ -124,7 +146,15 @@ def rootfs(log: Callable[[str], None] = print, register: Callable[[int, str], No
         started = time.monotonic()
         log(f"building the VM's root file system with mmdebstrap ({SUITE}, {len(GUEST_PACKAGES)} packages)...")
         tree = Path(tmp) / "root"
-        argv = ["mmdebstrap", "--variant=minbase", f"--include={','.join(GUEST_PACKAGES)}", "--quiet", SUITE, str(tree), MIRROR]
+        argv = [
+            "mmdebstrap",
+            "--variant=minbase",
+            f"--include={','.join(GUEST_PACKAGES)}",
+            "--quiet",
+            SUITE,
+            str(tree),
+            MIRROR,
+        ]
         proc = ManagedProcess(argv, Path(tmp) / "mmdebstrap.log")  # dies with evt; its group is killed on the way out
         register(proc.pid, "mmdebstrap")
         try:
@@ -137,8 +167,10 @@ def rootfs(log: Callable[[str], None] = print, register: Callable[[int, str], No
             shutil.rmtree(tree / part, ignore_errors=True)
         _cpio(tree, Path(tmp) / "rootfs.cpio")
         os.replace(Path(tmp) / "rootfs.cpio", archive)
-        log(f"root file system built in {time.monotonic() - started:.0f} s: "
-            f"{archive} ({archive.stat().st_size >> 20} MiB)")
+        log(
+            f"root file system built in {time.monotonic() - started:.0f} s: "
+            f"{archive} ({archive.stat().st_size >> 20} MiB)"
+        )
     return archive
 
 
@@ -149,13 +181,17 @@ def _install_evt(site: Path, tmp: Path) -> None:
         shutil.copytree(PACKAGE, site / "evt", ignore=shutil.ignore_patterns("__pycache__"))
         return
     wheels = tmp / "wheels"
-    for argv in ([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(CHECKOUT)],
-                 [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target", str(site)]):
+    for argv in (
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(CHECKOUT)],
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target", str(site)],
+    ):
         if argv[3] == "install":
             argv.append(str(next(wheels.glob("evt-*.whl"))))
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if done.returncode:
-            raise RunError(f"building evt's wheel for the VM failed: {' '.join(argv[2:4])}: {done.stderr.strip()[-500:]}")
+            raise RunError(
+                f"building evt's wheel for the VM failed: {' '.join(argv[2:4])}: {done.stderr.strip()[-500:]}"
+            )
 
 
 def overlay() -> Path:

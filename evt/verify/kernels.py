@@ -48,13 +48,17 @@ def cache_root() -> Path:
 def validate(name: str) -> str:
     if name in KERNELS or PACKAGE.fullmatch(name):
         return name
-    raise UsageError(f"unknown kernel {brief(name)}: use {' or '.join(KERNELS)}, or a Debian kernel package such as "
-                     "linux-image-6.1.0-57-cloud-amd64 (`apt-cache search linux-image | grep cloud-amd64` lists them).")
+    raise UsageError(
+        f"unknown kernel {brief(name)}: use {' or '.join(KERNELS)}, or a Debian kernel package such as "
+        "linux-image-6.1.0-57-cloud-amd64 (`apt-cache search linux-image | grep cloud-amd64` lists them)."
+    )
 
 
 def _apt(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(argv, 1, "", str(exc))
 
@@ -86,8 +90,10 @@ def resolve(name: str) -> tuple[str, str]:
     if memo.is_file():
         known = json.loads(memo.read_text())
         return known["package"], known["version"]
-    raise RunError(f"kernel {name}: apt knows no package for it (apt-cache depends {KERNELS.get(name, name)}); "
-                   "check that Debian's archive (bookworm, main) is in the apt sources and reachable.")
+    raise RunError(
+        f"kernel {name}: apt knows no package for it (apt-cache depends {KERNELS.get(name, name)}); "
+        "check that Debian's archive (bookworm, main) is in the apt sources and reachable."
+    )
 
 
 def fetch(name: str) -> Kernel:
@@ -101,7 +107,9 @@ def fetch(name: str) -> Kernel:
             done = _apt(["apt-get", "download", f"{package}={version}"], cwd=Path(tmp))
             debs = list(Path(tmp).glob("*.deb"))
             if done.returncode != 0 or not debs:
-                raise RunError(f"kernel {name}: `apt-get download {package}={version}` failed: {done.stderr.strip()[-300:]}")
+                raise RunError(
+                    f"kernel {name}: `apt-get download {package}={version}` failed: {done.stderr.strip()[-300:]}"
+                )
             extracted = Path(tmp) / "root"
             subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(extracted)], check=True, capture_output=True)
             images = sorted((extracted / "boot").glob("vmlinuz-*"))

@@ -9,12 +9,13 @@ relation `evt list` and events.csv show, and imports nothing of the catalog's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from evt.errors import UsageError, brief
+from evt.workload.marker import Target
 
 VERDICTS = ("exact", "lower_bound", "differs", "no_event", "cannot_run")
 PROBE_KINDS = ("kprobe:", "kretprobe:", "tracepoint:", "rawtracepoint:")
@@ -70,23 +71,35 @@ def parse_hook(raw: object, where: str) -> TraceeHook:
         raise HookError(f"{where}: tracee_hook must be a mapping with probe (and filter, prelude, note)")
     unknown = set(raw) - {"probe", "filter", "filters", "prelude", "note"}
     if unknown:
-        raise HookError(f"{where}: tracee_hook: unknown keys {sorted(map(brief, unknown))}"
-                        f"; use probe, filter, filters, prelude, note")
+        raise HookError(
+            f"{where}: tracee_hook: unknown keys {sorted(map(brief, unknown))}"
+            f"; use probe, filter, filters, prelude, note"
+        )
     probe = raw.get("probe")
     if not isinstance(probe, str) or not all(p.strip().startswith(PROBE_KINDS) for p in probe.split(",")):
-        raise HookError(f"{where}: tracee_hook.probe: expected bpftrace probes ({', '.join(PROBE_KINDS)}), got {brief(probe)}")
+        raise HookError(
+            f"{where}: tracee_hook.probe: expected bpftrace probes ({', '.join(PROBE_KINDS)}), got {brief(probe)}"
+        )
     values = {key: raw.get(key, "") for key in ("filter", "prelude", "note")}
     for key, value in values.items():
         if not isinstance(value, str):
             raise HookError(f"{where}: tracee_hook.{key}: expected text, got {brief(value)}")
     probes = [p.strip() for p in probe.split(",")]
     filters = raw.get("filters") or {}
-    if not isinstance(filters, dict) or not all(k in probes and isinstance(v, str) and v.strip() for k, v in filters.items()):
-        raise HookError(f"{where}: tracee_hook.filters: expected a mapping from probes of tracee_hook.probe to bpftrace "
-                        f"predicates, got {brief(filters)}")
-    return TraceeHook(probe=",".join(probes), filter=" ".join(values["filter"].split()) or "1",
-                      prelude=values["prelude"].strip(), note=" ".join(values["note"].split()),
-                      filters=tuple((k, " ".join(v.split())) for k, v in filters.items()))
+    if not isinstance(filters, dict) or not all(
+        k in probes and isinstance(v, str) and v.strip() for k, v in filters.items()
+    ):
+        raise HookError(
+            f"{where}: tracee_hook.filters: expected a mapping from probes of tracee_hook.probe to bpftrace "
+            f"predicates, got {brief(filters)}"
+        )
+    return TraceeHook(
+        probe=",".join(probes),
+        filter=" ".join(values["filter"].split()) or "1",
+        prelude=values["prelude"].strip(),
+        note=" ".join(values["note"].split()),
+        filters=tuple((k, " ".join(v.split())) for k, v in filters.items()),
+    )
 
 
 def parse_verified(raw: object, where: str, modes: tuple[str, ...]) -> dict[str, list[Verified]]:
@@ -98,18 +111,23 @@ def parse_verified(raw: object, where: str, modes: tuple[str, ...]) -> dict[str,
     per_mode: dict[str, list[Verified]] = {}
     for kernel, body in raw.items():
         if not isinstance(kernel, str) or not VERIFIED_KEY.fullmatch(kernel) or not isinstance(body, dict):
-            raise HookError(f"{where}: verified.{brief(kernel)}: expected a kernel name mapping to release, date and modes")
+            raise HookError(
+                f"{where}: verified.{brief(kernel)}: expected a kernel name mapping to release, date and modes"
+            )
         for mode, result in body.items():
             if mode in ("release", "date"):
                 continue
             if mode not in modes or not isinstance(result, dict) or result.get("verdict") not in VERDICTS:
-                raise HookError(f"{where}: verified.{kernel}.{brief(mode)}: expected a mode of this trigger "
-                                f"({', '.join(modes)}) with a verdict ({', '.join(VERDICTS)})")
+                raise HookError(
+                    f"{where}: verified.{kernel}.{brief(mode)}: expected a mode of this trigger "
+                    f"({', '.join(modes)}) with a verdict ({', '.join(VERDICTS)})"
+                )
             per_op = result.get("per_op")
             if per_op is not None and (isinstance(per_op, bool) or not isinstance(per_op, (int, float))):
                 raise HookError(f"{where}: verified.{kernel}.{mode}.per_op: expected a number, got {brief(per_op)}")
-            per_mode.setdefault(mode, []).append(Verified(kernel, str(body.get("release", "")), str(body.get("date", "")),
-                                                          result["verdict"], per_op))
+            per_mode.setdefault(mode, []).append(
+                Verified(kernel, str(body.get("release", "")), str(body.get("date", "")), result["verdict"], per_op)
+            )
     return per_mode
 
 
@@ -126,8 +144,12 @@ def relation(declared: str, verified: list[Verified]) -> str:
 
 def verified_reason(verified: list[Verified]) -> str:
     """Where a relation came from, for `evt list --json`."""
-    return "; ".join(f"{v.verdict} at the Tracee hook on {v.kernel} ({v.release}, {v.date}"
-                     + (f", {v.per_op:g} per op" if v.per_op is not None else "") + ")" for v in verified)
+    return "; ".join(
+        f"{v.verdict} at the Tracee hook on {v.kernel} ({v.release}, {v.date}"
+        + (f", {v.per_op:g} per op" if v.per_op is not None else "")
+        + ")"
+        for v in verified
+    )
 
 
 def record(path: Path, kernel: str, release: str, date: str, results: dict[str, dict]) -> None:
@@ -145,3 +167,19 @@ def record(path: Path, kernel: str, release: str, date: str, results: dict[str, 
     if head.endswith(RECORD_COMMENT):
         head = head[: -len(RECORD_COMMENT)].rstrip("\n")
     path.write_text(head + "\n" + RECORD_COMMENT + "\n" + block)
+
+
+def verified_target(target: Target, verified: list[Verified]) -> Target:
+    """The ground truth with the relation its count has at Tracee's hook (relation())."""
+    declared = target.relation
+    shown = relation(declared, verified)
+    if shown == declared:
+        return target
+    if shown == "exact":  # the count is the event's own: nothing to explain
+        return replace(target, relation=shown, reason="")
+    reason = (
+        verified_reason(verified)
+        if verified
+        else f"declared exact at {target.probe}, not yet verified at Tracee's hook (`evt verify --record`)"
+    )
+    return replace(target, relation=shown, reason=reason)

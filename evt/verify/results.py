@@ -15,8 +15,23 @@ import pandas as pd
 
 from evt.results.csvio import write_csv, write_json
 
-COLUMNS = ["kernel", "release", "event", "mode", "hook", "declared_per_op", "per_op_is", "measured_per_op",
-           "ground_truth_per_op", "verdict", "why", "ops", "hook_counts", "ground_truth_counts", "hook_note"]
+COLUMNS = [
+    "kernel",
+    "release",
+    "event",
+    "mode",
+    "hook",
+    "declared_per_op",
+    "per_op_is",
+    "measured_per_op",
+    "ground_truth_per_op",
+    "verdict",
+    "why",
+    "ops",
+    "hook_counts",
+    "ground_truth_counts",
+    "hook_note",
+]
 
 
 def per_op(counts: list[int] | None, ops: list[int]) -> float | None:
@@ -53,23 +68,37 @@ def rows(kernel: str, release: str, records: list[dict]) -> list[dict]:
         if record.get("type") != "case":
             continue
         outcome, why = verdict(record)
-        out.append({
-            "kernel": kernel, "release": release, "event": record["event"], "mode": record["mode"],
-            "hook": record["hook"], "declared_per_op": record["declared_per_op"], "per_op_is": record["per_op_is"],
-            "measured_per_op": per_op(record.get("hook_counts"), record["ops"]) if outcome != "cannot_run" else None,
-            "ground_truth_per_op": per_op(record.get("ground_truth_counts"), record["ops"]),
-            "verdict": outcome, "why": why, "ops": "/".join(map(str, record["ops"])),
-            "hook_counts": "/".join(map(str, record.get("hook_counts") or [])),
-            "ground_truth_counts": "/".join(map(str, record.get("ground_truth_counts") or [])),
-            "hook_note": record.get("hook_note", ""),
-        })
+        out.append(
+            {
+                "kernel": kernel,
+                "release": release,
+                "event": record["event"],
+                "mode": record["mode"],
+                "hook": record["hook"],
+                "declared_per_op": record["declared_per_op"],
+                "per_op_is": record["per_op_is"],
+                "measured_per_op": per_op(record.get("hook_counts"), record["ops"])
+                if outcome != "cannot_run"
+                else None,
+                "ground_truth_per_op": per_op(record.get("ground_truth_counts"), record["ops"]),
+                "verdict": outcome,
+                "why": why,
+                "ops": "/".join(map(str, record["ops"])),
+                "hook_counts": "/".join(map(str, record.get("hook_counts") or [])),
+                "ground_truth_counts": "/".join(map(str, record.get("ground_truth_counts") or [])),
+                "hook_note": record.get("hook_note", ""),
+            }
+        )
     return out
 
 
 def markdown(frame: pd.DataFrame, title: str) -> str:
-    lines = [f"# {title}", "",
-             "| kernel | event | mode | hook | declared/op | at hook/op | ground truth/op | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "| kernel | event | mode | hook | declared/op | at hook/op | ground truth/op | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows: list[Any] = list(frame.itertuples())  # namedtuples of the frame's columns
     for row in rows:
         hook = str(row.hook).split(" /")[0].replace("|", "\\|")
@@ -77,7 +106,9 @@ def markdown(frame: pd.DataFrame, title: str) -> str:
         truth = "" if pd.isna(row.ground_truth_per_op) else f"{row.ground_truth_per_op:g}"
         outcome = row.verdict + (f" ({row.why})" if row.verdict == "cannot_run" else "")
         declared = f"{row.declared_per_op}" + ("+" if row.per_op_is == "lower_bound" else "")
-        lines.append(f"| {row.release} | {row.event} | {row.mode} | `{hook}` | {declared} | {measured} | {truth} | {outcome} |")
+        lines.append(
+            f"| {row.release} | {row.event} | {row.mode} | `{hook}` | {declared} | {measured} | {truth} | {outcome} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -95,16 +126,22 @@ def regressions(table: list[dict], recorded: dict[tuple[str, str, str], str]) ->
     for row in table:
         before = recorded.get((row["kernel"], row["event"], row["mode"]))
         if before is not None and before != row["verdict"]:
-            found.append(f"{row['event']} {row['mode']} on {row['kernel']}: {row['verdict']} "
-                         f"({row['why'] or 'no detail'}), recorded {before}")
+            found.append(
+                f"{row['event']} {row['mode']} on {row['kernel']}: {row['verdict']} "
+                f"({row['why'] or 'no detail'}), recorded {before}"
+            )
     return found
 
 
 def recorded_markdown(triggers: dict) -> str:
     """The verification table of the docs, from what the trigger files record."""
-    kernels = sorted({(v.kernel, v.release, v.date) for t in triggers.values() for vs in t.verified.values() for v in vs})
-    lines = ["| event | mode | Tracee hook | declared/op | " + " | ".join(f"{k} ({r}, {d})" for k, r, d in kernels) + " |",
-             "|---|---|---|---|" + "---|" * len(kernels)]
+    kernels = sorted(
+        {(v.kernel, v.release, v.date) for t in triggers.values() for vs in t.verified.values() for v in vs}
+    )
+    lines = [
+        "| event | mode | Tracee hook | declared/op | " + " | ".join(f"{k} ({r}, {d})" for k, r, d in kernels) + " |",
+        "|---|---|---|---|" + "---|" * len(kernels),
+    ]
     for trig in triggers.values():
         for mode, body in trig.modes.items():
             by_kernel = {v.kernel: v for v in trig.verified.get(mode, [])}

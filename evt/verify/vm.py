@@ -13,12 +13,12 @@ import json
 import shutil
 import signal
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
-from evt.stress import runstate
 from evt.errors import RunError, UsageError
 from evt.procs import ManagedProcess, exit_text
+from evt.stress import runstate
 from evt.verify.guest import ARGS_ENV, encode_args
 from evt.verify.kernels import Kernel
 
@@ -31,17 +31,47 @@ STOP_TIMEOUT_S = 5.0
 def qemu_argv(kernel: Kernel, initrd: Path, run_dir: Path, request: dict, accel: str) -> list[str]:
     cmdline = f"console=ttyS0 panic=-1 quiet {ARGS_ENV}={encode_args(request)}"
     if len(cmdline) > 2000:  # x86's COMMAND_LINE_SIZE is 2048
-        raise UsageError("too many --event values for one VM's kernel command line: give fewer, or none for the whole catalog.")
-    return [QEMU, "-machine", "q35", "-accel", accel, "-cpu", "max" if accel == "tcg" else "host", "-m", str(MEMORY_MB),
-            "-smp", str(CPUS), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-nic", "none",
-            "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd), "-append", cmdline,
-            "-serial", f"file:{run_dir / 'vm-console.log'}", "-serial", f"file:{run_dir / 'vm-results.jsonl'}"]
+        raise UsageError(
+            "too many --event values for one VM's kernel command line: give fewer, or none for the whole catalog."
+        )
+    return [
+        QEMU,
+        "-machine",
+        "q35",
+        "-accel",
+        accel,
+        "-cpu",
+        "max" if accel == "tcg" else "host",
+        "-m",
+        str(MEMORY_MB),
+        "-smp",
+        str(CPUS),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(kernel.vmlinuz),
+        "-initrd",
+        str(initrd),
+        "-append",
+        cmdline,
+        "-serial",
+        f"file:{run_dir / 'vm-console.log'}",
+        "-serial",
+        f"file:{run_dir / 'vm-results.jsonl'}",
+    ]
 
 
 def check_qemu() -> None:
     if not shutil.which(QEMU):
-        raise UsageError(f"{QEMU} is not installed: `evt verify --kernel` boots a VM with it; run `make setup` "
-                         "(or apt-get install qemu-system-x86).")
+        raise UsageError(
+            f"{QEMU} is not installed: `evt verify --kernel` boots a VM with it; run `make setup` "
+            "(or apt-get install qemu-system-x86)."
+        )
 
 
 def read_records(path: Path) -> list[dict]:
@@ -61,8 +91,16 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
-def boot(kernel: Kernel, initrd: Path, run_dir: Path, request: dict, run_id: str, accel: str, timeout_s: float,
-         on_record: Callable[[dict], None]) -> list[dict]:
+def boot(
+    kernel: Kernel,
+    initrd: Path,
+    run_dir: Path,
+    request: dict,
+    run_id: str,
+    accel: str,
+    timeout_s: float,
+    on_record: Callable[[dict], None],
+) -> list[dict]:
     """Boot, hand each new record to `on_record` as it arrives, and return them all once the
     VM has powered off. RunError when it fails, hangs past `timeout_s` or ends without
     finishing; the VM is gone when this returns or raises."""
@@ -81,8 +119,10 @@ def boot(kernel: Kernel, initrd: Path, run_dir: Path, request: dict, run_id: str
                 on_record(record)
             seen = len(records)
         if proc.running:
-            raise RunError(f"the VM did not finish within {timeout_s:.0f} s (raise --timeout); its console: "
-                           f"{run_dir / 'vm-console.log'}")
+            raise RunError(
+                f"the VM did not finish within {timeout_s:.0f} s (raise --timeout); its console: "
+                f"{run_dir / 'vm-console.log'}"
+            )
     finally:
         proc.stop(STOP_TIMEOUT_S, signal.SIGTERM)
     records = read_records(results)
@@ -92,6 +132,8 @@ def boot(kernel: Kernel, initrd: Path, run_dir: Path, request: dict, run_id: str
     if errors:
         raise RunError(f"the checker failed in the VM: {errors[0]['error']} (console: {run_dir / 'vm-console.log'})")
     if not any(r.get("type") == "done" for r in records):
-        raise RunError(f"the VM {exit_text(proc.returncode)} before the checker finished; "
-                       f"its console: {run_dir / 'vm-console.log'}, qemu's log: {run_dir / 'qemu.log'}")
+        raise RunError(
+            f"the VM {exit_text(proc.returncode)} before the checker finished; "
+            f"its console: {run_dir / 'vm-console.log'}, qemu's log: {run_dir / 'qemu.log'}"
+        )
     return records

@@ -19,12 +19,12 @@ import jinja2
 
 from evt import host
 from evt.config import yamlfile
-from evt.errors import UsageError, brief
-from evt.workload.marker import Marker, Target
-from evt.paths import TRIGGERS_DIR
 from evt.config.spec import EVENT_NAME, MODES, validate_event_name
 from evt.config.templating import render
-from evt.verify.recorded import TraceeHook, Verified, parse_hook, parse_verified, relation, verified_reason
+from evt.errors import UsageError, brief
+from evt.paths import TRIGGERS_DIR
+from evt.verify.recorded import TraceeHook, Verified, parse_hook, parse_verified, verified_target
+from evt.workload.marker import Marker, Target
 
 MAX_TRIGGER_FILE_BYTES = 64 << 10  # the largest entry today is 1 KB
 TASK_COMM_LEN = 15  # the kernel keeps 16 bytes of comm, one of them the NUL
@@ -98,9 +98,7 @@ class Trigger:
     def mode(self, name: str | None) -> Mode:
         name = name or self.default_mode
         if name not in self.modes:
-            raise UsageError(
-                f"event {self.event!r} has no {name} mode; its modes are: {', '.join(self.modes)}."
-            )
+            raise UsageError(f"event {self.event!r} has no {name} mode; its modes are: {', '.join(self.modes)}.")
         return self.modes[name]
 
     def script(self, mode: str | None, marker: Marker) -> str:
@@ -172,7 +170,9 @@ def _needs(raw: object, where: str) -> Needs:
             raise CatalogError(f"{where}.capabilities: unknown capability {brief(cap)}")
     for feature in needs.kernel:
         if feature not in host.KERNEL_FEATURES:
-            raise CatalogError(f"{where}.kernel: unknown feature {brief(feature)}; known: {', '.join(host.KERNEL_FEATURES)}")
+            raise CatalogError(
+                f"{where}.kernel: unknown feature {brief(feature)}; known: {', '.join(host.KERNEL_FEATURES)}"
+            )
     return needs
 
 
@@ -181,30 +181,52 @@ def _target(raw: object, where: str, native: bool, event: str) -> Target:
         raise CatalogError(f"{where}: missing target (probe, filter, per_op)")
     unknown = set(raw) - {"probe", "filter", "per_op", "per_op_is", "relation", "reason"}
     if unknown:
-        raise CatalogError(f"{where}: unknown keys {_keys(unknown)}; use probe, filter, per_op, per_op_is, relation, reason")
+        raise CatalogError(
+            f"{where}: unknown keys {_keys(unknown)}; use probe, filter, per_op, per_op_is, relation, reason"
+        )
     per_op_is = raw.get("per_op_is", "exact" if native else "lower_bound")
     if per_op_is not in ("exact", "lower_bound") or (native and per_op_is != "exact"):
-        raise CatalogError(f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {brief(per_op_is)}")
+        raise CatalogError(
+            f"{where}.per_op_is: expected exact or lower_bound (native ops are exact), got {brief(per_op_is)}"
+        )
     probe, flt, per_op = raw.get("probe"), raw.get("filter"), raw.get("per_op")
     relation, reason = raw.get("relation"), raw.get("reason") or ""
     if not isinstance(probe, str) or not probe.startswith(("tracepoint:", "kprobe:", "rawtracepoint:")):
-        raise CatalogError(f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {brief(probe)}")
+        raise CatalogError(
+            f"{where}.probe: expected a bpftrace probe such as tracepoint:syscalls:sys_enter_openat, got {brief(probe)}"
+        )
     if not isinstance(flt, str) or not flt.strip():
         raise CatalogError(f"{where}.filter: expected a bpftrace predicate, got {brief(flt)}")
     if not isinstance(per_op, int) or isinstance(per_op, bool) or per_op < 1:
         raise CatalogError(f"{where}.per_op: expected a positive integer, got {brief(per_op)}")
     if not isinstance(relation, str) or relation not in DECLARED_RELATIONS:
-        raise CatalogError(f"{where}.relation: expected one of {', '.join(DECLARED_RELATIONS)} "
-                           f"(how the count relates to the Tracee event), got {brief(relation)}")
+        raise CatalogError(
+            f"{where}.relation: expected one of {', '.join(DECLARED_RELATIONS)} "
+            f"(how the count relates to the Tracee event), got {brief(relation)}"
+        )
     if not isinstance(reason, str) or (relation != "exact" and not reason.strip()):
         raise CatalogError(f"{where}.reason: a {relation} count needs the reason it stands for the event")
-    target = Target(probe=probe, filter=flt.strip(), per_op=per_op, exact=per_op_is == "exact", relation=relation,
-                    reason=" ".join(reason.split()))
+    target = Target(
+        probe=probe,
+        filter=flt.strip(),
+        per_op=per_op,
+        exact=per_op_is == "exact",
+        relation=relation,
+        reason=" ".join(reason.split()),
+    )
     try:  # a placeholder the run cannot fill fails here, not in the middle of a run
         target.rendered(event, Marker("0" * 8))
-    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # what an expression can raise
-        raise CatalogError(f"{where}.filter: {exc} in {brief(flt)}; "
-                           f"placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}") from exc
+    except (
+        jinja2.TemplateError,
+        ArithmeticError,
+        TypeError,
+        ValueError,
+        LookupError,
+    ) as exc:  # what an expression can raise
+        raise CatalogError(
+            f"{where}.filter: {exc} in {brief(flt)}; "
+            f"placeholders are event and marker.{{{', '.join(Marker('0').as_dict())}}}"
+        ) from exc
     return target
 
 
@@ -229,8 +251,10 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     if name == "native":
         action = body.get("action")
         if not isinstance(action, str) or action not in native.ACTIONS:
-            raise CatalogError(f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ "
-                               f"({', '.join(sorted(native.ACTIONS))})")
+            raise CatalogError(
+                f"{where}.action: {brief(action)} is not an action of evt/workload/actions/ "
+                f"({', '.join(sorted(native.ACTIONS))})"
+            )
         return Mode(name, needs, target, action=action)
     template = body.get("template")
     if not isinstance(template, str) or not (source.parent / "scripts" / template).is_file():
@@ -238,17 +262,25 @@ def _mode(name: str, body: object, where: str, event: str, source: Path) -> Mode
     return Mode(name, needs, target, template=template)
 
 
-def _as_verified(mode: Mode, verified: list[Verified]) -> Mode:
-    """The mode with the relation its count has at Tracee's hook (recorded.relation)."""
-    declared = mode.target.relation
-    shown = relation(declared, verified)
-    if shown == declared:
-        return mode
-    if shown == "exact":  # the count is the event's own: nothing to explain
-        return replace(mode, target=replace(mode.target, relation=shown, reason=""))
-    reason = verified_reason(verified) if verified else (
-        f"declared exact at {mode.target.probe}, not yet verified at Tracee's hook (`evt verify --record`)")
-    return replace(mode, target=replace(mode.target, relation=shown, reason=reason))
+TRIGGER_KEYS = {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases",
+                "tracee_hook", "verified"}  # fmt: skip
+
+
+def _shown(name: object) -> str:
+    """A mode's name for a message: as written when it is a short string."""
+    return name if isinstance(name, str) and len(name) <= 60 else brief(name)
+
+
+def _check_script_renders(trigger: Trigger, where: str) -> None:
+    """A template that cannot render fails when the catalog loads, not in the middle of a run."""
+    if "script" not in trigger.modes:
+        return
+    try:
+        trigger.script("script", Marker("0" * 8))
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise CatalogError(
+            f"{where}: modes.script.template: {trigger.modes['script'].template} does not render: {exc}"
+        ) from exc
 
 
 def parse_trigger(raw: object, source: Path) -> Trigger:
@@ -256,8 +288,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     where = source.name
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"event", "description", "needs", "bypass_comms", "modes", "tracee_event", "aliases",
-                          "tracee_hook", "verified"}
+    unknown = set(raw) - TRIGGER_KEYS
     if unknown:
         raise CatalogError(f"{where}: unknown keys {_keys(unknown)}")
     event = raw.get("event")
@@ -271,7 +302,9 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
     raw_modes = raw.get("modes")
     if not isinstance(raw_modes, dict) or not raw_modes:
         raise CatalogError(f"{where}: modes must map native and/or script to their definitions")
-    modes = {name: _mode(name, body, f"{where}: modes.{name if isinstance(name, str) and len(name) <= 60 else brief(name)}", event, source) for name, body in raw_modes.items()}
+    modes = {
+        name: _mode(name, body, f"{where}: modes.{_shown(name)}", event, source) for name, body in raw_modes.items()
+    }
     names = _strings(raw.get("aliases"), f"{where}: aliases")
     tracee_event = raw.get("tracee_event") or ""
     for name in (*names, tracee_event):
@@ -279,7 +312,9 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
             raise CatalogError(f"{where}: event names must match [a-z0-9_]+, got {brief(name)}")
     hook = parse_hook(raw["tracee_hook"], where) if "tracee_hook" in raw else None
     verified = parse_verified(raw.get("verified"), where, tuple(modes))
-    modes = {name: _as_verified(mode, verified.get(name, [])) for name, mode in modes.items()}
+    modes = {
+        name: replace(mode, target=verified_target(mode.target, verified.get(name, []))) for name, mode in modes.items()
+    }
     bypass = _strings(raw.get("bypass_comms"), f"{where}: bypass_comms")
     if not bypass:
         raise CatalogError(f"{where}: bypass_comms missing (the comm names of the trigger's own processes)")
@@ -295,11 +330,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
         tracee_hook=hook,
         verified=verified,
     )
-    if "script" in modes:
-        try:  # a template that cannot render fails here, not in the middle of a run
-            trigger.script("script", Marker("0" * 8))
-        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise CatalogError(f"{where}: modes.script.template: {modes['script'].template} does not render: {exc}") from exc
+    _check_script_renders(trigger, where)
     return trigger
 
 
@@ -318,7 +349,9 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
         taken = {p.stem for p in directory.glob("*.y*ml")} | {a for t in catalog.values() for a in t.aliases}
         for name in trigger.aliases:
             if name in taken:
-                raise CatalogError(f"{path.name}: alias {brief(name)} is already an event or alias; names must be unique")
+                raise CatalogError(
+                    f"{path.name}: alias {brief(name)} is already an event or alias; names must be unique"
+                )
         catalog[trigger.event] = trigger
     if not catalog:
         raise CatalogError(f"no triggers found in {directory}")

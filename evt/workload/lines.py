@@ -10,8 +10,8 @@ Go evt's: evt releases a start barrier instead of sending SIGUSR1, and says so.
 
 from __future__ import annotations
 
-from evt.stress.plan import Plan, Unit
 from evt.config.spec import format_duration
+from evt.stress.plan import Plan, Unit
 
 # What Go evt's ~N counts: ops times instances, before what each trigger does.
 COUNT_NOTE = "Note: Actual event count depends on what each trigger does (may be higher)."
@@ -51,8 +51,9 @@ def label(unit: Unit) -> str:
 
 def start(plan: Plan, image: str | None) -> list[str]:
     lines = ["Starting stress test orchestration", f"Triggers configured: {len(plan.units)}"]
-    lines += [f"  [{i}] {u.event}: instances={u.instances}, ops={u.ops}, sleep={u.sleep}"
-              for i, u in enumerate(plan.units, 1)]
+    lines += [
+        f"  [{i}] {u.event}: instances={u.instances}, ops={u.ops}, sleep={u.sleep}" for i, u in enumerate(plan.units, 1)
+    ]
     if image:
         lines.append(f"Container image: {image}")
     return lines
@@ -62,8 +63,11 @@ def units_started(units: list[Unit], nouns: Nouns) -> list[str]:
     """Phase 1's lines per unit, then Phase 2's (said once the units wait at the barrier)."""
     lines: list[str] = []
     for unit in units:
-        lines += [f"Starting {nouns.singular} for trigger: {unit.event}", f"  Started {nouns.singular}: {label(unit)}",
-                  f"  {nouns.singular.capitalize()} is running and waiting for signal"]
+        lines += [
+            f"Starting {nouns.singular} for trigger: {unit.event}",
+            f"  Started {nouns.singular}: {label(unit)}",
+            f"  {nouns.singular.capitalize()} is running and waiting for signal",
+        ]
     lines += header(f"Phase 2: Collecting {nouns.ids}")
     lines.append(f"Collected {len(units)} {nouns.singular} IDs:")
     lines += [f"  {label(u)}" for u in units]
@@ -71,19 +75,24 @@ def units_started(units: list[Unit], nouns: Nouns) -> list[str]:
 
 
 def release(plan: Plan, nouns: Nouns) -> list[str]:
-    return [*header(f"Phase 4: Signaling {nouns.title}"),
-            f"About to execute ~{plan.total_ops} trigger operations total.", COUNT_NOTE,
-            "Releasing the start barrier to start triggering (the original sends SIGUSR1)..."]
+    return [
+        *header(f"Phase 4: Signaling {nouns.title}"),
+        f"About to execute ~{plan.total_ops} trigger operations total.",
+        COUNT_NOTE,
+        "Releasing the start barrier to start triggering (the original sends SIGUSR1)...",
+    ]
 
 
 def released(units: list[Unit], nouns: Nouns) -> list[str]:
-    return [*(f"  Signaled {nouns.singular}: {label(u)}" for u in units),
-            f"All {nouns.plural} signaled successfully"]
+    return [*(f"  Signaled {nouns.singular}: {label(u)}" for u in units), f"All {nouns.plural} signaled successfully"]
 
 
 def monitoring(units: list[Unit], nouns: Nouns) -> list[str]:
-    return [*header("Phase 5: Monitoring"), f"Waiting for {len(units)} {nouns.plural} to complete...",
-            "(Press Ctrl+C to stop monitoring and clean up)"]
+    return [
+        *header("Phase 5: Monitoring"),
+        f"Waiting for {len(units)} {nouns.plural} to complete...",
+        "(Press Ctrl+C to stop monitoring and clean up)",
+    ]
 
 
 def completed(number: int, total: int, unit: Unit, exit_code: int | None, nouns: Nouns) -> str:
@@ -95,8 +104,10 @@ def cooldown(seconds_ns: int) -> list[str]:
 
 
 def cleanup(units: list[Unit], nouns: Nouns) -> list[str]:
-    return [*header(f"Cleanup: Removing {nouns.title}"),
-            *(f"Removing {nouns.singular}: {label(u)}" for u in units if u.container_id or u.pid)]
+    return [
+        *header(f"Cleanup: Removing {nouns.title}"),
+        *(f"Removing {nouns.singular}: {label(u)}" for u in units if u.container_id or u.pid),
+    ]
 
 
 def dry_run(plan: Plan, nouns: Nouns, tracer_title: str) -> dict[str, list[str]]:
@@ -106,7 +117,9 @@ def dry_run(plan: Plan, nouns: Nouns, tracer_title: str) -> dict[str, list[str]]
         "units": header(f"Phase 1: Start {nouns.title}"),
         "ids": header(f"Phase 2: Collect {nouns.ids}"),
         "tracer": header(f"Phase 3: {tracer_title}"),
-        "release": [*header(f"Phase 4: Signal {nouns.title}"),
-                    f"  Would execute ~{plan.total_ops} trigger operations total"],
+        "release": [
+            *header(f"Phase 4: Signal {nouns.title}"),
+            f"  Would execute ~{plan.total_ops} trigger operations total",
+        ],
         "monitor": header("Phase 5: Monitor & Cleanup"),
     }

@@ -12,8 +12,8 @@ from __future__ import annotations
 import mmap
 import os
 import signal
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from evt import linux
 from evt.workload.actions import ACTIONS

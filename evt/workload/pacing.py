@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from evt.errors import UsageError
 from evt.config.spec import format_duration, parse_duration, parse_rate
+from evt.errors import UsageError
 
 CALIBRATION_SLEEPS = 9  # sleeps of 1us timed to learn what a sleep costs (wall and CPU)
 CALIBRATION_LOOPS = (5, 1000)  # batches x no-op ops timed to learn what the op loop costs
@@ -112,9 +112,15 @@ class Pacing:
     max_lag_ns: int = parse_duration(DEFAULT_MAX_LAG, "max lag")
 
     @classmethod
-    def from_flags(cls, sleep: str | None, rate: object | None, default_sleep: str,
-                   names: tuple[str, str] = ("--sleep", "--rate"), max_lag: str | None = None,
-                   max_lag_name: str = "--max-lag") -> Pacing:
+    def from_flags(
+        cls,
+        sleep: str | None,
+        rate: object | None,
+        default_sleep: str,
+        names: tuple[str, str] = ("--sleep", "--rate"),
+        max_lag: str | None = None,
+        max_lag_name: str = "--max-lag",
+    ) -> Pacing:
         """From a sleep and a rate as given (None: not given, then the default sleep);
         `names` name them in errors. Both at once is an error, and so is a max lag
         without a rate."""

@@ -20,18 +20,18 @@ import stat
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import TextIO
-from collections.abc import Callable
 
 from evt import linux
+from evt.config.spec import format_duration
 from evt.workload.catalog import Trigger
 from evt.workload.marker import Marker
-from evt.workload.protocol import Message, Progress, TriggerResult, Waiting, WorkerResult, encode
 from evt.workload.ops import WorkerSpec, op_source
 from evt.workload.pacing import Pacer, Pacing
-from evt.config.spec import format_duration
+from evt.workload.protocol import Message, Progress, TriggerResult, Waiting, WorkerResult, encode
 
 CHUNK = 1024  # ops between two updates of a worker's progress slot
 FIRST_OP_PAUSE_S = 0.005  # after the first op, when a shared release woke every worker: see _loop
@@ -102,7 +102,9 @@ class FifoGate(Gate):
                 if poller.poll(remaining_ms):
                     return
                 if time.monotonic() >= deadline:
-                    raise GateTimeout(f"timed out after {format_duration(self.timeout_ns)} waiting at start barrier {self.path}")
+                    raise GateTimeout(
+                        f"timed out after {format_duration(self.timeout_ns)} waiting at start barrier {self.path}"
+                    )
         finally:
             os.close(self.fd)
 
@@ -159,8 +161,9 @@ def _run_worker(spec: WorkerSpec, index: int) -> None:
         os._exit(code)
 
 
-def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: mmap.mmap,
-          first_op_pause_s: float = 0.0) -> WorkerResult:
+def _loop(
+    op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: mmap.mmap, first_op_pause_s: float = 0.0
+) -> WorkerResult:
     errors = 0
     first_error: str | None = None
     slot = index * 8
@@ -190,9 +193,17 @@ def _loop(op: Callable[[], None], ops: int, pacer: Pacer, index: int, progress: 
     duration = (m_end - m_start) / 1e9
     pace_cpu_s = pacer.pace_cpu_ns / 1e9
     return WorkerResult(
-        index, ops, ops - errors, errors, t_start, t_end, duration,
-        (ops / duration) if duration > 0 else 0.0, first_error,
-        cpu_s=max(time.process_time() - cpu_start - pace_cpu_s, 0.0), pace_cpu_s=pace_cpu_s,
+        index,
+        ops,
+        ops - errors,
+        errors,
+        t_start,
+        t_end,
+        duration,
+        (ops / duration) if duration > 0 else 0.0,
+        first_error,
+        cpu_s=max(time.process_time() - cpu_start - pace_cpu_s, 0.0),
+        pace_cpu_s=pace_cpu_s,
         late_s=pacer.late_ns / 1e9,
     )
 
@@ -283,10 +294,17 @@ def summarize(event: str, mode: str, ops: int, rows: list[WorkerResult]) -> Trig
     duration = (t_end - t_start) / 1e9 if started else 0.0
     ok = sum(r.ok for r in rows)
     return TriggerResult(
-        event=event, mode=mode, workers=len(rows), ops=ops * len(rows), ok=ok,
-        errors=sum(r.errors for r in rows), duration_s=duration,
+        event=event,
+        mode=mode,
+        workers=len(rows),
+        ops=ops * len(rows),
+        ok=ok,
+        errors=sum(r.errors for r in rows),
+        duration_s=duration,
         ops_per_s=(ok / duration) if duration > 0 else 0.0,
-        t_start_ns=t_start, t_end_ns=t_end, per_worker=rows,
+        t_start_ns=t_start,
+        t_end_ns=t_end,
+        per_worker=rows,
     )
 
 
@@ -322,16 +340,21 @@ def run(
             time.sleep(QUIET_AFTER_RELEASE_S)
         pace = pacing.describe()
         if parallel > 1:
-            out(f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) "
-                f"with {pace} at {clock_text(now_ns)}")
+            out(
+                f"Starting triggering {ops * parallel} total ops ({parallel} workers × {ops} ops) "
+                f"with {pace} at {clock_text(now_ns)}"
+            )
         else:
             out(f"Starting triggering {ops} ops with {pace} at {clock_text(now_ns)}")
+
         def report_progress(done: int) -> None:
             out.send(Progress(done, ops * parallel))
 
         rows = workers.wait(report_progress if progress_interval_s else None, progress_interval_s or 0.5)
         elapsed = time.monotonic_ns() - m_start
-        out(f"Finished triggering {ops * parallel} ops after {format_duration(elapsed)} at {clock_text(time.time_ns())}")
+        out(
+            f"Finished triggering {ops * parallel} ops after {format_duration(elapsed)} at {clock_text(time.time_ns())}"
+        )
         return summarize(trigger.event, mode, ops, rows)
     finally:
         workers.kill()

@@ -7,17 +7,17 @@ is in evt.stress.remote, this class only wires it into the Ray launcher plugin.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
-from collections.abc import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
-from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import OmegaConf, open_dict
 
 from evt.cli import hydra_app
 from evt.stress import remote
+from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,11 @@ class EvtRayLauncher(RayLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self.options = self.config.remote
-        remote.connect(cast(dict[str, Any], OmegaConf.to_container(self.ray_cfg.init, resolve=True)), self.options.host_resource,
-                       self.options.hosts)
+        remote.connect(
+            cast(dict[str, Any], OmegaConf.to_container(self.ray_cfg.init, resolve=True)),
+            self.options.host_resource,
+            self.options.hosts,
+        )
         log.info(f"evt on Ray: {len(job_overrides)} jobs, one per host at a time; results in {sweep_dir}")
         jobs = [self._submit(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         return [self._collect(*job) for job in jobs]
@@ -49,8 +52,14 @@ class EvtRayLauncher(RayLauncher):
         import ray  # here, not at the top: Hydra imports every plugin module on every run, and ray takes ~0.7 s
 
         task = ray.remote(**options)(remote.run_job_on_host)
-        ref = task.remote(self.hydra_context, sweep_config, self.task_function, Singleton.get_state(),
-                          str(self.options.staging_dir), caps)
+        ref = task.remote(
+            self.hydra_context,
+            sweep_config,
+            self.task_function,
+            Singleton.get_state(),
+            str(self.options.staging_dir),
+            caps,
+        )
         return ref, sweep_config, overrides, job_dir
 
     def _collect(self, ref, sweep_config, overrides: list[str], job_dir: Path) -> JobReturn:
@@ -68,7 +77,13 @@ class EvtRayLauncher(RayLauncher):
             remote.record_lost_job(job_dir, overrides, reason)
             code = 1
         hydra_app.record_exit_code(code)  # the job ran elsewhere: its code comes back this way
-        ret = JobReturn(overrides=overrides, cfg=sweep_config, hydra_cfg=sweep_config, working_dir=str(job_dir),
-                        task_name=str(sweep_config.hydra.job.name), status=JobStatus.COMPLETED)
+        ret = JobReturn(
+            overrides=overrides,
+            cfg=sweep_config,
+            hydra_cfg=sweep_config,
+            working_dir=str(job_dir),
+            task_name=str(sweep_config.hydra.job.name),
+            status=JobStatus.COMPLETED,
+        )
         ret.return_value = code
         return ret

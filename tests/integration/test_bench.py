@@ -14,8 +14,8 @@ import pytest
 
 from evt.bench import session as bench
 from evt.bench.search import BenchSettings
-from evt.errors import UsageError
 from evt.config.spec import parse_spec
+from evt.errors import UsageError
 from helpers import EVT, bpftrace_skip_reason, run_containers, run_evt, unique_run_id
 
 
@@ -29,12 +29,21 @@ def test_the_target_is_shared_equally_by_every_worker():
     specs = [parse_spec("security_file_open:instances=3"), parse_spec("ptrace")]
     paced = [parse_spec(text) for text in bench.paced_specs(specs, 40_000, 5.0)]
     assert [(s.event, s.instances, s.ops, s.rate) for s in paced] == [
-        ("security_file_open", 3, 50_000, 10_000.0), ("ptrace", 1, 50_000, 10_000.0)]
+        ("security_file_open", 3, 50_000, 10_000.0),
+        ("ptrace", 1, 50_000, 10_000.0),
+    ]
 
 
 def test_a_round_config_runs_the_paced_workload_and_nothing_else():
-    cfg = compose_bench(["tracer=bpftrace", "scenario=smoke", "stress.sleep=1ms", "bench.cooldown=2s",
-                         "events=['security_file_open:instances=2']"])
+    cfg = compose_bench(
+        [
+            "tracer=bpftrace",
+            "scenario=smoke",
+            "stress.sleep=1ms",
+            "bench.cooldown=2s",
+            "events=['security_file_open:instances=2']",
+        ]
+    )
     settings = BenchSettings.from_cfg(cfg.bench)
     specs = [parse_spec("security_file_open:instances=2")]
     traced = bench.round_config(cfg, specs, 20_000, settings, "r-01t", baseline=False)
@@ -53,15 +62,18 @@ def test_the_default_workload_is_counted_exactly():
         bench.workload(compose_bench(["tracer=bpftrace", "events=['security_file_open:mode=script']"]))
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["bench.precision=0"], "bench.precision=0.0 must be a percentage above 0"),
-    (["bench.start_rate=-5"], "bench.start_rate must be a positive number of events per second"),
-    (["bench.round_duration=five"], "invalid bench.round_duration 'five'"),
-    (["-e", "security_file_open:mode=script"], "a bench needs exact counts"),
-    (["-e", "device_add"], "is counted at a stand-in whose relation to the event is unverified"),
-    (["bench.reach=1.5"], "bench.reach=1.5 must be a share above 0 and at most 1"),
-    (["bpftrace.binary=/nonexistent/bpftrace"], "bpftrace not found"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["bench.precision=0"], "bench.precision=0.0 must be a percentage above 0"),
+        (["bench.start_rate=-5"], "bench.start_rate must be a positive number of events per second"),
+        (["bench.round_duration=five"], "invalid bench.round_duration 'five'"),
+        (["-e", "security_file_open:mode=script"], "a bench needs exact counts"),
+        (["-e", "device_add"], "is counted at a stand-in whose relation to the event is unverified"),
+        (["bench.reach=1.5"], "bench.reach=1.5 must be a share above 0 and at most 1"),
+        (["bpftrace.binary=/nonexistent/bpftrace"], "bpftrace not found"),
+    ],
+)
 def test_bad_input_exits_2_before_anything_starts(tmp_path, args, needle):
     result = run_evt("bench", "tracer=bpftrace", *args, f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 2, result.stdout + result.stderr
@@ -80,8 +92,16 @@ def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
     """bpftrace counts in the kernel: every round observes every expected event, so the
     limit it reports is the workload's (overhead or generator), never loss."""
     run_id = unique_run_id("bench")
-    result = run_evt("bench", "tracer=bpftrace", "bench.round_duration=1s", "bench.start_rate=40000",
-                      "bench.max_rounds=2", f"run_id={run_id}", f"hydra.run.dir={tmp_path}", timeout=600)
+    result = run_evt(
+        "bench",
+        "tracer=bpftrace",
+        "bench.round_duration=1s",
+        "bench.start_rate=40000",
+        "bench.max_rounds=2",
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench.csv")
     second = 80_000 if rows[0]["verdict"] == "ok" else 20_000  # x2 after a good round, /2 after a bad one
@@ -121,9 +141,18 @@ def test_a_bench_shrinks_bisects_and_confirms_with_real_rounds(tmp_path):
     limit, whatever the machine: the bench halves down to a rate it reaches, bisects, and
     repeats both ends, the baseline run first in a rate's first repeat."""
     run_id = unique_run_id("benchbis")
-    result = run_evt("bench", "tracer=none", "bench.round_duration=20ms", "bench.start_rate=10000000",
-                     "bench.precision=50", "bench.confirm=1", "bench.max_rounds=24", f"run_id={run_id}",
-                     f"hydra.run.dir={tmp_path}", timeout=1200)
+    result = run_evt(
+        "bench",
+        "tracer=none",
+        "bench.round_duration=20ms",
+        "bench.start_rate=10000000",
+        "bench.precision=50",
+        "bench.confirm=1",
+        "bench.max_rounds=24",
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench.csv")
     phases = [r["phase"] for r in rows]
@@ -146,8 +175,16 @@ def test_a_bench_shrinks_bisects_and_confirms_with_real_rounds(tmp_path):
 
 @pytest.mark.integration
 def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
-    result = run_evt("bench", "-m", "tracer=bpftrace,none", "bench.round_duration=500ms", "bench.start_rate=20000",
-                      "bench.max_rounds=2", f"hydra.sweep.dir={tmp_path}", timeout=600)
+    result = run_evt(
+        "bench",
+        "-m",
+        "tracer=bpftrace,none",
+        "bench.round_duration=500ms",
+        "bench.start_rate=20000",
+        "bench.max_rounds=2",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_rows(tmp_path / "bench_sweep.csv")
     assert [(r["job"], r["tracer"], r["rounds"]) for r in rows] == [("0", "bpftrace", "2"), ("1", "none", "2")]
@@ -160,9 +197,21 @@ def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
 @pytest.mark.integration
 def test_an_interrupted_bench_writes_what_it_has_and_leaves_nothing_running(tmp_path):
     run_id = unique_run_id("benchint")
-    proc = subprocess.Popen([EVT, "bench", "tracer=none", "bench.round_duration=20s", "bench.start_rate=1000",
-                             f"run_id={run_id}", f"hydra.run.dir={tmp_path}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            EVT,
+            "bench",
+            "tracer=none",
+            "bench.round_duration=20s",
+            "bench.start_rate=1000",
+            f"run_id={run_id}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob("rounds/01t-*/.barrier")) or not run_containers(f"{run_id}-01t"):

@@ -23,8 +23,15 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_runs_at_tiny_size_and_records(name, tmp_path):
     env = dict(os.environ, EVT_BENCH_TINY="1", EVT_BENCH_RESULTS_DIR=str(tmp_path))
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py")], cwd=tmp_path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-4000:]
     record = json.loads((tmp_path / f"{name}.json").read_text())
     assert record["benchmark"] == name and record["size"] == "tiny"

@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from helpers import build_tracer, HostTrigger, Noise, barrier, make_unit, needs_bpftrace, trace
 from evt import host
-from evt.workload.marker import Target
 from evt.errors import RunError, UsageError
 from evt.tracers.bpftrace.tracer import TREE_DEPTH, BpftraceTracer, missing_probe
+from evt.workload.marker import Target
+from helpers import HostTrigger, Noise, barrier, build_tracer, make_unit, needs_bpftrace, trace
 
 EVENT = "security_file_open"
 
@@ -26,7 +26,7 @@ EVENT = "security_file_open"
 def block_of(program: str, name: str) -> str:
     """The probe block of one unit, from its comment line to its closing brace."""
     start = program.index(f"// unit {name}:")
-    return program[start:program.index("}\n", start) + 2]
+    return program[start : program.index("}\n", start) + 2]
 
 
 # -- the program ---------------------------------------------------------------------------
@@ -52,7 +52,9 @@ def test_program_with_a_cgroup_scope(cfg, tmp_path):
 def test_program_with_a_process_tree_scope(cfg, tmp_path):
     unit = make_unit(pid=4242)
     block = block_of(build_tracer(BpftraceTracer, cfg, tmp_path).program([unit]), EVENT)
-    chain = " || ".join(["pid == 4242"] + [f"curtask{'->real_parent' * n}->tgid == 4242" for n in range(1, TREE_DEPTH + 1)])
+    chain = " || ".join(
+        ["pid == 4242"] + [f"curtask{'->real_parent' * n}->tgid == 4242" for n in range(1, TREE_DEPTH + 1)]
+    )
     assert f"/({unit.target.filter}) && ({chain})/" in block
     assert "cgroupid" not in block
 
@@ -61,7 +63,9 @@ def test_program_lists_every_probe_of_a_target_and_every_unit(cfg, tmp_path):
     a = make_unit("security_inode_symlink", name="symlinks")
     b = make_unit(name="opens", pid=7)
     program = build_tracer(BpftraceTracer, cfg, tmp_path).program([a, b])
-    assert "tracepoint:syscalls:sys_enter_symlink,\ntracepoint:syscalls:sys_enter_symlinkat\n/" in block_of(program, "symlinks")
+    assert "tracepoint:syscalls:sys_enter_symlink,\ntracepoint:syscalls:sys_enter_symlinkat\n/" in block_of(
+        program, "symlinks"
+    )
     assert program.count("= count();") == 2
     assert '@evt_events["opens"]' in block_of(program, "opens")
 
@@ -81,11 +85,15 @@ def test_unit_names_that_would_break_the_program_are_refused(cfg, tmp_path):
 @pytest.mark.integration
 @pytest.mark.parametrize("scope", ["none", "pid", "cgroup"])
 def test_rendered_program_compiles(cfg, tmp_path, scope):
-    extra = {"pid": {"pid": os.getpid()}, "cgroup": {"cgroup_path": str(host.process_cgroup2(os.getpid()))}}.get(scope, {})
+    extra = {"pid": {"pid": os.getpid()}, "cgroup": {"cgroup_path": str(host.process_cgroup2(os.getpid()))}}.get(
+        scope, {}
+    )
     units = [make_unit(**extra), make_unit("security_inode_symlink", name="symlinks", **extra)]
     program = tmp_path / "p.bt"
     program.write_text(build_tracer(BpftraceTracer, cfg, tmp_path).program(units))
-    proc = subprocess.run(["bpftrace", "--emit-elf", str(tmp_path / "p.elf"), str(program)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bpftrace", "--emit-elf", str(tmp_path / "p.elf"), str(program)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.elf").stat().st_size > 0
 
@@ -114,7 +122,9 @@ def test_a_probe_that_does_not_exist_is_refused_before_starting(cfg, tmp_path):
         tracer.check([make_unit(target=target)])
     message = str(err.value)
     assert "probe tracepoint:syscalls:sys_enter_evt_nope of unit security_file_open" in message
-    assert "does not exist on this kernel: no /sys/kernel/tracing/events/syscalls/sys_enter_evt_nope in tracefs" in message
+    assert (
+        "does not exist on this kernel: no /sys/kernel/tracing/events/syscalls/sys_enter_evt_nope in tracefs" in message
+    )
     assert "triggers/security_file_open.yaml" in message
     assert not (tmp_path / "tracer").exists(), "nothing started"
 
@@ -134,8 +144,10 @@ def test_probe_checks(tmp_path):
         assert missing_probe("kprobe:evt_no_such_function_") is not None
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not host.tracefs_mounted(),
-                    reason="needs root, unshare and tracefs (to unmount it in a private mount namespace)")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not host.tracefs_mounted(),
+    reason="needs root, unshare and tracefs (to unmount it in a private mount namespace)",
+)
 def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
     """Runs the check in a mount namespace of its own where tracefs is unmounted."""
     code = textwrap.dedent(f"""
@@ -148,9 +160,20 @@ def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
             print(exc)
     """)
     proc = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f'umount {host.TRACEFS} && exec "$0" -c "$1"', sys.executable, code],
-        capture_output=True, text=True, timeout=60,
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'umount {host.TRACEFS} && exec "$0" -c "$1"',
+            sys.executable,
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"tracefs is not mounted at {host.TRACEFS}")
@@ -238,6 +261,7 @@ def test_files_in_the_run_dir_and_a_clean_stop(tracer, tmp_path):
 
 # -- scope: a unit's events outside its scope are not counted --------------------------------
 
+
 @pytest.fixture
 def cgroup():
     root = host.cgroup2_root()
@@ -276,8 +300,10 @@ def test_events_outside_a_units_scope_are_not_counted(cfg, tmp_path, request, sc
     if cgroup_dir is not None:
         assert host.process_cgroup2(trig.proc.pid) == cgroup_dir
         assert host.process_cgroup2(noise.proc.pid) != cgroup_dir
-    units = [trig.unit("scoped", **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.proc.pid})),
-             trig.unit("unscoped")]
+    units = [
+        trig.unit("scoped", **({"cgroup_path": str(cgroup_dir)} if cgroup_dir else {"pid": trig.proc.pid})),
+        trig.unit("unscoped"),
+    ]
     report = trace(build_tracer(BpftraceTracer, cfg, tmp_path), fifo, [trig], noise, units=units)
     assert report.observed == {"scoped": ops * workers, "unscoped": ops * workers + noise_ops}
 
@@ -300,14 +326,17 @@ def test_stream_mode_prints_each_event_and_keeps_the_count(cfg, tmp_path):
         block = block_of(program, unit.name)
         assert f'@evt_events["{unit.name}"] = count();\n  printf("evt:{unit.name}\\n");' in block
     cfg.bpftrace.mode = "count"
-    assert "printf(\"evt:" not in build_tracer(BpftraceTracer, cfg, tmp_path).program(units)
+    assert 'printf("evt:' not in build_tracer(BpftraceTracer, cfg, tmp_path).program(units)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("mode", "fast", "invalid bpftrace.mode 'fast': use bpftrace.mode=count"),
-    ("buffer_pages", 3, "invalid bpftrace.buffer_pages 3: the per-CPU output buffer is a power of two pages"),
-    ("buffer_pages", 0, "invalid bpftrace.buffer_pages 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("mode", "fast", "invalid bpftrace.mode 'fast': use bpftrace.mode=count"),
+        ("buffer_pages", 3, "invalid bpftrace.buffer_pages 3: the per-CPU output buffer is a power of two pages"),
+        ("buffer_pages", 0, "invalid bpftrace.buffer_pages 0"),
+    ],
+)
 def test_bad_stream_settings_are_refused_by_check(cfg, tmp_path, key, value, message):
     cfg.bpftrace[key] = value
     with pytest.raises(UsageError, match=message):
@@ -320,8 +349,14 @@ def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: 
     cfg.bpftrace.mode, cfg.bpftrace.buffer_pages = "stream", buffer_pages
     fifo = barrier(tmp_path)
     trig = HostTrigger(fifo, f"stream-{uuid.uuid4().hex[:8]}", EVENT, ops=ops, workers=workers, sleep=sleep)
-    return trace(build_tracer(BpftraceTracer, cfg, tmp_path), fifo, [trig], Noise(fifo, trig.marker, ops=1000), frozen=frozen,
-                 pid=trig.proc.pid)
+    return trace(
+        build_tracer(BpftraceTracer, cfg, tmp_path),
+        fifo,
+        [trig],
+        Noise(fifo, trig.marker, ops=1000),
+        frozen=frozen,
+        pid=trig.proc.pid,
+    )
 
 
 @needs_bpftrace

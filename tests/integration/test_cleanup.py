@@ -33,9 +33,13 @@ def dead_pid() -> int:
 
 def record(state_dir: Path, run_id: str, orchestrator: int, procs: list[psutil.Process], cgroups=(), skew: float = 0.0):
     state_dir.mkdir(exist_ok=True)
-    state = {"run_id": run_id, "orchestrator": orchestrator, "run_dir": "/nonexistent",
-             "processes": [{"pid": p.pid, "create_time": p.create_time() + skew, "role": "test"} for p in procs],
-             "cgroups": [str(c) for c in cgroups]}
+    state = {
+        "run_id": run_id,
+        "orchestrator": orchestrator,
+        "run_dir": "/nonexistent",
+        "processes": [{"pid": p.pid, "create_time": p.create_time() + skew, "role": "test"} for p in procs],
+        "cgroups": [str(c) for c in cgroups],
+    }
     (state_dir / f"{run_id}.json").write_text(json.dumps(state))
 
 
@@ -56,8 +60,9 @@ def test_cleanup_kills_recorded_processes_removes_cgroups_and_returns_after_they
         # the impostor's pid is recorded with another start time: a reused pid, never touched
         record(state_dir, run_id, dead_pid(), [psutil.Process(victim.pid)], [cgroup] if cgroup else [])
         state = json.loads((state_dir / f"{run_id}.json").read_text())
-        state["processes"].append({"pid": impostor.pid, "create_time": psutil.Process(impostor.pid).create_time() - 100,
-                                   "role": "reused pid"})
+        state["processes"].append(
+            {"pid": impostor.pid, "create_time": psutil.Process(impostor.pid).create_time() - 100, "role": "reused pid"}
+        )
         (state_dir / f"{run_id}.json").write_text(json.dumps(state))
         result = run_evt("cleanup", "--run-id", run_id, env={"EVT_STATE_DIR": str(state_dir)})
         assert result.returncode == 0, result.stdout + result.stderr

@@ -16,8 +16,18 @@ import pytest
 
 from evt.errors import RunError, UsageError
 from evt.tracers.command import CommandTracer
-from helpers import (build_tracer, HostTrigger, Noise, barrier, bpftrace_skip_reason, compose_cfg, make_unit, run_containers,
-                     run_evt, trace)
+from helpers import (
+    HostTrigger,
+    Noise,
+    barrier,
+    bpftrace_skip_reason,
+    build_tracer,
+    compose_cfg,
+    make_unit,
+    run_containers,
+    run_evt,
+    trace,
+)
 
 
 def tracer_cfg(name: str = "opensnoop", **changes):
@@ -29,38 +39,63 @@ def libbpf_tools_skip_reason(tool: str) -> str | None:
     return bpftrace_skip_reason() or (None if shutil.which(tool) else f"{tool} not installed (make setup)")
 
 
-needs_opensnoop = pytest.mark.skipif(libbpf_tools_skip_reason("opensnoop") is not None,
-                                     reason=libbpf_tools_skip_reason("opensnoop") or "")
-needs_execsnoop = pytest.mark.skipif(libbpf_tools_skip_reason("execsnoop") is not None,
-                                     reason=libbpf_tools_skip_reason("execsnoop") or "")
+needs_opensnoop = pytest.mark.skipif(
+    libbpf_tools_skip_reason("opensnoop") is not None, reason=libbpf_tools_skip_reason("opensnoop") or ""
+)
+needs_execsnoop = pytest.mark.skipif(
+    libbpf_tools_skip_reason("execsnoop") is not None, reason=libbpf_tools_skip_reason("execsnoop") or ""
+)
 
 
 # -- bad input: refused by check(), nothing started -----------------------------------------
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"line": None}, "tracer.line of tracer opensnoop is missing (conf/tracer/opensnoop.yaml)"),
-    ({"lost": ""}, "tracer.lost of tracer opensnoop is missing"),
-    ({"line": "^(?P<comm>\\S+"}, "tracer.line of tracer opensnoop (conf/tracer/opensnoop.yaml) does not compile: "
-                                  "'^(?P<comm>\\\\S+': missing ), unterminated subpattern"),
-    ({"lost": "^Lost (\\d+)"}, "tracer.lost of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named `lost`"),
-    ({"line": "^(?P<comm>\\S+)"}, "tracer.line of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named path"),
-    ({"events": []}, "tracer.events of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
-    ({"match": {}}, "tracer.match of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
-    ({"ready_pattern": None}, "says neither how readiness shows"),
-    ({"ready_delay": "1s"}, "has both tracer.ready_pattern and tracer.ready_delay: keep one"),
-    ({"ready_pattern": "[x"}, "tracer.ready_pattern of tracer opensnoop (conf/tracer/opensnoop.yaml) does not compile"),
-    ({"ready_pattern": None, "ready_delay": "soon"}, "invalid tracer.ready_delay of tracer opensnoop 'soon'"),
-    ({"ready_timeout": "soon"}, "invalid tracer.ready_timeout 'soon'"),
-    ({"stop_timeout": "soon"}, "invalid tracer.stop_timeout 'soon'"),
-    ({"stop_signal": "SIGNOPE"}, "invalid tracer.stop_signal 'SIGNOPE' of tracer opensnoop"),
-    ({"binary": "evt-test-no-opensnoop"}, "opensnoop not found: 'evt-test-no-opensnoop' is not an executable on PATH"),
-    ({"command": ["evt-test-no-stdbuf", "{{ binary }}"]}, "'evt-test-no-stdbuf', the first word of tracer opensnoop's "
-                                                           "command, is not an executable on PATH"),
-    ({"command": ["{{ binary"]}, "tracer.command item '{{ binary' of tracer opensnoop does not render"),
-    ({"command": ["{{ nope }}"]}, "'nope' is undefined"),
-    ({"match": {"comm": "{{ marker.nope }}"}}, "tracer.match.comm '{{ marker.nope }}' of tracer opensnoop does not render"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"line": None}, "tracer.line of tracer opensnoop is missing (conf/tracer/opensnoop.yaml)"),
+        ({"lost": ""}, "tracer.lost of tracer opensnoop is missing"),
+        (
+            {"line": "^(?P<comm>\\S+"},
+            "tracer.line of tracer opensnoop (conf/tracer/opensnoop.yaml) does not compile: "
+            "'^(?P<comm>\\\\S+': missing ), unterminated subpattern",
+        ),
+        (
+            {"lost": "^Lost (\\d+)"},
+            "tracer.lost of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named `lost`",
+        ),
+        (
+            {"line": "^(?P<comm>\\S+)"},
+            "tracer.line of tracer opensnoop (conf/tracer/opensnoop.yaml) has no group named path",
+        ),
+        ({"events": []}, "tracer.events of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
+        ({"match": {}}, "tracer.match of tracer opensnoop (conf/tracer/opensnoop.yaml) is empty"),
+        ({"ready_pattern": None}, "says neither how readiness shows"),
+        ({"ready_delay": "1s"}, "has both tracer.ready_pattern and tracer.ready_delay: keep one"),
+        (
+            {"ready_pattern": "[x"},
+            "tracer.ready_pattern of tracer opensnoop (conf/tracer/opensnoop.yaml) does not compile",
+        ),
+        ({"ready_pattern": None, "ready_delay": "soon"}, "invalid tracer.ready_delay of tracer opensnoop 'soon'"),
+        ({"ready_timeout": "soon"}, "invalid tracer.ready_timeout 'soon'"),
+        ({"stop_timeout": "soon"}, "invalid tracer.stop_timeout 'soon'"),
+        ({"stop_signal": "SIGNOPE"}, "invalid tracer.stop_signal 'SIGNOPE' of tracer opensnoop"),
+        (
+            {"binary": "evt-test-no-opensnoop"},
+            "opensnoop not found: 'evt-test-no-opensnoop' is not an executable on PATH",
+        ),
+        (
+            {"command": ["evt-test-no-stdbuf", "{{ binary }}"]},
+            "'evt-test-no-stdbuf', the first word of tracer opensnoop's command, is not an executable on PATH",
+        ),
+        ({"command": ["{{ binary"]}, "tracer.command item '{{ binary' of tracer opensnoop does not render"),
+        ({"command": ["{{ nope }}"]}, "'nope' is undefined"),
+        (
+            {"match": {"comm": "{{ marker.nope }}"}},
+            "tracer.match.comm '{{ marker.nope }}' of tracer opensnoop does not render",
+        ),
+    ],
+)
 def test_bad_yaml_is_refused_before_anything_starts(tmp_path, changes, message):
     cfg = tracer_cfg(**changes)
     if "binary" not in changes and not shutil.which("opensnoop"):
@@ -73,8 +108,14 @@ def test_bad_yaml_is_refused_before_anything_starts(tmp_path, changes, message):
 
 
 def test_command_items_render_per_argument_and_empty_ones_are_left_out(tmp_path):
-    cfg = tracer_cfg(command=["{{ binary }}", "{% if units | length > 1 %}--many{% endif %}",
-                              "--comm={{ units[0].marker.comm }}", "{{ run_dir }}"])
+    cfg = tracer_cfg(
+        command=[
+            "{{ binary }}",
+            "{% if units | length > 1 %}--many{% endif %}",
+            "--comm={{ units[0].marker.comm }}",
+            "{{ run_dir }}",
+        ]
+    )
     unit = make_unit()
     argv = build_tracer(CommandTracer, cfg, tmp_path).render_command([unit])
     assert argv[1:] == [f"--comm={unit.marker.comm}", str(tmp_path)]
@@ -97,10 +138,13 @@ def test_lines_are_attributed_by_every_match_group_and_the_event_group(tmp_path)
     lines = (
         [f"openat {a.marker.comm} {a.marker.file}"] * 3
         + [f"openat {b.marker.comm} {b.marker.file}"] * 2
-        + [f"openat {a.marker.comm} {b.marker.file}",  # a's comm, b's file: nobody's
-           f"openat python3 {a.marker.file}",  # host noise on a's file
-           f"execve {a.marker.comm} {a.marker.file}",  # another event
-           "PID    COMM  FD ERR PATH", "Lost 7 events on CPU #1!"]
+        + [
+            f"openat {a.marker.comm} {b.marker.file}",  # a's comm, b's file: nobody's
+            f"openat python3 {a.marker.file}",  # host noise on a's file
+            f"execve {a.marker.comm} {a.marker.file}",  # another event
+            "PID    COMM  FD ERR PATH",
+            "Lost 7 events on CPU #1!",
+        ]
     )
     tracer.out_path.write_text("\n".join(lines) + "\n")
     tracer.log_path.write_text("Lost 5 events on CPU #0!\n")
@@ -117,8 +161,16 @@ def test_a_tracer_is_one_yaml_file_found_by_hydra(tmp_path):
         "events: [security_file_open]\nline: '^(?P<comm>\\S+'\nlost: '^Lost (?P<lost>\\d+)'\nready_delay: 1s\n"
     )
     run_id = f"mysnoop-{uuid.uuid4().hex[:8]}"
-    proc = run_evt("stress", "-e", "security_file_open:ops=10", "tracer=mysnoop", f"run_id={run_id}",
-                   f"hydra.searchpath=[file://{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}", timeout=120)
+    proc = run_evt(
+        "stress",
+        "-e",
+        "security_file_open:ops=10",
+        "tracer=mysnoop",
+        f"run_id={run_id}",
+        f"hydra.searchpath=[file://{tmp_path}]",
+        f"hydra.run.dir={tmp_path / 'out'}",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "tracer.line of tracer mysnoop (conf/tracer/mysnoop.yaml) does not compile" in proc.stderr
     assert run_containers(run_id) == []
@@ -140,8 +192,12 @@ time.sleep(60)
 
 
 def program_tracer(tmp_path, *args: str, **changes) -> CommandTracer:
-    changes = {"binary": sys.executable, "command": ["{{ binary }}", "-c", PROGRAM, *args],
-               "ready_pattern": "^ATTACHED$", **changes}
+    changes = {
+        "binary": sys.executable,
+        "command": ["{{ binary }}", "-c", PROGRAM, *args],
+        "ready_pattern": "^ATTACHED$",
+        **changes,
+    }
     cfg = tracer_cfg(**changes)
     return build_tracer(CommandTracer, cfg, tmp_path)
 
@@ -199,7 +255,10 @@ def test_ready_timeout(tmp_path, stopped):
 
 
 def test_death_mid_run_and_a_tracer_that_ignores_its_stop_signal(tmp_path, stopped):
-    dying, stubborn = program_tracer(tmp_path / "a"), program_tracer(tmp_path / "b", "ignore-sigint", stop_timeout="300ms")
+    dying, stubborn = (
+        program_tracer(tmp_path / "a"),
+        program_tracer(tmp_path / "b", "ignore-sigint", stop_timeout="300ms"),
+    )
     for tracer in (dying, stubborn):
         stopped(tracer)
         tracer.check([make_unit()])
@@ -272,9 +331,18 @@ def test_evt_stress_with_opensnoop_writes_its_counts(tmp_path):
     import pandas as pd
 
     run_id = f"osrun-{uuid.uuid4().hex[:8]}"
-    proc = run_evt("stress", "-e", "security_file_open:instances=2:ops=2000:sleep=100us", "-e", "ptrace:ops=10",
-                    "tracer=opensnoop", f"run_id={run_id}", "stress.stress_end_cooldown=0s",
-                    f"hydra.run.dir={tmp_path}", timeout=300)
+    proc = run_evt(
+        "stress",
+        "-e",
+        "security_file_open:instances=2:ops=2000:sleep=100us",
+        "-e",
+        "ptrace:ops=10",
+        "tracer=opensnoop",
+        f"run_id={run_id}",
+        "stress.stress_end_cooldown=0s",
+        f"hydra.run.dir={tmp_path}",
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = pd.read_csv(tmp_path / "events.csv").set_index("unit")
     assert events.loc["security_file_open", "expected"] == 4000

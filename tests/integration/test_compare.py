@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from helpers import needs_bpftrace, run_evt
 from evt.analysis import compare
-from evt.results import rundirs
-from evt.errors import UsageError
 from evt.analysis.thresholds import METRICS, parse
+from evt.errors import UsageError
+from evt.results import rundirs
+from helpers import needs_bpftrace, run_evt
 from run_records import write_run, write_sweep
 
 EVENTS = METRICS["events_per_s"]
@@ -21,21 +21,27 @@ LOSS = METRICS["loss_pct"]
 RSS = METRICS["peak_rss_bytes"]
 
 
-@pytest.mark.parametrize("base, cand, verdict", [
-    ([1000.0], [900.0], compare.SAME),          # exactly -10%: inside the threshold
-    ([1000.0], [899.0], compare.REGRESSION),    # -10.1%
-    ([1000.0], [1200.0], compare.IMPROVEMENT),
-    ([1000.0], [1050.0], compare.SAME),
-])
+@pytest.mark.parametrize(
+    "base, cand, verdict",
+    [
+        ([1000.0], [900.0], compare.SAME),  # exactly -10%: inside the threshold
+        ([1000.0], [899.0], compare.REGRESSION),  # -10.1%
+        ([1000.0], [1200.0], compare.IMPROVEMENT),
+        ([1000.0], [1050.0], compare.SAME),
+    ],
+)
 def test_events_per_s_is_judged_relative_to_the_baseline(base, cand, verdict):
     assert compare.judge(EVENTS, base, cand, 10.0, 0.05).verdict == verdict
 
 
-@pytest.mark.parametrize("base, cand, verdict, change", [
-    ([0.0], [1.0], compare.SAME, 1.0),            # +1.0 point: at the threshold
-    ([0.5], [1.6], compare.REGRESSION, 1.1),
-    ([3.0], [0.5], compare.IMPROVEMENT, -2.5),
-])
+@pytest.mark.parametrize(
+    "base, cand, verdict, change",
+    [
+        ([0.0], [1.0], compare.SAME, 1.0),  # +1.0 point: at the threshold
+        ([0.5], [1.6], compare.REGRESSION, 1.1),
+        ([3.0], [0.5], compare.IMPROVEMENT, -2.5),
+    ],
+)
 def test_loss_is_judged_in_points(base, cand, verdict, change):
     judgement = compare.judge(LOSS, base, cand, 1.0, 0.05)
     assert judgement.verdict == verdict
@@ -88,8 +94,10 @@ def test_runs_match_by_scenario_and_event_and_name_what_does_not(tmp_path):
     assert comparison.exit_code == 1
     regressed = comparison.regressions
     assert list(zip(regressed["event"], regressed["metric"], strict=True)) == [("ptrace", "events_per_s")]
-    assert comparison.unmatched == ["only in the baseline: scenario=smoke event=security_file_open",
-                                    "only in the candidate: scenario=smoke event=sched_process_exec"]
+    assert comparison.unmatched == [
+        "only in the baseline: scenario=smoke event=security_file_open",
+        "only in the candidate: scenario=smoke event=sched_process_exec",
+    ]
 
 
 def test_per_run_figures_gate_on_cpu_per_million_events_and_peak_rss(tmp_path):
@@ -97,7 +105,9 @@ def test_per_run_figures_gate_on_cpu_per_million_events_and_peak_rss(tmp_path):
     write_run(tmp_path / "b", {"ptrace": (1000, 0.0)}, cpu_s=2.6, peak_rss=121 * 2**20)
     rows = _compare(tmp_path, tmp_path / "a", tmp_path / "b").rows.set_index("metric")
     assert rows.loc["tracer_cpu_per_mevents", "verdict"] == compare.REGRESSION  # +30%
-    assert rows.loc["tracer_cpu_per_mevents", "baseline_median"] == pytest.approx(2.0 / 1000 * 1e6)  # 2 s / 1,000 events
+    assert rows.loc["tracer_cpu_per_mevents", "baseline_median"] == pytest.approx(
+        2.0 / 1000 * 1e6
+    )  # 2 s / 1,000 events
     assert rows.loc["peak_rss_bytes", "verdict"] == compare.REGRESSION  # +21%
     assert rows.loc["tracer_cpu_avg_pct", "verdict"] == compare.INFO
 
@@ -126,13 +136,17 @@ def test_repeat_sets_compare_medians_with_spread(tmp_path):
 
 def test_sweeps_match_by_swept_values(tmp_path):
     write_sweep(tmp_path / "base", "stress.instances", [1, 2, 4], lambda n: {"ptrace": (1000 * n, 0.0)})
-    write_sweep(tmp_path / "cand", "stress.instances", [1, 2, 8], lambda n: {"ptrace": (1000 * n, 2.5 if n == 2 else 0.0)})
+    write_sweep(
+        tmp_path / "cand", "stress.instances", [1, 2, 8], lambda n: {"ptrace": (1000 * n, 2.5 if n == 2 else 0.0)}
+    )
     comparison = _compare(tmp_path, tmp_path / "base", tmp_path / "cand")
     assert comparison.keys == ["stress.instances"]
     regressed = comparison.regressions
     assert list(zip(regressed["stress.instances"], regressed["metric"], strict=True)) == [("2", "loss_pct")]
-    assert comparison.unmatched == ["only in the baseline: scenario=smoke stress.instances=4",
-                                    "only in the candidate: scenario=smoke stress.instances=8"]
+    assert comparison.unmatched == [
+        "only in the baseline: scenario=smoke stress.instances=4",
+        "only in the candidate: scenario=smoke stress.instances=8",
+    ]
 
 
 def test_failed_baseline_runs_are_left_out_with_a_note(tmp_path):
@@ -158,8 +172,10 @@ def test_cli_writes_the_table_files_and_names_each_regression(tmp_path):
     out = tmp_path / "cmp"
     result = run_evt("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert ("REGRESSION: events_per_s regressed (scenario=smoke event=ptrace): baseline 1,000, candidate 500 "
-            "(-50.0%; threshold -10%)") in result.stdout
+    assert (
+        "REGRESSION: events_per_s regressed (scenario=smoke event=ptrace): baseline 1,000, candidate 500 "
+        "(-50.0%; threshold -10%)"
+    ) in result.stdout
     with open(out / "compare.csv") as f:
         rows = {(r["event"], r["metric"]): r for r in csv.DictReader(f)}
     assert rows[("ptrace", "events_per_s")]["verdict"] == "regression"
@@ -175,19 +191,29 @@ def test_cli_thresholds_change_the_verdict(tmp_path):
     write_run(tmp_path / "b", {"ptrace": (500, 0.0)})
     gate = tmp_path / "gate.yaml"
     gate.write_text("events_per_s: 60\n")
-    result = run_evt("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--thresholds-file", str(gate),
-                     "--out", str(tmp_path / "cmp"))
+    result = run_evt(
+        "compare",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "--thresholds-file",
+        str(gate),
+        "--out",
+        str(tmp_path / "cmp"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "compare: no regression" in result.stdout
 
 
-@pytest.mark.parametrize("make, args, needle", [
-    (None, ["{tmp}/nope", "{tmp}/a"], "{tmp}/nope does not exist"),
-    ("empty", ["{tmp}/empty", "{tmp}/a"], "{tmp}/empty is not an evt result: it has no summary.json"),
-    (None, ["{tmp}/a", "{tmp}/a/events.csv"], "is a file, not a directory"),
-    (None, ["{tmp}/a", "{tmp}/a", "-t", "rss=5"], "unknown threshold 'rss'; valid names: events_per_s"),
-    ("other", ["{tmp}/a", "{tmp}/other"], "nothing to compare"),
-])
+@pytest.mark.parametrize(
+    "make, args, needle",
+    [
+        (None, ["{tmp}/nope", "{tmp}/a"], "{tmp}/nope does not exist"),
+        ("empty", ["{tmp}/empty", "{tmp}/a"], "{tmp}/empty is not an evt result: it has no summary.json"),
+        (None, ["{tmp}/a", "{tmp}/a/events.csv"], "is a file, not a directory"),
+        (None, ["{tmp}/a", "{tmp}/a", "-t", "rss=5"], "unknown threshold 'rss'; valid names: events_per_s"),
+        ("other", ["{tmp}/a", "{tmp}/other"], "nothing to compare"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, make, args, needle):
     write_run(tmp_path / "a", {"ptrace": (1000, 0.0)})
     if make == "empty":
@@ -204,9 +230,17 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, make, args, needle):
 
 # -- real runs: bpftrace counts real triggers --------------------------------------------
 
+
 def _paced_run(run_dir, ops: int, sleep: str) -> None:
-    result = run_evt("stress", "tracer=bpftrace", "stress.stress_end_cooldown=0s", f"hydra.run.dir={run_dir}",
-                     "-e", f"security_file_open:ops={ops}:sleep={sleep}", timeout=180)
+    result = run_evt(
+        "stress",
+        "tracer=bpftrace",
+        "stress.stress_end_cooldown=0s",
+        f"hydra.run.dir={run_dir}",
+        "-e",
+        f"security_file_open:ops={ops}:sleep={sleep}",
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -235,7 +269,9 @@ def test_real_runs_of_the_same_paced_scenario_do_not_regress(paced_runs, tmp_pat
     summary = json.loads((paced_runs / "candidate" / "run0" / "summary.json").read_text())
     assert summary["tracer"]["name"] == "bpftrace" and summary["tracer"]["version"].startswith("bpftrace v")
     window = summary["tracer_cost"]["window"]  # bpftrace's CPU from the release to the units' end
-    assert 0 < window["wall_s"] < summary["tracer_cost"]["wall_s"] and window["cpu_s"] <= summary["tracer_cost"]["cpu_s"]
+    assert (
+        0 < window["wall_s"] < summary["tracer_cost"]["wall_s"] and window["cpu_s"] <= summary["tracer_cost"]["cpu_s"]
+    )
     with open(paced_runs / "candidate" / "run0" / "timeseries.csv") as f:
         samples = list(csv.DictReader(f))
     assert int(samples[-1]["done.security_file_open"]) == 5000 and int(samples[-1]["tracer_rss_bytes"]) > 0
@@ -244,8 +280,7 @@ def test_real_runs_of_the_same_paced_scenario_do_not_regress(paced_runs, tmp_pat
 @pytest.mark.integration
 @needs_bpftrace
 def test_a_real_run_paced_ten_times_slower_regresses_on_events_per_s(paced_runs, tmp_path):
-    result = run_evt("compare", str(paced_runs / "baseline" / "run0"), str(paced_runs / "slow"),
-                     "--out", str(tmp_path))
+    result = run_evt("compare", str(paced_runs / "baseline" / "run0"), str(paced_runs / "slow"), "--out", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(t for t in result.stdout.splitlines() if t.startswith("REGRESSION: events_per_s regressed"))
     assert "event=security_file_open" in line and "threshold -10%" in line

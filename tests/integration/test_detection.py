@@ -26,20 +26,45 @@ def events_by_unit(run_dir: Path) -> dict[str, dict]:
 def test_native_triggers_are_counted_exactly(tmp_path):
     bpf_stats_before = Path("/proc/sys/kernel/bpf_stats_enabled").read_text()
     run_id = unique_run_id("exact")
-    result = run_evt("stress", *BASE, "stress.max_loss_pct=0", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
-                      "-e", "security_file_open:instances=2:ops=5000:sleep=0", "-e", "ptrace:ops=2000:sleep=0",
-                      "-e", "security_socket_connect:ops=2000:sleep=0", "-e", "sched_process_exec:ops=200",
-                      "-e", "sched_process_fork:ops=200")
+    result = run_evt(
+        "stress",
+        *BASE,
+        "stress.max_loss_pct=0",
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+        "-e",
+        "security_file_open:instances=2:ops=5000:sleep=0",
+        "-e",
+        "ptrace:ops=2000:sleep=0",
+        "-e",
+        "security_socket_connect:ops=2000:sleep=0",
+        "-e",
+        "sched_process_exec:ops=200",
+        "-e",
+        "sched_process_fork:ops=200",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = events_by_unit(tmp_path)
-    expected = {"security_file_open": 10000, "ptrace": 2000, "security_socket_connect": 2000,
-                "sched_process_exec": 200, "sched_process_fork": 200}
+    expected = {
+        "security_file_open": 10000,
+        "ptrace": 2000,
+        "security_socket_connect": 2000,
+        "sched_process_exec": 200,
+        "sched_process_fork": 200,
+    }
     assert {u: int(r["expected"]) for u, r in rows.items()} == expected
     assert {u: int(r["observed"]) for u, r in rows.items()} == expected
     assert all(r["count"] == "exact" and r["lost"] == "0" and float(r["loss_pct"]) == 0 for r in rows.values())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["detection"] == {"expected": 14400, "observed": 14400, "lost": 0, "extra": 0, "loss_pct": 0.0,
-                                    "exact": True, "why_not_exact": None}
+    assert summary["detection"] == {
+        "expected": 14400,
+        "observed": 14400,
+        "lost": 0,
+        "extra": 0,
+        "loss_pct": 0.0,
+        "exact": True,
+        "why_not_exact": None,
+    }
     assert all(r["extra"] == "0" and r["check"] == "ok" for r in rows.values())
     assert summary["max_loss_pct"] == {"limit": 0.0, "passed": True}
     cost = summary["tracer_cost"]
@@ -56,8 +81,18 @@ def test_native_triggers_are_counted_exactly(tmp_path):
 
 
 def test_script_triggers_are_counted_as_lower_bounds(tmp_path):
-    result = run_evt("stress", *BASE, f"hydra.run.dir={tmp_path}", "stress.mode=script",
-                      "-e", "security_file_open:ops=5", "-e", "ptrace:ops=3", "-e", "security_socket_create:ops=3")
+    result = run_evt(
+        "stress",
+        *BASE,
+        f"hydra.run.dir={tmp_path}",
+        "stress.mode=script",
+        "-e",
+        "security_file_open:ops=5",
+        "-e",
+        "ptrace:ops=3",
+        "-e",
+        "security_socket_create:ops=3",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for unit, row in events_by_unit(tmp_path).items():
         assert row["count"] == "lower_bound"
@@ -86,11 +121,19 @@ def test_events_outside_the_units_are_not_counted(tmp_path, runner):
     all through the run; only the unit's own events may be counted."""
     run_id = unique_run_id(f"noise-{runner}")
     marker = Marker.for_run(f"{run_id}-security_file_open", "security_file_open")
-    noise = subprocess.Popen([sys.executable, "-c", NOISE, marker.file, marker.comm, "20"],
-                             stdout=subprocess.PIPE, text=True)
+    noise = subprocess.Popen(
+        [sys.executable, "-c", NOISE, marker.file, marker.comm, "20"], stdout=subprocess.PIPE, text=True
+    )
     try:
-        result = run_evt("stress", *BASE, f"runner={runner}", f"run_id={run_id}", f"hydra.run.dir={tmp_path}",
-                          "-e", "security_file_open:ops=3000:sleep=100us")
+        result = run_evt(
+            "stress",
+            *BASE,
+            f"runner={runner}",
+            f"run_id={run_id}",
+            f"hydra.run.dir={tmp_path}",
+            "-e",
+            "security_file_open:ops=3000:sleep=100us",
+        )
     finally:
         noise.terminate()
         noise_out, _ = noise.communicate(timeout=30)
@@ -103,8 +146,15 @@ def test_events_outside_the_units_are_not_counted(tmp_path, runner):
 
 def test_a_run_over_the_loss_limit_fails_when_counts_exist(tmp_path):
     # A tracer that counts nothing cannot gate: the run passes and says why.
-    result = run_evt("stress", "tracer=none", "stress.stress_end_cooldown=0s", "stress.max_loss_pct=0",
-                      f"hydra.run.dir={tmp_path}", "-e", "ptrace:ops=10")
+    result = run_evt(
+        "stress",
+        "tracer=none",
+        "stress.stress_end_cooldown=0s",
+        "stress.max_loss_pct=0",
+        f"hydra.run.dir={tmp_path}",
+        "-e",
+        "ptrace:ops=10",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["max_loss_pct"]["passed"] is None and summary["detection"] is None
@@ -124,14 +174,29 @@ def test_a_real_run_over_the_loss_limit_exits_1_with_status_loss_exceeded(tmp_pa
     entry = home / "triggers" / "ptrace.yaml"
     entry.write_text(entry.read_text().replace("per_op: 1", "per_op: 2", 1))
     run_dir = tmp_path / "run"
-    result = run_evt("stress", *BASE, "runner=local", "stress.max_loss_pct=10", f"hydra.run.dir={run_dir}",
-                     "-e", "ptrace:ops=300:sleep=0", env={"EVT_HOME": str(home)})
+    result = run_evt(
+        "stress",
+        *BASE,
+        "runner=local",
+        "stress.max_loss_pct=10",
+        f"hydra.run.dir={run_dir}",
+        "-e",
+        "ptrace:ops=300:sleep=0",
+        env={"EVT_HOME": str(home)},
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "loss 50.00% exceeds stress.max_loss_pct=10" in result.stderr + result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "loss_exceeded" and summary["exit_code"] == 1
-    assert summary["detection"] == {"expected": 600, "observed": 300, "lost": 300, "extra": 0, "loss_pct": 50.0,
-                                    "exact": True, "why_not_exact": None}
+    assert summary["detection"] == {
+        "expected": 600,
+        "observed": 300,
+        "lost": 300,
+        "extra": 0,
+        "loss_pct": 50.0,
+        "exact": True,
+        "why_not_exact": None,
+    }
     assert summary["max_loss_pct"] == {"limit": 10.0, "passed": False}
 
 
@@ -144,10 +209,19 @@ def test_an_exact_unit_that_over_counts_is_miscounted(tmp_path):
     for folder in ("conf", "templates", "triggers"):
         shutil.copytree(Path(__file__).resolve().parents[2] / folder, home / folder)
     entry = home / "triggers" / "ptrace.yaml"
-    entry.write_text(entry.read_text().replace("tracepoint:syscalls:sys_enter_ptrace", "tracepoint:raw_syscalls:sys_enter", 1))
+    entry.write_text(
+        entry.read_text().replace("tracepoint:syscalls:sys_enter_ptrace", "tracepoint:raw_syscalls:sys_enter", 1)
+    )
     run_dir = tmp_path / "run"
-    result = run_evt("stress", *BASE, "runner=local", f"hydra.run.dir={run_dir}", "-e", "ptrace:ops=300:sleep=0",
-                     env={"EVT_HOME": str(home)})
+    result = run_evt(
+        "stress",
+        *BASE,
+        "runner=local",
+        f"hydra.run.dir={run_dir}",
+        "-e",
+        "ptrace:ops=300:sleep=0",
+        env={"EVT_HOME": str(home)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     row = events_by_unit(run_dir)["ptrace"]
     observed, expected = int(row["observed"]), int(row["expected"])
@@ -157,6 +231,7 @@ def test_an_exact_unit_that_over_counts_is_miscounted(tmp_path):
     assert "miscounted" in table_row and f"{observed - expected:,}" in table_row
     detection = json.loads((run_dir / "summary.json").read_text())["detection"]
     assert detection["exact"] is False and detection["extra"] == observed - expected
-    assert detection["why_not_exact"] == (f"ptrace: observed {observed:,} events where exactly 300 were made "
-                                          f"({observed - expected:,} extra: miscounted)")
+    assert detection["why_not_exact"] == (
+        f"ptrace: observed {observed:,} events where exactly 300 were made ({observed - expected:,} extra: miscounted)"
+    )
     assert "detection is not exact: ptrace: observed" in result.stdout + result.stderr

@@ -5,6 +5,7 @@ bench ... --cfg job`; the Ray launcher's on a local Ray (tests/support/doc_examp
 from __future__ import annotations
 
 import pytest
+
 from doc_examples import CHECKS, SLOW_KINDS, Example, check_dry_run, examples, workdir
 
 pytestmark = pytest.mark.integration

@@ -36,9 +36,14 @@ class Run:
         # unique on the host: other engineers run these tests at the same time
         self.run_id, self.run_dir = f"{run_id}-{uuid.uuid4().hex[:6]}", tmp_path / "run"
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([EVT, "stress", *args, f"run_id={self.run_id}", f"hydra.run.dir={self.run_dir}"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     text=True, env=dict(os.environ, COLUMNS="200", **(env or {})))
+        self.proc = subprocess.Popen(
+            [EVT, "stress", *args, f"run_id={self.run_id}", f"hydra.run.dir={self.run_dir}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ, COLUMNS="200", **(env or {})),
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -92,9 +97,15 @@ def gone(pid: int) -> bool:
 
 
 def standin(tmp_path: Path) -> list[str]:
-    return ["tracer=tracee", f"tracee.binary={STANDIN}", f"tracee.http_address=127.0.0.1:{free_port()}",
-            f"tracee.pidfile={tmp_path / 'tracee.pid'}", "tracee.init_cooldown=0s", "tracee.drain=0s",
-            "tracee.stop_timeout=2s"]
+    return [
+        "tracer=tracee",
+        f"tracee.binary={STANDIN}",
+        f"tracee.http_address=127.0.0.1:{free_port()}",
+        f"tracee.pidfile={tmp_path / 'tracee.pid'}",
+        "tracee.init_cooldown=0s",
+        "tracee.drain=0s",
+        "tracee.stop_timeout=2s",
+    ]
 
 
 def standin_pid(tmp_path: Path) -> int:
@@ -117,8 +128,11 @@ def assert_nothing_left(run: Run, pids: list[int] = ()) -> None:
 
 def test_tracer_sigkilled_mid_run_is_reported_and_the_run_cleaned_up(tmp_path):
     # a tracer dying does not stop the units: their figures are kept (a run of ~5 s)
-    run = Run(tmp_path, unique_run_id("flt-kill"), ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
-                                                           "-e", "ptrace:ops=5000:sleep=1ms"])
+    run = Run(
+        tmp_path,
+        unique_run_id("flt-kill"),
+        ["tracer=bpftrace", "stress.stress_end_cooldown=0s", "-e", "ptrace:ops=5000:sleep=1ms"],
+    )
     run.wait_for("Phase 5")
     (tracer_pid,) = [pid for pid, role in run.recorded_pids().items() if role.startswith("tracer")]
     os.kill(tracer_pid, signal.SIGKILL)
@@ -133,9 +147,12 @@ def test_tracer_sigkilled_mid_run_is_reported_and_the_run_cleaned_up(tmp_path):
 
 
 def test_tracer_never_ready_fails_the_run_before_any_unit_is_released(tmp_path):
-    run = Run(tmp_path, unique_run_id("flt-notready"),
-              [*standin(tmp_path), "tracee.ready_timeout=2s", "runner=local", "stress.stress_end_cooldown=0s", *LONG],
-              env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")})
+    run = Run(
+        tmp_path,
+        unique_run_id("flt-notready"),
+        [*standin(tmp_path), "tracee.ready_timeout=2s", "runner=local", "stress.stress_end_cooldown=0s", *LONG],
+        env={"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")},
+    )
     pid = standin_pid(tmp_path)
     code = run.finish()
     assert code == 1, run.output
@@ -155,8 +172,12 @@ def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tm
     else:  # a Tracee (stand-in) that never becomes ready
         args, needle = [*standin(tmp_path), "tracee.ready_timeout=60s"], "Phase 3"
         env = {"EVT_STANDIN_MODE": "never_ready", "EVT_STANDIN_PIDFILE": str(tmp_path / "standin.pid")}
-    run = Run(tmp_path, unique_run_id(f"flt-early-{tracer[:4]}-{signum.name.lower()}"),
-              [*args, "runner=local", *LONG], env=env)
+    run = Run(
+        tmp_path,
+        unique_run_id(f"flt-early-{tracer[:4]}-{signum.name.lower()}"),
+        [*args, "runner=local", *LONG],
+        env=env,
+    )
     run.wait_for(needle)
     pids = run.wait_for_tracer_pid()
     run.proc.send_signal(signum)
@@ -170,10 +191,22 @@ def test_interrupted_before_the_tracer_was_ready_says_interrupted_not_crashed(tm
 
 # phase: (what is printed when the phase has begun, extra arguments)
 PHASES = {
-    "start": ("Phase 2", ["tracer=none", "stress.stress_end_cooldown=0s", "-e", "security_file_open:instances=4:ops=100000:sleep=1ms", *LONG]),
+    "start": (
+        "Phase 2",
+        [
+            "tracer=none",
+            "stress.stress_end_cooldown=0s",
+            "-e",
+            "security_file_open:instances=4:ops=100000:sleep=1ms",
+            *LONG,
+        ],
+    ),
     "tracer": ("Phase 3", ["stress.stress_end_cooldown=0s", *LONG]),  # the stand-in, never ready
     "run": ("Phase 5", ["tracer=none", "stress.stress_end_cooldown=0s", *LONG]),
-    "cooldown": ("=== Stress End Cooldown ===", ["tracer=none", "stress.stress_end_cooldown=60s", "-e", "ptrace:ops=10"]),
+    "cooldown": (
+        "=== Stress End Cooldown ===",
+        ["tracer=none", "stress.stress_end_cooldown=60s", "-e", "ptrace:ops=10"],
+    ),
 }
 
 
@@ -259,8 +292,11 @@ def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
     try:
-        run = Run(mount, unique_run_id("flt-full"), ["tracer=bpftrace", "stress.stress_end_cooldown=0s",
-                                                              "-e", "ptrace:ops=3000:sleep=1ms"])
+        run = Run(
+            mount,
+            unique_run_id("flt-full"),
+            ["tracer=bpftrace", "stress.stress_end_cooldown=0s", "-e", "ptrace:ops=3000:sleep=1ms"],
+        )
         run.wait_for("Phase 5")
         with open(mount / "filler", "wb") as filler:  # take whatever space is left
             try:
@@ -281,9 +317,19 @@ def test_a_full_run_directory_filesystem_ends_the_run_with_a_message(tmp_path):
 
 def test_a_unit_over_its_memory_limit_is_ended_by_the_oom_killer_and_the_run_says_so(tmp_path):
     # 16 MiB is less than a unit's Python needs (~25 MiB): the kernel ends it as it starts
-    run = Run(tmp_path, unique_run_id("flt-oom"), ["tracer=none", "stress.stress_end_cooldown=0s",
-                                                          "runner.memory=16m", "-e", "ptrace:ops=10",
-                                                          "-e", "security_file_open:ops=10"])
+    run = Run(
+        tmp_path,
+        unique_run_id("flt-oom"),
+        [
+            "tracer=none",
+            "stress.stress_end_cooldown=0s",
+            "runner.memory=16m",
+            "-e",
+            "ptrace:ops=10",
+            "-e",
+            "security_file_open:ops=10",
+        ],
+    )
     code = run.finish()
     assert code == 1, run.output
     assert "killed by the kernel's OOM killer: the unit needed more than runner.memory=16m" in run.output
@@ -297,8 +343,9 @@ def test_a_unit_over_its_memory_limit_is_ended_by_the_oom_killer_and_the_run_say
 def test_a_memory_limit_is_refused_where_it_cannot_apply(tmp_path):
     bad = run_evt("stress", "-e", "ptrace", "tracer=none", "runner.memory=lots", f"hydra.run.dir={tmp_path / 'a'}")
     assert bad.returncode == 2 and "runner.memory=lots is not a memory size" in bad.stderr
-    local = run_evt("stress", "-e", "ptrace", "tracer=none", "runner=local", "runner.memory=64m",
-                    f"hydra.run.dir={tmp_path / 'b'}")
+    local = run_evt(
+        "stress", "-e", "ptrace", "tracer=none", "runner=local", "runner.memory=64m", f"hydra.run.dir={tmp_path / 'b'}"
+    )
     assert local.returncode == 2 and "runner.memory limits containers: use it with runner=docker" in local.stderr
 
 
@@ -315,8 +362,21 @@ def own_dockerd(tmp_path_factory):
     bridge = f"evtdk{os.getpid() % 100000}"
     subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
     subprocess.run(["ip", "addr", "add", "10.254.254.1/24", "dev", bridge], check=True)
-    argv = ["dockerd", "--host", socket, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-            "--pidfile", str(base / "docker.pid"), "--iptables=false", "--ip6tables=false", "--bridge", bridge]
+    argv = [
+        "dockerd",
+        "--host",
+        socket,
+        "--data-root",
+        str(base / "data"),
+        "--exec-root",
+        str(base / "exec"),
+        "--pidfile",
+        str(base / "docker.pid"),
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge",
+        bridge,
+    ]
     log = open(base / "dockerd.log", "w")  # noqa: SIM115 - the daemon writes it across restarts; closed at the end
 
     def start() -> subprocess.Popen:
@@ -354,8 +414,7 @@ def test_dockerd_stopped_mid_run_fails_the_run_and_cleanup_later_removes_the_res
     import docker
 
     env = {"DOCKER_HOST": own_dockerd["socket"]}
-    run = Run(tmp_path, unique_run_id("flt-dockerd"), ["tracer=none", "stress.stress_end_cooldown=0s", *LONG],
-              env=env)
+    run = Run(tmp_path, unique_run_id("flt-dockerd"), ["tracer=none", "stress.stress_end_cooldown=0s", *LONG], env=env)
     run.wait_for("Phase 5")
     own_dockerd["proc"].terminate()  # our own daemon: a stop, as `systemctl stop docker` does
     own_dockerd["proc"].wait(timeout=60)

@@ -16,8 +16,18 @@ from helpers import EVT
 @pytest.mark.integration
 def test_two_runs_started_in_the_same_second_write_two_directories(tmp_path):
     argv = [EVT, "stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s", "-e", "ptrace:ops=10"]
-    procs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              stdin=subprocess.DEVNULL, env=dict(os.environ, COLUMNS="200")) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            argv,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, COLUMNS="200"),
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     run_dirs = sorted((tmp_path / "outputs").glob("*/*"))
@@ -39,9 +49,24 @@ def test_make_clean_keeps_results():
 
 @pytest.mark.integration
 def test_a_sweep_directory_is_named_by_its_own_id(tmp_path):
-    result = subprocess.run([EVT, "stress", "-m", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
-                             "-e", "ptrace:ops=10", "stress.instances=1,2"], cwd=tmp_path, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL, timeout=120)
+    result = subprocess.run(
+        [
+            EVT,
+            "stress",
+            "-m",
+            "runner=local",
+            "tracer=none",
+            "stress.stress_end_cooldown=0s",
+            "-e",
+            "ptrace:ops=10",
+            "stress.instances=1,2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", sweep_dir.name)
@@ -52,8 +77,10 @@ def test_a_sweep_directory_is_named_by_its_own_id(tmp_path):
 def test_a_local_run_does_not_import_ray(tmp_path):
     """Hydra imports every plugin module on every run; evt's Ray launcher defers `import ray`
     (~0.7 s) to a sweep that uses it."""
-    code = ("import sys; from evt import cli; "
-            f"code = cli.main(['stress', '--dry-run', '-e', 'ptrace', 'tracer=none', 'hydra.run.dir={tmp_path}']); "
-            "print('exit', code, 'ray' in sys.modules, 'evt_ray_launcher' in ' '.join(sys.modules))")
+    code = (
+        "import sys; from evt import cli; "
+        f"code = cli.main(['stress', '--dry-run', '-e', 'ptrace', 'tracer=none', 'hydra.run.dir={tmp_path}']); "
+        "print('exit', code, 'ray' in sys.modules, 'evt_ray_launcher' in ' '.join(sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "exit 0 False True", out.stdout + out.stderr

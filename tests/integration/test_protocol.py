@@ -9,13 +9,16 @@ import textwrap
 
 import pytest
 
-from evt.workload.protocol import Error, Progress, Result, TriggerResult, Waiting, WorkerResult, decode, encode
 from evt.runners.base import UnitState
+from evt.workload.protocol import Error, Progress, Result, TriggerResult, Waiting, WorkerResult, decode, encode
 from helpers import run_evt
 
 
 def a_result() -> TriggerResult:
-    workers = [WorkerResult(0, 5, 5, 0, 1_000, 3_000, 2e-6, 2.5e6), WorkerResult(1, 5, 4, 1, 1_100, 3_100, 2e-6, 2e6, "boom")]
+    workers = [
+        WorkerResult(0, 5, 5, 0, 1_000, 3_000, 2e-6, 2.5e6),
+        WorkerResult(1, 5, 4, 1, 1_100, 3_100, 2e-6, 2e6, "boom"),
+    ]
     return TriggerResult("ptrace", "native", 2, 10, 9, 1, 2.1e-6, 4.3e6, 1_000, 3_100, workers)
 
 
@@ -35,12 +38,18 @@ def test_a_result_record_is_the_json_result_plus_its_key():
     assert data == json.loads(a_result().to_json())
 
 
-@pytest.mark.parametrize("line", [
-    "Waiting at start barrier /evt-barrier/barrier (timeout 1m0s)",
-    "[trigger:7:ptrace] Starting triggering 10 ops with 0s sleep time at 10:00:00.000",
-    '{"progress": {"done": 5, "total": 10}}',  # looks like JSON, is not a record
-    '{"evt_msg": "nonsense"}', '{"evt_msg":"progress","done":1}', '{"evt_msg":"waiting"', "",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Waiting at start barrier /evt-barrier/barrier (timeout 1m0s)",
+        "[trigger:7:ptrace] Starting triggering 10 ops with 0s sleep time at 10:00:00.000",
+        '{"progress": {"done": 5, "total": 10}}',  # looks like JSON, is not a record
+        '{"evt_msg": "nonsense"}',
+        '{"evt_msg":"progress","done":1}',
+        '{"evt_msg":"waiting"',
+        "",
+    ],
+)
 def test_human_and_malformed_lines_are_not_records(line):
     assert decode(line) is None
 
@@ -59,10 +68,14 @@ def test_unit_state_follows_only_the_records(tmp_path):
     state.close_log()
     lines = (tmp_path / "units" / "u.log").read_text().splitlines()
     assert len(lines) == 7 and lines[0] == "Waiting at start barrier X"  # every line, as received
-    assert state.tail() == ["Waiting at start barrier X", "Starting triggering 10 ops", '{"progress": {"done": 9, "total": 10}}']
+    assert state.tail() == [
+        "Waiting at start barrier X",
+        "Starting triggering 10 ops",
+        '{"progress": {"done": 9, "total": 10}}',
+    ]
 
 
-REWORD = textwrap.dedent('''
+REWORD = textwrap.dedent("""
     # Loaded into every evt process of the test run (PYTHONPATH): rewords each human line
     # of `evt trigger` and its prefix, leaving the protocol records as they are.
     import evt.workload.trigger
@@ -76,7 +89,7 @@ REWORD = textwrap.dedent('''
         _write(self, line)
 
     evt.workload.trigger.Output.__call__ = reworded
-''')
+""")
 
 
 @pytest.mark.integration
@@ -86,8 +99,16 @@ def test_rewording_every_human_line_does_not_change_a_run(tmp_path):
     (hook / "sitecustomize.py").write_text(REWORD)
     out = tmp_path / "run"
     env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    result = run_evt("stress", "runner=local", "tracer=none", "stress.stress_end_cooldown=0s",
-                      "-e", "security_file_open:instances=2:ops=300", f"hydra.run.dir={out}", env=env)
+    result = run_evt(
+        "stress",
+        "runner=local",
+        "tracer=none",
+        "stress.stress_end_cooldown=0s",
+        "-e",
+        "security_file_open:instances=2:ops=300",
+        f"hydra.run.dir={out}",
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     log = (out / "units" / "security_file_open.log").read_text()
     assert "REWORDED Held at start barrier" in log and "Waiting at start barrier" not in log

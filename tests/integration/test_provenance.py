@@ -10,10 +10,10 @@ import subprocess
 import docker
 import psutil
 
+from evt.paths import HOME
 from evt.results import provenance
 from evt.results import writers as results
-from evt.paths import HOME
-from helpers import build_tracer, STANDIN, compose_cfg, needs_bpftrace
+from helpers import STANDIN, build_tracer, compose_cfg, needs_bpftrace
 
 
 def test_record_names_evt_scenario_host_and_tracer():
@@ -25,8 +25,11 @@ def test_record_names_evt_scenario_host_and_tracer():
     assert record["scenario"] == ["smoke", "network"]
     assert record["overrides"] == []  # outside a Hydra job
     host = record["host"]
-    assert (host["kernel"], host["cpus"], host["memory_bytes"]) == (os.uname().release, os.cpu_count(),
-                                                                    psutil.virtual_memory().total)
+    assert (host["kernel"], host["cpus"], host["memory_bytes"]) == (
+        os.uname().release,
+        os.cpu_count(),
+        psutil.virtual_memory().total,
+    )
     assert host["cpu_model"] and host["docker_version"] == docker.from_env().version()["Version"]
     assert record["tracer"] == {"name": "bpftrace", "version": "bpftrace v0.20.2"}
 
@@ -40,7 +43,11 @@ def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):
     results.write_failure_summary(cfg, tmp_path / "job", "error", "RuntimeError: boom", 1)
     summary = json.loads((tmp_path / "job" / "summary.json").read_text())
     assert (summary["run_id"], summary["status"], summary["failure"], summary["exit_code"]) == (
-        "early1", "error", "RuntimeError: boom", 1)
+        "early1",
+        "error",
+        "RuntimeError: boom",
+        1,
+    )
     assert summary["scenario"] == ["smoke"] and summary["tracer"]["name"] == "none"
     assert summary["partial"] is True
 
@@ -53,7 +60,9 @@ def test_tracers_report_their_version(tmp_path):
 
     reported = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
     assert reported.startswith("bpftrace v")
-    assert build_tracer(BpftraceTracer, compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
+    assert (
+        build_tracer(BpftraceTracer, compose_cfg("tracer=bpftrace", "scenario=smoke"), tmp_path).version() == reported
+    )
     tracee = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={STANDIN}")
     assert build_tracer(TraceeTracer, tracee, tmp_path).version() == "v0.24.1-215-g7c9ec9788 stand-in (NOT TRACEE)"
     missing = compose_cfg("tracer=tracee", "scenario=smoke", f"tracee.binary={tmp_path / 'no-tracee'}")

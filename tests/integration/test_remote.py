@@ -3,8 +3,8 @@ evt host), real stress jobs in real containers, results brought home through Ray
 
 from __future__ import annotations
 
-import itertools
 import csv
+import itertools
 import json
 import os
 import re
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from helpers import EVT, needs_bpftrace, run_evt
 from ray_cluster import DRIVER_ENV, start_cluster
 
-from evt.stress import remote
 from evt.errors import UsageError
+from evt.stress import remote
+from helpers import EVT, needs_bpftrace, run_evt
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,17 @@ PACED = "security_file_open:ops=400:sleep=5ms"
 
 def sweep(cluster, sweep_dir: Path, *overrides: str, timeout: float = 600):
     return run_evt(
-        "stress", "-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={cluster.address}",
-        "runner=docker", "stress.stress_end_cooldown=0s", f"hydra.sweep.dir={sweep_dir}",
-        f"remote.staging_dir={sweep_dir.parent / 'staging'}", *overrides,
-        timeout=timeout, env=DRIVER_ENV,
+        "stress",
+        "-m",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={cluster.address}",
+        "runner=docker",
+        "stress.stress_end_cooldown=0s",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"remote.staging_dir={sweep_dir.parent / 'staging'}",
+        *overrides,
+        timeout=timeout,
+        env=DRIVER_ENV,
     )
 
 
@@ -65,8 +72,15 @@ def test_a_sweep_runs_one_job_per_host_and_every_run_dir_comes_home(cluster, tmp
     for row in table:
         job_dir = Path(row["run_dir"])
         assert job_dir.parent == sweep_dir  # home, not the host's staging directory
-        for name in ("summary.json", "events.csv", "workers.csv", "tracer.csv", "evt.log",
-                     ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        for name in (
+            "summary.json",
+            "events.csv",
+            "workers.csv",
+            "tracer.csv",
+            "evt.log",
+            ".hydra/config.yaml",
+            ".hydra/overrides.yaml",
+        ):
             assert (job_dir / name).is_file(), f"{job_dir}: {name} did not come home"
         record = remote_record(job_dir)
         assert record["node"]["node_id"] in nodes and record["exit_code"] == 0
@@ -83,8 +97,14 @@ def test_a_sweep_runs_one_job_per_host_and_every_run_dir_comes_home(cluster, tmp
 
 def test_a_job_whose_host_lacks_a_prerequisite_fails_alone(cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    out = sweep(cluster, sweep_dir, "-e", "security_file_open:ops=10", "tracer=none",
-                "runner.image=evt-no-such-image:never,${oc.env:EVT_TRIGGER_RUNNER_IMAGE}")
+    out = sweep(
+        cluster,
+        sweep_dir,
+        "-e",
+        "security_file_open:ops=10",
+        "tracer=none",
+        "runner.image=evt-no-such-image:never,${oc.env:EVT_TRIGGER_RUNNER_IMAGE}",
+    )
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     by_image = {r["runner.image"]: r for r in rows(sweep_dir)}  # the swept values, as the jobs saw them
     assert by_image["evt-no-such-image:never"]["status"] == "bad_input"
@@ -102,9 +122,18 @@ def test_more_hosts_than_the_cluster_has_is_refused_before_any_job(cluster, tmp_
 
 def test_an_address_nothing_answers_at_is_refused_at_once(tmp_path):
     started = time.monotonic()
-    out = run_evt("stress", "-m", "hydra/launcher=ray", "hydra.launcher.ray.init.address=127.0.0.1:1",
-                  "tracer=none", "-e", "security_file_open", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                  timeout=120, env=DRIVER_ENV)
+    out = run_evt(
+        "stress",
+        "-m",
+        "hydra/launcher=ray",
+        "hydra.launcher.ray.init.address=127.0.0.1:1",
+        "tracer=none",
+        "-e",
+        "security_file_open",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        timeout=120,
+        env=DRIVER_ENV,
+    )
     assert out.returncode == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in out.stderr
     assert "Traceback" not in out.stderr and time.monotonic() - started < 60
     assert not (tmp_path / "sweep").exists()
@@ -128,8 +157,19 @@ def test_files_over_the_caps_stay_on_the_host_and_are_recorded(tmp_path):
     remote.remove_packed(job, left)
     assert sorted(p.name for p in job.rglob("*") if p.is_file()) == ["events.json"]  # only the big one stays
     home = tmp_path / "home"
-    remote.unpack_job({"archive": archive, "node": {"hostname": "h"}, "started": 0, "ended": 1, "exit_code": 0,
-                       "error": None, "left_on_host": left, "staging_dir": str(job)}, home)
+    remote.unpack_job(
+        {
+            "archive": archive,
+            "node": {"hostname": "h"},
+            "started": 0,
+            "ended": 1,
+            "exit_code": 0,
+            "error": None,
+            "left_on_host": left,
+            "staging_dir": str(job),
+        },
+        home,
+    )
     assert (home / ".hydra" / "config.yaml").read_text() == "a: 1\n" and (home / "summary.json").exists()
     assert not (home / "tracer" / "events.json").exists()
     assert remote_record(home)["left_on_host"][0]["location"] == str(job / "tracer" / "events.json")
@@ -153,10 +193,25 @@ def test_a_job_on_a_host_that_dies_is_a_failed_row_and_the_others_carry_on(tmp_p
         worker = cluster.nodes[1]
         sweep_dir, staging = tmp_path / "sweep", tmp_path / "staging"
         driver = subprocess.Popen(
-            [str(EVT), "stress", "-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={cluster.address}",
-             "runner=docker", "tracer=none", "-e", "security_file_open:ops=1500:sleep=10ms", "stress.instances=1,2",
-             "stress.stress_end_cooldown=0s", f"hydra.sweep.dir={sweep_dir}", f"remote.staging_dir={staging}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **DRIVER_ENV),
+            [
+                str(EVT),
+                "stress",
+                "-m",
+                "hydra/launcher=ray",
+                f"hydra.launcher.ray.init.address={cluster.address}",
+                "runner=docker",
+                "tracer=none",
+                "-e",
+                "security_file_open:ops=1500:sleep=10ms",
+                "stress.instances=1,2",
+                "stress.stress_end_cooldown=0s",
+                f"hydra.sweep.dir={sweep_dir}",
+                f"remote.staging_dir={staging}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, **DRIVER_ENV),
         )
         try:
             _, run_id = _job_running_on(staging, worker.node_id)  # its units run: now the host dies

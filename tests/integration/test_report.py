@@ -54,15 +54,22 @@ def test_comparison_report_has_a_plot_per_compared_figure(tmp_path):
     result = run_evt("report", str(tmp_path / "cmp"))
     assert result.returncode == 0, result.stdout + result.stderr
     names = images_of(tmp_path / "cmp" / "report")
-    assert {"compare_events_per_s.png", "compare_loss_pct.png", "compare_peak_rss_bytes.png",
-            "compare_tracer_cpu_per_mevents.png"} <= set(names)
+    assert {
+        "compare_events_per_s.png",
+        "compare_loss_pct.png",
+        "compare_peak_rss_bytes.png",
+        "compare_tracer_cpu_per_mevents.png",
+    } <= set(names)
     assert "REGRESSION: events_per_s regressed" in (tmp_path / "cmp" / "report" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("make, needle", [
-    (None, "does not exist"),
-    ("repeats", "holds 2 separate runs"),
-])
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (None, "does not exist"),
+        ("repeats", "holds 2 separate runs"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, make, needle):
     if make == "repeats":
         for i in range(2):
@@ -76,8 +83,17 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, make, needle):
 @needs_bpftrace
 def test_reports_of_a_real_sweep_its_run_and_a_comparison(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_evt("stress", "-m", "tracer=bpftrace", "stress.stress_end_cooldown=0s", f"hydra.sweep.dir={sweep_dir}",
-                     "-e", "security_file_open:ops=3000:sleep=100us", "stress.instances=1,2", timeout=300)
+    result = run_evt(
+        "stress",
+        "-m",
+        "tracer=bpftrace",
+        "stress.stress_end_cooldown=0s",
+        f"hydra.sweep.dir={sweep_dir}",
+        "-e",
+        "security_file_open:ops=3000:sleep=100us",
+        "stress.instances=1,2",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (sweep_dir / "0" / ".barrier").exists()  # the start barrier goes with the run
     assert run_evt("report", str(sweep_dir)).returncode == 0

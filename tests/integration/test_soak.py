@@ -23,8 +23,11 @@ from evt.cli import commands as cli
 from evt.workload.marker import Marker
 from helpers import bpftrace_skip_reason, run_containers
 
-pytestmark = [pytest.mark.integration, pytest.mark.soak,
-              pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=bpftrace_skip_reason() or "")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.soak,
+    pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=bpftrace_skip_reason() or ""),
+]
 
 RUNS = int(os.environ.get("EVT_SOAK_RUNS", "3"))
 EVENTS = ["-e", "ptrace:ops=50:sleep=0", "-e", "security_file_open:ops=50:sleep=0"]
@@ -37,8 +40,12 @@ def mentions(text: str, needles: set[str]) -> bool:
 def cgroup_dirs() -> list[Path]:
     """Where containers' cgroups live (cgroupfs or systemd driver, v1 or v2) and the local runner's."""
     root = Path("/sys/fs/cgroup")
-    paths = [*root.glob("*/docker/*"), *root.glob("docker/*"), *root.glob("*/system.slice/docker-*"),
-             *root.glob("system.slice/docker-*")]
+    paths = [
+        *root.glob("*/docker/*"),
+        *root.glob("docker/*"),
+        *root.glob("*/system.slice/docker-*"),
+        *root.glob("system.slice/docker-*"),
+    ]
     unified = host.cgroup2_root()
     return paths + (list(unified.glob("evt-*")) if unified else [])
 
@@ -83,15 +90,35 @@ def test_back_to_back_runs_leave_nothing_behind(tmp_path, monkeypatch, capsys):
     container_ids: set[str] = set()
     markers: set[str] = set()
     # one run first: imports, docker client pools and Hydra's state are set up once, not leaked
-    assert cli.main(["stress", *EVENTS, "tracer=bpftrace", "stress.stress_end_cooldown=0s",
-                     f"run_id={prefix}-warm", f"hydra.run.dir={tmp_path / 'warm'}"]) == 0
+    assert (
+        cli.main(
+            [
+                "stress",
+                *EVENTS,
+                "tracer=bpftrace",
+                "stress.stress_end_cooldown=0s",
+                f"run_id={prefix}-warm",
+                f"hydra.run.dir={tmp_path / 'warm'}",
+            ]
+        )
+        == 0
+    )
     before = resources(prefix, container_ids, tmpdir, markers)
     started = time.monotonic()
     for i in range(RUNS):
         run_id, run_dir = f"{prefix}-{i}", tmp_path / f"run{i}"
         runner = "docker" if i % 2 == 0 else "local"
-        code = cli.main(["stress", *EVENTS, "tracer=bpftrace", f"runner={runner}", "stress.stress_end_cooldown=0s",
-                         f"run_id={run_id}", f"hydra.run.dir={run_dir}"])
+        code = cli.main(
+            [
+                "stress",
+                *EVENTS,
+                "tracer=bpftrace",
+                f"runner={runner}",
+                "stress.stress_end_cooldown=0s",
+                f"run_id={run_id}",
+                f"hydra.run.dir={run_dir}",
+            ]
+        )
         assert code == 0, capsys.readouterr()
         plan = json.loads((run_dir / "plan.json").read_text())
         for unit in plan["units"]:

@@ -28,11 +28,23 @@ def read_csv(path: Path) -> list[dict]:
 
 def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
     run_id = unique_run_id("e2e")
-    result = run_evt("stress", "-e", "security_file_open:instances=2:ops=500", "-e", "ptrace:ops=300:sleep=0",
-                      *QUICK, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
+    result = run_evt(
+        "stress",
+        "-e",
+        "security_file_open:instances=2:ops=500",
+        "-e",
+        "ptrace:ops=300:sleep=0",
+        *QUICK,
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     workers = read_csv(tmp_path / "workers.csv")
-    assert [(w["event"], w["worker"]) for w in workers] == [("security_file_open", "0"), ("security_file_open", "1"), ("ptrace", "0")]
+    assert [(w["event"], w["worker"]) for w in workers] == [
+        ("security_file_open", "0"),
+        ("security_file_open", "1"),
+        ("ptrace", "0"),
+    ]
     assert sum(int(w["ok"]) for w in workers) == 1300 and sum(int(w["errors"]) for w in workers) == 0
     assert all(float(w["ops_per_s"]) > 0 and int(w["t_end_ns"]) > int(w["t_start_ns"]) for w in workers)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -50,8 +62,14 @@ def test_end_to_end_workers_add_up_to_the_requested_ops(tmp_path):
 
 
 def test_each_containers_whole_output_is_saved(tmp_path):
-    result = run_evt("stress", "-e", "security_file_open:ops=300:sleep=10ms", "stress.progress_interval=0.005s",
-                      *QUICK, f"hydra.run.dir={tmp_path}")
+    result = run_evt(
+        "stress",
+        "-e",
+        "security_file_open:ops=300:sleep=10ms",
+        "stress.progress_interval=0.005s",
+        *QUICK,
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     unit_log_is_whole(tmp_path / "units" / "security_file_open.log", 300)
 
@@ -64,8 +82,10 @@ def image_without_strace():
 
     client = docker.from_env()
     tag = f"evt-test-nostrace:{uuid.uuid4().hex[:12]}"  # unique: other checkouts run this test too
-    container = client.containers.create(os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest"),
-                                         entrypoint=["rm", "-f", "/usr/bin/strace"])
+    container = client.containers.create(
+        os.environ.get("EVT_TRIGGER_RUNNER_IMAGE", "evt-trigger-runner:latest"),
+        entrypoint=["rm", "-f", "/usr/bin/strace"],
+    )
     try:
         container.start()
         assert container.wait(timeout=60)["StatusCode"] == 0
@@ -78,8 +98,18 @@ def image_without_strace():
 
 def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path, image_without_strace):
     run_id = "fail-" + uuid.uuid4().hex[:12]  # container names: unique across checkouts testing at once
-    result = run_evt("stress", "-e", "ptrace:ops=2:mode=script", "-e", "security_file_open:ops=200", *QUICK,
-                     "--image", image_without_strace, f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
+    result = run_evt(
+        "stress",
+        "-e",
+        "ptrace:ops=2:mode=script",
+        "-e",
+        "security_file_open:ops=200",
+        *QUICK,
+        "--image",
+        image_without_strace,
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 1
     assert "unit ptrace exited before the start (exit code 2); last log lines:" in result.stderr
     assert "strace not installed" in result.stderr
@@ -94,14 +124,33 @@ def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path, image_withou
 def test_a_unit_lacking_a_needed_capability_is_refused_before_anything_starts(tmp_path):
     # runner.privileged=false without cap_add: Docker's default set, no CAP_SYS_ADMIN
     run_id = "nocap-" + uuid.uuid4().hex[:12]
-    result = run_evt("stress", "-e", "switch_task_ns:ops=5", "-e", "security_file_open:ops=200", *QUICK,
-                     "runner.privileged=false", f"run_id={run_id}", f"hydra.run.dir={tmp_path}")
+    result = run_evt(
+        "stress",
+        "-e",
+        "switch_task_ns:ops=5",
+        "-e",
+        "security_file_open:ops=200",
+        *QUICK,
+        "runner.privileged=false",
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.startswith("Error: event 'switch_task_ns' cannot run in its container (native mode): "
-                                    "needs CAP_SYS_ADMIN: grant it with runner.cap_add")
+    assert result.stderr.startswith(
+        "Error: event 'switch_task_ns' cannot run in its container (native mode): "
+        "needs CAP_SYS_ADMIN: grant it with runner.cap_add"
+    )
     assert not (tmp_path / "summary.json").exists() and run_containers(run_id) == []
-    granted = run_evt("stress", "-e", "switch_task_ns:ops=5", *QUICK, "runner.privileged=false",
-                      "runner.cap_add=[SYS_ADMIN]", f"run_id={run_id}-2", f"hydra.run.dir={tmp_path}/granted")
+    granted = run_evt(
+        "stress",
+        "-e",
+        "switch_task_ns:ops=5",
+        *QUICK,
+        "runner.privileged=false",
+        "runner.cap_add=[SYS_ADMIN]",
+        f"run_id={run_id}-2",
+        f"hydra.run.dir={tmp_path}/granted",
+    )
     assert granted.returncode == 0, granted.stdout + granted.stderr
 
 
@@ -137,7 +186,10 @@ def test_missing_image_gets_the_original_message_and_fix(tmp_path):
 def start_stress(tmp_path: Path, run_id: str, extra: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [EVT, "stress", *extra, "tracer=none", f"run_id={run_id}", f"hydra.run.dir={tmp_path}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
         env=dict(os.environ, PYTHONFAULTHANDLER="1"),  # SIGABRT prints every thread's stack (see finish)
     )
 
@@ -175,10 +227,13 @@ LONG_RUN = ["-e", "security_file_open:instances=2:ops=100000:sleep=1ms", "-e", "
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 # the start phase (and a second signal in every phase) is in test_faults.py
-@pytest.mark.parametrize("phase, needle, extra", [
-    ("run", "=== Phase 5: Monitoring ===", ["stress.stress_end_cooldown=0s"]),
-    ("cooldown", "=== Stress End Cooldown ===", ["stress.stress_end_cooldown=60s"]),
-])
+@pytest.mark.parametrize(
+    "phase, needle, extra",
+    [
+        ("run", "=== Phase 5: Monitoring ===", ["stress.stress_end_cooldown=0s"]),
+        ("cooldown", "=== Stress End Cooldown ===", ["stress.stress_end_cooldown=60s"]),
+    ],
+)
 def test_interrupt_at_any_phase_leaves_no_container(tmp_path, signum, phase, needle, extra):
     run_id = unique_run_id(f"sig-{phase}-{signum.name.lower()}")
     events = LONG_RUN if phase != "cooldown" else ["-e", "ptrace:ops=100"]
@@ -248,8 +303,15 @@ def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):
     if host.all_capabilities() <= (daemon_capabilities() or set()):
         pytest.skip("this daemon can run privileged containers")
     run_id = unique_run_id("privtrue")
-    result = run_evt("stress", "-e", "ptrace:ops=10", *QUICK, "runner.privileged=true", f"run_id={run_id}",
-                      f"hydra.run.dir={tmp_path}")
+    result = run_evt(
+        "stress",
+        "-e",
+        "ptrace:ops=10",
+        *QUICK,
+        "runner.privileged=true",
+        f"run_id={run_id}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 1
     assert "privileged containers fail on this Docker daemon (unable to apply caps" in result.stderr
     assert "runner.privileged=auto" in result.stderr
@@ -275,9 +337,22 @@ def test_wait_before_trigger_holds_units_at_the_barrier_until_enter(tmp_path):
     import docker
 
     run_id = unique_run_id("wbt")
-    proc = subprocess.Popen([EVT, "stress", "-e", "ptrace:ops=200", *QUICK, "--wait-before-trigger",
-                             f"run_id={run_id}", f"hydra.run.dir={tmp_path}"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            EVT,
+            "stress",
+            "-e",
+            "ptrace:ops=200",
+            *QUICK,
+            "--wait-before-trigger",
+            f"run_id={run_id}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_line(proc, "Press ENTER to start triggering events")
         (container,) = run_containers(run_id)
@@ -289,7 +364,7 @@ def test_wait_before_trigger_holds_units_at_the_barrier_until_enter(tmp_path):
         nspid = [line for line in Path(f"/proc/{pid1.pid}/status").read_text().splitlines() if line.startswith("NSpid")]
         assert nspid[0].split()[-1] == "1"  # PID 1 in the container
         cmdline = pid1.cmdline()
-        assert cmdline[-len(attrs["Config"]["Cmd"]):] == attrs["Config"]["Cmd"] and "-c" not in cmdline[:2]
+        assert cmdline[-len(attrs["Config"]["Cmd"]) :] == attrs["Config"]["Cmd"] and "-c" not in cmdline[:2]
         assert os.path.basename(cmdline[0]) not in ("sh", "bash", "dash")
         (mount,) = [m for m in attrs["Mounts"] if m["Destination"] == "/evt-barrier"]
         assert mount["Source"] == str(tmp_path / ".barrier") and mount["RW"] is False

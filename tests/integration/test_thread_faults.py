@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -42,9 +41,22 @@ sys.exit(hydra_app.run([], sys.argv[1:]))
 
 def test_a_sampler_that_raises_ends_the_run_at_once_with_its_error(tmp_path):
     run_id = unique_run_id("fault-sampler")
-    proc = subprocess.run([sys.executable, "-c", FAILING_SAMPLER, *LONG, "tracer=none", "stress.progress_interval=200ms",
-                           f"run_id={run_id}", f"hydra.run.dir={tmp_path}"],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FAILING_SAMPLER,
+            *LONG,
+            "tracer=none",
+            "stress.progress_interval=200ms",
+            f"run_id={run_id}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     ended = time.monotonic()
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
@@ -63,9 +75,21 @@ def test_a_tracer_sampler_that_cannot_write_its_series_file_ends_the_run(tmp_pat
     """The tracer's resource series file is replaced by a directory mid-run: the thread
     sampling the tracer fails writing it, and that error is the run's failure."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([EVT, "stress", *LONG, "tracer=bpftrace", f"run_id={unique_run_id('fault-series')}",
-                             f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, env=dict(os.environ, COLUMNS="200"))
+    proc = subprocess.Popen(
+        [
+            EVT,
+            "stress",
+            *LONG,
+            "tracer=bpftrace",
+            f"run_id={unique_run_id('fault-series')}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()

@@ -20,19 +20,24 @@ import uuid
 
 import pytest
 
-from helpers import build_tracer, EVT, compose_cfg, make_unit, needs_bpftrace
-from evt.workload.catalog import default_catalog
-from evt.workload.marker import Target
 from evt.stress.plan import Unit
 from evt.tracers.bpftrace.tracer import BpftraceTracer
+from evt.workload.catalog import default_catalog
+from evt.workload.marker import Target
+from helpers import EVT, build_tracer, compose_cfg, make_unit, needs_bpftrace
 
 pytestmark = [pytest.mark.integration, needs_bpftrace]
 
 NATIVE_OPS = 200
 SCRIPT_OPS = 3
 # scripts that take a second or spawn a namespace per op run fewer ops
-SLOW_SCRIPTS = {"inotifywait.sh.j2": 1, "nc_unix.sh.j2": 2, "unshare.sh.j2": 2, "sudo_echo.sh.j2": 2,
-                "bpftrace_kprobe.sh.j2": 1}
+SLOW_SCRIPTS = {
+    "inotifywait.sh.j2": 1,
+    "nc_unix.sh.j2": 2,
+    "unshare.sh.j2": 2,
+    "sudo_echo.sh.j2": 2,
+    "bpftrace_kprobe.sh.j2": 1,
+}
 CATALOG = default_catalog()
 CASES = [(event, mode) for event, trig in sorted(CATALOG.items()) for mode in trig.modes]
 _PREFIX = re.compile(r"^\[trigger:\d+:[a-z0-9_]+\] ")
@@ -65,17 +70,39 @@ def observed(tmp_path_factory):
     try:
         for event, mode in cases:
             run_id = f"{base}-{mode}"
-            argv = [str(EVT), "trigger", "-e", event, "--mode", mode, "--ops", str(ops_for(event, mode)),
-                    "--sleep", "0", "--json", "--start-fifo", str(fifo), "--signal-timeout", "120s", "--run-id", run_id]
+            argv = [
+                str(EVT),
+                "trigger",
+                "-e",
+                event,
+                "--mode",
+                mode,
+                "--ops",
+                str(ops_for(event, mode)),
+                "--sleep",
+                "0",
+                "--json",
+                "--start-fifo",
+                str(fifo),
+                "--signal-timeout",
+                "120s",
+                "--run-id",
+                run_id,
+            ]
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             procs[(event, mode)] = proc
-            units.append(make_unit(event, name=f"{event}__{mode}", mode=mode, run_id=run_id,
-                                   ops=ops_for(event, mode), pid=proc.pid))
+            units.append(
+                make_unit(
+                    event, name=f"{event}__{mode}", mode=mode, run_id=run_id, ops=ops_for(event, mode), pid=proc.pid
+                )
+            )
         deadline = time.monotonic() + 60
         for (event, mode), proc in procs.items():
             line = wait_for_line(proc, deadline)
-            assert "Waiting at start barrier" in line, (f"{event} {mode} did not reach the barrier: {line!r} "
-                                                        f"{proc.stderr.read() if proc.poll() is not None else ''}")
+            assert "Waiting at start barrier" in line, (
+                f"{event} {mode} did not reach the barrier: {line!r} "
+                f"{proc.stderr.read() if proc.poll() is not None else ''}"
+            )
         tracer.check(units)
         tracer.start(units)
         tracer.wait_ready()
@@ -141,12 +168,16 @@ def test_bpftrace_attach_filters_count_attaches_not_every_call(tmp_path):
     script = f'read x < {fifo}; exec timeout 2 bpftrace -e "tracepoint:syscalls:sys_enter_getppid {{ }}"'
     proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     every_bpf = Target(probe="tracepoint:syscalls:sys_enter_bpf", filter='comm == "bpftrace"', per_op=1, exact=False)
-    targets = {"bpf_attach": CATALOG["bpf_attach"].modes["script"].target,
-               "kprobe_attach": CATALOG["kprobe_attach"].modes["script"].target,
-               "kallsyms_lookup_name": CATALOG["kallsyms_lookup_name"].modes["script"].target,
-               "every_bpf": every_bpf}
-    units = [make_unit("bpf_attach", name=name, mode="script", target=target, pid=proc.pid)
-             for name, target in targets.items()]
+    targets = {
+        "bpf_attach": CATALOG["bpf_attach"].modes["script"].target,
+        "kprobe_attach": CATALOG["kprobe_attach"].modes["script"].target,
+        "kallsyms_lookup_name": CATALOG["kallsyms_lookup_name"].modes["script"].target,
+        "every_bpf": every_bpf,
+    }
+    units = [
+        make_unit("bpf_attach", name=name, mode="script", target=target, pid=proc.pid)
+        for name, target in targets.items()
+    ]
     tracer = build_tracer(BpftraceTracer, compose_cfg(), tmp_path / "run")
     try:
         tracer.start(units)

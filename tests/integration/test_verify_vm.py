@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from helpers import EVT, run_evt
 
 from evt.workload.catalog import load_catalog
+from helpers import EVT, run_evt
 
 pytestmark = pytest.mark.integration
 KERNEL = "debian-6.1"
@@ -60,8 +60,14 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict]:
     """evt verify with one trigger, until its VM runs: (evt, run dir, the qemu entry of its run state)."""
     out, state = tmp_path / "run", tmp_path / "state"
     env = dict(os.environ, EVT_STATE_DIR=str(state))
-    proc = subprocess.Popen([EVT, "verify", "--kernel", KERNEL, "-e", "security_file_open", "-o", str(out)], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EVT, "verify", "--kernel", KERNEL, "-e", "security_file_open", "-o", str(out)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + BOOT_DEADLINE_S
     while time.monotonic() < deadline and proc.poll() is None:
         for path in state.glob("*.json"):

@@ -83,15 +83,17 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "suite.yaml").write_text(
         "name: docs\nscenarios:\n"
         "  - {name: smoke, events: ['security_file_open:ops=10']}\n"
-        "  - {name: files, groups: [{name: g, events: ['security_inode_unlink:ops=10']}]}\n")
+        "  - {name: files, groups: [{name: g, events: ['security_inode_unlink:ops=10']}]}\n"
+    )
     (tmp_path / "dist").mkdir()
     (tmp_path / "dist" / "tracee").symlink_to(STANDIN)
     return tmp_path
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([EVT, *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [EVT, *argv[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {}))
+    )
 
 
 def check_help(example: Example, cwd: Path) -> None:

@@ -23,10 +23,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from evt import host
-from evt.workload.catalog import get_trigger
 from evt.cli.hydra_app import compose
-from evt.workload.marker import Marker, Target
 from evt.stress.plan import Unit
+from evt.workload.catalog import get_trigger
+from evt.workload.marker import Marker, Target
 
 ROOT = Path(__file__).resolve().parents[2]
 EVT = str(Path(sys.executable).parent / "evt")  # the venv's console script
@@ -74,28 +74,54 @@ def build_tracer(cls: type, cfg, run_dir, run_id: str = "test-run"):
     return make_tracer(cfg, Path(run_dir), run_id)
 
 
-def make_unit(event: str = "security_file_open", *, name: str | None = None, mode: str = "native",
-              run_id: str = "test-run", target: Target | None = None, instances: int = 1, ops: int = 10,
-              **placement) -> Unit:
+def make_unit(
+    event: str = "security_file_open",
+    *,
+    name: str | None = None,
+    mode: str = "native",
+    run_id: str = "test-run",
+    target: Target | None = None,
+    instances: int = 1,
+    ops: int = 10,
+    **placement,
+) -> Unit:
     """A unit of the plan; its target is the trigger's own (marker rendered) unless given.
     placement: container_id, pid, cgroup_path, container_name."""
     name = name or event
     marker = Marker.for_run(run_id, event)
     target = target or get_trigger(event).mode(mode).target.rendered(event, marker)
     placement.setdefault("container_name", f"evt-{run_id}-{name}")
-    return Unit(name=name, event=event, mode=mode, instances=instances, ops=ops, sleep="0s", marker=marker,
-                target=target, argv=["evt", "trigger", "--event", event], **placement)
+    return Unit(
+        name=name,
+        event=event,
+        mode=mode,
+        instances=instances,
+        ops=ops,
+        sleep="0s",
+        marker=marker,
+        target=target,
+        argv=["evt", "trigger", "--event", event],
+        **placement,
+    )
 
 
 # -- running evt --------------------------------------------------------------------------
 
 
-def run_evt(*args: str, timeout: float = 300, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_evt(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run `evt ARGS...` as a user would (no terminal, no input unless given), capturing its output."""
     if "input" not in kwargs:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run([EVT, *args], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, COLUMNS="200", **(env or {})), **kwargs)
+    return subprocess.run(
+        [EVT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, COLUMNS="200", **(env or {})),
+        **kwargs,
+    )
 
 
 def unique_run_id(prefix: str) -> str:
@@ -218,22 +244,50 @@ def group_gone(pgid: int, timeout: float = 5.0) -> bool:
 class HostTrigger:
     """`evt trigger -e EVENT --run-id RUN --start-fifo FIFO`: workers wait at the barrier."""
 
-    def __init__(self, fifo: Path, run_id: str, event: str, ops: int, workers: int = 1, sleep: str = "0",
-                 name: str | None = None, preexec_fn=None):
+    def __init__(
+        self,
+        fifo: Path,
+        run_id: str,
+        event: str,
+        ops: int,
+        workers: int = 1,
+        sleep: str = "0",
+        name: str | None = None,
+        preexec_fn=None,
+    ):
         self.event, self.ops, self.workers, self.run_id = event, ops, workers, run_id
         self.marker = Marker.for_run(run_id, event)
         self.name = name or event
         self.proc = subprocess.Popen(
-            [str(EVT), "trigger", "-e", event, "-o", str(ops), "-p", str(workers), "-s", sleep, "--json",
-             "--run-id", run_id, "--start-fifo", str(fifo)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn,
+            [
+                str(EVT),
+                "trigger",
+                "-e",
+                event,
+                "-o",
+                str(ops),
+                "-p",
+                str(workers),
+                "-s",
+                sleep,
+                "--json",
+                "--run-id",
+                run_id,
+                "--start-fifo",
+                str(fifo),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=preexec_fn,
         )
         line = self.proc.stdout.readline()
         assert "Waiting at start barrier" in line, line + self.proc.stderr.read()
 
     def unit(self, name: str | None = None, **scope) -> Unit:
-        return make_unit(self.event, name=name or self.name, run_id=self.run_id, instances=self.workers,
-                         ops=self.ops, **scope)
+        return make_unit(
+            self.event, name=name or self.name, run_id=self.run_id, instances=self.workers, ops=self.ops, **scope
+        )
 
     def finish(self, timeout: float = 120) -> dict:
         """The trigger's JSON result; it must have succeeded."""
@@ -289,8 +343,11 @@ print("done", flush=True)
 
 class Noise:
     def __init__(self, fifo: Path, marker: Marker, ops: int, kind: str = "near-miss"):
-        self.proc = subprocess.Popen([sys.executable, "-c", NOISE, str(fifo), marker.file, marker.comm, str(ops), kind],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", NOISE, str(fifo), marker.file, marker.comm, str(ops), kind],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline().strip() == "ready"
 
     def finish(self) -> None:
@@ -302,8 +359,15 @@ class Noise:
             self.proc.wait()
 
 
-def trace(tracer, fifo: Path, triggers: list[HostTrigger], noise: Noise | None = None,
-          units: list[Unit] | None = None, frozen: bool = False, **scope):
+def trace(
+    tracer,
+    fifo: Path,
+    triggers: list[HostTrigger],
+    noise: Noise | None = None,
+    units: list[Unit] | None = None,
+    frozen: bool = False,
+    **scope,
+):
     """Start the tracer on the units (by default the triggers' own), release the triggers
     (and the noise), wait until every op succeeded, stop the tracer: its report.
     frozen: the tracer's process is stopped (SIGSTOP) while the triggers run and continued

@@ -70,7 +70,42 @@ FLAVOUR = os.environ.get("EVT_STANDIN_FLAVOUR", "main")
 VERSIONS = {"main": "v0.24.1-215-g7c9ec9788", "v0.24": "v0.24.1"}
 # Tracee event names the stand-in knows (pkg/events/core.go has ~400; these are the ones
 # evt's triggers and tests name). `socked_dup` is NOT one: Tracee's event is socket_dup.
-EVENTS = frozenset(["arch_prctl", "bpf_attach", "commit_creds", "debugfs_create_dir", "debugfs_create_file", "device_add", "do_truncate", "kallsyms_lookup_name", "kprobe_attach", "magic_write", "process_execute_failed", "ptrace", "sched_process_exec", "sched_process_exit", "sched_process_fork", "security_bpf_prog", "security_file_open", "security_inode_symlink", "security_inode_unlink", "security_path_notify", "security_sb_mount", "security_socket_bind", "security_socket_connect", "security_socket_create", "shared_object_loaded", "socket_dup", "switch_task_ns", "openat", "execve", "vfs_write", "vfs_read", "anti_debugging"])
+EVENTS = frozenset(
+    [
+        "arch_prctl",
+        "bpf_attach",
+        "commit_creds",
+        "debugfs_create_dir",
+        "debugfs_create_file",
+        "device_add",
+        "do_truncate",
+        "kallsyms_lookup_name",
+        "kprobe_attach",
+        "magic_write",
+        "process_execute_failed",
+        "ptrace",
+        "sched_process_exec",
+        "sched_process_exit",
+        "sched_process_fork",
+        "security_bpf_prog",
+        "security_file_open",
+        "security_inode_symlink",
+        "security_inode_unlink",
+        "security_path_notify",
+        "security_sb_mount",
+        "security_socket_bind",
+        "security_socket_connect",
+        "security_socket_create",
+        "shared_object_loaded",
+        "socket_dup",
+        "switch_task_ns",
+        "openat",
+        "execve",
+        "vfs_write",
+        "vfs_read",
+        "anti_debugging",
+    ]
+)
 BUFFER_KEYS = ("kernel.events", "kernel.artifacts", "kernel.control-plane", "pipeline")
 
 
@@ -134,7 +169,6 @@ def check_buffers(values: list[str]) -> dict[str, int]:
     return sizes
 
 
-
 def fail(msg: str) -> None:
     say(f"error: {msg}")
     sys.exit(1)
@@ -180,8 +214,11 @@ def json_output(values: list[str]) -> str | None:
         else:
             fail(f"invalid output flag: {value}")
     for dest in dests.values():
-        if (dest.get("type", "file") == "file" and dest.get("format") == "json"
-                and dest.get("path", "stdout") not in ("stdout", "stderr", "")):
+        if (
+            dest.get("type", "file") == "file"
+            and dest.get("format") == "json"
+            and dest.get("path", "stdout") not in ("stdout", "stderr", "")
+        ):
             path = dest["path"]
     return path
 
@@ -190,8 +227,11 @@ def check_stream(value: str) -> None:
     key, sep, val = value.partition("=")
     parts = key.split(".")
     field = ".".join(parts[2:])
-    if not sep or len(parts) < 3 or field not in ("destinations", "filters.events", "filters.policies",
-                                                   "buffer.size", "buffer.mode"):
+    if (
+        not sep
+        or len(parts) < 3
+        or field not in ("destinations", "filters.events", "filters.policies", "buffer.size", "buffer.mode")
+    ):
         fail(f"invalid output flag: {value}")
     if field == "buffer.mode" and val not in ("block", "drop"):
         fail(f"invalid output flag: {value}: buffer mode must be block or drop")
@@ -227,8 +267,10 @@ class State:
                 text = fh.read()
             if prefix == "tracee_ebpf":  # v0.24.x names
                 text = text.replace("tracee_signatures_", "tracee_rules_")
-                text = "\n".join(line.replace("tracee_", "tracee_ebpf_", 1) if "tracee_rules_" not in line else line
-                                 for line in text.split("\n"))
+                text = "\n".join(
+                    line.replace("tracee_", "tracee_ebpf_", 1) if "tracee_rules_" not in line else line
+                    for line in text.split("\n")
+                )
             return text
         per = int(os.environ.get("EVT_STANDIN_EVENTS_PER_SCRAPE", "1000"))
         lost = int(os.environ.get("EVT_STANDIN_LOST_PER_SCRAPE", "0"))
@@ -245,11 +287,17 @@ class State:
         }
         lines = ["# stand-in for Tracee's /metrics: made-up values"]
         for name, value in values.items():
-            lines += [f"# HELP {prefix}_{name} stand-in counter", f"# TYPE {prefix}_{name} counter",
-                      f"{prefix}_{name} {value}"]
+            lines += [
+                f"# HELP {prefix}_{name} stand-in counter",
+                f"# TYPE {prefix}_{name} counter",
+                f"{prefix}_{name} {value}",
+            ]
         cpu = sum(os.times()[:2])
-        lines += ["# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
-                  "# TYPE process_cpu_seconds_total counter", f"process_cpu_seconds_total {cpu:.2f}"]
+        lines += [
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+            "# TYPE process_cpu_seconds_total counter",
+            f"process_cpu_seconds_total {cpu:.2f}",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -284,9 +332,13 @@ def make_handler(state: State):
             params = dict(p.partition("=")[::2] for p in query.split("&") if p)
             if path == "/debug/pprof/profile":
                 state.stopping.wait(float(params.get("seconds", "30")))  # Go samples that long
-                self._send(200, gzip.compress(b"stand-in CPU profile: not a pprof protobuf"), "application/octet-stream")
+                self._send(
+                    200, gzip.compress(b"stand-in CPU profile: not a pprof protobuf"), "application/octet-stream"
+                )
             elif path in ("/debug/pprof/heap", "/debug/pprof/allocs"):
-                self._send(200, gzip.compress(b"stand-in heap profile: not a pprof protobuf"), "application/octet-stream")
+                self._send(
+                    200, gzip.compress(b"stand-in heap profile: not a pprof protobuf"), "application/octet-stream"
+                )
             elif path == "/debug/pprof/goroutine":
                 self._send(200, "goroutine profile: total 1\n1 @ stand-in\n")
             else:
@@ -340,6 +392,7 @@ def main(argv: list[str]) -> int:
     if modes.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, lambda *_: say("SIGTERM received and ignored (ignore_sigterm)"))
     else:
+
         def on_term(*_: object) -> None:
             say("SIGTERM received, shutting down")
             state.stopping.set()

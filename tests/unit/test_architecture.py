@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import Container, DictConfig, OmegaConf
 
-from helpers import compose_cfg
 from evt.plugins import PLUGIN_GROUPS, build_plugin, group_options, plugin_class, run_context
+from helpers import compose_cfg
 
 EVT = Path(__file__).resolve().parents[2] / "evt"
 MAX_MODULE_LINES = 400
@@ -101,7 +101,11 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def test_no_module_is_longer_than_the_limit():
-    long = {str(p.relative_to(EVT)): n for p in EVT.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(EVT)): n
+        for p in EVT.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
@@ -135,30 +139,39 @@ def name_comparisons(path: Path) -> list[int]:
             continue
         operands = [node.left, *node.comparators]
         names = [o for o in operands if isinstance(o, ast.Attribute) and o.attr == "name"]
-        literals = {c.value for o in operands for c in ast.walk(o) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        literals = {
+            c.value for o in operands for c in ast.walk(o) if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        }
         if names and literals & PLUGIN_NAMES:
             found.append(node.lineno)
     return found
 
 
 def test_only_the_plugins_and_the_schema_ask_which_tracer_or_runner_runs():
-    offenders = [f"{path.relative_to(EVT)}:{line}" for path in EVT.rglob("*.py")
-                 if not str(path.relative_to(EVT)).startswith(NAME_CHECKS_ALLOWED)
-                 for line in name_comparisons(path)]
+    offenders = [
+        f"{path.relative_to(EVT)}:{line}"
+        for path in EVT.rglob("*.py")
+        if not str(path.relative_to(EVT)).startswith(NAME_CHECKS_ALLOWED)
+        for line in name_comparisons(path)
+    ]
     assert offenders == []
 
 
 def test_the_name_check_sees_the_forms_it_forbids(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text('a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\n'
-                      'c = x.name in ("none", "y")\nd = x.name == "other"\n')
+    source.write_text(
+        'a = cfg.tracer.name == "tracee"\nb = "docker" != cfg.runner.name\n'
+        'c = x.name in ("none", "y")\nd = x.name == "other"\n'
+    )
     assert name_comparisons(source) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("runner", ["evt.runners.base", "evt.runners.docker", "evt.runners.local"])
 def test_runners_do_not_load_the_trigger_or_libc(runner):
-    code = (f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', "
-            "'evt.workload.actions', 'ctypes')))")
+    code = (
+        f"import sys, {runner}; print(sorted(m for m in sys.modules if m in ('evt.workload.trigger', "
+        "'evt.workload.actions', 'ctypes')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

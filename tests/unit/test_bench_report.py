@@ -25,9 +25,17 @@ def row(target: float, verdict: str, loss_pct: float | None = 0.0, baseline_eps:
     """A round of bench.csv; a round within the limit achieved 97% of its target (a paced
     workload falls a little short of it, and the headline must say what it achieved)."""
     base = dict.fromkeys(bench_report.BENCH_COLUMNS)
-    base.update(target_eps=target, achieved_eps=target * (0.97 if verdict == "ok" else 0.8),
-                baseline_eps=baseline_eps or target, loss_pct=loss_pct, tracer_cpu_pct=target / 1000,
-                cpu_s_per_m_events=2.0, verdict=verdict, expected=int(target * 5), repeat=0)
+    base.update(
+        target_eps=target,
+        achieved_eps=target * (0.97 if verdict == "ok" else 0.8),
+        baseline_eps=baseline_eps or target,
+        loss_pct=loss_pct,
+        tracer_cpu_pct=target / 1000,
+        cpu_s_per_m_events=2.0,
+        verdict=verdict,
+        expected=int(target * 5),
+        repeat=0,
+    )
     base.update(extra)
     return base
 
@@ -40,8 +48,9 @@ def search_of(rows: list[dict], settings: BenchSettings = SETTINGS) -> RateSearc
 
 
 def summary_of(rows: list[dict], status: str = "ok", settings: BenchSettings = SETTINGS) -> dict:
-    return bench_report.summarize("bpftrace", settings, ["security_file_open:instances=2"], rows,
-                                  search_of(rows, settings), status, None, 12.5)
+    return bench_report.summarize(
+        "bpftrace", settings, ["security_file_open:instances=2"], rows, search_of(rows, settings), status, None, 12.5
+    )
 
 
 def confirmed(target: float, verdicts: str, **extra) -> list[dict]:
@@ -50,8 +59,13 @@ def confirmed(target: float, verdicts: str, **extra) -> list[dict]:
 
 
 def test_the_limit_is_what_the_best_good_round_achieved_and_the_lowest_bad_rate_says_why():
-    rows = [row(10_000, "ok"), row(20_000, "ok"), row(40_000, "loss", 7.0, baseline_eps=39_000),
-            *confirmed(28_284, "ggg", loss_pct=0.5, slowdown_pct=3.0), *confirmed(30_000, "lll", loss_pct=2.0)]
+    rows = [
+        row(10_000, "ok"),
+        row(20_000, "ok"),
+        row(40_000, "loss", 7.0, baseline_eps=39_000),
+        *confirmed(28_284, "ggg", loss_pct=0.5, slowdown_pct=3.0),
+        *confirmed(30_000, "lll", loss_pct=2.0),
+    ]
     summary = summary_of(rows)
     assert summary["max_sustainable_eps"] == pytest.approx(0.97 * 28_284)  # achieved, not the target
     assert summary["target_eps_at_max"] == 28_284 and summary["achieved_eps_at_max"] == pytest.approx(0.97 * 28_284)
@@ -70,8 +84,12 @@ def test_a_round_that_ran_faster_than_its_target_counts_its_target():
 
 
 def test_an_unstable_rate_is_reported_with_its_spread_and_is_not_the_limit():
-    rows = [row(10_000, "ok"), *confirmed(14_000, "ggg"), *confirmed(20_000, "glg"),
-            row(20_000, "ok", achieved_eps=19_900)]
+    rows = [
+        row(10_000, "ok"),
+        *confirmed(14_000, "ggg"),
+        *confirmed(20_000, "glg"),
+        row(20_000, "ok", achieved_eps=19_900),
+    ]
     rows[5]["achieved_eps"] = 15_000  # the round over the limit
     summary = summary_of(rows)
     assert [u["target_eps"] for u in summary["unstable"]] == [20_000]
@@ -101,15 +119,23 @@ VERDICTS = st.sampled_from(["ok", "ok", "loss", "overhead", "generator"])
 
 
 @pytest.mark.property
-@given(rounds=st.lists(st.tuples(st.sampled_from([5_000.0, 10_000.0, 14_142.0, 20_000.0, 40_000.0]),
-                                 st.floats(0.0, 1.2), VERDICTS), max_size=20))
+@given(
+    rounds=st.lists(
+        st.tuples(st.sampled_from([5_000.0, 10_000.0, 14_142.0, 20_000.0, 40_000.0]), st.floats(0.0, 1.2), VERDICTS),
+        max_size=20,
+    )
+)
 def test_the_headline_is_never_above_what_the_workload_achieved(rounds):
     rows = [row(target, v, achieved_eps=share * target) for target, share, v in rounds]
     summary = summary_of(rows)
     headline, search = summary["max_sustainable_eps"], search_of(rows)
     if headline is None:  # only when no round within the limit is at a rate decided within it
-        assert not any(r["verdict"] == "ok" and search.decision(r["target_eps"]) == "ok"
-                       and (search.bad is None or r["target_eps"] < search.bad) for r in rows)
+        assert not any(
+            r["verdict"] == "ok"
+            and search.decision(r["target_eps"]) == "ok"
+            and (search.bad is None or r["target_eps"] < search.bad)
+            for r in rows
+        )
         return
     assert headline <= summary["achieved_eps_at_max"] and headline <= summary["target_eps_at_max"]
     assert any(r["verdict"] == "ok" and math.isclose(min(r["achieved_eps"], r["target_eps"]), headline) for r in rows)
@@ -118,8 +144,13 @@ def test_the_headline_is_never_above_what_the_workload_achieved(rounds):
 
 
 def test_write_all_writes_csv_json_and_a_png(tmp_path):
-    rows = [row(10_000, "ok"), row(20_000, "ok"), row(40_000, "overhead"), *confirmed(28_284, "ggo"),
-            *confirmed(33_636, "ooo")]
+    rows = [
+        row(10_000, "ok"),
+        row(20_000, "ok"),
+        row(40_000, "overhead"),
+        *confirmed(28_284, "ggo"),
+        *confirmed(33_636, "ooo"),
+    ]
     summary = summary_of(rows)
     bench_report.write_all(tmp_path, rows, summary)
     frame = pd.read_csv(tmp_path / "bench.csv")
@@ -163,5 +194,7 @@ def test_sweep_rows_one_per_bench(tmp_path):
     (tmp_path / "2").mkdir()  # a job that wrote nothing is left out
     rows = bench_sweep.sweep_rows(tmp_path)
     assert [(r["job"], r["overrides"], r["tracer"], r["max_sustainable_eps"], r["limited_by"]) for r in rows] == [
-        ("0", "tracer=bpftrace", "bpftrace", 9_700, "generator"), ("1", "tracer=none", "none", 9_700, "generator")]
+        ("0", "tracer=bpftrace", "bpftrace", 9_700, "generator"),
+        ("1", "tracer=none", "none", 9_700, "generator"),
+    ]
     assert [(r["precision_reached"], r["noisy"]) for r in rows] == [(False, False)] * 2

@@ -9,8 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from evt.bench.search import (BISECT, CONFIRM, GENERATOR, GOOD, LOSS, OK, OVER, OVERHEAD, UNSTABLE, BenchSettings,
-                              RateSearch, majority_verdict, verdict)
+from evt.bench.search import (
+    BISECT,
+    CONFIRM,
+    GENERATOR,
+    GOOD,
+    LOSS,
+    OK,
+    OVER,
+    OVERHEAD,
+    UNSTABLE,
+    BenchSettings,
+    RateSearch,
+    majority_verdict,
+    verdict,
+)
 from evt.config.schema import BenchConfig
 from evt.errors import UsageError
 
@@ -29,21 +42,24 @@ def test_defaults_are_the_issues():
     assert (s.reach, s.confirm) == (0.95, 2)
 
 
-@pytest.mark.parametrize("key, value, needle", [
-    ("round_duration", "0s", "bench.round_duration=0s must be longer than 0"),
-    ("round_duration", "5 s", "invalid bench.round_duration '5 s'"),
-    ("cooldown", "soon", "invalid bench.cooldown 'soon'"),
-    ("start_rate", 0, "bench.start_rate must be a positive number of events per second"),
-    ("max_loss_pct", 100, "bench.max_loss_pct=100"),
-    ("max_loss_pct", -1, "is not a percentage below 100"),
-    ("precision", 0, "bench.precision=0.0 must be a percentage above 0"),
-    ("precision", 150, "at most 100"),
-    ("max_rounds", 1, "bench.max_rounds=1 must be at least 2"),
-    ("max_rounds", 0, "bench.max_rounds must be greater than 0"),
-    ("reach", 0, "bench.reach=0.0 must be a share above 0 and at most 1"),
-    ("reach", 95, "give e.g. 0.95"),
-    ("confirm", -1, "bench.confirm=-1 must be a whole number of rounds, 0 or more"),
-])
+@pytest.mark.parametrize(
+    "key, value, needle",
+    [
+        ("round_duration", "0s", "bench.round_duration=0s must be longer than 0"),
+        ("round_duration", "5 s", "invalid bench.round_duration '5 s'"),
+        ("cooldown", "soon", "invalid bench.cooldown 'soon'"),
+        ("start_rate", 0, "bench.start_rate must be a positive number of events per second"),
+        ("max_loss_pct", 100, "bench.max_loss_pct=100"),
+        ("max_loss_pct", -1, "is not a percentage below 100"),
+        ("precision", 0, "bench.precision=0.0 must be a percentage above 0"),
+        ("precision", 150, "at most 100"),
+        ("max_rounds", 1, "bench.max_rounds=1 must be at least 2"),
+        ("max_rounds", 0, "bench.max_rounds must be greater than 0"),
+        ("reach", 0, "bench.reach=0.0 must be a share above 0 and at most 1"),
+        ("reach", 95, "give e.g. 0.95"),
+        ("confirm", -1, "bench.confirm=-1 must be a whole number of rounds, 0 or more"),
+    ],
+)
 def test_bad_settings_name_the_key_and_the_fix(key, value, needle):
     with pytest.raises(UsageError) as info:
         settings(**{key: value})
@@ -84,10 +100,19 @@ def record_all(search: RateSearch, rate: float, verdicts: str) -> None:
         search.record(rate, v == "g")
 
 
-@pytest.mark.parametrize("rounds, decided", [
-    ("ggg", GOOD), ("bbb", OVER), ("bgg", GOOD), ("gbb", OVER),  # repeats that agree decide (majority)
-    ("ggb", UNSTABLE), ("gbg", UNSTABLE), ("bbg", UNSTABLE), ("bgb", UNSTABLE),  # repeats that disagree
-])
+@pytest.mark.parametrize(
+    "rounds, decided",
+    [
+        ("ggg", GOOD),
+        ("bbb", OVER),
+        ("bgg", GOOD),
+        ("gbb", OVER),  # repeats that agree decide (majority)
+        ("ggb", UNSTABLE),
+        ("gbg", UNSTABLE),
+        ("bbg", UNSTABLE),
+        ("bgb", UNSTABLE),  # repeats that disagree
+    ],
+)
 def test_a_confirmed_rate_is_decided_by_majority_and_unstable_when_its_repeats_disagree(rounds, decided):
     search = RateSearch(settings())
     record_all(search, 1000, rounds)

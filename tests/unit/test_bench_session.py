@@ -23,10 +23,23 @@ JITTER = 0.02  # a round achieves the capacity give or take this share
 
 def measured(target: float, achieved: float, run_dir: str) -> bench.Measured:
     expected = round(achieved * 2)
-    return bench.Measured(run_dir=run_dir, status="ok", target_eps=target, achieved_eps=achieved, expected=expected,
-                          observed=expected, lost=0, loss_pct=0.0, tracer_cpu_s=0.5, tracer_cpu_share=0.25,
-                          tracer_peak_rss_bytes=10 << 20, tracer_kernel_s=None, workload_cpu_s=1.0,
-                          other_cpu_cores=0.1, load_avg_1m=0.5)
+    return bench.Measured(
+        run_dir=run_dir,
+        status="ok",
+        target_eps=target,
+        achieved_eps=achieved,
+        expected=expected,
+        observed=expected,
+        lost=0,
+        loss_pct=0.0,
+        tracer_cpu_s=0.5,
+        tracer_cpu_share=0.25,
+        tracer_peak_rss_bytes=10 << 20,
+        tracer_kernel_s=None,
+        workload_cpu_s=1.0,
+        other_cpu_cores=0.1,
+        load_avg_1m=0.5,
+    )
 
 
 class ModelRounds:
@@ -52,8 +65,9 @@ def run_bench(tmp_path: Path, rounds: ModelRounds, *overrides: str) -> tuple[int
     cfg = compose(["tracer=bpftrace", "bench.start_rate=20000", *overrides], app="bench")
     with open_dict(cfg):
         cfg.run_id = "model"
-    session = bench.BenchSession(cfg, tmp_path, BenchSettings.from_cfg(cfg.bench),
-                                 [parse_spec("security_file_open:instances=2")])
+    session = bench.BenchSession(
+        cfg, tmp_path, BenchSettings.from_cfg(cfg.bench), [parse_spec("security_file_open:instances=2")]
+    )
     code = session.run(measure=rounds)
     return code, json.loads((tmp_path / "bench.json").read_text()), pd.read_csv(tmp_path / "bench.csv")
 
@@ -82,7 +96,6 @@ def test_a_bench_grows_bisects_confirms_and_reports_what_was_achieved(tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
-
 @pytest.mark.parametrize("spike", range(1, 12))  # every round of the quiet bench
 def test_a_noisy_round_anywhere_still_brackets_the_true_limit(tmp_path, spike):
     """One round anywhere in the bench loses half its rate. The limit in targets is where
@@ -93,8 +106,11 @@ def test_a_noisy_round_anywhere_still_brackets_the_true_limit(tmp_path, spike):
     assert code == 0 and summary["precision_reached"] is True
     low, high = CAPACITY * (1 - JITTER) / 0.95, CAPACITY * (1 + JITTER) / 0.95
     decided = frame.drop_duplicates("target_eps").set_index("target_eps")["rate_decision"]
-    over_by_majority = [rate for rate in decided.index
-                        if decided[rate] == "over" or (decided[rate] == "unstable" and _mostly_bad(frame, rate))]
+    over_by_majority = [
+        rate
+        for rate in decided.index
+        if decided[rate] == "over" or (decided[rate] == "unstable" and _mostly_bad(frame, rate))
+    ]
     assert all(rate >= low for rate in over_by_majority), (spike, frame[["target_eps", "verdict"]])
     assert all(rate <= high for rate in decided.index if decided[rate] == "ok")
     assert summary["max_sustainable_eps"] <= summary["achieved_eps_at_max"]
@@ -131,8 +147,16 @@ def test_dry_run_prints_the_first_rounds_plans_and_starts_nothing(tmp_path):
     the tracer and without) as `evt stress --dry-run` does, and measures nothing."""
     from helpers import run_evt
 
-    proc = run_evt("bench", "-e", "security_file_open:instances=1", "tracer=bpftrace", "bench.start_rate=4000",
-                   "--dry-run", f"hydra.run.dir={tmp_path}", timeout=120)
+    proc = run_evt(
+        "bench",
+        "-e",
+        "security_file_open:instances=1",
+        "tracer=bpftrace",
+        "bench.start_rate=4000",
+        "--dry-run",
+        f"hydra.run.dir={tmp_path}",
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "evt bench dry run: target rates from 4,000 events/s" in proc.stdout
     assert "runner=docker tracer=bpftrace; nothing is started" in proc.stdout

@@ -8,25 +8,46 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from evt import host
-from evt.workload import catalog
-from evt.workload import actions as native
-from evt.workload.catalog import CatalogError, Trigger, get_trigger, load_catalog
-from evt.workload.marker import Marker
-from evt.errors import UsageError
-from evt.paths import TRIGGERS_DIR
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from evt import host
+from evt.errors import UsageError
+from evt.paths import TRIGGERS_DIR
+from evt.workload import actions as native
+from evt.workload import catalog
+from evt.workload.catalog import CatalogError, Trigger, get_trigger, load_catalog
+from evt.workload.marker import Marker
+
 # The catalog of Tracee's Go evt (docs/tracee.md, "The trigger catalog").
 ORIGINAL_EVENTS = {
-    "arch_prctl", "sched_process_exec", "sched_process_exit", "security_file_open", "shared_object_loaded",
-    "ptrace", "security_bpf_prog", "bpf_attach", "kprobe_attach", "kallsyms_lookup_name",
-    "commit_creds", "socked_dup", "security_inode_symlink", "security_inode_unlink",
-    "security_socket_connect", "security_socket_create", "security_socket_bind", "sched_process_fork",
-    "process_execute_failed", "magic_write", "do_truncate", "debugfs_create_dir", "debugfs_create_file",
-    "device_add", "security_sb_mount", "switch_task_ns", "security_path_notify",
+    "arch_prctl",
+    "sched_process_exec",
+    "sched_process_exit",
+    "security_file_open",
+    "shared_object_loaded",
+    "ptrace",
+    "security_bpf_prog",
+    "bpf_attach",
+    "kprobe_attach",
+    "kallsyms_lookup_name",
+    "commit_creds",
+    "socked_dup",
+    "security_inode_symlink",
+    "security_inode_unlink",
+    "security_socket_connect",
+    "security_socket_create",
+    "security_socket_bind",
+    "sched_process_fork",
+    "process_execute_failed",
+    "magic_write",
+    "do_truncate",
+    "debugfs_create_dir",
+    "debugfs_create_file",
+    "device_add",
+    "security_sb_mount",
+    "switch_task_ns",
+    "security_path_notify",
 }
 
 MARKER = Marker.for_run("test-run", "x")
@@ -121,7 +142,16 @@ def test_bypass_flags_cut_comms_and_add_the_shell(real, monkeypatch):
 
 def test_bypass_flags_short_names_are_kept_whole(real, monkeypatch):
     monkeypatch.setenv("SHELL", "/bin/bash")
-    assert real["ptrace"].bypass_flags() == ["-s", "comm!=sh", "-s", "comm!=bash", "-s", "comm!=evt", "-s", "comm!=ptrace.sh"]
+    assert real["ptrace"].bypass_flags() == [
+        "-s",
+        "comm!=sh",
+        "-s",
+        "comm!=bash",
+        "-s",
+        "comm!=evt",
+        "-s",
+        "comm!=ptrace.sh",
+    ]
 
 
 @pytest.mark.parametrize("shell", ["", "/bin/sh"])
@@ -137,12 +167,25 @@ GOOD = {
     "description": "Process tracing events",
     "bypass_comms": ["sh", "evt", "ptrace.sh"],
     "modes": {
-        "native": {"action": "ptrace", "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace",
-                                                  "filter": 'comm == "{{ marker.comm }}"', "per_op": 1,
-                                                  "relation": "exact"}},
-        "script": {"template": "true.sh.j2", "needs": {"binaries": ["strace"], "capabilities": ["CAP_SYS_PTRACE"]},
-                   "target": {"probe": "tracepoint:syscalls:sys_enter_ptrace", "filter": 'comm == "strace"', "per_op": 1,
-                              "relation": "exact"}},
+        "native": {
+            "action": "ptrace",
+            "target": {
+                "probe": "tracepoint:syscalls:sys_enter_ptrace",
+                "filter": 'comm == "{{ marker.comm }}"',
+                "per_op": 1,
+                "relation": "exact",
+            },
+        },
+        "script": {
+            "template": "true.sh.j2",
+            "needs": {"binaries": ["strace"], "capabilities": ["CAP_SYS_PTRACE"]},
+            "target": {
+                "probe": "tracepoint:syscalls:sys_enter_ptrace",
+                "filter": 'comm == "strace"',
+                "per_op": 1,
+                "relation": "exact",
+            },
+        },
     },
 }
 
@@ -181,7 +224,9 @@ def test_a_good_catalog_loads(tmp_path):
 
 def test_duplicate_events_are_refused(tmp_path):
     directory = make_catalog(tmp_path, {"ptrace.yaml": GOOD, "ptrace.yml": GOOD})
-    with pytest.raises(CatalogError, match=r"ptrace.yml: duplicate trigger for event 'ptrace' \(already in ptrace.yaml\)"):
+    with pytest.raises(
+        CatalogError, match=r"ptrace.yml: duplicate trigger for event 'ptrace' \(already in ptrace.yaml\)"
+    ):
         load_catalog(directory)
 
 
@@ -264,7 +309,9 @@ def test_scripts_render_from_their_own_catalog(tmp_path):
 
 def test_unmet_needs_name_what_is_missing(tmp_path):
     # no capability needed: as root or not, the binary is all that is missing
-    body = variant(**{"modes.script.needs.binaries": ["evt-test-no-such-binary"], "modes.script.needs.capabilities": None})
+    body = variant(
+        **{"modes.script.needs.binaries": ["evt-test-no-such-binary"], "modes.script.needs.capabilities": None}
+    )
     trig = load_catalog(make_catalog(tmp_path, {"ptrace.yaml": body}))["ptrace"]
     assert trig.unmet("script") == ["evt-test-no-such-binary not installed"]
     with pytest.raises(UsageError) as err:
@@ -325,9 +372,18 @@ def test_stand_in_counts_are_marked(real):
 
 
 def test_kprobe_target_replaces_the_stand_in_where_the_kernel_has_kprobes(tmp_path, monkeypatch):
-    body = variant(**{"modes.script.kprobe_target": {"probe": "kprobe:ptrace_attach", "filter": 'comm == "strace"',
-                                                     "per_op": 1, "relation": "exact"},
-                      "modes.script.target.relation": "unverified", "modes.script.target.reason": "a stand-in"})
+    body = variant(
+        **{
+            "modes.script.kprobe_target": {
+                "probe": "kprobe:ptrace_attach",
+                "filter": 'comm == "strace"',
+                "per_op": 1,
+                "relation": "exact",
+            },
+            "modes.script.target.relation": "unverified",
+            "modes.script.target.reason": "a stand-in",
+        }
+    )
     directory = make_catalog(tmp_path, {"ptrace.yaml": body})
     with_kprobes = host.check_kernel_feature("kprobes") is None
     # declared exact, never verified at Tracee's hook: shown as unverified either way
@@ -335,8 +391,11 @@ def test_kprobe_target_replaces_the_stand_in_where_the_kernel_has_kprobes(tmp_pa
     # the other kind of kernel, as host.check_kernel_feature would report it
     monkeypatch.setattr(host, "check_kernel_feature", lambda f: "needs kprobes: no" if with_kprobes else None)
     other = load_catalog(directory)["ptrace"].modes["script"].target
-    assert (other.probe, other.relation) == (("tracepoint:syscalls:sys_enter_ptrace", "unverified") if with_kprobes
-                                             else ("kprobe:ptrace_attach", "unverified"))
+    assert (other.probe, other.relation) == (
+        ("tracepoint:syscalls:sys_enter_ptrace", "unverified")
+        if with_kprobes
+        else ("kprobe:ptrace_attach", "unverified")
+    )
 
 
 def test_socked_dup_keeps_its_name_and_tells_tracee_socket_dup(real):
@@ -355,7 +414,6 @@ def test_an_alias_may_not_shadow_an_event(tmp_path):
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
 
-
 def _paths(node, prefix=()):
     yield prefix
     if isinstance(node, dict):
@@ -364,13 +422,34 @@ def _paths(node, prefix=()):
 
 
 GOOD_PATHS = [p for p in _paths(GOOD) if p]
-_jinja = st.sampled_from(['comm == "{{ marker.comm }}"', "{{ 1/0 }}", "{{ marker.nope }}", "{% if %}", "{{ event|int }}",
-                          "{{ marker['x'] }}", "{{ ''.join(1) }}", "{{", "}}", "{# #}"])
+_jinja = st.sampled_from(
+    [
+        'comm == "{{ marker.comm }}"',
+        "{{ 1/0 }}",
+        "{{ marker.nope }}",
+        "{% if %}",
+        "{{ event|int }}",
+        "{{ marker['x'] }}",
+        "{{ ''.join(1) }}",
+        "{{",
+        "}}",
+        "{# #}",
+    ]
+)
 _values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 2**70), st.floats(), st.text(max_size=12), _jinja,
-              st.sampled_from(["native", "script", "ptrace", "CAP_SYS_PTRACE", "kprobes", "tracepoint:x:y", "true.sh.j2"])),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans()), inner, max_size=3)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 2**70),
+        st.floats(),
+        st.text(max_size=12),
+        _jinja,
+        st.sampled_from(["native", "script", "ptrace", "CAP_SYS_PTRACE", "kprobes", "tracepoint:x:y", "true.sh.j2"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans()), inner, max_size=3),
+    ),
     max_leaves=8,
 )
 

@@ -3,18 +3,17 @@ and creates nothing."""
 
 from __future__ import annotations
 
-
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from bad_input import BAD_STRESS_INPUT
 from evt.cli.seedflags import STRESS_FLAGS, stress_overrides
 from evt.config.schema import quote_override
 from evt.errors import UsageError
-from bad_input import BAD_STRESS_INPUT
 from helpers import assert_one_paragraph, compose_cfg, unique_run_id
 from inprocess import evt_main
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 
 def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
@@ -22,43 +21,70 @@ def test_a_suite_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
     suite.write_bytes(b"scenarios:\n  - name: a\n    events: [pt\xffrace]\n")
     result = evt_main("stress", "-E", str(suite), "tracer=none", "--dry-run", f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.strip() == f"Error: {suite}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
+    assert (
+        result.stderr.strip() == f"Error: {suite}: not UTF-8 text (invalid byte 0xff at offset 38); save it as UTF-8."
+    )
 
 
 def as_dict(cfg):
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.parametrize("flags, overrides", [
-    (["--events", "ptrace:ops=5", "-e", "security_file_open"], ["events=['ptrace:ops=5','security_file_open']"]),
-    # a cobra string slice: a comma separates specs too
-    (["-e", "ptrace:ops=5,security_file_open", "-e", "switch_task_ns"],
-     ["events=['ptrace:ops=5','security_file_open','switch_task_ns']"]),
-    (["--events-file", "a.yaml", "-E", "b.yaml"], ["events_files=['a.yaml','b.yaml']"]),
-    (["--scenario", "smoke", "--scenario", "bpf"], ["scenarios=[smoke,bpf]"]),
-    (["--all-scenarios"], ["all_scenarios=true"]),
-    (["--image", "my-runner:test"], ["runner.image=my-runner:test"]),
-    (["--auto-tracee=false"], ["tracee.auto=false"]),
-    (["--keep-tracee"], ["tracee.keep=true"]),
-    (["--tracee-binary", "/opt/tracee"], ["tracee.binary=/opt/tracee"]),
-    (["--tracee-output", "json:/tmp/e.json"], ["tracee.output='json:/tmp/e.json'"]),
-    (["--metrics=false", "--pprof=0", "--pyroscope"], ["tracee.metrics=false", "tracee.pprof=false", "tracee.pyroscope=true"]),
-    (["--wait-before-trigger"], ["stress.wait_before_trigger=true"]),
-    (["--signal-timeout", "2m"], ["stress.signal_timeout=2m"]),
-    (["--tracee-init-cooldown=10s"], ["tracee.init_cooldown=10s"]),
-    (["--stress-end-cooldown", "30s"], ["stress.stress_end_cooldown=30s"]),
-    (["--dry-run"], ["stress.dry_run=true"]),
-])
+@pytest.mark.parametrize(
+    "flags, overrides",
+    [
+        (["--events", "ptrace:ops=5", "-e", "security_file_open"], ["events=['ptrace:ops=5','security_file_open']"]),
+        # a cobra string slice: a comma separates specs too
+        (
+            ["-e", "ptrace:ops=5,security_file_open", "-e", "switch_task_ns"],
+            ["events=['ptrace:ops=5','security_file_open','switch_task_ns']"],
+        ),
+        (["--events-file", "a.yaml", "-E", "b.yaml"], ["events_files=['a.yaml','b.yaml']"]),
+        (["--scenario", "smoke", "--scenario", "bpf"], ["scenarios=[smoke,bpf]"]),
+        (["--all-scenarios"], ["all_scenarios=true"]),
+        (["--image", "my-runner:test"], ["runner.image=my-runner:test"]),
+        (["--auto-tracee=false"], ["tracee.auto=false"]),
+        (["--keep-tracee"], ["tracee.keep=true"]),
+        (["--tracee-binary", "/opt/tracee"], ["tracee.binary=/opt/tracee"]),
+        (["--tracee-output", "json:/tmp/e.json"], ["tracee.output='json:/tmp/e.json'"]),
+        (
+            ["--metrics=false", "--pprof=0", "--pyroscope"],
+            ["tracee.metrics=false", "tracee.pprof=false", "tracee.pyroscope=true"],
+        ),
+        (["--wait-before-trigger"], ["stress.wait_before_trigger=true"]),
+        (["--signal-timeout", "2m"], ["stress.signal_timeout=2m"]),
+        (["--tracee-init-cooldown=10s"], ["tracee.init_cooldown=10s"]),
+        (["--stress-end-cooldown", "30s"], ["stress.stress_end_cooldown=30s"]),
+        (["--dry-run"], ["stress.dry_run=true"]),
+    ],
+)
 def test_seed_flags_give_the_same_config_as_their_overrides(flags, overrides):
     _, from_flags = stress_overrides(flags)
     assert as_dict(compose_cfg(*from_flags)) == as_dict(compose_cfg(*overrides))
 
 
 def test_every_seed_flag_is_in_the_table():
-    seed_flags = {"--events", "-e", "--events-file", "-E", "--scenario", "--all-scenarios", "--image",
-                  "--auto-tracee", "--keep-tracee", "--tracee-binary", "--tracee-output", "--metrics", "--pprof",
-                  "--pyroscope", "--wait-before-trigger", "--signal-timeout", "--tracee-init-cooldown",
-                  "--stress-end-cooldown", "--dry-run"}
+    seed_flags = {
+        "--events",
+        "-e",
+        "--events-file",
+        "-E",
+        "--scenario",
+        "--all-scenarios",
+        "--image",
+        "--auto-tracee",
+        "--keep-tracee",
+        "--tracee-binary",
+        "--tracee-output",
+        "--metrics",
+        "--pprof",
+        "--pyroscope",
+        "--wait-before-trigger",
+        "--signal-timeout",
+        "--tracee-init-cooldown",
+        "--stress-end-cooldown",
+        "--dry-run",
+    }
     assert seed_flags == set(STRESS_FLAGS)
 
 
@@ -75,12 +101,15 @@ def test_values_are_quoted_so_hydra_never_parses_them(value):
     assert quote_override(value).startswith("'")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--bogus"], "unknown flag '--bogus'"),
-    (["--metrics=maybe"], "invalid value 'maybe' for --metrics"),
-    (["--signal-timeout", "soon"], "invalid --signal-timeout 'soon'"),
-    (["--image"], "flag --image needs a value"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--bogus"], "unknown flag '--bogus'"),
+        (["--metrics=maybe"], "invalid value 'maybe' for --metrics"),
+        (["--signal-timeout", "soon"], "invalid --signal-timeout 'soon'"),
+        (["--image"], "flag --image needs a value"),
+    ],
+)
 def test_bad_flags(argv, message):
     with pytest.raises(UsageError, match=message):
         stress_overrides(argv)
@@ -115,15 +144,36 @@ def test_bad_input_exits_2_with_one_message_and_creates_nothing(tmp_path, monkey
 # -- properties (Hypothesis): seed flags and overrides reaching evt's keys -----------------
 
 
-
 _VALUE_FLAGS = [flag for flag, (kind, _) in STRESS_FLAGS.items() if kind == "value"]
 _awkward = st.text(alphabet=st.sampled_from("ab:/$'\"\\{}[],=% .\n\t-"), max_size=20)
-_values = st.one_of(_awkward, st.text(max_size=20), st.integers(-(2**40), 2**40).map(str),
-                    st.sampled_from(["0", "1s", "169h", "nan", "inf", "-1", "true", "null", "[]", "{}", "${x}", "1e3", "٣"]))
-_KEYS = ["stress.instances", "stress.ops", "stress.sleep", "stress.mode", "stress.signal_timeout", "stress.timeout",
-         "stress.stress_end_cooldown", "stress.progress_interval", "stress.max_loss_pct", "stress.wait_before_trigger",
-         "runner.image", "runner.ready_timeout", "runner.network", "tracee.init_cooldown", "bpftrace.stop_timeout",
-         "run_id", "events", "scenarios", "scenario", "all_scenarios"]
+_values = st.one_of(
+    _awkward,
+    st.text(max_size=20),
+    st.integers(-(2**40), 2**40).map(str),
+    st.sampled_from(["0", "1s", "169h", "nan", "inf", "-1", "true", "null", "[]", "{}", "${x}", "1e3", "٣"]),
+)
+_KEYS = [
+    "stress.instances",
+    "stress.ops",
+    "stress.sleep",
+    "stress.mode",
+    "stress.signal_timeout",
+    "stress.timeout",
+    "stress.stress_end_cooldown",
+    "stress.progress_interval",
+    "stress.max_loss_pct",
+    "stress.wait_before_trigger",
+    "runner.image",
+    "runner.ready_timeout",
+    "runner.network",
+    "tracee.init_cooldown",
+    "bpftrace.stop_timeout",
+    "run_id",
+    "events",
+    "scenarios",
+    "scenario",
+    "all_scenarios",
+]
 _override = st.one_of(
     st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={kv[1]}"),
     st.tuples(st.sampled_from(_KEYS), _values).map(lambda kv: f"{kv[0]}={quote_override(kv[1])}"),
@@ -152,7 +202,9 @@ def validated(argv: list[str]):
 @example(["run_id=../../etc/x"])
 @example(["stress.max_loss_pct=nan"])
 @example(["stress.timeout=169h"])
-@example(["scenario=0"])  # Hydra's defaults list raised a ValueError (a traceback) for a group option that is not a name
+@example(
+    ["scenario=0"]
+)  # Hydra's defaults list raised a ValueError (a traceback) for a group option that is not a name
 def test_any_overrides_are_accepted_or_refused_before_anything_starts(overrides):
     try:
         cfg = validated(["-e", "ptrace:ops=1", *overrides])

@@ -18,18 +18,46 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import EVT, ROOT, run_evt
-from inprocess import evt_main
 from evt import host
 from evt.workload.catalog import RELATIONS
+from helpers import EVT, ROOT, run_evt
+from inprocess import evt_main
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
-                        r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-FINISHED = re.compile(r"^Finished triggering (\d+) ops after (\d[\d.]*(?:ns|µs|ms|s|m\d[\d.]*s)) at \d\d:\d\d:\d\d\.\d{3}$")
-RESULT_KEYS = {"event", "mode", "workers", "ops", "ok", "errors", "duration_s", "ops_per_s", "t_start_ns", "t_end_ns", "per_worker"}
-WORKER_KEYS = {"worker", "ops", "ok", "errors", "t_start_ns", "t_end_ns", "duration_s", "ops_per_s", "first_error", "cpu_s",
-               "pace_cpu_s", "late_s"}
+START_MANY = re.compile(
+    r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
+    r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$"
+)
+FINISHED = re.compile(
+    r"^Finished triggering (\d+) ops after (\d[\d.]*(?:ns|µs|ms|s|m\d[\d.]*s)) at \d\d:\d\d:\d\d\.\d{3}$"
+)
+RESULT_KEYS = {
+    "event",
+    "mode",
+    "workers",
+    "ops",
+    "ok",
+    "errors",
+    "duration_s",
+    "ops_per_s",
+    "t_start_ns",
+    "t_end_ns",
+    "per_worker",
+}
+WORKER_KEYS = {
+    "worker",
+    "ops",
+    "ok",
+    "errors",
+    "t_start_ns",
+    "t_end_ns",
+    "duration_s",
+    "ops_per_s",
+    "first_error",
+    "cpu_s",
+    "pace_cpu_s",
+    "late_s",
+}
 
 
 def assert_usage_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -56,9 +84,11 @@ def test_empty_event():
 
 
 def test_comma_in_event_points_to_separate_commands():
-    assert_usage_error(evt_main("trigger", "-e", "ptrace,security_file_open"),
-                       "Error: multiple events not supported in a single --event flag: use separate 'evt trigger' "
-                       "commands for each event, or use 'evt stress' for multiple concurrent events")
+    assert_usage_error(
+        evt_main("trigger", "-e", "ptrace,security_file_open"),
+        "Error: multiple events not supported in a single --event flag: use separate 'evt trigger' "
+        "commands for each event, or use 'evt stress' for multiple concurrent events",
+    )
 
 
 def test_invalid_event_name():
@@ -72,33 +102,42 @@ def test_ops_must_be_positive(value):
 
 @pytest.mark.parametrize("value", ["many", "1.5"])
 def test_ops_that_are_not_integers_get_cobras_words(value):
-    assert_usage_error(evt_main("trigger", "-e", "ptrace", f"--ops={value}"),
-                       f'Error: invalid argument "{value}" for "-o, --ops" flag: strconv.ParseInt: parsing "{value}": '
-                       "invalid syntax")
+    assert_usage_error(
+        evt_main("trigger", "-e", "ptrace", f"--ops={value}"),
+        f'Error: invalid argument "{value}" for "-o, --ops" flag: strconv.ParseInt: parsing "{value}": invalid syntax',
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_parallel_must_be_positive(value):
-    assert_usage_error(evt_main("trigger", "-e", "ptrace", f"--parallel={value}"),
-                       "Error: parallel must be greater than 0\n")
+    assert_usage_error(
+        evt_main("trigger", "-e", "ptrace", f"--parallel={value}"), "Error: parallel must be greater than 0\n"
+    )
 
 
-@pytest.mark.parametrize("value, cause", [("10", 'time: missing unit in duration "10"'),
-                                          ("fast", 'time: invalid duration "fast"')])
+@pytest.mark.parametrize(
+    "value, cause", [("10", 'time: missing unit in duration "10"'), ("fast", 'time: invalid duration "fast"')]
+)
 def test_bad_sleep_gets_cobras_words(value, cause):
-    assert_usage_error(evt_main("trigger", "-e", "ptrace", "-s", value),
-                       f'Error: invalid argument "{value}" for "-s, --sleep" flag: {cause}', "Go duration")
+    assert_usage_error(
+        evt_main("trigger", "-e", "ptrace", "-s", value),
+        f'Error: invalid argument "{value}" for "-s, --sleep" flag: {cause}',
+        "Go duration",
+    )
 
 
 def test_bad_signal_timeout():
-    assert_usage_error(evt_main("trigger", "-e", "ptrace", "--signal-timeout", "1 m"), "invalid signal timeout '1 m'",
-                       "Go duration")
+    assert_usage_error(
+        evt_main("trigger", "-e", "ptrace", "--signal-timeout", "1 m"), "invalid signal timeout '1 m'", "Go duration"
+    )
 
 
 def test_unknown_event_suggests_close_names():
-    assert_usage_error(evt_main("trigger", "-e", "security_file_opne"),
-                       "Error: trigger for the event security_file_opne does not exist: stat ",
-                       "security_file_opne.yaml: no such file or directory\nDid you mean security_file_open")
+    assert_usage_error(
+        evt_main("trigger", "-e", "security_file_opne"),
+        "Error: trigger for the event security_file_opne does not exist: stat ",
+        "security_file_opne.yaml: no such file or directory\nDid you mean security_file_open",
+    )
 
 
 def test_bad_mode():
@@ -111,8 +150,11 @@ def test_mode_the_trigger_lacks():
 
 @pytest.mark.skipif(host.check_kernel_feature("kprobes") is None, reason="this kernel has kprobes")
 def test_missing_kernel_feature_is_refused():
-    assert_usage_error(evt_main("trigger", "-e", "bpf_attach"),
-                       "event 'bpf_attach' cannot run on this host in script mode", "needs kprobes")
+    assert_usage_error(
+        evt_main("trigger", "-e", "bpf_attach"),
+        "event 'bpf_attach' cannot run on this host in script mode",
+        "needs kprobes",
+    )
 
 
 @pytest.fixture
@@ -132,7 +174,9 @@ def edit_trigger(home: Path, event: str, change) -> None:
 
 
 def test_missing_binary_is_refused_before_anything_runs(evt_home, tmp_path):
-    edit_trigger(evt_home, "ptrace", lambda d: d["modes"]["script"]["needs"]["binaries"].append("evt-test-no-such-tool"))
+    edit_trigger(
+        evt_home, "ptrace", lambda d: d["modes"]["script"]["needs"]["binaries"].append("evt-test-no-such-tool")
+    )
     proc = run_evt("trigger", "-e", "ptrace", "--mode", "script", env={"EVT_HOME": str(evt_home)})
     assert_usage_error(proc, "cannot run on this host in script mode: evt-test-no-such-tool not installed")
     # the native mode does not need it
@@ -174,7 +218,13 @@ def test_json_last_line():
     result = json.loads(lines[-1])
     assert set(result) == RESULT_KEYS
     assert (result["event"], result["mode"], result["workers"], result["ops"], result["ok"], result["errors"]) == (
-        "security_file_open", "native", 2, 200, 200, 0)
+        "security_file_open",
+        "native",
+        2,
+        200,
+        200,
+        0,
+    )
     assert result["duration_s"] > 0 and result["ops_per_s"] > 0
     assert 0 < result["t_start_ns"] <= result["t_end_ns"]
     assert abs(result["t_start_ns"] - time.time_ns()) < 60e9  # wall clock, not monotonic
@@ -248,9 +298,9 @@ def test_wait_signal_starts_on_sigusr1_and_prefixes_every_line():
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert len(lines) == 3 and all(line.startswith(prefix) for line in lines)
-    assert START_ONE.match(lines[0][len(prefix):]).group(1) == "20"
-    assert FINISHED.match(lines[1][len(prefix):]).group(1) == "20"
-    assert json.loads(lines[2][len(prefix):])["ok"] == 20
+    assert START_ONE.match(lines[0][len(prefix) :]).group(1) == "20"
+    assert FINISHED.match(lines[1][len(prefix) :]).group(1) == "20"
+    assert json.loads(lines[2][len(prefix) :])["ok"] == 20
 
 
 def test_wait_signal_timeout_is_a_failed_run():
@@ -258,7 +308,9 @@ def test_wait_signal_timeout_is_a_failed_run():
     proc = run_evt("trigger", "-e", "ptrace", "-w", "--signal-timeout", "300ms")
     assert proc.returncode == 1
     assert time.monotonic() - started >= 0.3
-    assert proc.stdout.splitlines() == [f"[trigger:{_pid_in(proc.stdout)}:ptrace] Waiting for start signal SIGUSR1 (timeout: 300ms)"]
+    assert proc.stdout.splitlines() == [
+        f"[trigger:{_pid_in(proc.stdout)}:ptrace] Waiting for start signal SIGUSR1 (timeout: 300ms)"
+    ]
     assert proc.stderr.strip() == "Error: timed out waiting for signal SIGUSR1 after 300ms"
 
 
@@ -279,7 +331,7 @@ def test_start_fifo_releases_when_a_writer_opens(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    lines = [line[len(prefix):] for line in out.splitlines()]
+    lines = [line[len(prefix) :] for line in out.splitlines()]
     assert START_MANY.match(lines[0]).group(1) == "60"
     assert json.loads(lines[-1])["ok"] == 60
 
@@ -331,8 +383,13 @@ def test_list_json_gives_every_count_relation_and_need():
     assert rows["commit_creds"]["count"]["script"]["relation"] == "lower_bound"  # measured at commit_creds
     assert "at the Tracee hook on debian-6.1" in rows["commit_creds"]["count"]["script"]["reason"]
     assert rows["socked_dup"]["count"]["native"] == {
-        "relation": "exact", "reason": "", "probe": "tracepoint:syscalls:sys_enter_dup", "per_op": 1,
-        "per_op_is": "exact", "filter": rows["socked_dup"]["count"]["native"]["filter"]}
+        "relation": "exact",
+        "reason": "",
+        "probe": "tracepoint:syscalls:sys_enter_dup",
+        "per_op": 1,
+        "per_op_is": "exact",
+        "filter": rows["socked_dup"]["count"]["native"]["filter"],
+    }
     assert (rows["socked_dup"]["tracee_event"], rows["socked_dup"]["aliases"]) == ("socket_dup", ["socket_dup"])
     assert rows["ptrace"]["tracee_event"] == "ptrace"
     assert rows["arch_prctl"]["needs"]["script"]["arch"] == ["x86_64"]
@@ -351,7 +408,9 @@ def test_list_table():
 
 def test_evt_trigger_imports_no_analysis_library():
     """`evt trigger` starts fast: pandas, scipy, matplotlib and ray stay unloaded."""
-    code = ("import sys; from evt import cli; code = cli.main(['trigger', '-e', 'ptrace', '-o', '1']); "
-            "print('exit', code, sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'ray') if m in sys.modules))")
+    code = (
+        "import sys; from evt import cli; code = cli.main(['trigger', '-e', 'ptrace', '-o', '1']); "
+        "print('exit', code, sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'ray') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "exit 0 []", out.stdout + out.stderr

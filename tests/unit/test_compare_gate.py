@@ -22,8 +22,9 @@ EVENTS = {"ptrace": (1000, 0.0)}  # 1,000 events in 1 s
 
 
 def _compare(base, cand, items=(), allow_failed=False, loss_stat="worst"):
-    return compare.compare(rundirs.locate(str(base)), rundirs.locate(str(cand)), parse(list(items), None, loss_stat),
-                           allow_failed)
+    return compare.compare(
+        rundirs.locate(str(base)), rundirs.locate(str(cand)), parse(list(items), None, loss_stat), allow_failed
+    )
 
 
 def _cli(tmp_path, base, cand, *extra):
@@ -37,6 +38,7 @@ def rows_of(comparison):
 
 # -- 1. every gated figure is compared or named --------------------------------------------
 
+
 def test_tracee_default_output_still_gates_tracer_cpu_from_the_events_generated(tmp_path):
     """tracee.output=none: no detection, observed empty; CPU per million events comes from
     events.csv's expected totals, so a tripled CPU is a regression."""
@@ -44,8 +46,10 @@ def test_tracee_default_output_still_gates_tracer_cpu_from_the_events_generated(
     write_run(tmp_path / "b", EVENTS, tracer="tracee", counted=False, cpu_s=1.5)
     result, out = _cli(tmp_path, tmp_path / "a", tmp_path / "b")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert ("REGRESSION: tracer_cpu_per_mevents regressed (scenario=smoke): baseline 500, candidate 1,500 "
-            "(+200.0%; threshold +25%)") in result.stdout
+    assert (
+        "REGRESSION: tracer_cpu_per_mevents regressed (scenario=smoke): baseline 500, candidate 1,500 "
+        "(+200.0%; threshold +25%)"
+    ) in result.stdout
     with open(out / "compare.csv") as f:
         loss = next(r for r in csv.DictReader(f) if r["metric"] == "loss_pct")
     assert loss["verdict"] == "missing"
@@ -57,12 +61,15 @@ def test_a_figure_under_the_cpu_floor_is_a_row_named_with_the_reason(tmp_path):
     write_run(tmp_path / "b", EVENTS, cpu_s=0.36)
     result, out = _cli(tmp_path, tmp_path / "a", tmp_path / "b")
     assert result.returncode == 0, result.stdout + result.stderr  # the baseline lacks it: named, not failed
-    assert ("not compared: tracer_cpu_per_mevents (scenario=smoke) — the baseline's tracer used 0.12 s of CPU, "
-            "under the 0.2 s floor") in result.stdout
+    assert (
+        "not compared: tracer_cpu_per_mevents (scenario=smoke) — the baseline's tracer used 0.12 s of CPU, "
+        "under the 0.2 s floor"
+    ) in result.stdout
     assert "the baseline's tracer used 0.12 s of CPU, under the 0.2 s floor" in (out / "compare.md").read_text()
     assert json.loads((out / "compare.json").read_text())["missing"] == [
         f"{name} (scenario=smoke) — the baseline's tracer used 0.12 s of CPU, under the 0.2 s floor"
-        for name in ("tracer_cpu_per_mevents", "tracer_cpu_avg_pct")]  # the average CPU % is shown, not gated
+        for name in ("tracer_cpu_per_mevents", "tracer_cpu_avg_pct")
+    ]  # the average CPU % is shown, not gated
 
 
 def test_a_candidate_under_the_floor_is_compared_against_a_baseline_above_it(tmp_path):
@@ -89,7 +96,10 @@ def test_a_gated_figure_neither_side_has_is_still_a_row(tmp_path):
     write_run(tmp_path / "a", EVENTS, tracer="none", cpu_s=None, peak_rss=None)
     write_run(tmp_path / "b", EVENTS, tracer="none", cpu_s=None, peak_rss=None)
     comparison = _compare(tmp_path / "a", tmp_path / "b")
-    assert rows_of(comparison).loc["tracer_cpu_per_mevents", "reason"] == "on both sides, the run had no tracer (tracer=none)"
+    assert (
+        rows_of(comparison).loc["tracer_cpu_per_mevents", "reason"]
+        == "on both sides, the run had no tracer (tracer=none)"
+    )
     assert comparison.exit_code == 0
     assert "tracer_cpu_avg_pct" not in set(comparison.rows["metric"])  # not gated and nowhere measured: left out
 
@@ -108,20 +118,25 @@ def test_some_runs_of_a_side_without_the_figure_are_named(tmp_path):
     write_run(tmp_path / "cand", EVENTS, cpu_s=1.0)
     row = rows_of(_compare(tmp_path / "base", tmp_path / "cand")).loc["tracer_cpu_per_mevents"]
     assert row["baseline_n"] == 2 and row["verdict"] == compare.SAME
-    assert row["reason"] == ("1 of 3 baseline runs not counted: tracer used 0.05 s of CPU, under the 0.2 s floor "
-                             "(run run1)")
+    assert row["reason"] == (
+        "1 of 3 baseline runs not counted: tracer used 0.05 s of CPU, under the 0.2 s floor (run run1)"
+    )
 
 
 # -- 2. a broken candidate fails -----------------------------------------------------------
 
-@pytest.mark.parametrize("status, failure, partial, named", [
-    ("tracer_crashed", None, False, "status tracer_crashed"),
-    ("failed", "units not removed: engine gone", True, "status failed: units not removed: engine gone"),
-    ("interrupted", "interrupted by SIGTERM", True, "status interrupted: interrupted by SIGTERM"),
-    ("loss_exceeded", None, False, "status loss_exceeded"),
-    ("error", "KeyError: 'x'", True, "status error: KeyError: 'x'"),
-    ("ok", None, True, "status ok, partial"),
-])
+
+@pytest.mark.parametrize(
+    "status, failure, partial, named",
+    [
+        ("tracer_crashed", None, False, "status tracer_crashed"),
+        ("failed", "units not removed: engine gone", True, "status failed: units not removed: engine gone"),
+        ("interrupted", "interrupted by SIGTERM", True, "status interrupted: interrupted by SIGTERM"),
+        ("loss_exceeded", None, False, "status loss_exceeded"),
+        ("error", "KeyError: 'x'", True, "status error: KeyError: 'x'"),
+        ("ok", None, True, "status ok, partial"),
+    ],
+)
 def test_a_candidate_run_that_did_not_end_ok_fails_the_gate(tmp_path, status, failure, partial, named):
     write_run(tmp_path / "a", EVENTS)
     write_run(tmp_path / "b" / "run0", EVENTS)
@@ -154,8 +169,10 @@ def test_a_crashed_job_in_a_candidate_sweep_fails_the_gate(tmp_path):
     summary_path.write_text(json.dumps(summary))
     comparison = _compare(tmp_path / "base", tmp_path / "cand")
     assert comparison.exit_code == 1
-    assert comparison.failed == [f"candidate run {tmp_path / 'cand' / '1'} did not end ok: status tracer_crashed: "
-                                 "bpftrace was killed by signal 9 while the units ran"]
+    assert comparison.failed == [
+        f"candidate run {tmp_path / 'cand' / '1'} did not end ok: status tracer_crashed: "
+        "bpftrace was killed by signal 9 while the units ran"
+    ]
     assert comparison.unmatched == []  # named once, as a failure, not also as "only in the baseline"
     assert set(comparison.rows["stress.instances"]) == {"1"}
 
@@ -173,11 +190,14 @@ def test_a_row_whose_baseline_runs_all_failed_has_no_usable_baseline(tmp_path):
     write_sweep(tmp_path / "cand", "stress.instances", [1, 2], lambda n: {"ptrace": (1000 * n, 0.0)})
     summary_path = tmp_path / "base" / "1" / "summary.json"
     summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "status": "interrupted"}))
-    with pytest.raises(UsageError, match=r"no usable baseline for scenario=smoke stress.instances=2: .*status interrupted"):
+    with pytest.raises(
+        UsageError, match=r"no usable baseline for scenario=smoke stress.instances=2: .*status interrupted"
+    ):
         _compare(tmp_path / "base", tmp_path / "cand")
 
 
 # -- 3. input compare cannot read: exit 2, the file named ------------------------------------
+
 
 def _drop_column(path, column):
     with open(path) as f:
@@ -198,18 +218,27 @@ def _set_cell(path, column, value):
         writer.writerows(rows)
 
 
-@pytest.mark.parametrize("damage, needle", [
-    (lambda run: _drop_column(run / "events.csv", "unit"), "events.csv has no unit column"),
-    (lambda run: _drop_column(run / "events.csv", "expected"), "events.csv has no expected column"),
-    (lambda run: _set_cell(run / "events.csv", "events_per_s", "fast"), "events.csv line 2: events_per_s is 'fast', not a number"),
-    (lambda run: (run / "summary.json").write_text("{\"status\": "), "summary.json is not valid JSON"),
-    (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe{}"), "summary.json is not text"),
-    (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json holds [1, 2], not a JSON object"),
-    (lambda run: (run / "summary.json").write_text(json.dumps({
-        **json.loads((run / "summary.json").read_text()), "tracer_cost": {"cpu_s": "lots"}})),
-     "summary.json: tracer_cost.cpu_s is 'lots', not a number"),
-    (lambda run: (run / "events.csv").unlink(), "has a summary.json but no events.csv"),
-])
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda run: _drop_column(run / "events.csv", "unit"), "events.csv has no unit column"),
+        (lambda run: _drop_column(run / "events.csv", "expected"), "events.csv has no expected column"),
+        (
+            lambda run: _set_cell(run / "events.csv", "events_per_s", "fast"),
+            "events.csv line 2: events_per_s is 'fast', not a number",
+        ),
+        (lambda run: (run / "summary.json").write_text('{"status": '), "summary.json is not valid JSON"),
+        (lambda run: (run / "summary.json").write_bytes(b"\xff\xfe{}"), "summary.json is not text"),
+        (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json holds [1, 2], not a JSON object"),
+        (
+            lambda run: (run / "summary.json").write_text(
+                json.dumps({**json.loads((run / "summary.json").read_text()), "tracer_cost": {"cpu_s": "lots"}})
+            ),
+            "summary.json: tracer_cost.cpu_s is 'lots', not a number",
+        ),
+        (lambda run: (run / "events.csv").unlink(), "has a summary.json but no events.csv"),
+    ],
+)
 def test_a_candidate_record_that_cannot_be_read_exits_2_naming_the_file(tmp_path, damage, needle):
     write_run(tmp_path / "a", EVENTS)
     write_run(tmp_path / "b", EVENTS)
@@ -228,11 +257,14 @@ def test_a_damaged_job_of_a_sweep_exits_2_naming_its_file(tmp_path):
     with pytest.raises(UsageError, match=r"multirun.yaml is not valid YAML"):
         _compare(tmp_path / "base", tmp_path / "cand")
     write_sweep(tmp_path / "base", "stress.instances", [1, 2], lambda n: {"ptrace": (1000 * n, 0.0)})
-    with pytest.raises(UsageError, match=rf"{tmp_path / 'cand' / '1'} has a summary.json of status ok but no events.csv"):
+    with pytest.raises(
+        UsageError, match=rf"{tmp_path / 'cand' / '1'} has a summary.json of status ok but no events.csv"
+    ):
         _compare(tmp_path / "base", tmp_path / "cand")
 
 
 # -- 4. statistics and thresholds --------------------------------------------------------------
+
 
 def test_loss_is_judged_on_the_worst_run_by_default(tmp_path):
     for i in range(3):
@@ -245,8 +277,10 @@ def test_loss_is_judged_on_the_worst_run_by_default(tmp_path):
     assert median["verdict"] == compare.SAME and median["stat"] == "median"
     result, _ = _cli(tmp_path, tmp_path / "base", tmp_path / "cand")
     assert "worst 3.00, median 0 [0–3.00] n=3" in result.stdout
-    assert "loss_pct regressed (scenario=smoke event=ptrace): baseline (worst run) 0, candidate (worst run) 3.00" \
+    assert (
+        "loss_pct regressed (scenario=smoke event=ptrace): baseline (worst run) 0, candidate (worst run) 3.00"
         in result.stdout
+    )
 
 
 def test_loss_with_ties_three_against_three_gives_p_005_and_a_regression(tmp_path):
@@ -262,8 +296,9 @@ def test_off_turns_off_a_perf_gate_threshold(tmp_path):
     arch = "x86_64"
     gate = tmp_path / f"{arch}-smoke.json"
     gate.write_text(json.dumps({"peak_rss_kb": 100_000, "avg_cpu_pct": 40.0, "p95_cpu_pct": 80.0}))
-    write_run(tmp_path / "cand", EVENTS, arch=arch, gate={"peak_rss_kb": 200_000, "avg_cpu_pct": 40.0,
-                                                          "p95_cpu_pct": 80.0})
+    write_run(
+        tmp_path / "cand", EVENTS, arch=arch, gate={"peak_rss_kb": 200_000, "avg_cpu_pct": 40.0, "p95_cpu_pct": 80.0}
+    )
     cand = rundirs.locate(str(tmp_path / "cand"))
     assert rows_of(perfgate.compare(str(gate), cand, parse([]))).loc["peak_rss_kb", "verdict"] == compare.REGRESSION
     off = perfgate.compare(str(gate), cand, parse(["peak_rss_kb=off"]))
@@ -277,7 +312,26 @@ def test_compare_csv_keeps_its_columns_and_adds_new_ones_at_the_end(tmp_path):
     _, out = _cli(tmp_path, tmp_path / "a", tmp_path / "b")
     with open(out / "compare.csv") as f:
         header = next(csv.reader(f))
-    assert header == ["scope", "scenario", "event", "metric", "baseline_median", "baseline_min", "baseline_max",
-                      "baseline_n", "candidate_median", "candidate_min", "candidate_max", "candidate_n", "change",
-                      "change_unit", "threshold", "p_value", "verdict", "stat", "baseline_value", "candidate_value",
-                      "reason"]
+    assert header == [
+        "scope",
+        "scenario",
+        "event",
+        "metric",
+        "baseline_median",
+        "baseline_min",
+        "baseline_max",
+        "baseline_n",
+        "candidate_median",
+        "candidate_min",
+        "candidate_max",
+        "candidate_n",
+        "change",
+        "change_unit",
+        "threshold",
+        "p_value",
+        "verdict",
+        "stat",
+        "baseline_value",
+        "candidate_value",
+        "reason",
+    ]

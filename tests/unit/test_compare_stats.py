@@ -16,6 +16,7 @@ from evt.analysis.thresholds import METRICS
 
 def exact_p(base: list[float], cand: list[float], candidate_higher: bool) -> float:
     """The share of the splits of the pooled values whose U (candidate's) is at least as extreme."""
+
     def u(c, b):
         return sum((x > y) + 0.5 * (x == y) for x in c for y in b)
 
@@ -31,20 +32,26 @@ def exact_p(base: list[float], cand: list[float], candidate_higher: bool) -> flo
     return extreme / total
 
 
-@pytest.mark.parametrize("base, cand, higher, p", [
-    ([0.0, 0.0, 0.0], [2.0, 2.0, 2.0], True, 0.05),          # ties: 1 split in 20 (the normal approximation: 0.023)
-    ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], True, 0.05),          # no ties
-    ([1000.0, 1010.0, 990.0], [800.0, 810.0, 790.0], False, 0.05),
-    ([0.0, 0.0, 0.0], [0.0, 0.0, 5.0], True, 0.5),           # the 5 is in the candidate in half of the splits
-])
+@pytest.mark.parametrize(
+    "base, cand, higher, p",
+    [
+        ([0.0, 0.0, 0.0], [2.0, 2.0, 2.0], True, 0.05),  # ties: 1 split in 20 (the normal approximation: 0.023)
+        ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], True, 0.05),  # no ties
+        ([1000.0, 1010.0, 990.0], [800.0, 810.0, 790.0], False, 0.05),
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 5.0], True, 0.5),  # the 5 is in the candidate in half of the splits
+    ],
+)
 def test_three_against_three(base, cand, higher, p):
     assert verdicts.mann_whitney_p(base, cand, higher) == pytest.approx(p)
 
 
 @pytest.mark.property
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 3), min_size=3, max_size=6), st.lists(st.integers(0, 3), min_size=3, max_size=6),
-       st.booleans())
+@given(
+    st.lists(st.integers(0, 3), min_size=3, max_size=6),
+    st.lists(st.integers(0, 3), min_size=3, max_size=6),
+    st.booleans(),
+)
 def test_small_samples_get_the_exact_p_with_or_without_ties(base, cand, higher):
     base, cand = [float(v) for v in base], [float(v) for v in cand]
     if len(set(base + cand)) == 1:

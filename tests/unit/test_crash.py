@@ -4,6 +4,7 @@ the traceback (evt/cli/crash.py), from the CLI and from inside a stress job."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 
 from evt.cli import commands as cli
@@ -52,8 +53,9 @@ def test_with_no_writable_directory_the_log_goes_to_a_temp_file(tmp_path):
     os.unlink(path)
 
 
-@pytest.mark.parametrize("run_dir, reason", [("/proc/evt-cannot-be-here", "No such file or directory"),
-                                             ("/dev/null/run", "Not a directory")])
+@pytest.mark.parametrize(
+    "run_dir, reason", [("/proc/evt-cannot-be-here", "No such file or directory"), ("/dev/null/run", "Not a directory")]
+)
 def test_a_run_directory_that_cannot_be_created_is_a_usage_error(capsys, run_dir, reason):
     code = cli.main(["stress", "-e", "ptrace:ops=1", "tracer=none", "runner=local", f"hydra.run.dir={run_dir}"])
     err = capsys.readouterr().err

@@ -96,20 +96,26 @@ def test_the_module_map_lists_every_module_and_nothing_else():
 
 
 def test_the_module_map_shows_each_docstring_as_the_code_has_it():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "module_map.py"), "--check"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "module_map.py"), "--check"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
-FORBIDDEN = re.compile(r"(?i:\bthe seed\b|\bseed's\b|\bthe original\b|\boriginal's\b)|reference/|TRACEE\.md"
-                       r"|(?<![\w/])shared/|evt-tool\.md|DESIGN\.md")
+FORBIDDEN = re.compile(
+    r"(?i:\bthe seed\b|\bseed's\b|\bthe original\b|\boriginal's\b)|reference/|TRACEE\.md"
+    r"|(?<![\w/])shared/|evt-tool\.md|DESIGN\.md"
+)
 
 
 def comments_and_docstrings(path: Path) -> list[tuple[int, str]]:
     """(line, text) of every comment and docstring of a module: the prose that explains code."""
     source = path.read_text()
-    found = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-             if tok.type == tokenize.COMMENT]
+    found = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    ]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(node, clean=False)
@@ -119,11 +125,16 @@ def comments_and_docstrings(path: Path) -> list[tuple[int, str]]:
 
 
 def test_comments_in_evt_explain_the_code_on_its_own_terms():
-    offending = [f"{path.relative_to(ROOT)}:{line}: {text.strip()[:100]}"
-                 for path in sorted((ROOT / "evt").rglob("*.py"))
-                 for line, text in comments_and_docstrings(path) if FORBIDDEN.search(text)]
-    assert offending == [], "say what the behaviour is and why (e.g. 'as Tracee's Go evt does'), and point " \
-                            "only at files in the repository:\n" + "\n".join(offending)
+    offending = [
+        f"{path.relative_to(ROOT)}:{line}: {text.strip()[:100]}"
+        for path in sorted((ROOT / "evt").rglob("*.py"))
+        for line, text in comments_and_docstrings(path)
+        if FORBIDDEN.search(text)
+    ]
+    assert offending == [], (
+        "say what the behaviour is and why (e.g. 'as Tracee's Go evt does'), and point "
+        "only at files in the repository:\n" + "\n".join(offending)
+    )
 
 
 def test_the_comment_check_sees_comments_and_docstrings(tmp_path):
@@ -143,7 +154,10 @@ def test_every_repository_path_the_pages_name_exists():
     missing = []
     for page in PAGES:
         for path in REPO_PATH.findall(page.read_text()):
-            if not (ROOT / path).exists() and Path(path).name not in PAGES_TO_COME \
-                    and not NOT_IN_A_CHECKOUT.match(path):
+            if (
+                not (ROOT / path).exists()
+                and Path(path).name not in PAGES_TO_COME
+                and not NOT_IN_A_CHECKOUT.match(path)
+            ):
                 missing.append(f"{page.name}: {path}")
     assert missing == []

@@ -6,6 +6,7 @@ runs; the `evt stress` and `evt bench` examples run in tests/integration/test_do
 from __future__ import annotations
 
 import pytest
+
 from doc_examples import CHECKS, SLOW_KINDS, Example, examples, workdir
 
 QUICK = [e for e in examples() if e.kind not in SLOW_KINDS]

@@ -33,16 +33,21 @@ def test_the_installed_versions_are_the_pinned_ones():
     from importlib.metadata import distributions
 
     installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions()}
-    drift = {name: (version, installed[name]) for name, version in pins().items()
-             if name in installed and name not in ("setuptools", "wheel") and installed[name] != version}
+    drift = {
+        name: (version, installed[name])
+        for name, version in pins().items()
+        if name in installed and name not in ("setuptools", "wheel") and installed[name] != version
+    }
     assert drift == {}, "make setup installs through constraints.txt"
 
 
 def test_dependencies_are_installed_before_the_sources_are_copied():
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
     install_deps = next(i for i, line in enumerate(lines) if "wheels/*.whl" in line)
-    first_source = next(i for i, line in enumerate(lines) if re.match(r"COPY (evt|conf|templates|triggers|pyproject.toml) ", line))
-    assert any("constraints.txt" in line for line in lines[:install_deps + 1])
+    first_source = next(
+        i for i, line in enumerate(lines) if re.match(r"COPY (evt|conf|templates|triggers|pyproject.toml) ", line)
+    )
+    assert any("constraints.txt" in line for line in lines[: install_deps + 1])
     assert install_deps < first_source
 
 

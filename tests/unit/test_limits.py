@@ -8,13 +8,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from evt.stress import limits
 from evt.errors import UsageError
+from evt.stress import limits
 from helpers import run_evt
 
 
 def task_room() -> tuple[str, int]:
-    values = {name: int(Path(f"/proc/sys/kernel/{name[7:]}").read_text()) for name in ("kernel.pid_max", "kernel.threads-max")}
+    values = {
+        name: int(Path(f"/proc/sys/kernel/{name[7:]}").read_text()) for name in ("kernel.pid_max", "kernel.threads-max")
+    }
     name = min(values, key=values.get)
     return name, values[name] - limits.tasks_in_use()
 
@@ -45,8 +47,13 @@ def test_tasks_in_use_counts_threads_not_only_processes():
     assert limits.tasks_in_use() >= 0.8 * threads > len(psutil.pids())
 
 
-@pytest.mark.parametrize("args", [["stress", "-e", "ptrace:instances=100000", "tracer=none", "--dry-run"],
-                                  ["trigger", "-e", "ptrace", "--parallel", "100000"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stress", "-e", "ptrace:instances=100000", "tracer=none", "--dry-run"],
+        ["trigger", "-e", "ptrace", "--parallel", "100000"],
+    ],
+)
 def test_a_hundred_thousand_workers_are_refused_before_any_starts(args):
     result = run_evt(*args, timeout=60)
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from helpers import make_unit
-
+from evt.stress.plan import Plan
 from evt.workload import lines
 from evt.workload.lines import Nouns
-from evt.stress.plan import Plan
+from helpers import make_unit
 
 CID = "0123456789ab" + "c" * 52
 
@@ -18,9 +17,12 @@ def plan_of(*units) -> Plan:
 def test_start_lines_are_the_originals():
     plan = plan_of(make_unit("ptrace"), make_unit("security_file_open"))
     assert lines.start(plan, "evt-trigger-runner:latest") == [
-        "Starting stress test orchestration", "Triggers configured: 2",
-        "  [1] ptrace: instances=1, ops=10, sleep=0s", "  [2] security_file_open: instances=1, ops=10, sleep=0s",
-        "Container image: evt-trigger-runner:latest"]
+        "Starting stress test orchestration",
+        "Triggers configured: 2",
+        "  [1] ptrace: instances=1, ops=10, sleep=0s",
+        "  [2] security_file_open: instances=1, ops=10, sleep=0s",
+        "Container image: evt-trigger-runner:latest",
+    ]
     assert "Container image" not in " ".join(lines.start(plan, None))
 
 
@@ -28,12 +30,20 @@ def test_container_lines_name_the_short_id():
     unit = make_unit("ptrace", container_id=CID)
     containers = Nouns("containers")
     assert lines.units_started([unit], containers) == [
-        "Starting container for trigger: ptrace", "  Started container: 0123456789ab",
-        "  Container is running and waiting for signal", "", "=== Phase 2: Collecting Container IDs ===",
-        "Collected 1 container IDs:", "  0123456789ab"]
+        "Starting container for trigger: ptrace",
+        "  Started container: 0123456789ab",
+        "  Container is running and waiting for signal",
+        "",
+        "=== Phase 2: Collecting Container IDs ===",
+        "Collected 1 container IDs:",
+        "  0123456789ab",
+    ]
     assert lines.completed(1, 2, unit, 0, containers) == "[1/2] Container 0123456789ab completed with exit code: 0"
-    assert lines.cleanup([unit], containers) == ["", "=== Cleanup: Removing Containers ===",
-                                                 "Removing container: 0123456789ab"]
+    assert lines.cleanup([unit], containers) == [
+        "",
+        "=== Cleanup: Removing Containers ===",
+        "Removing container: 0123456789ab",
+    ]
 
 
 def test_process_groups_get_their_own_nouns_and_pids():
@@ -46,8 +56,12 @@ def test_process_groups_get_their_own_nouns_and_pids():
 def test_release_cooldown_and_dry_run_lines():
     plan = plan_of(make_unit("ptrace"), make_unit("ptrace"))
     release = lines.release(plan, Nouns("containers"))
-    assert release[:4] == ["", "=== Phase 4: Signaling Containers ===", "About to execute ~20 trigger operations total.",
-                           "Note: Actual event count depends on what each trigger does (may be higher)."]
+    assert release[:4] == [
+        "",
+        "=== Phase 4: Signaling Containers ===",
+        "About to execute ~20 trigger operations total.",
+        "Note: Actual event count depends on what each trigger does (may be higher).",
+    ]
     assert lines.cooldown(10 * 10**9) == ["", "=== Stress End Cooldown ===", "Waiting 10s for system stabilization..."]
     dry = lines.dry_run(plan, Nouns("containers"), "Configure & Start Tracee")
     assert dry["intro"] == ["Dry run mode - showing what would be executed:"]

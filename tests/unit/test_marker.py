@@ -19,7 +19,9 @@ def test_marker_is_per_run_and_fits_the_kernel_comm():
 
 def test_a_target_renders_its_filter_for_one_run():
     marker = Marker("0123abcd")
-    target = Target("tracepoint:syscalls:sys_enter_openat", 'comm == "{{ marker.comm }}" && e == "{{ event }}"', 1, True)
+    target = Target(
+        "tracepoint:syscalls:sys_enter_openat", 'comm == "{{ marker.comm }}" && e == "{{ event }}"', 1, True
+    )
     rendered = target.rendered("ptrace", marker)
     assert rendered.filter == 'comm == "evt-0123abcd" && e == "ptrace"'
     assert (rendered.probe, rendered.per_op, rendered.exact) == (target.probe, 1, True)

@@ -6,9 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import fixture, free_port
 
 from evt.tracers.tracee import prometheus as prom
+from helpers import fixture, free_port
 
 
 def test_fixture_counters_under_current_names():
@@ -51,11 +51,19 @@ def test_labels_are_kept_in_keys():
 
 def test_deltas_and_lost():
     start = {"tracee_events_total": 100, "tracee_lostevents_total": 10, "tracee_write_lostevents_total": 0}
-    end = {"tracee_events_total": 1100, "tracee_lostevents_total": 17, "tracee_write_lostevents_total": 3,
-           "tracee_errors_total": 2}
+    end = {
+        "tracee_events_total": 1100,
+        "tracee_lostevents_total": 17,
+        "tracee_write_lostevents_total": 3,
+        "tracee_errors_total": 2,
+    }
     d = prom.deltas(start, end)
-    assert d == {"tracee_events_total": 1000, "tracee_lostevents_total": 7,
-                 "tracee_write_lostevents_total": 3, "tracee_errors_total": 2}
+    assert d == {
+        "tracee_events_total": 1000,
+        "tracee_lostevents_total": 7,
+        "tracee_write_lostevents_total": 3,
+        "tracee_errors_total": 2,
+    }
     assert all(isinstance(v, int) for v in d.values())
     assert prom.lost(d) == {"tracee_lostevents_total": 7, "tracee_write_lostevents_total": 3}
 
@@ -73,7 +81,8 @@ def test_scrapes_require_both_pages():
     page = fixture("metrics.prom").read_text()
     assert prom.Scrapes(start_text=None, end_text=page).deltas() == {}
     later = page.replace("tracee_events_total 184233", "tracee_events_total 185233").replace(
-        "tracee_lostevents_total 5120", "tracee_lostevents_total 5130")
+        "tracee_lostevents_total 5120", "tracee_lostevents_total 5130"
+    )
     d = prom.Scrapes(start_text=page, end_text=later).deltas()
     assert d["tracee_events_total"] == 1000
     assert d["tracee_lostevents_total"] == 10
@@ -131,8 +140,12 @@ def test_scrape_nothing_listening():
 def fixture_scrapes(legacy: bool = False) -> prom.Scrapes:
     pages = [fixture(n).read_text() for n in ("metrics-current.prom", "metrics-current-end.prom")]
     if legacy:  # v0.24.x names for the same series
-        pages = [p.replace("tracee_signatures_", "tracee_rules_").replace("tracee_", "tracee_ebpf_")
-                 .replace("tracee_ebpf_rules_", "tracee_rules_") for p in pages]
+        pages = [
+            p.replace("tracee_signatures_", "tracee_rules_")
+            .replace("tracee_", "tracee_ebpf_")
+            .replace("tracee_ebpf_rules_", "tracee_rules_")
+            for p in pages
+        ]
     return prom.Scrapes(start_text=pages[0], end_text=pages[1])
 
 

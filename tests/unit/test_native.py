@@ -10,13 +10,13 @@ import time
 import uuid
 
 import pytest
-from native_child import fd_count, in_child, privileged_actions, run_action
 
 from evt import linux
 from evt.workload import actions as native
 from evt.workload.actions import fs
 from evt.workload.catalog import default_catalog
 from evt.workload.marker import Marker
+from native_child import fd_count, in_child, privileged_actions, run_action
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def test_set_comm_cuts_to_15_chars():
     def body():
         linux.set_comm("evt-0123456789abcdef")
         return linux.get_comm()
+
     assert in_child(body) == "evt-0123456789a"
 
 
@@ -65,6 +66,7 @@ def test_file_open_fails_when_the_file_goes(marker):
         except FileNotFoundError:
             return "raised"
         return "no error"
+
     assert in_child(body) == "raised"
 
 
@@ -86,6 +88,7 @@ def test_truncate_empties_its_file(marker):
         os.write(act.fd, b"data")
         act.op()
         return os.fstat(act.fd).st_size
+
     assert run_action("truncate", marker, 1, probe) == 0
 
 
@@ -100,6 +103,7 @@ def test_ptrace_seizes_a_child_and_close_reaps_it(marker):
         with open(f"/proc/{act.child}/status") as f:
             tracer = next(line for line in f if line.startswith("TracerPid:")).split()[1]
         return act.child, int(tracer), os.getpid()
+
     child, tracer, worker = run_action("ptrace", marker, 5, probe)
     assert tracer == worker
     assert not os.path.exists(f"/proc/{child}")
@@ -108,6 +112,7 @@ def test_ptrace_seizes_a_child_and_close_reaps_it(marker):
 def test_socket_connect_targets_the_marker_port(marker):
     def probe(act):
         return act.sock.getpeername()
+
     assert run_action("socket_connect", marker, 3, probe) == ("127.0.0.1", marker.port)
 
 
@@ -115,6 +120,7 @@ def test_inotify_watch_holds_a_watch_on_the_marker_dir(marker):
     def probe(act):
         with open(f"/proc/self/fdinfo/{act.fd}") as f:
             return sum(1 for line in f if line.startswith("inotify wd:"))
+
     assert run_action("inotify_watch", marker, 5, probe) == 1  # re-adding the same path updates one watch
 
 
@@ -126,10 +132,12 @@ def test_ops_leak_no_file_descriptors(name, marker):
 def test_ptrace_child_dies_with_a_killed_worker(marker):
     """A worker killed before close() (a gate timeout, Ctrl+C) must not leave its tracee
     behind: it would hold the trigger's output pipe open forever."""
+
     def body():
         act = native.ACTIONS["ptrace"](marker)
         act.setup()
         return act.child
+
     child = in_child(body)  # the worker exits without close()
     deadline = time.monotonic() + 5
     while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:

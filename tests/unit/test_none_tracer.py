@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from omegaconf import OmegaConf
-from helpers import compose_cfg, make_unit
 
 from evt.errors import UsageError
+from evt.plugins import make_tracer, tracer_names
 from evt.tracers.base import TracerReport
 from evt.tracers.none import NoneTracer
-from evt.plugins import make_tracer, tracer_names
+from helpers import compose_cfg, make_unit
 
 
 def test_none_tracer_does_nothing(tmp_path):
@@ -50,8 +50,11 @@ def test_unknown_tracer_names_the_valid_ones(tmp_path):
     cfg = compose_cfg("tracer=none")
     OmegaConf.update(cfg, "tracer.name", "falco")
     OmegaConf.update(cfg, "tracer._target_", "evt.tracers.falco.FalcoTracer")
-    with pytest.raises(UsageError, match=r"unknown tracer 'falco'.*use one of tracer=auditd, tracer=bpftrace, "
-                                         r"tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee"):
+    with pytest.raises(
+        UsageError,
+        match=r"unknown tracer 'falco'.*use one of tracer=auditd, tracer=bpftrace, "
+        r"tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee",
+    ):
         make_tracer(cfg, tmp_path)
     OmegaConf.update(cfg, "tracer._target_", "evt.stress.plan.Unit")  # a class, but no tracer
     with pytest.raises(UsageError, match="is not a tracer class"):

@@ -11,12 +11,19 @@ import time
 
 import pytest
 
-from helpers import run_evt
-from evt.workload import pacing as pacing_module
 from evt.errors import UsageError
+from evt.workload import pacing as pacing_module
 from evt.workload.pacing import (
-    MAX_BATCH_SPAN_NS, SLEEP_ALWAYS_NS, Pacer, Pacing, SleepCost, batch_size, loop_gap_ns, sleep_floor_ns,
+    MAX_BATCH_SPAN_NS,
+    SLEEP_ALWAYS_NS,
+    Pacer,
+    Pacing,
+    SleepCost,
+    batch_size,
+    loop_gap_ns,
+    sleep_floor_ns,
 )
+from helpers import run_evt
 
 
 class Recorder:
@@ -135,7 +142,14 @@ def test_pacing_a_fast_rate_costs_at_most_a_tenth_of_a_core():
     start = time.monotonic()
     paced_cpu_s = _thread_cpu_s(lambda: run_in_chunks(pacer, op, total, chunk=1024))
     wall_s = time.monotonic() - start
-    assert paced_cpu_s <= ops_cpu_s + 0.1 * wall_s, (paced_cpu_s, ops_cpu_s, wall_s, pacer.cost, pacer.batch, pacer.sleeps)
+    assert paced_cpu_s <= ops_cpu_s + 0.1 * wall_s, (
+        paced_cpu_s,
+        ops_cpu_s,
+        wall_s,
+        pacer.cost,
+        pacer.batch,
+        pacer.sleeps,
+    )
     assert 0 < pacer.pace_cpu_ns / 1e9 <= paced_cpu_s
 
 
@@ -254,13 +268,16 @@ def test_from_flags():
             Pacing.from_flags(None, bad, "10ns")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--rate", "100", "--sleep", "1ms"], "--rate 100 and --sleep 1ms given together"),
-    (["--rate", "0"], "--rate must be a positive number"),
-    (["-r", "lots"], "--rate must be a positive number of ops per second, got 'lots'"),
-    (["--max-lag", "5ms"], "--max-lag 5ms given without --rate"),
-    (["--rate", "100", "--max-lag", "soon"], "--max-lag"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--rate", "100", "--sleep", "1ms"], "--rate 100 and --sleep 1ms given together"),
+        (["--rate", "0"], "--rate must be a positive number"),
+        (["-r", "lots"], "--rate must be a positive number of ops per second, got 'lots'"),
+        (["--max-lag", "5ms"], "--max-lag 5ms given without --rate"),
+        (["--rate", "100", "--max-lag", "soon"], "--max-lag"),
+    ],
+)
 def test_bad_rate_flags_exit_2_before_anything_runs(args, needle):
     proc = run_evt("trigger", "-e", "security_file_open", *args)
     assert proc.returncode == 2 and proc.stdout == ""
@@ -278,4 +295,3 @@ def test_trigger_with_a_rate_is_paced():
     assert result["ok"] == 100 and result["duration_s"] >= 0.495
     worker = result["per_worker"][0]  # the ops' CPU and the waiting's apart
     assert worker["cpu_s"] > 0 and worker["pace_cpu_s"] > 0 and worker["late_s"] >= 0
-

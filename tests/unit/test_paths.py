@@ -21,4 +21,3 @@ def test_the_wheel_lists_every_package_of_evt():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     packages = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "evt").rglob("__init__.py")}
     assert packages <= listed
-

@@ -6,20 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from helpers import compose_cfg
 
 from evt.config.schema import plugin_schema_modules
 from evt.config.sections import SECTIONS, plugin_section
 from evt.errors import UsageError
 from evt.plugins import make_runner, make_tracer
-from evt.runners.schema import RunnerConfig
-from evt.tracers.bpftrace.schema import BpftraceConfig
 from evt.runners.docker import DockerRunner
 from evt.runners.local import LocalRunner
+from evt.runners.schema import RunnerConfig
+from evt.tracers.bpftrace.schema import BpftraceConfig
+from helpers import compose_cfg
 
 
-@pytest.mark.parametrize("option, cls, noun", [("docker", DockerRunner, "containers"),
-                                               ("local", LocalRunner, "process groups")])
+@pytest.mark.parametrize(
+    "option, cls, noun", [("docker", DockerRunner, "containers"), ("local", LocalRunner, "process groups")]
+)
 def test_the_runner_is_the_class_its_yaml_names(tmp_path, option, cls, noun):
     runner = make_runner(compose_cfg(f"runner={option}"), "r1", tmp_path)
     assert type(runner) is cls and runner.run_id == "r1" and runner.run_dir == tmp_path
@@ -34,8 +35,11 @@ def test_only_a_container_runner_names_containers(tmp_path):
 def test_a_target_that_is_no_runner_is_a_usage_error(tmp_path):
     for target in ("evt.runners.nowhere.Runner", "evt.stress.plan.Unit"):
         cfg = compose_cfg("runner=local", f"runner._target_={target}")
-        with pytest.raises(UsageError, match=rf"unknown runner 'local' \(_target_ '{target}' is not a runner class\): "
-                                             r"use one of runner=docker, runner=local \(the runner config group, conf/runner/\)"):
+        with pytest.raises(
+            UsageError,
+            match=rf"unknown runner 'local' \(_target_ '{target}' is not a runner class\): "
+            r"use one of runner=docker, runner=local \(the runner config group, conf/runner/\)",
+        ):
             make_runner(cfg, "r1", tmp_path)
 
 
@@ -46,8 +50,12 @@ def test_a_runner_keeps_its_own_settings_typed(tmp_path):
 
 
 def test_every_plugin_schema_module_is_found():
-    assert {"evt.runners.schema", "evt.tracers.schema", "evt.tracers.tracee.schema",
-            "evt.tracers.bpftrace.schema"} <= set(plugin_schema_modules())
+    assert {
+        "evt.runners.schema",
+        "evt.tracers.schema",
+        "evt.tracers.tracee.schema",
+        "evt.tracers.bpftrace.schema",
+    } <= set(plugin_schema_modules())
 
 
 def test_tool_sections_compose_whichever_tracer_runs():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import csv
+import itertools
 import os
 import signal
 import subprocess
@@ -13,10 +13,10 @@ import time
 
 import psutil
 import pytest
-from helpers import gone, group_gone, reap
 
 from evt.procs import LOG_TAIL, ManagedProcess, ProcessSampler, Stop, command_version, exit_text, log_tail, stop_group
 from evt.resource_series import SERIES_COLUMNS, SERIES_FILE
+from helpers import gone, group_gone, reap
 
 
 def py(code: str) -> list[str]:
@@ -67,8 +67,9 @@ IGNORES_TERM = """
 
 
 def test_runs_in_its_own_session_with_output_in_the_log(started, tmp_path):
-    proc = start(started, py("import sys; print('to stdout', flush=True); print('to stderr', file=sys.stderr)"),
-                 tmp_path)
+    proc = start(
+        started, py("import sys; print('to stdout', flush=True); print('to stderr', file=sys.stderr)"), tmp_path
+    )
     assert os.getsid(proc.pid) == proc.pid and os.getpgid(proc.pid) == proc.pid
     assert proc.wait_exit(10) == 0
     assert proc.log_path.read_text().splitlines() == ["to stdout", "to stderr"]
@@ -230,11 +231,14 @@ def test_cpu_and_memory_are_sampled(started, tmp_path):
 
 
 def test_the_sampler_counts_children(tmp_path):
-    parent = subprocess.Popen(py("""
+    parent = subprocess.Popen(
+        py("""
         import subprocess, sys
         subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.5\\n"
                         "while time.process_time() < end: pass\\ntime.sleep(0.4)"])
-    """), start_new_session=True)
+    """),
+        start_new_session=True,
+    )
     sampler = ProcessSampler(parent.pid, interval_s=0.05).start()
     try:
         parent.wait(timeout=30)
@@ -294,13 +298,17 @@ def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
 
 def test_peak_rss_comes_from_the_kernels_high_water_mark(tmp_path):
     # 200 MiB touched and freed before the sampler first looks: only VmHWM still knows
-    proc = subprocess.Popen(py("""
+    proc = subprocess.Popen(
+        py("""
         import sys, time
         block = bytearray(200 * 2**20)
         del block
         print("freed", flush=True)
         time.sleep(30)
-    """), stdout=subprocess.PIPE, text=True)
+    """),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "freed"
         sampler = ProcessSampler(proc.pid)

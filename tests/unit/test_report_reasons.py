@@ -15,8 +15,9 @@ def report_text(out_dir) -> str:
 
 
 def test_a_sweep_report_names_each_value_it_cannot_show(tmp_path):
-    sweep = write_sweep(tmp_path / "sweep", "stress.instances", [1, 2, 4], lambda n: {"ptrace": (1000 * n, 0.0)},
-                        cpu_s=0.12)
+    sweep = write_sweep(
+        tmp_path / "sweep", "stress.instances", [1, 2, 4], lambda n: {"ptrace": (1000 * n, 0.0)}, cpu_s=0.12
+    )
     summary_path = sweep / "2" / "summary.json"
     summary = json.loads(summary_path.read_text())
     summary["tracer_cost"].update(cpu_s=3.0, peak_rss_bytes=None)
@@ -30,14 +31,21 @@ def test_a_sweep_report_names_each_value_it_cannot_show(tmp_path):
 
 
 def test_a_sweep_report_names_a_job_that_failed(tmp_path):
-    sweep = write_sweep(tmp_path / "sweep", "stress.instances", [1, 2], lambda n: {"ptrace": (1000 * n, 0.0)},
-                        cpu_s=1.0)
-    write_failed_job(sweep / "2", "failed", "bpftrace did not attach its probes within 30s",
-                     overrides=["stress.instances=4", "tracer=bpftrace"])
+    sweep = write_sweep(
+        tmp_path / "sweep", "stress.instances", [1, 2], lambda n: {"ptrace": (1000 * n, 0.0)}, cpu_s=1.0
+    )
+    write_failed_job(
+        sweep / "2",
+        "failed",
+        "bpftrace did not attach its probes within 30s",
+        overrides=["stress.instances=4", "tracer=bpftrace"],
+    )
     result = evt_main("report", str(sweep), "--out", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert ("- tracer CPU s / M events not shown for run 2: the run did not end ok (status failed: bpftrace did not "
-            "attach its probes within 30s)") in report_text(tmp_path / "r")
+    assert (
+        "- tracer CPU s / M events not shown for run 2: the run did not end ok (status failed: bpftrace did not "
+        "attach its probes within 30s)"
+    ) in report_text(tmp_path / "r")
 
 
 def test_a_run_report_counts_the_bpf_programs_in_the_tracers_cpu(tmp_path):

@@ -11,12 +11,19 @@ from evt.resource_series import SERIES_COLUMNS, SERIES_FILE, ResourceSeries, ser
 
 
 def test_series_summary_is_computed_as_the_perf_gate_does():
-    rows = [{"cpu_pct": c, "rss_kb": r, "io_read_bytes": io, "io_write_bytes": 2 * io}
-            for c, r, io in [(0.0, 100, 10), (50.0, 300, 20), (10.0, 200, 40), (90.0, 250, 70)]]
+    rows = [
+        {"cpu_pct": c, "rss_kb": r, "io_read_bytes": io, "io_write_bytes": 2 * io}
+        for c, r, io in [(0.0, 100, 10), (50.0, 300, 20), (10.0, 200, 40), (90.0, 250, 70)]
+    ]
     summary = series_summary(rows)
-    assert summary == {"peak_rss_kb": 300, "avg_cpu_pct": 37.5,
-                       "p95_cpu_pct": 50.0,  # sorted [0, 10, 50, 90], element int(0.95 * 4) = 3, counted from 1
-                       "io_read_total_bytes": 60, "io_write_total_bytes": 120, "resource_samples_count": 4}
+    assert summary == {
+        "peak_rss_kb": 300,
+        "avg_cpu_pct": 37.5,
+        "p95_cpu_pct": 50.0,  # sorted [0, 10, 50, 90], element int(0.95 * 4) = 3, counted from 1
+        "io_read_total_bytes": 60,
+        "io_write_total_bytes": 120,
+        "resource_samples_count": 4,
+    }
     assert series_summary(rows[:1])["p95_cpu_pct"] == 0.0
     assert series_summary([])["peak_rss_kb"] is None
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from evt.errors import UsageError
 from evt.config.spec import (
+    INT64_MAX,
+    MAX_COUNT,
+    MAX_DURATION_NS,
     EventSpec,
     format_duration,
     parse_duration,
@@ -16,9 +20,7 @@ from evt.config.spec import (
     validate_event_name,
     validate_mode,
 )
-from hypothesis import example, given
-from hypothesis import strategies as st
-from evt.config.spec import INT64_MAX, MAX_COUNT, MAX_DURATION_NS
+from evt.errors import UsageError
 from helpers import assert_one_paragraph
 
 
@@ -47,7 +49,9 @@ def test_parse_duration_accepts_go_syntax(text, ns):
     assert parse_duration(text) == ns
 
 
-@pytest.mark.parametrize("text", ["", "10", "1x", "s", ".s", "1 s", "-1s", "+1s", "1s 2m", "ms10", "1.2.3s", "abc", "1e3s"])
+@pytest.mark.parametrize(
+    "text", ["", "10", "1x", "s", ".s", "1 s", "-1s", "+1s", "1s 2m", "ms10", "1.2.3s", "abc", "1e3s"]
+)
 def test_parse_duration_refuses_non_go_syntax(text):
     with pytest.raises(UsageError) as err:
         parse_duration(text, "sleep")
@@ -81,7 +85,9 @@ def test_format_duration_matches_go(ns, text):
     assert format_duration(ns) == text
 
 
-@pytest.mark.parametrize("ns", [0, 10, 1_500, 2_500_000, 1_500_000_000, 90_000_000_000, 5_400_000_000_000, 3_723_000_000_001])
+@pytest.mark.parametrize(
+    "ns", [0, 10, 1_500, 2_500_000, 1_500_000_000, 90_000_000_000, 5_400_000_000_000, 3_723_000_000_001]
+)
 def test_format_then_parse_round_trips(ns):
     assert parse_duration(format_duration(ns)) == ns
 
@@ -99,7 +105,8 @@ def test_comma_in_event_is_refused_with_a_hint():
         validate_event_name("security_file_open,ptrace")
     assert str(err.value) == (
         "multiple events not supported in a single --event flag: use separate 'evt trigger' commands "
-        "for each event, or use 'evt stress' for multiple concurrent events")
+        "for each event, or use 'evt stress' for multiple concurrent events"
+    )
 
 
 @pytest.mark.parametrize("name", ["Security_file_open", "ptrace-x", "a b", "x;rm -rf /", "é", "a/b", "ptrace\n"])
@@ -149,14 +156,17 @@ def test_spec_max_lag_with_a_rate():
     assert parse_spec(str(spec)) == spec
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("ptrace:rate=1000:sleep=1ms", "rate= and sleep= given together"),
-    ("ptrace:s=1ms:r=5", "rate= and sleep= given together"),
-    ("ptrace:rate=0", 'invalid event spec "ptrace:rate=0": rate must be a positive number'),
-    ("ptrace:rate=fast", "got 'fast'"),
-    ("ptrace:max_lag=5ms", "max_lag= given without rate="),
-    ("ptrace:rate=5:max_lag=later", "invalid max_lag"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("ptrace:rate=1000:sleep=1ms", "rate= and sleep= given together"),
+        ("ptrace:s=1ms:r=5", "rate= and sleep= given together"),
+        ("ptrace:rate=0", 'invalid event spec "ptrace:rate=0": rate must be a positive number'),
+        ("ptrace:rate=fast", "got 'fast'"),
+        ("ptrace:max_lag=5ms", "max_lag= given without rate="),
+        ("ptrace:rate=5:max_lag=later", "invalid max_lag"),
+    ],
+)
 def test_spec_bad_rate(text, needle):
     with pytest.raises(UsageError, match=re.escape(needle)):
         parse_spec(text)
@@ -192,23 +202,33 @@ def test_spec_counts_must_be_positive(key, field, value):
 def test_spec_counts_that_are_not_integers_get_gos_parse_error(key, field, func, value):
     with pytest.raises(UsageError) as err:
         parse_spec(f"ptrace:{key}={value}")
-    assert str(err.value) == (f'invalid event spec "ptrace:{key}={value}": invalid {field} value "{value}": '
-                              f'{func}: parsing "{value}": invalid syntax')
+    assert str(err.value) == (
+        f'invalid event spec "ptrace:{key}={value}": invalid {field} value "{value}": '
+        f'{func}: parsing "{value}": invalid syntax'
+    )
 
 
 def test_spec_ops_are_an_int32_as_in_the_original():
     assert parse_spec("ptrace:ops=2147483647").ops == 2**31 - 1
     with pytest.raises(UsageError) as err:
         parse_spec("ptrace:ops=2147483648")
-    assert str(err.value).split("\n")[0] == ('invalid event spec "ptrace:ops=2147483648": invalid ops value "2147483648": '
-                                            'strconv.ParseInt: parsing "2147483648": value out of range')
+    assert str(err.value).split("\n")[0] == (
+        'invalid event spec "ptrace:ops=2147483648": invalid ops value "2147483648": '
+        'strconv.ParseInt: parsing "2147483648": value out of range'
+    )
     assert parse_spec("ptrace:instances=2147483648").instances == 2**31  # a Go int
 
 
-@pytest.mark.parametrize("value, cause", [("10", 'time: missing unit in duration "10"'),
-                                          ("fast", 'time: invalid duration "fast"'),
-                                          ("1 ms", 'time: invalid duration "1 ms"'),
-                                          ("-1s", 'time: invalid duration "-1s"'), ("", 'time: invalid duration ""')])
+@pytest.mark.parametrize(
+    "value, cause",
+    [
+        ("10", 'time: missing unit in duration "10"'),
+        ("fast", 'time: invalid duration "fast"'),
+        ("1 ms", 'time: invalid duration "1 ms"'),
+        ("-1s", 'time: invalid duration "-1s"'),
+        ("", 'time: invalid duration ""'),
+    ],
+)
 def test_spec_bad_sleep(value, cause):
     with pytest.raises(UsageError) as err:
         parse_spec(f"ptrace:sleep={value}")
@@ -247,7 +267,6 @@ def test_positive_int_and_mode_helpers():
 
 
 # -- properties (Hypothesis) ----------------------------------------------------------------
-
 
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -309,7 +328,8 @@ def test_any_count_is_an_int32_above_zero_or_refused(value):
     except UsageError:
         first_line = refused_in_one_paragraph(positive_int, value, "ops").split("\n")[0]
         assert first_line.startswith("ops must be ") or (  # the original's words for ops, or Go's parse error
-            first_line.startswith("invalid argument ") and " for ops: strconv.ParseInt: parsing " in first_line)
+            first_line.startswith("invalid argument ") and " for ops: strconv.ParseInt: parsing " in first_line
+        )
         return
     assert 1 <= count <= MAX_COUNT
     assert str(value).strip().lstrip("+").isascii()
@@ -317,18 +337,24 @@ def test_any_count_is_an_int32_above_zero_or_refused(value):
 
 
 _spec_part = st.one_of(
-    st.tuples(st.sampled_from(["instances", "i", "ops", "o", "sleep", "s", "mode", "m", "count", ""]), _near_text)
-    .map(lambda kv: f"{kv[0]}={kv[1]}"),
+    st.tuples(st.sampled_from(["instances", "i", "ops", "o", "sleep", "s", "mode", "m", "count", ""]), _near_text).map(
+        lambda kv: f"{kv[0]}={kv[1]}"
+    ),
     _near_text,
 )
 
 
 @pytest.mark.property
-@given(st.one_of(
-    st.builds(lambda name, parts: ":".join([name, *parts]), st.sampled_from(["ptrace", "security_file_open", "", "Pt", "a,b"]),
-              st.lists(_spec_part, max_size=4)),
-    st.text(max_size=80),
-))
+@given(
+    st.one_of(
+        st.builds(
+            lambda name, parts: ":".join([name, *parts]),
+            st.sampled_from(["ptrace", "security_file_open", "", "Pt", "a,b"]),
+            st.lists(_spec_part, max_size=4),
+        ),
+        st.text(max_size=80),
+    )
+)
 @example("ptrace:ops=2147483648")
 @example("ptrace:instances=٣")
 def test_any_spec_is_accepted_and_round_trips_or_refused(text):
@@ -338,13 +364,19 @@ def test_any_spec_is_accepted_and_round_trips_or_refused(text):
         refused_in_one_paragraph(parse_spec, text)
         return
     assert parse_spec(str(spec)) == spec
-    assert 1 <= spec.instances <= INT64_MAX and 1 <= spec.ops <= MAX_COUNT  # instances: a Go int; the host bounds it later
+    assert (
+        1 <= spec.instances <= INT64_MAX and 1 <= spec.ops <= MAX_COUNT
+    )  # instances: a Go int; the host bounds it later
     assert 0 <= spec.sleep_ns <= MAX_DURATION_NS
 
 
 @pytest.mark.property
-@given(st.integers(1, MAX_COUNT), st.integers(1, MAX_COUNT), st.integers(0, MAX_DURATION_NS),
-       st.sampled_from([None, "native", "script"]))
+@given(
+    st.integers(1, MAX_COUNT),
+    st.integers(1, MAX_COUNT),
+    st.integers(0, MAX_DURATION_NS),
+    st.sampled_from([None, "native", "script"]),
+)
 def test_every_valid_spec_keeps_its_values(instances, ops, sleep_ns, mode):
     spec = EventSpec("ptrace", instances, ops, format_duration(sleep_ns), mode)
     parsed = parse_spec(str(spec))

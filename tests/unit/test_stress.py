@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from helpers import compose_cfg
 
+from evt.config.spec import EventSpec
 from evt.errors import UsageError
 from evt.plugins import make_runner
-from evt.config.spec import EventSpec
 from evt.stress.planner import build_plan, check_settings
+from helpers import compose_cfg
 
 
 def plan_for(tmp_path, runner: str):
@@ -37,15 +37,23 @@ def test_units_are_paced_by_their_sleep_or_their_rate(tmp_path):
     cfg = compose_cfg("runner=local", "tracer=none")
     specs = [EventSpec("ptrace", 1, 5, "1ms", None), EventSpec("security_file_open", 2, 3, rate=2500.0)]
     slept, paced = build_plan(cfg, "r1", specs, make_runner(cfg, "r1", tmp_path)).units
-    assert slept.argv[slept.argv.index("--ops"):][:4] == ["--ops", "5", "--sleep", "1ms"] and "--rate" not in slept.argv
-    assert paced.argv[paced.argv.index("--ops"):][:4] == ["--ops", "3", "--rate", "2500.0"] and "--sleep" not in paced.argv
+    assert (
+        slept.argv[slept.argv.index("--ops") :][:4] == ["--ops", "5", "--sleep", "1ms"] and "--rate" not in slept.argv
+    )
+    assert (
+        paced.argv[paced.argv.index("--ops") :][:4] == ["--ops", "3", "--rate", "2500.0"]
+        and "--sleep" not in paced.argv
+    )
     assert (slept.pace, paced.pace) == ("sleep 1ms", "rate 2500 ops/s")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stress.timeout=soon", r"stress\.timeout"),
-    ("stress.max_loss_pct=150", r"stress\.max_loss_pct=150.0 is not a percentage"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stress.timeout=soon", r"stress\.timeout"),
+        ("stress.max_loss_pct=150", r"stress\.max_loss_pct=150.0 is not a percentage"),
+    ],
+)
 def test_bad_settings_are_refused(override, message):
     with pytest.raises(UsageError, match=message):
         check_settings(compose_cfg(override))

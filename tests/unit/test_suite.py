@@ -5,16 +5,23 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from omegaconf import OmegaConf
-
-from evt.errors import UsageError
-from evt.config.spec import EventSpec
-from evt.stress.suite import apply_knobs, embedded_scenarios, load_suite, resolve_specs, select_scenarios
-from helpers import assert_one_paragraph, compose_cfg
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
-from evt.stress.suite import MAX_SUITE_BYTES, MAX_SUITE_EVENTS
+from omegaconf import OmegaConf
+
+from evt.config.spec import EventSpec
+from evt.errors import UsageError
+from evt.stress.suite import (
+    MAX_SUITE_BYTES,
+    MAX_SUITE_EVENTS,
+    apply_knobs,
+    embedded_scenarios,
+    load_suite,
+    resolve_specs,
+    select_scenarios,
+)
+from helpers import assert_one_paragraph, compose_cfg
 
 
 def write(tmp_path, text, name="suite.yaml"):
@@ -44,21 +51,38 @@ def test_suite_loads_events_and_groups_in_order(tmp_path):
     scenarios = load_suite(write(tmp_path, SUITE))
     assert [s.name for s in scenarios] == ["smoke", "filesystem"]
     assert scenarios[0].events == ("security_file_open:ops=10", "ptrace")
-    assert scenarios[1].events == ("security_file_open:instances=2:ops=5", "security_inode_symlink:ops=3", "security_inode_unlink")
+    assert scenarios[1].events == (
+        "security_file_open:instances=2:ops=5",
+        "security_inode_symlink:ops=3",
+        "security_inode_unlink",
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\n", "{path}: at least one scenario is required"),
-    ("scenarios: []\n", "{path}: at least one scenario is required"),
-    ("scenarios: [\n", "{path}: not valid YAML (while parsing"),  # `<path>: <err>`, err as PyYAML words it
-    ("scenarios:\n  - name: a\n", '{path}: scenario "a" must have at least one of events or groups'),
-    ("scenarios:\n  - name: a\n    groups: [{name: g, events: []}]\n",  # an empty group does not count
-     '{path}: scenario "a" must have at least one of events or groups'),
-    ("scenarios:\n  - name: a\n    events: [ptrace]\n  - events: [ptrace]\n", "{path}: scenario at index 1 has no name"),
-    ("scenarios:\n  - name: a\n    events: [ptrace]\n  - name: a\n    events: [ptrace]\n",
-     '{path}: duplicate scenario name "a"'),
-    ("scenarios:\n  - name: a\n    events: ['ptrace:ops=0']\n", 'invalid event spec "ptrace:ops=0": ops must be greater than 0, got 0'),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\n", "{path}: at least one scenario is required"),
+        ("scenarios: []\n", "{path}: at least one scenario is required"),
+        ("scenarios: [\n", "{path}: not valid YAML (while parsing"),  # `<path>: <err>`, err as PyYAML words it
+        ("scenarios:\n  - name: a\n", '{path}: scenario "a" must have at least one of events or groups'),
+        (
+            "scenarios:\n  - name: a\n    groups: [{name: g, events: []}]\n",  # an empty group does not count
+            '{path}: scenario "a" must have at least one of events or groups',
+        ),
+        (
+            "scenarios:\n  - name: a\n    events: [ptrace]\n  - events: [ptrace]\n",
+            "{path}: scenario at index 1 has no name",
+        ),
+        (
+            "scenarios:\n  - name: a\n    events: [ptrace]\n  - name: a\n    events: [ptrace]\n",
+            '{path}: duplicate scenario name "a"',
+        ),
+        (
+            "scenarios:\n  - name: a\n    events: ['ptrace:ops=0']\n",
+            'invalid event spec "ptrace:ops=0": ops must be greater than 0, got 0',
+        ),
+    ],
+)
 def test_bad_suite_files_are_refused_with_the_originals_words(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(UsageError) as err:
@@ -67,8 +91,11 @@ def test_bad_suite_files_are_refused_with_the_originals_words(tmp_path, text, me
 
 
 def test_events_and_groups_together_and_unknown_keys(tmp_path):
-    path = write(tmp_path, "scenarios:\n  - name: a\n    owner: me\n    events: [ptrace]\n"
-                           "    groups: [{name: g, events: [security_file_open]}]\n")
+    path = write(
+        tmp_path,
+        "scenarios:\n  - name: a\n    owner: me\n    events: [ptrace]\n"
+        "    groups: [{name: g, events: [security_file_open]}]\n",
+    )
     assert load_suite(path)[0].events == ("ptrace", "security_file_open")
 
 
@@ -86,8 +113,11 @@ def test_selection_rules(tmp_path):
     assert [s.name for s in select_scenarios([suite], ["filesystem"], False)] == ["filesystem"]
     assert [s.name for s in select_scenarios([suite], ["filesystem", "smoke"], False)] == ["filesystem", "smoke"]
     assert [s.name for s in select_scenarios([suite, single], [], True)] == ["smoke", "filesystem", "only"]
-    with pytest.raises(UsageError, match=r"^multiple scenarios available: specify --scenario or --all-scenarios "
-                                         r"\(e\.g\. --scenario smoke, filesystem\)$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^multiple scenarios available: specify --scenario or --all-scenarios "
+        r"\(e\.g\. --scenario smoke, filesystem\)$",
+    ):
         select_scenarios([suite], [], False)
     with pytest.raises(UsageError, match=r'^scenario "nope" not found\nScenarios loaded: smoke, filesystem'):
         select_scenarios([suite], ["nope"], False)
@@ -97,8 +127,11 @@ def test_selection_rules(tmp_path):
 
 def test_across_files_the_last_loaded_wins_in_first_appearance_order(tmp_path):
     first = write(tmp_path, SUITE, "first.yaml")
-    second = write(tmp_path, "scenarios:\n  - name: extra\n    events: [ptrace]\n"
-                             "  - name: smoke\n    events: [switch_task_ns]\n", "second.yaml")
+    second = write(
+        tmp_path,
+        "scenarios:\n  - name: extra\n    events: [ptrace]\n  - name: smoke\n    events: [switch_task_ns]\n",
+        "second.yaml",
+    )
     chosen = select_scenarios([first, second], [], True)
     assert [s.name for s in chosen] == ["smoke", "filesystem", "extra"]
     assert chosen[0].events == ("switch_task_ns",) and chosen[0].source == second
@@ -116,15 +149,20 @@ def test_scenario_names_without_files_come_from_the_embedded_catalog():
 
 def test_merge_order_is_group_scenario_then_suite_then_cli(tmp_path):
     suite = write(tmp_path, SUITE)
-    cfg = compose_cfg("scenario=bpf", f"events_files=['{suite}']", "scenarios=[smoke]", "events=['switch_task_ns:ops=7']")
+    cfg = compose_cfg(
+        "scenario=bpf", f"events_files=['{suite}']", "scenarios=[smoke]", "events=['switch_task_ns:ops=7']"
+    )
     specs = resolve_specs(cfg)
     assert [s.event for s in specs] == ["security_bpf_prog", "security_file_open", "ptrace", "switch_task_ns"]
     assert specs[-1].ops == 7
 
 
 def test_no_event_at_all_is_an_error_listing_scenarios():
-    with pytest.raises(UsageError, match=r"^at least one event must be specified \(use --events and/or "
-                                         r"--events-file with --scenario or --all-scenarios\)\n.*smoke"):
+    with pytest.raises(
+        UsageError,
+        match=r"^at least one event must be specified \(use --events and/or "
+        r"--events-file with --scenario or --all-scenarios\)\n.*smoke",
+    ):
         resolve_specs(compose_cfg())
 
 
@@ -169,20 +207,31 @@ def test_knobs_are_validated():
 # -- properties (Hypothesis) ----------------------------------------------------------------
 
 
-
 _specs = st.sampled_from(["ptrace", "security_file_open:ops=10", "ptrace:i=2:o=3:s=1ms:m=script", "x:ops=0", "Bad", ""])
 _yaml_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10), _specs),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
-        ["name", "description", "events", "groups", "scenarios", "x"]), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["name", "description", "events", "groups", "scenarios", "x"]), inner, max_size=4
+        ),
+    ),
     max_leaves=12,
 )
-_scenario = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=10).filter(str.strip)}, optional={
-    "description": st.text(max_size=20),
-    "events": st.lists(_specs, max_size=3),
-    "groups": st.lists(st.fixed_dictionaries({"name": st.text(min_size=1, max_size=5), "events": st.lists(_specs, max_size=3)}), max_size=2),
-})
-_suites = st.one_of(_yaml_values, st.fixed_dictionaries({"scenarios": st.lists(st.one_of(_scenario, _yaml_values), max_size=3)}))
+_scenario = st.fixed_dictionaries(
+    {"name": st.text(min_size=1, max_size=10).filter(str.strip)},
+    optional={
+        "description": st.text(max_size=20),
+        "events": st.lists(_specs, max_size=3),
+        "groups": st.lists(
+            st.fixed_dictionaries({"name": st.text(min_size=1, max_size=5), "events": st.lists(_specs, max_size=3)}),
+            max_size=2,
+        ),
+    },
+)
+_suites = st.one_of(
+    _yaml_values, st.fixed_dictionaries({"scenarios": st.lists(st.one_of(_scenario, _yaml_values), max_size=3)})
+)
 
 
 def load_or_refusal(tmp_path, data: bytes):
@@ -228,11 +277,14 @@ def test_any_yaml_like_text_loads_as_a_suite_or_is_refused(tmp_path_factory, tex
     load_or_refusal(tmp_path_factory.mktemp("t"), text.encode())
 
 
-@pytest.mark.parametrize("text", [
-    "scenarios: " + "[" * 5000 + "]" * 5000,
-    "scenarios:\n  " + "- " * 3000 + "x\n",
-    "scenarios: " + "{a: " * 3000 + "x" + "}" * 3000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "scenarios: " + "[" * 5000 + "]" * 5000,
+        "scenarios:\n  " + "- " * 3000 + "x\n",
+        "scenarios: " + "{a: " * 3000 + "x" + "}" * 3000,
+    ],
+)
 def test_deep_nesting_is_refused(tmp_path, text):
     message = refused_suite(tmp_path, text.encode())
     assert "not valid YAML" in message or "nested too deeply" in message
@@ -256,10 +308,15 @@ def test_alias_bombs_are_refused_quickly_with_a_short_message(tmp_path):
 
 
 def test_aliases_that_repeat_events_are_counted(tmp_path):
-    fine = "e: &e [ptrace, ptrace]\nscenarios:\n  - name: x\n    groups: [{name: a, events: *e}, {name: b, events: *e}]\n"
+    fine = (
+        "e: &e [ptrace, ptrace]\nscenarios:\n  - name: x\n    groups: [{name: a, events: *e}, {name: b, events: *e}]\n"
+    )
     assert load_suite(write(tmp_path, fine))[0].events == ("ptrace",) * 4
-    many = (f"e: &e [{', '.join(['ptrace'] * 1000)}]\nscenarios:\n  - name: x\n    groups: ["
-            + ", ".join(f"{{name: g{i}, events: *e}}" for i in range(MAX_SUITE_EVENTS // 1000 + 1)) + "]\n")
+    many = (
+        f"e: &e [{', '.join(['ptrace'] * 1000)}]\nscenarios:\n  - name: x\n    groups: ["
+        + ", ".join(f"{{name: g{i}, events: *e}}" for i in range(MAX_SUITE_EVENTS // 1000 + 1))
+        + "]\n"
+    )
     assert f"more than {MAX_SUITE_EVENTS:,} events" in refused_suite(tmp_path, many.encode())
 
 

@@ -11,7 +11,11 @@ from evt.errors import UsageError
 def test_defaults_are_the_documented_ones():
     settings = thresholds.parse([])
     assert {k: v for k, v in settings.thresholds.items() if v is not None} == {
-        "events_per_s": 10.0, "loss_pct": 1.0, "tracer_cpu_per_mevents": 25.0, "peak_rss_bytes": 20.0}
+        "events_per_s": 10.0,
+        "loss_pct": 1.0,
+        "tracer_cpu_per_mevents": 25.0,
+        "peak_rss_bytes": 20.0,
+    }
     assert settings.alpha == 0.05
     assert settings.describe("events_per_s") == "-10%"
     assert settings.describe("loss_pct") == "+1 points"
@@ -29,16 +33,19 @@ def test_file_then_flags_override_and_off_disables(tmp_path):
     assert settings.alpha == 0.1
 
 
-@pytest.mark.parametrize("items, needle", [
-    (["cpu=5"], "unknown threshold 'cpu'; valid names: events_per_s, loss_pct"),
-    (["events_per_s"], "is not name=value"),
-    (["events_per_s="], "is not name=value"),
-    (["events_per_s=-5"], "threshold events_per_s='-5' is not a non-negative number"),
-    (["loss_pct=lots"], "threshold loss_pct='lots' is not a non-negative number"),
-    (["peak_rss_bytes=inf"], "is not a non-negative number"),
-    (["alpha=1.5"], "alpha='1.5' is not a significance level"),
-    (["alpha=off"], "is not a significance level"),
-])
+@pytest.mark.parametrize(
+    "items, needle",
+    [
+        (["cpu=5"], "unknown threshold 'cpu'; valid names: events_per_s, loss_pct"),
+        (["events_per_s"], "is not name=value"),
+        (["events_per_s="], "is not name=value"),
+        (["events_per_s=-5"], "threshold events_per_s='-5' is not a non-negative number"),
+        (["loss_pct=lots"], "threshold loss_pct='lots' is not a non-negative number"),
+        (["peak_rss_bytes=inf"], "is not a non-negative number"),
+        (["alpha=1.5"], "alpha='1.5' is not a significance level"),
+        (["alpha=off"], "is not a significance level"),
+    ],
+)
 def test_bad_thresholds_name_the_value_and_the_fix(items, needle):
     with pytest.raises(UsageError, match=None) as info:
         thresholds.parse(items)

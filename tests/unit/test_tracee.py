@@ -19,8 +19,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import (build_tracer,
+
+from evt.errors import RunError, UsageError
+from evt.tracers.tracee import checks
+from evt.tracers.tracee.checks import find_tracee_processes
+from evt.tracers.tracee.command import parse_output, render_command
+from evt.tracers.tracee.flavour import Flavour, detect
+from evt.tracers.tracee.manual import MANUAL_PROMPT, manual_instructions
+from evt.tracers.tracee.metrics import endpoints
+from evt.tracers.tracee.tracer import TraceeTracer
+from helpers import (
     STANDIN,
+    build_tracer,
     compose_cfg,
     fixture,
     free_port,
@@ -30,15 +40,6 @@ from helpers import (build_tracer,
     reap,
     standin_cfg,
 )
-
-from evt.errors import RunError, UsageError
-from evt.tracers.tracee.tracer import TraceeTracer
-from evt.tracers.tracee import checks
-from evt.tracers.tracee.checks import find_tracee_processes
-from evt.tracers.tracee.command import parse_output, render_command
-from evt.tracers.tracee.flavour import Flavour, detect
-from evt.tracers.tracee.manual import MANUAL_PROMPT, manual_instructions
-from evt.tracers.tracee.metrics import endpoints
 
 CID_A = "a1" * 32
 CID_B = "b2" * 32
@@ -70,22 +71,32 @@ def said(caplog):
 def test_render_default_destinations_syntax_container_scope():
     assert render() == [
         BIN,
-        "--scope", f"container={CID_A},{CID_B}",
-        "--events", "security_file_open,ptrace",
-        "--output", "none",
-        "--server", "metrics",
-        "--server", "healthz",
-        "--server", "pprof",
-        "--server", "http-address=127.0.0.1:3366",
+        "--scope",
+        f"container={CID_A},{CID_B}",
+        "--events",
+        "security_file_open,ptrace",
+        "--output",
+        "none",
+        "--server",
+        "metrics",
+        "--server",
+        "healthz",
+        "--server",
+        "pprof",
+        "--server",
+        "http-address=127.0.0.1:3366",
     ]
 
 
 def test_render_json_destinations():
     argv = render("tracee.output=json:/data/ev.json", "tracee.output_syntax=destinations")
     assert argv[5:11] == [
-        "--output", "destinations.evt.type=file",
-        "--output", "destinations.evt.format=json",
-        "--output", "destinations.evt.path=/data/ev.json",
+        "--output",
+        "destinations.evt.type=file",
+        "--output",
+        "destinations.evt.format=json",
+        "--output",
+        "destinations.evt.path=/data/ev.json",
     ]
 
 
@@ -125,8 +136,9 @@ def test_render_passes_tracee_its_name_for_socked_dup():
 
 
 def test_the_stand_in_refuses_socked_dup_as_real_tracee_does(tmp_path):
-    run = subprocess.run([sys.executable, str(STANDIN), "--events", "ptrace,socked_dup"], capture_output=True,
-                         text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, str(STANDIN), "--events", "ptrace,socked_dup"], capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 1 and "invalid event to trace: socked_dup" in run.stdout + run.stderr
 
 
@@ -139,8 +151,7 @@ def test_render_tree_scope_for_local_units():
 def test_render_placeholders_before_units_exist():
     units = [make_unit("security_file_open"), make_unit("ptrace")]
     docker = render("runner=docker", units=units)
-    assert pairs(docker, "--scope") == [
-        "container=<id-of-evt-test-run-security_file_open>,<id-of-evt-test-run-ptrace>"]
+    assert pairs(docker, "--scope") == ["container=<id-of-evt-test-run-security_file_open>,<id-of-evt-test-run-ptrace>"]
     local = render("runner=local", units=units)
     assert pairs(local, "--scope") == ["tree=<pid-of-security_file_open>", "tree=<pid-of-ptrace>"]
 
@@ -170,14 +181,23 @@ def test_render_http_address():
 
 
 def test_render_extra_args_verbatim_one_argument_each():
-    extra = ["--log", "debug", "--scope", "comm!=evt", "--output", "option:parse-arguments",
-             "a value with spaces; rm -rf / $(x) 'q'"]
+    extra = [
+        "--log",
+        "debug",
+        "--scope",
+        "comm!=evt",
+        "--output",
+        "option:parse-arguments",
+        "a value with spaces; rm -rf / $(x) 'q'",
+    ]
     argv = render(**{"tracee.extra_args": extra})
-    assert argv[-len(extra):] == extra
+    assert argv[-len(extra) :] == extra
 
 
-@pytest.mark.parametrize("syntax,output,scope", list(itertools.product(
-    ["destinations", "legacy"], ["none", "json:/d/e.json"], ["container", "tree"])))
+@pytest.mark.parametrize(
+    "syntax,output,scope",
+    list(itertools.product(["destinations", "legacy"], ["none", "json:/d/e.json"], ["container", "tree"])),
+)
 @pytest.mark.parametrize("toggles", list(itertools.product([False, True], repeat=4)))
 def test_render_every_combination(syntax, output, scope, toggles):
     if scope == "container":
@@ -193,8 +213,14 @@ def test_render_every_combination(syntax, output, scope, toggles):
     elif syntax == "legacy":
         want_output = ["--output", "json:/d/e.json"]
     else:
-        want_output = ["--output", "destinations.evt.type=file", "--output", "destinations.evt.format=json",
-                       "--output", "destinations.evt.path=/d/e.json"]
+        want_output = [
+            "--output",
+            "destinations.evt.type=file",
+            "--output",
+            "destinations.evt.format=json",
+            "--output",
+            "destinations.evt.path=/d/e.json",
+        ]
     want_server: list[str] = []
     for name, on in zip(SERVERS, toggles, strict=True):
         if on:
@@ -204,12 +230,24 @@ def test_render_every_combination(syntax, output, scope, toggles):
     # the combination's values set on the runner's composed config (128 combinations: composing
     # each would cost a tenth of a second apiece; overrides reaching these keys are tested in
     # test_cli_stress.py)
-    settings = {"tracee.output": output, "tracee.output_syntax": syntax, "tracee.http_address": "127.0.0.1:7777",
-                "tracee.extra_args": ["--log", "info"]}
+    settings = {
+        "tracee.output": output,
+        "tracee.output_syntax": syntax,
+        "tracee.http_address": "127.0.0.1:7777",
+        "tracee.extra_args": ["--log", "info"],
+    }
     settings.update({f"tracee.{n}": on for n, on in zip(SERVERS, toggles, strict=True)})
     argv = render(runner, units=units, **settings)
-    assert argv == [BIN, *want_scope, "--events", "security_file_open,ptrace", *want_output, *want_server,
-                    "--log", "info"]
+    assert argv == [
+        BIN,
+        *want_scope,
+        "--events",
+        "security_file_open,ptrace",
+        *want_output,
+        *want_server,
+        "--log",
+        "info",
+    ]
 
 
 def test_render_events_deduplicated_in_unit_order():
@@ -218,14 +256,17 @@ def test_render_events_deduplicated_in_unit_order():
     assert pairs(render(units=units), "--events") == ["ptrace,security_file_open"]
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"tracee.output_syntax": "v2"}, "invalid tracee.output_syntax"),
-    ({"tracee.http_address": "localhost"}, "invalid tracee.http_address"),
-    ({"tracee.http_address": "127.0.0.1:99999"}, "invalid tracee.http_address"),
-    ({"tracee.extra_args": ["--log", "de\nbug"]}, "line breaks"),
-    ({"tracee.template": "no-such.j2"}, "not found"),
-    ({"tracee.template": "/no/such/dir/t.j2"}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"tracee.output_syntax": "v2"}, "invalid tracee.output_syntax"),
+        ({"tracee.http_address": "localhost"}, "invalid tracee.http_address"),
+        ({"tracee.http_address": "127.0.0.1:99999"}, "invalid tracee.http_address"),
+        ({"tracee.extra_args": ["--log", "de\nbug"]}, "line breaks"),
+        ({"tracee.template": "no-such.j2"}, "not found"),
+        ({"tracee.template": "/no/such/dir/t.j2"}, "does not exist"),
+    ],
+)
 def test_render_bad_settings(bad, match):
     with pytest.raises(UsageError, match=match):
         render(**bad)
@@ -240,7 +281,9 @@ def test_render_bad_event_name():
 
 def test_render_custom_template_path(tmp_path):
     tpl = tmp_path / "mine.j2"
-    tpl.write_text("{{ binary }}\n--events\n{{ events | join(',') }}\n{% for s in scopes %}--scope\n{{ s }}\n{% endfor %}")
+    tpl.write_text(
+        "{{ binary }}\n--events\n{{ events | join(',') }}\n{% for s in scopes %}--scope\n{{ s }}\n{% endfor %}"
+    )
     argv = render(**{"tracee.template": str(tpl)})
     assert argv == [BIN, "--events", "security_file_open,ptrace", "--scope", f"container={CID_A},{CID_B}"]
 
@@ -249,8 +292,13 @@ def test_render_custom_template_path(tmp_path):
 
 
 def test_manual_instructions_and_endpoints(tmp_path):
-    cfg = compose_cfg("tracer=tracee", f"tracee.binary={BIN}", "tracee.auto=false",
-                      "tracee.http_address=127.0.0.1:4000", "tracee.pyroscope=true")
+    cfg = compose_cfg(
+        "tracer=tracee",
+        f"tracee.binary={BIN}",
+        "tracee.auto=false",
+        "tracee.http_address=127.0.0.1:4000",
+        "tracee.pyroscope=true",
+    )
     units = [make_unit("security_file_open", container_id=CID_A), make_unit("ptrace", container_id=CID_B)]
     lines = manual_instructions(cfg.tracee, units, tmp_path, Flavour("main"), str(cfg.runner.name))
     assert lines[0] == f"Container scope filter: --scope container={CID_A},{CID_B}"
@@ -286,16 +334,20 @@ def test_manual_instructions_with_the_default_settings(tmp_path):
     units = [make_unit("security_file_open", container_id=CID_A)]
     lines = manual_instructions(cfg.tracee, units, tmp_path, Flavour("main"), str(cfg.runner.name))
     assert lines[0] == f"Container scope filter: --scope container={CID_A}"
-    assert lines[-1].startswith(f"  sudo ./dist/tracee --scope container={CID_A} --events security_file_open --output none")
+    assert lines[-1].startswith(
+        f"  sudo ./dist/tracee --scope container={CID_A} --events security_file_open --output none"
+    )
     local = manual_instructions(cfg.tracee, [make_unit("ptrace", pid=77)], tmp_path, Flavour("main"), "local")
     assert local[0] == "Process tree scope filter: --scope tree=77"
 
 
 def test_endpoints_defaults_and_toggles():
     cfg = compose_cfg("tracer=tracee")
-    assert endpoints(cfg.tracee) == ["Pprof endpoint: http://localhost:3366/debug/pprof",
-                                     "Metrics endpoint: http://localhost:3366/metrics",
-                                     "Grafana dashboard: http://localhost:3000/"]
+    assert endpoints(cfg.tracee) == [
+        "Pprof endpoint: http://localhost:3366/debug/pprof",
+        "Metrics endpoint: http://localhost:3366/metrics",
+        "Grafana dashboard: http://localhost:3000/",
+    ]
     cfg = compose_cfg("tracer=tracee", "tracee.metrics=false", "tracee.pprof=false")
     assert endpoints(cfg.tracee) == []
 
@@ -326,8 +378,7 @@ def tracer_for(cfg, tmp_path) -> TraceeTracer:
 
 
 def test_check_missing_binary(tmp_path):
-    cfg = compose_cfg("tracer=tracee", f"tracee.binary={tmp_path}/dist/tracee",
-                      f"tracee.pidfile={tmp_path}/tracee.pid")
+    cfg = compose_cfg("tracer=tracee", f"tracee.binary={tmp_path}/dist/tracee", f"tracee.pidfile={tmp_path}/tracee.pid")
     with pytest.raises(UsageError) as err:
         tracer_for(cfg, tmp_path).check([])
     msg = str(err.value)
@@ -347,7 +398,7 @@ def test_check_not_executable(tmp_path, kind):
     else:
         target.mkdir()
     cfg = compose_cfg("tracer=tracee", f"tracee.binary={target}", f"tracee.pidfile={tmp_path}/tracee.pid")
-    with pytest.raises(UsageError, match=r'exists but is not executable[\s\S]*chmod \+x'):
+    with pytest.raises(UsageError, match=r"exists but is not executable[\s\S]*chmod \+x"):
         tracer_for(cfg, tmp_path).check([])
 
 
@@ -568,9 +619,11 @@ def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkey
     child = psutil.Process(unit_proc.pid).children()[0].pid
     legacy = json.loads(fixture("events-legacy.jsonl").read_text().splitlines()[0])
     comm = make_unit("security_file_open").marker.comm
-    events = [dict(legacy, hostProcessId=child, hostParentProcessId=unit_proc.pid, processName=comm),
-              dict(legacy, hostProcessId=unit_proc.pid, hostParentProcessId=1, processName=comm),
-              dict(legacy, hostProcessId=1, hostParentProcessId=0, processName=comm)]
+    events = [
+        dict(legacy, hostProcessId=child, hostParentProcessId=unit_proc.pid, processName=comm),
+        dict(legacy, hostProcessId=unit_proc.pid, hostParentProcessId=1, processName=comm),
+        dict(legacy, hostProcessId=1, hostParentProcessId=0, processName=comm),
+    ]
     source = tmp_path / "emit.jsonl"
     source.write_text("".join(json.dumps(x) + "\n" for x in events))
     monkeypatch.setenv("EVT_STANDIN_EVENTS", str(source))
@@ -593,10 +646,17 @@ def test_socked_dup_unit_counts_tracees_socket_dup_events(tmp_path, tracers, mon
     unit_proc = spawn(procs, ["sh", "-c", "sleep 30 & wait"])
     unit = make_unit("socked_dup", pid=unit_proc.pid)
     # the fields evt reads from Tracee's older JSON shape (fixtures/tracee/events-legacy.jsonl)
-    event = {"hostProcessId": unit_proc.pid, "hostParentProcessId": 1, "processName": unit.marker.comm,
-             "containerId": "", "args": []}
+    event = {
+        "hostProcessId": unit_proc.pid,
+        "hostParentProcessId": 1,
+        "processName": unit.marker.comm,
+        "containerId": "",
+        "args": [],
+    }
     source = tmp_path / "emit.jsonl"
-    source.write_text("".join(json.dumps(dict(event, eventName=name)) + "\n" for name in ("socket_dup", "socket_dup", "dup")))
+    source.write_text(
+        "".join(json.dumps(dict(event, eventName=name)) + "\n" for name in ("socket_dup", "socket_dup", "dup"))
+    )
     monkeypatch.setenv("EVT_STANDIN_EVENTS", str(source))
     out = tmp_path / "events.json"
     cfg = standin_cfg(tmp_path, free_port(), "runner=local", f"tracee.output=json:{out}")
@@ -638,8 +698,7 @@ def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch
 
 
 def test_lifecycle_start_grace_without_healthz(tmp_path, tracers):
-    cfg = standin_cfg(tmp_path, free_port(), "tracee.healthz=false", "tracee.metrics=false",
-                      "tracee.pprof=false")
+    cfg = standin_cfg(tmp_path, free_port(), "tracee.healthz=false", "tracee.metrics=false", "tracee.pprof=false")
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.start(UNITS)
     assert "--server" not in tracer.argv
@@ -771,8 +830,7 @@ def test_lifecycle_unstartable_binary(tmp_path, tracers):
 def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
     port = free_port()
     env = dict(os.environ, EVT_STANDIN_LOST_PER_SCRAPE="5")
-    user = spawn(procs, [str(STANDIN), "--server", "metrics", "--server", f"http-address=127.0.0.1:{port}"],
-                 env=env)
+    user = spawn(procs, [str(STANDIN), "--server", "metrics", "--server", f"http-address=127.0.0.1:{port}"], env=env)
     cfg = standin_cfg(tmp_path, port, "tracee.auto=false")
     tracer = new_tracer(tracers, cfg, tmp_path)
     tracer.check(UNITS)
@@ -782,8 +840,10 @@ def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
     while time.monotonic() < deadline:  # the user's Tracee comes up
         try:
             import urllib.request
+
             urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                f"http://127.0.0.1:{port}/healthz", timeout=1)
+                f"http://127.0.0.1:{port}/healthz", timeout=1
+            )
         except Exception as exc:  # 404 means it listens (healthz is off)
             if getattr(exc, "code", None) == 404:
                 break
@@ -799,8 +859,8 @@ def test_manual_mode_scrapes_the_users_tracee(tmp_path, tracers, procs, said):
 
 
 def test_pyroscope_notice_says_the_link_or_that_nothing_answers(monkeypatch):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from evt.tracers.tracee import metrics as tracee_metrics
 

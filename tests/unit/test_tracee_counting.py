@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import fixture
 
 from evt.tracers.tracee.counting import (
     UnitScope,
@@ -17,6 +16,7 @@ from evt.tracers.tracee.counting import (
     iter_events,
     same_container,
 )
+from helpers import fixture
 
 CID_A = "a1" * 32  # 64 hex digits
 CID_B = "b2" * 32
@@ -107,8 +107,10 @@ def test_counts_by_container_both_shapes(tmp_path):
     events += [stranger, "not json at all", '{"unrelated": true}', ""]
     path = write_jsonl(tmp_path / "events.json", events)
 
-    scopes = [UnitScope("security_file_open", "security_file_open", container_id=CID_A),
-              UnitScope("ptrace", "ptrace", container_id=CID_B)]
+    scopes = [
+        UnitScope("security_file_open", "security_file_open", container_id=CID_A),
+        UnitScope("ptrace", "ptrace", container_id=CID_B),
+    ]
     counts = count_events(path, scopes)
     assert counts.observed(scopes) == {"security_file_open": 3, "ptrace": 2}
     assert counts.by_unit["security_file_open"] == {"security_file_open": 3, "openat": 1}
@@ -140,8 +142,10 @@ def test_counts_by_pid_tree_legacy_and_current(tmp_path):
     stray["hostProcessId"], stray["hostParentProcessId"] = 999, 1
     path = write_jsonl(tmp_path / "e.json", [worker, child, grandchild, new, new_child, stray])
 
-    scopes = [UnitScope("security_file_open", "security_file_open", pids={2578238}),
-              UnitScope("ptrace", "ptrace", pids={1234})]
+    scopes = [
+        UnitScope("security_file_open", "security_file_open", pids={2578238}),
+        UnitScope("ptrace", "ptrace", pids={1234}),
+    ]
     counts = count_events(path, scopes)
     assert counts.observed(scopes) == {"security_file_open": 3, "ptrace": 2}
     assert counts.unmatched == 1
@@ -183,8 +187,8 @@ def test_observed_is_zero_for_a_unit_without_events(tmp_path, shape):
 
 
 def test_native_units_count_only_events_carrying_the_run_marker(tmp_path):
-    from evt.workload.marker import Marker
     from evt.tracers.tracee.counting import UnitScope, count_events
+    from evt.workload.marker import Marker
 
     marker = Marker.for_run("run-1", "sched_process_exec")
     current = json.loads(fixture("events-v1beta1.jsonl").read_text())  # sched_process_exec, thread "bash"
@@ -195,8 +199,13 @@ def test_native_units_count_only_events_carrying_the_run_marker(tmp_path):
     unmarked["data"][0]["str"] = "/usr/bin/ls"  # same container, same event: not one of ours
     path = tmp_path / "events.json"
     path.write_text("".join(json.dumps(e) + "\n" for e in (marked, marked, unmarked)))
-    scope = UnitScope("sched_process_exec", "sched_process_exec", container_id="c" * 12,
-                      comms=(marker.comm, marker.child_comm), marker_dir=marker.dir)
+    scope = UnitScope(
+        "sched_process_exec",
+        "sched_process_exec",
+        container_id="c" * 12,
+        comms=(marker.comm, marker.child_comm),
+        marker_dir=marker.dir,
+    )
     counts = count_events(path, [scope])
     assert counts.by_unit["sched_process_exec"]["sched_process_exec"] == 3
     assert counts.observed([scope]) == {"sched_process_exec": 2}

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import build_tracer, STANDIN, compose_cfg, free_port, make_unit, reap, run_evt, standin_cfg
 
 from evt.errors import RunError, UsageError
-from evt.tracers.tracee.tracer import TraceeTracer
 from evt.tracers.tracee.command import render_command
 from evt.tracers.tracee.flavour import Flavour, detect, flavour_of_version
 from evt.tracers.tracee.metrics import TraceeServer
+from evt.tracers.tracee.tracer import TraceeTracer
+from helpers import STANDIN, build_tracer, compose_cfg, free_port, make_unit, reap, run_evt, standin_cfg
 
 BIN = "/opt/tracee/dist/tracee"
 CID = "c3" * 32
@@ -36,12 +36,18 @@ def after(argv: list[str], flag: str) -> list[str]:
 # ------------------------------------------------------------------ flavour
 
 
-@pytest.mark.parametrize("said, flavour", [
-    ("Tracee version: v0.24.1", "v0.24"), ("Tracee version: v0.23.0", "v0.24"),
-    ("Tracee version: v0.24.1-215-g7c9ec9788", "main"),  # a build past the tag
-    ("Tracee version: v0.25.0", "main"), ("Tracee version: dev", "main"), ("", "main"),
-    ("Tracee version: v0.24.1 stand-in (NOT TRACEE)", "v0.24"),  # the first word is the version
-])
+@pytest.mark.parametrize(
+    "said, flavour",
+    [
+        ("Tracee version: v0.24.1", "v0.24"),
+        ("Tracee version: v0.23.0", "v0.24"),
+        ("Tracee version: v0.24.1-215-g7c9ec9788", "main"),  # a build past the tag
+        ("Tracee version: v0.25.0", "main"),
+        ("Tracee version: dev", "main"),
+        ("", "main"),
+        ("Tracee version: v0.24.1 stand-in (NOT TRACEE)", "v0.24"),  # the first word is the version
+    ],
+)
 def test_flavour_of_what_tracee_version_says(said, flavour):
     assert flavour_of_version(said) == flavour
 
@@ -63,16 +69,29 @@ def test_unknown_flavour_is_refused():
 
 
 def test_buffers_render_one_key_value_per_flag_on_main():
-    argv = render("main", "tracee.buffers.kernel_events=2048", "tracee.buffers.kernel_artifacts=512",
-                  "tracee.buffers.kernel_control_plane=64", "tracee.buffers.pipeline=5000")
-    assert after(argv, "--buffers") == ["kernel.events=2048", "kernel.artifacts=512", "kernel.control-plane=64",
-                                        "pipeline=5000"]
+    argv = render(
+        "main",
+        "tracee.buffers.kernel_events=2048",
+        "tracee.buffers.kernel_artifacts=512",
+        "tracee.buffers.kernel_control_plane=64",
+        "tracee.buffers.pipeline=5000",
+    )
+    assert after(argv, "--buffers") == [
+        "kernel.events=2048",
+        "kernel.artifacts=512",
+        "kernel.control-plane=64",
+        "pipeline=5000",
+    ]
     assert "--perf-buffer-size" not in argv and "--buffers" not in render("main")
 
 
 def test_buffers_render_the_older_flags_on_v024():
-    argv = render("v0.24", "tracee.buffers.kernel_events=2048", "tracee.buffers.kernel_artifacts=512",
-                  "tracee.buffers.pipeline=5000")
+    argv = render(
+        "v0.24",
+        "tracee.buffers.kernel_events=2048",
+        "tracee.buffers.kernel_artifacts=512",
+        "tracee.buffers.pipeline=5000",
+    )
     assert after(argv, "--perf-buffer-size") == ["2048"] and after(argv, "--blob-perf-buffer-size") == ["512"]
     assert after(argv, "--pipeline-channel-size") == ["5000"] and "--buffers" not in argv
     with pytest.raises(UsageError, match=r"tracee\.buffers\.kernel_control_plane=64 has no flag in Tracee v0\.24\.x"):
@@ -97,23 +116,42 @@ def test_output_syntax_auto_follows_the_flavour():
 
 
 def test_streams_output_declares_evts_stream():
-    argv = render("main", "tracee.output=json:/d/e.json", "tracee.output_syntax=streams",
-                  "tracee.stream.buffer_size=4096", "tracee.stream.buffer_mode=drop")
+    argv = render(
+        "main",
+        "tracee.output=json:/d/e.json",
+        "tracee.output_syntax=streams",
+        "tracee.stream.buffer_size=4096",
+        "tracee.stream.buffer_mode=drop",
+    )
     assert after(argv, "--output") == [
-        "destinations.evt.type=file", "destinations.evt.format=json", "destinations.evt.path=/d/e.json",
-        "streams.evt.destinations=evt", "streams.evt.buffer.mode=drop", "streams.evt.buffer.size=4096"]
+        "destinations.evt.type=file",
+        "destinations.evt.format=json",
+        "destinations.evt.path=/d/e.json",
+        "streams.evt.destinations=evt",
+        "streams.evt.buffer.mode=drop",
+        "streams.evt.buffer.size=4096",
+    ]
 
 
-@pytest.mark.parametrize("flavour, overrides, message", [
-    ("main", ["tracee.output_syntax=streams"], "tracee.output_syntax=streams declares a stream"),
-    ("main", ["tracee.output=json", "tracee.output_syntax=streams", "tracee.stream.buffer_mode=fast"],
-     "invalid tracee.stream.buffer_mode 'fast': use block or drop"),
-    ("main", ["tracee.output=json", "tracee.output_syntax=streams", "tracee.stream.buffer_size=-1"],
-     "invalid tracee.stream.buffer_size -1"),
-    ("main", ["tracee.output_syntax=xml"], "invalid tracee.output_syntax 'xml'"),
-    ("v0.24", ["tracee.output=json", "tracee.output_syntax=streams"], "needs Tracee's main branch"),
-    ("v0.24", ["tracee.output=json", "tracee.output_syntax=destinations"], "needs Tracee's main branch"),
-])
+@pytest.mark.parametrize(
+    "flavour, overrides, message",
+    [
+        ("main", ["tracee.output_syntax=streams"], "tracee.output_syntax=streams declares a stream"),
+        (
+            "main",
+            ["tracee.output=json", "tracee.output_syntax=streams", "tracee.stream.buffer_mode=fast"],
+            "invalid tracee.stream.buffer_mode 'fast': use block or drop",
+        ),
+        (
+            "main",
+            ["tracee.output=json", "tracee.output_syntax=streams", "tracee.stream.buffer_size=-1"],
+            "invalid tracee.stream.buffer_size -1",
+        ),
+        ("main", ["tracee.output_syntax=xml"], "invalid tracee.output_syntax 'xml'"),
+        ("v0.24", ["tracee.output=json", "tracee.output_syntax=streams"], "needs Tracee's main branch"),
+        ("v0.24", ["tracee.output=json", "tracee.output_syntax=destinations"], "needs Tracee's main branch"),
+    ],
+)
 def test_bad_output_settings_are_refused(flavour, overrides, message):
     with pytest.raises(UsageError, match=message):
         render(flavour, *overrides)
@@ -125,21 +163,35 @@ def test_bad_output_settings_are_refused(flavour, overrides, message):
 def standin(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, str(STANDIN), *args], capture_output=True, text=True, timeout=30,
-                          env=dict(os.environ, EVT_STANDIN_MAX_LIFETIME="1", **(env or {})))
+    return subprocess.run(
+        [sys.executable, str(STANDIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, EVT_STANDIN_MAX_LIFETIME="1", **(env or {})),
+    )
 
 
-@pytest.mark.parametrize("args, env, refusal", [
-    (["--events", "socked_dup"], {}, "invalid event to trace: socked_dup"),  # Tracee's event is socket_dup
-    (["--events", "ptrace", "--perf-buffer-size", "1024"], {}, "unknown flag: --perf-buffer-size"),
-    (["--events", "ptrace", "--buffers", "kernel.events=0"], {}, "value can't be negative or zero"),
-    (["--events", "ptrace", "--buffers", "kernel.events=1,pipeline=2"], {}, "invalid buffers flag"),
-    (["--events", "ptrace", "--buffers", "kernel.events=1024"], {"EVT_STANDIN_FLAVOUR": "v0.24"},
-     "unknown flag: --buffers"),
-    (["--events", "ptrace", "--output", "destinations.x.path=/tmp/x"], {"EVT_STANDIN_FLAVOUR": "v0.24"},
-     "invalid output flag"),
-    (["--events", "ptrace", "--server", "grpc"], {}, "invalid server flag: 'grpc'"),
-])
+@pytest.mark.parametrize(
+    "args, env, refusal",
+    [
+        (["--events", "socked_dup"], {}, "invalid event to trace: socked_dup"),  # Tracee's event is socket_dup
+        (["--events", "ptrace", "--perf-buffer-size", "1024"], {}, "unknown flag: --perf-buffer-size"),
+        (["--events", "ptrace", "--buffers", "kernel.events=0"], {}, "value can't be negative or zero"),
+        (["--events", "ptrace", "--buffers", "kernel.events=1,pipeline=2"], {}, "invalid buffers flag"),
+        (
+            ["--events", "ptrace", "--buffers", "kernel.events=1024"],
+            {"EVT_STANDIN_FLAVOUR": "v0.24"},
+            "unknown flag: --buffers",
+        ),
+        (
+            ["--events", "ptrace", "--output", "destinations.x.path=/tmp/x"],
+            {"EVT_STANDIN_FLAVOUR": "v0.24"},
+            "invalid output flag",
+        ),
+        (["--events", "ptrace", "--server", "grpc"], {}, "invalid server flag: 'grpc'"),
+    ],
+)
 def test_the_standin_refuses_what_tracee_refuses(args, env, refusal):
     done = standin(*args, env=env)
     assert done.returncode == 1 and refusal in done.stderr
@@ -165,17 +217,38 @@ def test_main_healthz_goes_refused_then_503_then_200(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("EVT_STANDIN_HEARTBEAT", "1.0")
     monkeypatch.setenv("EVT_STANDIN_MODE", "slow_ready=0.5")
-    proc = subprocess.Popen([sys.executable, str(STANDIN), "--events", "ptrace", "--server", "healthz",
-                             "--server", f"http-address=127.0.0.1:{port}"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(STANDIN),
+            "--events",
+            "ptrace",
+            "--server",
+            "healthz",
+            "--server",
+            f"http-address=127.0.0.1:{port}",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         server = TraceeServer(f"http://127.0.0.1:{port}", tmp_path)
         seen: list[str] = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             answer = server.not_healthy()
-            kind = "ok" if answer is None else ("503" if answer.startswith("HTTP 503 'NOT OK'") else "refused"
-                                                if "refused" in answer.lower() else answer)
+            kind = (
+                "ok"
+                if answer is None
+                else (
+                    "503"
+                    if answer.startswith("HTTP 503 'NOT OK'")
+                    else "refused"
+                    if "refused" in answer.lower()
+                    else answer
+                )
+            )
             if not seen or seen[-1] != kind:
                 seen.append(kind)
             if kind == "ok":
@@ -212,8 +285,11 @@ def test_an_http_address_in_use_is_refused_before_start(tmp_path):
             build_tracer(TraceeTracer, cfg, tmp_path / "run").check(UNITS)
         assert f"Tracee's HTTP address 127.0.0.1:{port} is already in use" in str(err.value)
         assert "tracee.http_address=127.0.0.1:<port>" in str(err.value)
-        build_tracer(TraceeTracer, standin_cfg(tmp_path, port, "tracee.metrics=false", "tracee.healthz=false",
-                                 "tracee.pprof=false"), tmp_path / "run2").check(UNITS)  # no HTTP: no check
+        build_tracer(
+            TraceeTracer,
+            standin_cfg(tmp_path, port, "tracee.metrics=false", "tracee.healthz=false", "tracee.pprof=false"),
+            tmp_path / "run2",
+        ).check(UNITS)  # no HTTP: no check
 
 
 def test_the_standin_runs_on_without_http_when_its_port_is_taken(tmp_path):

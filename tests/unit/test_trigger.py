@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import io
 import json
 import os
@@ -13,20 +12,23 @@ import stat
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
+from evt.paths import TRIGGERS_DIR
 from evt.workload import ops, trigger
 from evt.workload.catalog import get_trigger, load_catalog
 from evt.workload.marker import Marker
-from evt.workload.protocol import Progress, Waiting, decode
 from evt.workload.pacing import Pacing
-from evt.paths import TRIGGERS_DIR
+from evt.workload.protocol import Progress, Waiting, decode
 
 START_ONE = re.compile(r"^Starting triggering (\d+) ops with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
-START_MANY = re.compile(r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
-                        r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$")
+START_MANY = re.compile(
+    r"^Starting triggering (\d+) total ops \((\d+) workers × (\d+) ops\) "
+    r"with (\S+) sleep time at \d\d:\d\d:\d\d\.\d{3}$"
+)
 FINISHED = re.compile(r"^Finished triggering (\d+) ops after (\S+) at \d\d:\d\d:\d\d\.\d{3}$")
 
 
@@ -41,7 +43,9 @@ def run(event, mode, ops, parallel=1, sleep_ns=0, marker=None, gate=None, progre
     stream = io.StringIO()
     out = trigger.Output(event, prefixed=False, stream=stream, protocol=protocol)
     marker = marker or Marker.for_run(uuid.uuid4().hex, event)
-    result = trigger.run(get_trigger(event), mode, ops, parallel, Pacing(sleep_ns=sleep_ns), marker, gate, out, progress)
+    result = trigger.run(
+        get_trigger(event), mode, ops, parallel, Pacing(sleep_ns=sleep_ns), marker, gate, out, progress
+    )
     return result, stream.getvalue().splitlines()
 
 
@@ -63,8 +67,19 @@ def test_native_run_reports_every_worker(marker):
 def test_json_result_round_trips():
     result, _ = run("security_socket_create", "native", 10)
     data = json.loads(result.to_json())
-    assert set(data) == {"event", "mode", "workers", "ops", "ok", "errors", "duration_s", "ops_per_s",
-                         "t_start_ns", "t_end_ns", "per_worker"}
+    assert set(data) == {
+        "event",
+        "mode",
+        "workers",
+        "ops",
+        "ok",
+        "errors",
+        "duration_s",
+        "ops_per_s",
+        "t_start_ns",
+        "t_end_ns",
+        "per_worker",
+    }
     assert data["per_worker"][0]["ok"] == 10
 
 
@@ -91,9 +106,16 @@ def test_sleep_paces_each_worker():
 
 
 def test_rate_paces_each_worker_and_a_sleeping_worker_uses_little_cpu():
-    result = trigger.run(get_trigger("security_file_open"), "native", 50, 2, Pacing(rate=100.0),
-                         Marker.for_run(uuid.uuid4().hex, "security_file_open"), None,
-                         trigger.Output("security_file_open", prefixed=False, stream=io.StringIO()))
+    result = trigger.run(
+        get_trigger("security_file_open"),
+        "native",
+        50,
+        2,
+        Pacing(rate=100.0),
+        Marker.for_run(uuid.uuid4().hex, "security_file_open"),
+        None,
+        trigger.Output("security_file_open", prefixed=False, stream=io.StringIO()),
+    )
     for worker in result.per_worker:
         assert worker.ok == 50 and worker.duration_s >= 49 / 100
         # 50 opens and 49 sleeps: the worker's CPU time is a small part of its half second
@@ -258,6 +280,7 @@ def test_signal_gate_keeps_a_signal_sent_before_wait():
         started = time.monotonic()
         gate.wait()
         return 0 if time.monotonic() - started < 1 else 1
+
     assert _in_child(body) == 0
 
 
@@ -270,6 +293,7 @@ def test_signal_gate_times_out():
         except trigger.GateTimeout as exc:
             return 0 if "timed out waiting for signal SIGUSR1 after 100ms" in str(exc) else 2
         return 1
+
     assert _in_child(body) == 0
 
 
@@ -280,8 +304,7 @@ def test_a_gate_timeout_leaves_no_workers(tmp_path, marker):
     before = set(os.listdir("/proc"))
     with pytest.raises(trigger.GateTimeout):
         run("security_file_open", "native", 5, parallel=2, marker=marker, gate=gate)
-    children = [p for p in set(os.listdir("/proc")) - before
-                if p.isdigit() and _ppid(p) == os.getpid()]
+    children = [p for p in set(os.listdir("/proc")) - before if p.isdigit() and _ppid(p) == os.getpid()]
     assert children == []
     assert not os.path.exists(marker.dir)
 

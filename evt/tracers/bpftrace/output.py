@@ -61,5 +61,5 @@ def _read_record(text: str, times: int, output: BpftraceOutput) -> None:
     elif kind == "map" and isinstance(data, dict) and MAP in data:
         output.counts = {str(k): int(v) for k, v in (data[MAP] or {}).items()}
     elif kind == "printf" and isinstance(data, str) and data.startswith(STREAM_PREFIX):
-        unit = data[len(STREAM_PREFIX):].rstrip("\n")
+        unit = data[len(STREAM_PREFIX) :].rstrip("\n")
         output.printed[unit] = output.printed.get(unit, 0) + times

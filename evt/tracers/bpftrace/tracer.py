@@ -31,13 +31,13 @@ import signal
 from pathlib import Path
 
 from evt import host
-from evt.errors import RunError, UsageError
 from evt.config.templating import render
+from evt.errors import RunError, UsageError
 from evt.procs import command_version, exit_text
 from evt.stress.plan import RunContext, Unit
 from evt.tracers.base import TracerReport
-from evt.tracers.process import ProcessTracer
 from evt.tracers.bpftrace.output import STREAM_PREFIX, BpftraceOutput, parse
+from evt.tracers.process import ProcessTracer
 
 log = logging.getLogger(__name__)
 
@@ -130,22 +130,39 @@ class BpftraceTracer(ProcessTracer):
             _check_name(unit.name)
             cgroup = unit.cgroup_path
             if cgroup and not _SAFE_PATH.fullmatch(str(cgroup)):
-                raise UsageError(f"unit {unit.name}: cgroup path {cgroup!r} has characters a bpftrace string cannot take")
-            rows.append({
-                "name": unit.name, "event": unit.event, "mode": unit.mode, "per_op": unit.target.per_op,
-                "probes": probes_of(unit), "filter": unit.target.filter,
-                "cgroup_path": str(cgroup) if cgroup else None, "pid": int(unit.pid) if unit.pid else None,
-            })
+                raise UsageError(
+                    f"unit {unit.name}: cgroup path {cgroup!r} has characters a bpftrace string cannot take"
+                )
+            rows.append(
+                {
+                    "name": unit.name,
+                    "event": unit.event,
+                    "mode": unit.mode,
+                    "per_op": unit.target.per_op,
+                    "probes": probes_of(unit),
+                    "filter": unit.target.filter,
+                    "cgroup_path": str(cgroup) if cgroup else None,
+                    "pid": int(unit.pid) if unit.pid else None,
+                }
+            )
         run_id = self.run.run_id
-        return render(str(self.bcfg.template), units=rows, tree_depth=TREE_DEPTH, run_id=run_id,
-                      stream=self.streaming, stream_prefix=STREAM_PREFIX)
+        return render(
+            str(self.bcfg.template),
+            units=rows,
+            tree_depth=TREE_DEPTH,
+            run_id=run_id,
+            stream=self.streaming,
+            stream_prefix=STREAM_PREFIX,
+        )
 
     # -- what the process part asks -------------------------------------------------------
 
     def argv(self, units: list[Unit]) -> list[str]:
         for unit in units:
             if unit.cgroup_path and not Path(unit.cgroup_path).is_dir():
-                raise RunError(f"unit {unit.name}: its cgroup {unit.cgroup_path} does not exist (did the unit exit already?)")
+                raise RunError(
+                    f"unit {unit.name}: its cgroup {unit.cgroup_path} does not exist (did the unit exit already?)"
+                )
         self.program_path.write_text(self.program(units))
         return self.planned_argv(units)
 
@@ -190,11 +207,18 @@ class BpftraceTracer(ProcessTracer):
             observed = {u.name: output.printed.get(u.name, 0) for u in units}
             metrics["kernel_seen"] = sum(seen.values())
             metrics["undelivered"] = sum(seen.values()) - sum(observed.values())
-        report = self.base_report(units, observed=observed, seen=seen if self.streaming else None,
-                                  lost={LOST_COUNTER: output.lost_notices}, metrics=metrics)
+        report = self.base_report(
+            units,
+            observed=observed,
+            seen=seen if self.streaming else None,
+            lost={LOST_COUNTER: output.lost_notices},
+            metrics=metrics,
+        )
         if counts is None and report.crashed is None and self.process.proc is not None:
-            report.crashed = (f"bpftrace printed no counts ({exit_text(self.process.returncode)}); "
-                              f"its log {self.log_path}:\n{self.log_tail()}")
+            report.crashed = (
+                f"bpftrace printed no counts ({exit_text(self.process.returncode)}); "
+                f"its log {self.log_path}:\n{self.log_tail()}"
+            )
         return report
 
 
@@ -237,4 +261,3 @@ def missing_probe(probe: str) -> str | None:
 def _check_name(name: str) -> None:
     if not _SAFE_NAME.fullmatch(name):
         raise UsageError(f"unit name {name!r} cannot be a bpftrace map key: use letters, digits, _ . -")
-

@@ -111,10 +111,12 @@ class AutoLifecycle(Lifecycle):
             return problem is None
 
         def waiting_for() -> str:
-            return (f"become ready within {shown(self.durations.ready_timeout_s)}: {self.server.url}/healthz never "
-                    f"answered 200 OK (last: {last[0] if last else 'nothing'}); give it longer with "
-                    "tracee.ready_timeout=3m, or check that tracee.http_address matches the address it listens "
-                    "on (tracee.healthz=false falls back to tracee.start_grace)")
+            return (
+                f"become ready within {shown(self.durations.ready_timeout_s)}: {self.server.url}/healthz never "
+                f"answered 200 OK (last: {last[0] if last else 'nothing'}); give it longer with "
+                "tracee.ready_timeout=3m, or check that tracee.http_address matches the address it listens "
+                "on (tracee.healthz=false falls back to tracee.start_grace)"
+            )
 
         return self.process.wait_ready(healthy, self.durations.ready_timeout_s, waiting_for, poll_s=0.1)
 

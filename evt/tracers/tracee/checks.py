@@ -61,8 +61,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def find_tracee_processes(names: tuple[str, ...] | None = None,
-                          exclude: set[int] | None = None) -> list[tuple[int, str]]:
+def find_tracee_processes(
+    names: tuple[str, ...] | None = None, exclude: set[int] | None = None
+) -> list[tuple[int, str]]:
     """Live processes whose name is exactly one of `names`, as `pgrep -x` matches.
     (Go evt's `pgrep -a tracee` matched any name containing "tracee", such as
     tracee_start.sh.)"""

@@ -18,13 +18,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evt.workload.catalog import tracee_name
+from evt.config.spec import EVENT_NAME
+from evt.config.templating import render
 from evt.errors import RunError, UsageError
 from evt.paths import TEMPLATES_DIR
 from evt.stress.plan import Unit
-from evt.config.spec import EVENT_NAME
-from evt.config.templating import render
 from evt.tracers.tracee.flavour import Flavour
+from evt.workload.catalog import tracee_name
 
 OUTPUT_SYNTAXES = ("auto", "destinations", "streams", "legacy")
 DESTINATION_NAME = "evt"  # the --output destinations.<name>.* (and streams.<name>.*) evt declares
@@ -77,7 +77,7 @@ def parse_output(value: object, syntax: str, run_dir: Path) -> OutputSpec:
         path = str((run_dir / "tracer" / "events.json").resolve())
         return OutputSpec("json", path=path, json_file=path)
     if text.startswith("json:") and " " not in text:
-        path = text[len("json:"):]
+        path = text[len("json:") :]
         if path in ("stdout", "stderr"):
             return OutputSpec("json", path=path)
         path = os.path.abspath(path)
@@ -91,7 +91,7 @@ def _json_file_of(specs: list[str]) -> str | None:
     dests: dict[str, dict[str, str]] = {}
     for spec in specs:
         if spec.startswith("json:"):
-            path = spec[len("json:"):]
+            path = spec[len("json:") :]
             if path and path not in ("stdout", "stderr"):
                 return os.path.abspath(path)
         if spec.startswith("destinations.") and "=" in spec:
@@ -113,9 +113,7 @@ def _json_file_of(specs: list[str]) -> str | None:
 def http_parts(address: str) -> tuple[str, int]:
     match = _HTTP_ADDRESS.fullmatch(str(address).strip())
     if not match or not 0 < int(match.group(2)) < 65536:
-        raise UsageError(
-            f"invalid tracee.http_address {address!r}: expected host:port such as 127.0.0.1:3366."
-        )
+        raise UsageError(f"invalid tracee.http_address {address!r}: expected host:port such as 127.0.0.1:3366.")
     return match.group(1), int(match.group(2))
 
 
@@ -246,8 +244,9 @@ def _positive(value: object, what: str) -> int:
     return value
 
 
-def render_command(tcfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None,
-                   runner: str | None = None) -> list[str]:
+def render_command(
+    tcfg, units: list[Unit], run_dir: Path, flavour: Flavour, binary: str | None = None, runner: str | None = None
+) -> list[str]:
     """Tracee's argv for this flavour, rendered from tracee.template (one argument per line);
     `tcfg` is the tracee section, `runner` the runner's name (None: placeholders say container)."""
     events = list(dict.fromkeys(tracee_event(u) for u in units))  # de-duplicated, first appearance first
@@ -283,7 +282,6 @@ def render_command(tcfg, units: list[Unit], run_dir: Path, flavour: Flavour, bin
         extra_args=extra,
     )
     return [line.strip() for line in text.split("\n") if line.strip()]
-
 
 
 def resolve_binary(binary: str) -> str:

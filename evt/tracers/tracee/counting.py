@@ -22,15 +22,15 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Iterator
 
 import psutil
 
 from evt import faults
-from evt.workload.catalog import tracee_name
 from evt.stress.plan import Unit
+from evt.workload.catalog import tracee_name
 
 SHORT_ID = 12  # docker's short container id
 
@@ -238,10 +238,12 @@ def _match(info: EventInfo, scopes: list[UnitScope]) -> UnitScope | None:
 
 def count_events(path: str | os.PathLike, scopes: Iterable[UnitScope] = ()) -> EventCounts:
     """Count a Tracee JSON output file per (event, container) and per unit."""
-    scopes = [UnitScope(s.name, s.event, s.container_id, s.cgroup_id, set(s.pids), s.comms, s.marker_dir)
-              for s in scopes]
-    counts = EventCounts(path=str(path), by_unit={s.name: Counter() for s in scopes},
-                         marked={s.name: Counter() for s in scopes})
+    scopes = [
+        UnitScope(s.name, s.event, s.container_id, s.cgroup_id, set(s.pids), s.comms, s.marker_dir) for s in scopes
+    ]
+    counts = EventCounts(
+        path=str(path), by_unit={s.name: Counter() for s in scopes}, marked={s.name: Counter() for s in scopes}
+    )
     for info in iter_events(path):
         counts.lines += 1
         if info is None:
@@ -317,14 +319,18 @@ class UnitWatch:
         with self._lock:
             for u in units:
                 local = {u.pid} if u.pid and not u.container_id else set()
-                native = u.mode == "native"  # native workers carry the run's marker; script ops run their scripts' tools
-                scopes.append(UnitScope(
-                    name=u.name,
-                    event=tracee_name(u.event),  # Tracee's name: socket_dup for socked_dup
-                    container_id=u.container_id,
-                    cgroup_id=self._cgroups.get(u.name),
-                    pids=set(self._trees.get(u.name, set())) | local,
-                    comms=(u.marker.comm, u.marker.child_comm) if native else (),
-                    marker_dir=u.marker.dir if native else None,
-                ))
+                native = (
+                    u.mode == "native"
+                )  # native workers carry the run's marker; script ops run their scripts' tools
+                scopes.append(
+                    UnitScope(
+                        name=u.name,
+                        event=tracee_name(u.event),  # Tracee's name: socket_dup for socked_dup
+                        container_id=u.container_id,
+                        cgroup_id=self._cgroups.get(u.name),
+                        pids=set(self._trees.get(u.name, set())) | local,
+                        comms=(u.marker.comm, u.marker.child_comm) if native else (),
+                        marker_dir=u.marker.dir if native else None,
+                    )
+                )
         return scopes

@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from evt.stress.plan import Unit
 from evt.procs import ProcessSampler
+from evt.stress.plan import Unit
 from evt.tracers.base import Durations
 
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from evt.errors import UsageError
-from evt.stress.plan import Unit
 from evt.procs import ProcessSampler
 from evt.resource_series import SERIES_FILE
+from evt.stress.plan import Unit
 from evt.tracers.tracee.checks import alive, find_tracee_processes
 from evt.tracers.tracee.command import render_command, scopes_for
 from evt.tracers.tracee.flavour import Flavour
@@ -93,6 +93,11 @@ class ManualLifecycle(Lifecycle):
         self.stop_method = "manual"
         if self.sampler:
             self.sampler.stop()
-        for line in ["", "=== Tracee Management (--auto-tracee=false) ===", "Tracee was manually started by you.",
-                     "You are responsible for stopping it when done.", *endpoints(self.tcfg)]:
+        for line in [
+            "",
+            "=== Tracee Management (--auto-tracee=false) ===",
+            "Tracee was manually started by you.",
+            "You are responsible for stopping it when done.",
+            *endpoints(self.tcfg),
+        ]:
             log.info("%s", line)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evt import faults
@@ -66,7 +66,6 @@ class TraceeServer:
         with open(self.dest / "metrics_timeseries.txt", "a") as fh:
             fh.write(f"--- {stamp} ---\n{text.rstrip(chr(10))}\n\n")
 
-
     def follow(self, interval_s: float) -> None:
         """Scrape /metrics every `interval_s` into metrics_timeseries.txt until unfollow()
         (the start and end scrapes go there too)."""
@@ -91,8 +90,10 @@ def pyroscope_notice() -> str:
     status, body = prom.http_get(PYROSCOPE_SERVER, timeout=2.0)
     if status:
         return f"Pyroscope UI: {PYROSCOPE_UI}"
-    return (f"Warning: Pyroscope does not answer at {PYROSCOPE_SERVER} ({body}): Tracee pushes its profiles "
-            f"there (app `tracee`); start a Pyroscope server to see them at {PYROSCOPE_UI}")
+    return (
+        f"Warning: Pyroscope does not answer at {PYROSCOPE_SERVER} ({body}): Tracee pushes its profiles "
+        f"there (app `tracee`); start a Pyroscope server to see them at {PYROSCOPE_UI}"
+    )
 
 
 def endpoints(tcfg) -> list[str]:

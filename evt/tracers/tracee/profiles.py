@@ -74,5 +74,9 @@ class PprofCollector:
         self._keep("goroutine-final.txt", self._get("/debug/pprof/goroutine?debug=1", 10))
 
     def record(self) -> dict[str, object]:
-        return {"pprof_slices_collected": self.slices, "heap_snapshots_collected": self.heaps,
-                "cpu_profile_status": "ok" if self.slices else "missing", "pprof_errors": self.errors[:5]}
+        return {
+            "pprof_slices_collected": self.slices,
+            "heap_snapshots_collected": self.heaps,
+            "cpu_profile_status": "ok" if self.slices else "missing",
+            "pprof_errors": self.errors[:5],
+        }

@@ -47,8 +47,10 @@ COUNTERS["process_cpu_seconds_total"] = ("process_cpu_seconds_total",)
 DELTA_PREFIXES = ("tracee_signatures_events_total", "tracee_signatures_detections_total", "tracee_detectors_")
 # Gauges reported as their maximum over the run, as `<name>_max`.
 MAX_PREFIXES = ("tracee_pipeline_channels_", "tracee_signatures_total")
-SUBMIT = {"tracee_bpf_perf_event_submit_attempts": "submit_attempts",
-          "tracee_bpf_perf_event_submit_failures": "submit_failures"}
+SUBMIT = {
+    "tracee_bpf_perf_event_submit_attempts": "submit_attempts",
+    "tracee_bpf_perf_event_submit_failures": "submit_failures",
+}
 
 # The counters that mean "events the tracer lost" (submission and write buffers).
 LOST_COUNTERS = ("tracee_lostevents_total", "tracee_write_lostevents_total")
@@ -89,11 +91,11 @@ def counters(samples: dict[str, float]) -> dict[str, float]:
 def current_name(key: str) -> str:
     """A sample key under Tracee's current metric names (v0.24.x's names mapped)."""
     if key.startswith("tracee_rules_signatures_total"):
-        return "tracee_signatures_total" + key[len("tracee_rules_signatures_total"):]
+        return "tracee_signatures_total" + key[len("tracee_rules_signatures_total") :]
     if key.startswith("tracee_rules_"):
-        return "tracee_signatures_" + key[len("tracee_rules_"):]
+        return "tracee_signatures_" + key[len("tracee_rules_") :]
     if key.startswith("tracee_ebpf_"):
-        return "tracee_" + key[len("tracee_ebpf_"):]
+        return "tracee_" + key[len("tracee_ebpf_") :]
     return key
 
 
@@ -238,8 +240,9 @@ class Scrapes:
         if not end:
             return None
         start = submit_counts(parse(self.start_text))
-        return {event: {k: int(v) for k, v in deltas(start.get(event), values).items()}
-                for event, values in end.items()}
+        return {
+            event: {k: int(v) for k, v in deltas(start.get(event), values).items()} for event, values in end.items()
+        }
 
     @staticmethod
     def _parsed(text: str) -> dict[str, float]:

@@ -12,15 +12,23 @@ import json
 import logging
 from pathlib import Path
 
-from evt.tracers.tracee import prometheus as prom
-from evt.errors import RunError, UsageError
-from evt.stress.plan import RunContext, Unit
-from evt.procs import Usage, command_version
 from evt.config.spec import parse_seconds
+from evt.errors import RunError, UsageError
+from evt.procs import Usage, command_version
+from evt.stress.plan import RunContext, Unit
 from evt.tracers.base import Tracer, TracerReport
+from evt.tracers.tracee import prometheus as prom
 from evt.tracers.tracee.auto import AutoLifecycle
-from evt.tracers.tracee.command import (base_url, output_syntax, parse_output, render_command, resolve_binary,
-                                        template_location, tracee_event, write_command)
+from evt.tracers.tracee.command import (
+    base_url,
+    output_syntax,
+    parse_output,
+    render_command,
+    resolve_binary,
+    template_location,
+    tracee_event,
+    write_command,
+)
 from evt.tracers.tracee.counting import UnitWatch, count_events, write_counts
 from evt.tracers.tracee.flavour import detect
 from evt.tracers.tracee.lifecycle import Lifecycle, TraceeDurations
@@ -45,7 +53,8 @@ class TraceeTracer(Tracer):
         self.server = TraceeServer(base_url(self.tcfg.http_address), self.dir)
         self.lifecycle: Lifecycle = (
             AutoLifecycle(self.tcfg, self.durations, self.server, self.dir / "tracee.log", self.flavour)
-            if self.tcfg.auto else ManualLifecycle(self.tcfg, self.run_dir, self.flavour, run.runner)
+            if self.tcfg.auto
+            else ManualLifecycle(self.tcfg, self.run_dir, self.flavour, run.runner)
         )
         self.argv: list[str] = []
         self.watch = UnitWatch()
@@ -65,8 +74,9 @@ class TraceeTracer(Tracer):
         self.lifecycle.check()
 
     def command(self, units: list[Unit]) -> list[str]:
-        return render_command(self.tcfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)),
-                              runner=self.run.runner)
+        return render_command(
+            self.tcfg, units, self.run_dir, self.flavour, resolve_binary(str(self.tcfg.binary)), runner=self.run.runner
+        )
 
     def pids(self) -> list[int]:
         return self.lifecycle.pids()
@@ -115,8 +125,9 @@ class TraceeTracer(Tracer):
             self.server.scrape("start")
             self.server.follow(self.metrics_interval_s)
         if self.tcfg.pprof and self.lifecycle.alive():
-            self.pprof = PprofCollector(self.server.url, self.dir / "pprof", self.pprof_slice_s,
-                                        int(self.tcfg.pprof_heap_every)).start()
+            self.pprof = PprofCollector(
+                self.server.url, self.dir / "pprof", self.pprof_slice_s, int(self.tcfg.pprof_heap_every)
+            ).start()
 
     def _stop_recording(self) -> None:
         """The time series and profiles end while Tracee still serves them (before SIGTERM)."""

@@ -98,4 +98,11 @@ class InotifyWatch(Action):
             os.close(self.fd)
 
 
-ACTIONS = [FileOpen, Symlink, Unlink, MagicWrite, Truncate, InotifyWatch]  # this family's actions, registered by evt.workload.actions
+ACTIONS = [
+    FileOpen,
+    Symlink,
+    Unlink,
+    MagicWrite,
+    Truncate,
+    InotifyWatch,
+]  # this family's actions, registered by evt.workload.actions

@@ -61,4 +61,9 @@ class SocketDup(Action):
             os.close(check(libc.dup(sock.fileno()), "dup"))
 
 
-ACTIONS = [SocketCreate, SocketConnect, SocketBind, SocketDup]  # this family's actions, registered by evt.workload.actions
+ACTIONS = [
+    SocketCreate,
+    SocketConnect,
+    SocketBind,
+    SocketDup,
+]  # this family's actions, registered by evt.workload.actions
