@@ -28,12 +28,12 @@ import sys, time
 from evt.cli import hydra_app
 from evt.stress.timeseries import TimeSeries
 original, calls = TimeSeries.sample, [0]
-def sample(self):
+def sample(self, *args, **kwargs):
     calls[0] += 1
     if calls[0] == 3:
         print("FAULT_AT", time.monotonic(), flush=True)
         raise RuntimeError("sampler broke on purpose")
-    return original(self)
+    return original(self, *args, **kwargs)
 TimeSeries.sample = sample
 sys.exit(hydra_app.run([], sys.argv[1:]))
 """
