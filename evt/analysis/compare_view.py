@@ -115,20 +115,15 @@ def _fmt_p(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3f}"
 
 
+def figure_columns(comparison: Comparison) -> list[str]:
+    """The columns of the figures table, on the terminal and in compare.md."""
+    return ["scenario", *comparison.keys, "event", "metric", "baseline", "candidate", "change", "threshold", "p",
+            "verdict"]  # fmt: skip
+
+
 def print_table(console: Console, comparison: Comparison) -> None:
     table = Table(title=f"evt compare: {comparison.baseline.path} → {comparison.candidate.path}")
-    for column in [
-        "scenario",
-        *comparison.keys,
-        "event",
-        "metric",
-        "baseline",
-        "candidate",
-        "change",
-        "threshold",
-        "p",
-        "verdict",
-    ]:
+    for column in figure_columns(comparison):
         table.add_column(column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left")
     rows = comparison.rows.to_dict("records")
     shown = rows if len(rows) <= TERMINAL_ROWS else [r for r in rows if r["verdict"] not in (SAME, INFO)]
@@ -201,18 +196,7 @@ def markdown(comparison: Comparison) -> str:
     notes = missing_lines(comparison) + partial_lines(comparison) + comparison.skipped + comparison.unmatched
     if notes:
         lines += ["## Not compared", ""] + [f"- {line}" for line in notes] + [""]
-    header = [
-        "scenario",
-        *comparison.keys,
-        "event",
-        "metric",
-        "baseline",
-        "candidate",
-        "change",
-        "threshold",
-        "p",
-        "verdict",
-    ]
+    header = figure_columns(comparison)
     lines += ["## Figures", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in comparison.rows.to_dict("records"):
         cells = [
