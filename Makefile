@@ -64,10 +64,11 @@ fuzz: setup
 soak: image
 	EVT_SOAK_RUNS=100 $(PYTHON) -m pytest -ra -m soak
 
-# every benchmark to the end, each writing benchmarks/results/<name>.json (docs/benchmarks.md)
+# every benchmark to the end, each writing benchmarks/results/<name>.json (docs/benchmarks.md);
+# each starts once the load average is at or below 1.0 (benchmarks/wait_quiet.py)
 BENCHMARKS := trigger pacing stress container bpftrace loss image compare remote
 bench: image
-	failed=; for name in $(BENCHMARKS); do $(PYTHON) benchmarks/bench_$$name.py || failed="$$failed $$name"; done; \
+	failed=; for name in $(BENCHMARKS); do python3 benchmarks/wait_quiet.py; $(PYTHON) benchmarks/bench_$$name.py || failed="$$failed $$name"; done; \
 	python3 benchmarks/docs_tables.py; if [ -n "$$failed" ]; then echo "benchmarks failed:$$failed"; exit 1; fi
 
 # the figure tables of docs/benchmarks.md, from benchmarks/results/*.json

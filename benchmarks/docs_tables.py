@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
+# above this one-minute load average at the start, a record is not a figure to publish
+LOUD_LOAD = 1.5
 BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
 
 
@@ -39,6 +41,8 @@ def provenance(record: dict) -> str:
     load = record.get("load_average_at_start") or []
     commit = (evt.get("commit") or "unknown")[:10] + (" (with local changes)" if evt.get("dirty") else "")
     size = "" if record.get("size") == "full" else f" **{record.get('size')} size: not a measurement**;"
+    if load and load[0] > LOUD_LOAD:
+        size += f" **load average {number(load[0])} at the start: to be re-measured, not a figure to quote**;"
     return (
         f"_{record.get('started_at', '?')}, {record.get('duration_s', '?')} s;{size} "
         f"{host.get('cpus', '?')} CPUs ({host.get('cpu_model') or '?'}), "
