@@ -168,7 +168,7 @@ def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | N
         )
     if number > MAX_COUNT:
         raise UsageError(
-            f"{what} must be at most {MAX_COUNT} (the original's 32-bit limit), got {number}\nGive a smaller number."
+            f"{what} must be at most {MAX_COUNT} (a 32-bit count, as Tracee's evt takes it), got {number}\nGive a smaller number."
         )
     return number
 
@@ -290,7 +290,7 @@ def _spec_count(field: str, value: str) -> int:
         number = go_int(value, func, limit)
     except ValueError as exc:
         out_of_range = field == "ops" and "out of range" in str(exc)
-        hint = f"\nops is at most {INT32_MAX} (the original's 32-bit limit)." if out_of_range else ""
+        hint = f"\nops is at most {INT32_MAX} (a 32-bit count, as Tracee's evt takes it)." if out_of_range else ""
         raise UsageError(f"invalid {field} value {go_quote(value)}: {exc}{hint}") from None
     if number <= 0:
         raise UsageError(f"{field} must be greater than 0, got {number}")

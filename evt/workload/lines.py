@@ -79,7 +79,7 @@ def release(plan: Plan, nouns: Nouns) -> list[str]:
         *header(f"Phase 4: Signaling {nouns.title}"),
         f"About to execute ~{plan.total_ops} trigger operations total.",
         COUNT_NOTE,
-        "Releasing the start barrier to start triggering (the original sends SIGUSR1)...",
+        "Releasing the start barrier to start triggering (SIGUSR1 in Tracee's evt)...",
     ]
 
 

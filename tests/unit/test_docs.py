@@ -137,6 +137,36 @@ def test_comments_in_evt_explain_the_code_on_its_own_terms():
     )
 
 
+# what a user reads names the tool it follows (Tracee's evt), never "the original"
+USER_TEXT_FORBIDDEN = re.compile(r"(?i:\bthe original\b|\boriginal's\b|\bthe seed\b)")
+
+
+def string_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant of a module: messages, help texts, docstrings."""
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_messages_and_help_texts_name_tracees_evt_not_the_original():
+    offending = [
+        f"{path.relative_to(ROOT)}:{line}: {text.strip()[:100]}"
+        for path in sorted((ROOT / "evt").rglob("*.py"))
+        for line, text in string_literals(path)
+        if USER_TEXT_FORBIDDEN.search(text)
+    ]
+    assert offending == [], "say \"Tracee's evt\" (the Go tool evt follows):\n" + "\n".join(offending)
+
+
+def test_the_message_check_sees_f_strings_parts(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('n = 3\nx = f"at most {n} (the original\'s limit)"\n')
+    parts = [bool(USER_TEXT_FORBIDDEN.search(t)) for _, t in string_literals(module)]
+    assert parts == [False, True]  # "at most ", then the literal part after {n}
+
+
 def test_the_comment_check_sees_comments_and_docstrings(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""As the original does."""\nx = "the original"  # the seed says so\n')
