@@ -157,7 +157,7 @@ def test_messages_and_help_texts_name_tracees_evt_not_the_original():
         for line, text in string_literals(path)
         if USER_TEXT_FORBIDDEN.search(text)
     ]
-    assert offending == [], "say \"Tracee's evt\" (the Go tool evt follows):\n" + "\n".join(offending)
+    assert offending == [], 'say "Tracee\'s evt" (the Go tool evt follows):\n' + "\n".join(offending)
 
 
 def test_the_message_check_sees_f_strings_parts(tmp_path):
