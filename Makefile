@@ -29,15 +29,21 @@ evt-trigger-runner: setup
 run: image
 	$(EVT) stress scenario=smoke tracer=bpftrace
 
-# everything: the checks, then the unit tests, then the integration tests (root, dockerd, tracers)
+# pytest-xdist workers: tests wait on processes, containers and sockets as much as they compute
+TEST_WORKERS ?= 2
+
+# everything: the checks, then the unit tests, then the integration tests (root, dockerd,
+# tracers): those marked `alone` (loss, rates, timing, host-wide state) one at a time, last;
+# the others in parallel, a test file per worker (its module fixtures are built once)
 test: image
 	$(MAKE) lint
-	$(PYTHON) -m pytest -ra tests/unit
-	$(PYTHON) -m pytest -ra tests/integration
+	$(PYTHON) -m pytest -ra -n $(TEST_WORKERS) tests/unit
+	$(PYTHON) -m pytest -ra -n $(TEST_WORKERS) --dist loadfile -m "not alone" tests/integration
+	$(PYTHON) -m pytest -ra -m alone tests/integration
 
-# the fast lane: tests that need no root, no dockerd and no tracer (about a minute, anywhere)
+# the fast lane: tests that need no root, no dockerd and no tracer (under a minute, anywhere)
 test-fast: venv
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra tests/unit
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra -n $(TEST_WORKERS) tests/unit
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml
 LINT_PATHS := evt hydra_plugins tests benchmarks scripts

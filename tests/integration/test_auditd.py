@@ -22,7 +22,7 @@ from evt.config.templating import render
 from evt.tracers.auditd.control import Auditctl, parse_status, restore, saved_settings
 from helpers import EVT, assert_one_paragraph, run_evt, unique_run_id
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # the host's one audit state
 
 AUDITCTL = Auditctl()
 

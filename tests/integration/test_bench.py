@@ -88,6 +88,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.integration
+@pytest.mark.alone
 @pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=str(bpftrace_skip_reason()))
 def test_bpftrace_in_count_mode_is_never_limited_by_loss(tmp_path):
     """bpftrace counts in the kernel: every round observes every expected event, so the
@@ -137,6 +138,7 @@ def started_at(run_dir: str) -> float:
 
 
 @pytest.mark.integration
+@pytest.mark.alone
 def test_a_bench_shrinks_bisects_and_confirms_with_real_rounds(tmp_path):
     """A start rate no generator makes (10 million events/s from two workers) is over the
     limit, whatever the machine: the bench halves down to a rate it reaches, bisects, and
@@ -175,6 +177,7 @@ def test_a_bench_shrinks_bisects_and_confirms_with_real_rounds(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.alone
 def test_a_sweep_of_tracers_gets_a_bench_each_and_one_table(tmp_path):
     result = run_evt(
         "bench",

@@ -361,6 +361,7 @@ def run_stream(cfg, tmp_path, ops: int, workers: int, sleep: str, buffer_pages: 
 
 @needs_bpftrace
 @pytest.mark.integration
+@pytest.mark.alone
 def test_stream_mode_with_room_in_its_buffer_receives_every_event(cfg, tmp_path):
     report = run_stream(cfg, tmp_path, ops=5000, workers=2, sleep="100us", buffer_pages=None)
     assert report.seen == {EVENT: 10_000}, "the probe saw every event and no noise"
@@ -370,6 +371,7 @@ def test_stream_mode_with_room_in_its_buffer_receives_every_event(cfg, tmp_path)
 
 @needs_bpftrace
 @pytest.mark.integration
+@pytest.mark.alone
 def test_stream_mode_with_one_page_loses_events_and_the_kernel_count_accounts_for_them(cfg, tmp_path):
     """Two workers against a one-page buffer per CPU that bpftrace, stopped (SIGSTOP) while
     they run, cannot drain whatever the machine's speed: userspace receives part of what the

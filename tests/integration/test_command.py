@@ -277,6 +277,7 @@ def test_death_mid_run_and_a_tracer_that_ignores_its_stop_signal(tmp_path, stopp
 
 @needs_opensnoop
 @pytest.mark.integration
+@pytest.mark.alone
 def test_opensnoop_counts_each_unit_and_ignores_host_noise(tmp_path):
     fifo, run_id = barrier(tmp_path), f"os-{uuid.uuid4().hex[:8]}"
     a = HostTrigger(fifo, f"{run_id}-a", "security_file_open", ops=3000, sleep="100us", name="a")
@@ -298,6 +299,7 @@ def test_opensnoop_counts_each_unit_and_ignores_host_noise(tmp_path):
 
 @needs_opensnoop
 @pytest.mark.integration
+@pytest.mark.alone
 def test_opensnoop_loses_events_when_it_falls_behind_and_says_so(tmp_path):
     """opensnoop stopped (SIGSTOP) while two workers open 200,000 files cannot drain its
     perf buffer, whatever the machine's speed: the events it did not print are the ones it
@@ -315,6 +317,7 @@ def test_opensnoop_loses_events_when_it_falls_behind_and_says_so(tmp_path):
 
 @needs_execsnoop
 @pytest.mark.integration
+@pytest.mark.alone
 def test_execsnoop_counts_the_units_execs(tmp_path):
     fifo = barrier(tmp_path)
     trig = HostTrigger(fifo, f"ex-{uuid.uuid4().hex[:8]}", "sched_process_exec", ops=500, workers=2)
@@ -326,6 +329,7 @@ def test_execsnoop_counts_the_units_execs(tmp_path):
 
 @needs_opensnoop
 @pytest.mark.integration
+@pytest.mark.alone
 def test_evt_stress_with_opensnoop_writes_its_counts(tmp_path):
     """A unit of an event opensnoop does not see gets no count; its lost counter is in tracer.csv."""
     import pandas as pd

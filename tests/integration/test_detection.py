@@ -14,7 +14,7 @@ import pytest
 from evt.workload.marker import Marker
 from helpers import run_containers, run_evt, unique_run_id
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # the loss limit; kernel.bpf_stats_enabled
 BASE = ["tracer=bpftrace", "stress.stress_end_cooldown=0s"]
 
 

@@ -26,6 +26,7 @@ from helpers import bpftrace_skip_reason, run_containers
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.soak,
+    pytest.mark.alone,  # counts every evt container on the host
     pytest.mark.skipif(bpftrace_skip_reason() is not None, reason=bpftrace_skip_reason() or ""),
 ]
 

@@ -61,7 +61,8 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict]:
     out, state = tmp_path / "run", tmp_path / "state"
     env = dict(os.environ, EVT_STATE_DIR=str(state))
     proc = subprocess.Popen(
-        [EVT, "verify", "--kernel", KERNEL, "-e", "security_file_open", "-o", str(out)],
+        # enough ops to keep the VM busy well past the signal: a run that ends first answers 0
+        [EVT, "verify", "--kernel", KERNEL, "-e", "security_file_open", "--ops", "2000000", "-o", str(out)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -195,6 +195,10 @@ def standin(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_the_standin_refuses_what_tracee_refuses(args, env, refusal):
     done = standin(*args, env=env)
     assert done.returncode == 1 and refusal in done.stderr
+
+
+def test_the_standin_runs_what_tracee_accepts():
+    """The other side of the refusals above: valid flags start it and it exits 0."""
     assert standin("--events", "socket_dup,ptrace", "--output", "none").returncode == 0
 
 
