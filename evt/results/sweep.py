@@ -37,8 +37,9 @@ INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
 NO_RECORD = "no_record"  # the job left no summary.json (killed before it could write one)
 
 
-def job_summaries(sweep_dir: Path, name: str = "summary.json") -> list[tuple[Path, dict[str, Any], str]]:
-    """Each job of a sweep that wrote `name`: its directory, that JSON, and the Hydra
+def job_summaries(sweep_dir: Path, name: str) -> list[tuple[Path, dict[str, Any], str]]:
+    """Each job of a sweep that wrote the JSON record `name` (bench.json: evt bench's; a
+    job's summary.json is read by job_summary): its directory, that JSON, and the Hydra
     overrides that made it (one string), in job order."""
     import yaml
 

@@ -187,3 +187,15 @@ def test_a_summary_written_and_read_back_is_itself(tmp_path_factory, summary):
     path = tmp_path_factory.mktemp("summary") / "summary.json"
     csvio.write_json(summary.to_dict(), path)
     assert Summary.read(path) == summary
+
+
+def test_a_sweep_job_whose_summary_is_damaged_still_gets_a_row_saying_why(tmp_path):
+    from evt.results import sweep
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "summary.json").write_text(json.dumps({"status": "ok", "ok": "many"}))
+    row = sweep.job_row(tmp_path / "0", [])
+    assert row["status"] == sweep.NO_RECORD and "summary.json: ok is 'many', not a number" in row["error"]
+    (tmp_path / "0" / "summary.json").write_text((FIXTURES / "loss_exceeded.json").read_text())
+    row = sweep.job_row(tmp_path / "0", [])
+    assert (row["status"], row["ok"], row["lost"], row["tracer_cpu_s"]) == ("loss_exceeded", 290, 10, 1.25)
