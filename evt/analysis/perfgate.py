@@ -23,7 +23,7 @@ import pandas as pd
 from evt.analysis.compare import COMPARE_COLUMNS, Comparison, matched_rows, split_runs
 from evt.analysis.thresholds import Settings
 from evt.errors import UsageError, brief
-from evt.results import records, rundirs
+from evt.results import rundirs
 
 KIND = "perf-gate baseline"
 # the gate's figures and how much each may grow, in % (current > baseline x 1.20 / 1.25 fails)
@@ -99,14 +99,14 @@ def _candidate_rows(candidate: rundirs.ResultSet, baseline: Baseline, skipped: l
     rows = []
     for run_dir in candidate.run_dirs:
         summary = rundirs.read_summary(run_dir)
-        arch = (summary.get("host") or {}).get("arch")
+        arch = summary.host.arch if summary.host is not None else None
         if arch and arch != baseline.arch:
             skipped.append(
                 f"candidate run {run_dir} not compared: it ran on {arch}, the baseline is for {baseline.arch}"
             )
             continue
-        tracer = rundirs.tracer_name(summary)
-        figures = {name: records.number(summary, run_dir, "tracer_cost", name) for name in GATE_THRESHOLDS}
+        tracer, cost = summary.tracer_name, summary.tracer_cost
+        figures = {name: cost.figure(name) if cost is not None else None for name in GATE_THRESHOLDS}
         why = (
             "run had no tracer (tracer=none)"
             if tracer == "none"

@@ -17,6 +17,7 @@ import pandas as pd
 from evt.analysis.thresholds import METRICS
 from evt.errors import UsageError
 from evt.results import records, rundirs
+from evt.results.summary import EvtVersion, Host, Summary, TracerCost, Window
 
 MIB = 2**20
 
@@ -25,6 +26,10 @@ def _fmt(value: object, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     return f"{float(value):,.{digits}f}"  # type: ignore[arg-type]
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
@@ -39,12 +44,12 @@ def _image(title: str, path: Path) -> list[str]:
     return [f"### {title}", "", f"![{title}]({path.name})", ""]
 
 
-def _cpu_line(summary: dict, run_dir: Path, metrics: pd.Series) -> str:
+def _cpu_line(summary: Summary, run_dir: Path, metrics: pd.Series) -> str:
     """The tracer's CPU: its process's in the measured window and over its whole run, its BPF
     programs' in the kernel, and per million events (or why that is not shown)."""
-    cost = summary.get("tracer_cost") or {}
-    window = cost.get("window") or {}
-    bpf = records.number(summary, run_dir, "tracer_cost", "metrics", "bpf_run_time_s")
+    cost = summary.tracer_cost or TracerCost()
+    window = cost.window or Window()
+    bpf = rundirs.bpf_run_time_s(cost, run_dir)
     per_m = metrics["tracer_cpu_per_mevents"]
     per_m_text = (
         f"{_fmt(per_m, 2)} s per million events (process and BPF programs)"
@@ -52,9 +57,9 @@ def _cpu_line(summary: dict, run_dir: Path, metrics: pd.Series) -> str:
         else f"per million events not shown: {metrics[rundirs.WHY + 'tracer_cpu_per_mevents']}"
     )
     return (
-        f"- tracer CPU: {_fmt(window.get('cpu_s'), 2)} s in the measured window (average "
-        f"{_fmt(window.get('cpu_avg_pct'), 1)}%, p95 {_fmt(window.get('cpu_p95_pct'), 1)}% of a core), "
-        f"{_fmt(cost.get('cpu_s'), 2)} s over its whole run"
+        f"- tracer CPU: {_fmt(window.cpu_s, 2)} s in the measured window (average "
+        f"{_fmt(window.cpu_avg_pct, 1)}%, p95 {_fmt(window.cpu_p95_pct, 1)}% of a core), "
+        f"{_fmt(cost.cpu_s, 2)} s over its whole run"
         + (
             f"; its BPF programs ran {bpf:.3f} s in the kernel (not in its process's CPU time)"
             if bpf is not None
@@ -70,26 +75,24 @@ def run_section(run_dir: Path, out_dir: Path) -> list[str]:
     summary = rundirs.read_summary(run_dir)
     rows = records.read_events(run_dir)
     events = pd.DataFrame(rows)
-    tracer_name = rundirs.tracer_name(summary)
-    tracer = summary.get("tracer")
-    tracer_version = (tracer.get("version") if isinstance(tracer, dict) else None) or "version not recorded"
+    tracer_name = summary.tracer_name
+    tracer_version = (summary.tracer.version if summary.tracer is not None else None) or "version not recorded"
     expected = sum(x for r in rows if isinstance(x := r["expected"], int | float))  # events.csv's numbers
     metrics = rundirs.apply_cpu_floor(pd.DataFrame([rundirs.run_metrics(summary, run_dir, expected)])).iloc[0]
     rss = metrics["peak_rss_bytes"]
     failure = rundirs.run_failure(summary)
+    evt, host = summary.evt_version or EvtVersion(), summary.host or Host()
     peak_rss = (
         _fmt(rss / MIB, 1) + " MiB" if pd.notna(rss) else "not shown: " + str(metrics[rundirs.WHY + "peak_rss_bytes"])
     )
     lines = [
-        f"# evt report: run {summary.get('run_id')}",
+        f"# evt report: run {summary.run_id}",
         "",
-        f"- status: {summary.get('status')}; scenario: {rundirs.scenario_label(summary)}; "
-        f"tracer: {tracer_name} ({tracer_version}); runner: {summary.get('runner')}",
-        *([f"- not whole: {failure}"] if failure and summary.get("status") != "loss_exceeded" else []),
-        f"- evt: {(summary.get('evt_version') or {}).get('version', '-')} "
-        f"{(summary.get('evt_version') or {}).get('commit') or ''}; host: "
-        f"{(summary.get('host') or {}).get('kernel', '-')}, {(summary.get('host') or {}).get('cpus', '-')} CPUs",
-        f"- total {_fmt(summary.get('total_ops_per_s'))} ops/s; start skew {_fmt(summary.get('start_skew_ms'), 2)} ms",
+        f"- status: {summary.status}; scenario: {rundirs.scenario_label(summary)}; "
+        f"tracer: {tracer_name} ({tracer_version}); runner: {summary.runner}",
+        *([f"- not whole: {failure}"] if failure and summary.status != "loss_exceeded" else []),
+        f"- evt: {_text(evt.version)} {evt.commit or ''}; host: {_text(host.kernel)}, {_text(host.cpus)} CPUs",
+        f"- total {_fmt(summary.total_ops_per_s)} ops/s; start skew {_fmt(summary.start_skew_ms, 2)} ms",
         _cpu_line(summary, run_dir, metrics),
         f"- peak RSS: {peak_rss}",
         "",

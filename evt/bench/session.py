@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import signal
 import sys
 import time
@@ -34,6 +33,7 @@ from evt.bench.load import LoadMeter
 from evt.bench.search import OK, BenchSettings, RateSearch, verdict
 from evt.config.spec import EventSpec
 from evt.errors import RunError, UsageError
+from evt.results.summary import Summary, TracerCost
 from evt.stress.planner import new_run_id
 from evt.stress.session import StressSession
 from evt.workload.catalog import get_trigger
@@ -70,35 +70,35 @@ class Measured:
         summary_path = run_dir / "summary.json"
         if not summary_path.exists():
             raise RunError(f"the stress run in {run_dir} wrote no summary.json (see {run_dir}/stress.out)")
-        summary = json.loads(summary_path.read_text())
+        summary = Summary.read(summary_path)
         events = pd.read_csv(run_dir / "events.csv") if (run_dir / "events.csv").exists() else pd.DataFrame()
         expected = int(events["expected"].sum()) if len(events) else 0
-        duration = summary.get("duration_s") or 0.0
-        detection = summary.get("detection")
-        cost = summary.get("tracer_cost") or {}
+        duration = summary.duration_s or 0.0
+        detection = summary.detection
+        cost = summary.tracer_cost or TracerCost()
         observed = lost = loss_pct = None
-        if detection:
-            observed, lost, loss_pct = detection["observed"], detection["lost"], detection["loss_pct"]
-        elif cost.get("lost"):  # no per-event counts: the tracer's own lost-event counters
-            lost = int(sum(cost["lost"].values()))
+        if detection is not None:
+            observed, lost, loss_pct = detection.observed, detection.lost, detection.loss_pct
+        elif cost.lost:  # no per-event counts: the tracer's own lost-event counters
+            lost = int(sum(cost.lost.values()))
             loss_pct = 100.0 * lost / expected if expected else 0.0
         return cls(
             run_dir=str(run_dir),
-            status=str(summary.get("status")),
+            status=str(summary.status),
             target_eps=target_eps,
             achieved_eps=expected / duration if duration > 0 else 0.0,
             expected=expected,
             observed=observed,
             lost=lost,
             loss_pct=loss_pct,
-            tracer_cpu_s=cost.get("cpu_s"),
-            tracer_cpu_share=cost.get("cpu_share"),
-            tracer_peak_rss_bytes=cost.get("peak_rss_bytes"),
-            tracer_kernel_s=(cost.get("metrics") or {}).get("bpf_run_time_s"),
-            workload_cpu_s=float(summary.get("workers_cpu_s") or 0.0),
-            cpu_outside_evt_s=float(summary.get("cpu_outside_evt_s") or 0.0),
-            window_ns=(int(summary["released_ns"]), int(summary["released_ns"] + duration * 1e9))
-            if summary.get("released_ns") and duration > 0
+            tracer_cpu_s=cost.cpu_s,
+            tracer_cpu_share=cost.cpu_share,
+            tracer_peak_rss_bytes=cost.peak_rss_bytes,
+            tracer_kernel_s=(cost.metrics or {}).get("bpf_run_time_s"),
+            workload_cpu_s=float(summary.workers_cpu_s or 0.0),
+            cpu_outside_evt_s=float(summary.cpu_outside_evt_s or 0.0),
+            window_ns=(int(summary.released_ns), int(summary.released_ns + duration * 1e9))
+            if summary.released_ns and duration > 0
             else None,
         )
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from evt.results import summary
+
 WORKER_COLUMNS = [
     "run_id",
     "event",
@@ -50,7 +52,7 @@ EVENT_COLUMNS = [
     "submit_failures",
 ]
 # the perf gate's summary figures of the tracer's resource time series (resource_series.series_summary)
-RESOURCE_FIGURES = ["peak_rss_kb", "avg_cpu_pct", "p95_cpu_pct", "io_read_total_bytes", "io_write_total_bytes"]
+RESOURCE_FIGURES = list(summary.RESOURCE_FIGURES)
 TRACER_COLUMNS = [
     "run_id",
     "tracer",

@@ -9,8 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from evt.paths import HOME
-
-SCHEMA_VERSION = 2  # summary.json layout; 2: provenance fields, tracer as {name, version}
+from evt.results.summary import SCHEMA_VERSION  # summary.json's layout (evt.results.summary)
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ records. Only `evt compare` and `evt report` import this (pandas stays out of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from evt.errors import UsageError, brief
 from evt.results import records
+from evt.results.summary import Summary, TracerCost
 
 RUN_FILES = ("summary.json", "events.csv")
 SWEEP_FILES = ("sweep.csv", "multirun.yaml")
@@ -66,7 +68,7 @@ def locate(path_text: str) -> ResultSet:
         raise UsageError(f"{path_text} is a file, not a directory: give the run, sweep or repeat-set directory.")
     if is_run(path):
         # a run that ended before it had results (failed at start-up) has only its summary.json
-        if not (path / "events.csv").is_file() and is_whole(records.read_summary(path)):
+        if not (path / "events.csv").is_file() and is_whole(read_summary(path)):
             raise UsageError(
                 f"{path_text} has a summary.json but no events.csv: the run did not finish "
                 "writing its results; rerun it."
@@ -109,10 +111,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return parsed
 
 
-def run_overrides(run_dir: Path, summary: dict | None = None) -> list[str]:
+def run_overrides(run_dir: Path, summary: Summary | None = None) -> list[str]:
     """The Hydra overrides a run was started with (summary.json, else .hydra/overrides.yaml)."""
-    if summary and isinstance(summary.get("overrides"), list):
-        return [str(o) for o in summary["overrides"]]
+    if summary is not None and summary.overrides is not None:
+        return list(summary.overrides)
     path = run_dir / ".hydra" / "overrides.yaml"
     if path.is_file():
         data = records.read_yaml(path) or []
@@ -165,56 +167,63 @@ def swept_keys_of(task_overrides: list[str], source: Path | None = None) -> list
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
-def read_summary(run_dir: Path) -> dict:
-    return records.read_summary(run_dir)
+def read_summary(run_dir: Path) -> Summary:
+    """A run's summary.json, which must have a status; UsageError naming the file otherwise."""
+    path = run_dir / "summary.json"
+    summary = Summary.read(path)
+    if summary.status is None:
+        raise UsageError(f"{path} has no status (got None): {records.DAMAGED}.")
+    return summary
 
 
-def scenario_label(summary: dict) -> str:
-    scenario = summary.get("scenario")
-    if isinstance(scenario, list):
-        return "+".join(str(s) for s in scenario) if scenario else "custom"
-    return str(scenario) if scenario else "unknown"
+def scenario_label(summary: Summary) -> str:
+    if summary.scenario is None:
+        return "unknown"
+    return "+".join(summary.scenario) if summary.scenario else "custom"
 
 
-def tracer_name(summary: dict) -> str:
-    tracer = summary.get("tracer")
-    return str((tracer.get("name") if isinstance(tracer, dict) else tracer) or "unknown")
-
-
-def run_failure(summary: dict) -> str | None:
+def run_failure(summary: Summary) -> str | None:
     """Why a run's figures are not whole (None for a run that ended `ok`): its status, and
     its failure's first line."""
-    status, partial = summary.get("status"), summary.get("partial") is True
+    status, partial = summary.status, summary.partial is True
     if status == "ok" and not partial:
         return None
-    crashed = (summary.get("tracer_cost") or {}).get("crashed")  # a tracer's crash is recorded there
-    failure = str(summary.get("failure") or crashed or "").strip().splitlines()
+    crashed = summary.tracer_cost.crashed if summary.tracer_cost is not None else None  # a tracer's crash
+    failure = str(summary.failure or crashed or "").strip().splitlines()
     what = f"status {status}" + (", partial" if partial and status == "ok" else "")
     if partial and status == "ok":
         what += " (units still running at the timeout were stopped: their figures are missing)"
     return what + (f": {failure[0][:300]}" if failure else "")
 
 
-def is_whole(summary: dict) -> bool:
+def is_whole(summary: Summary) -> bool:
     """A run whose figures are complete: it ended ok, or ok but over its loss limit."""
-    return summary.get("status") in USABLE_STATUSES and summary.get("partial") is not True
+    return summary.status in USABLE_STATUSES and summary.partial is not True
 
 
-def tracer_cpu(summary: dict, run_dir: Path) -> tuple[float | None, float, float | None]:
+def tracer_cpu(cost: TracerCost, run_dir: Path) -> tuple[float | None, float, float | None]:
     """(the tracer process's CPU s, its BPF programs' in-kernel run time s, wall s): over
     the measured window where recorded, else over the tracer's whole run. The BPF programs
     run in the traced processes' context, so their time is not in the process's CPU time;
     the kernel accounts it over the programs' lifetime (kernel.bpf_stats_enabled)."""
-    window = (summary.get("tracer_cost") or {}).get("window")
-    scope = (
-        ("tracer_cost", "window") if isinstance(window, dict) and window.get("cpu_s") is not None else ("tracer_cost",)
-    )
-    cpu_s = records.number(summary, run_dir, *scope, "cpu_s")
-    wall_s = records.number(summary, run_dir, *scope, "wall_s")
-    if wall_s is None and len(scope) > 1:
-        wall_s = records.number(summary, run_dir, "tracer_cost", "wall_s")
-    bpf_s = records.number(summary, run_dir, "tracer_cost", "metrics", "bpf_run_time_s") or 0.0
-    return cpu_s, bpf_s, wall_s
+    window = cost.window if cost.window is not None and cost.window.cpu_s is not None else None
+    cpu_s = window.cpu_s if window is not None else cost.cpu_s
+    wall_s = window.wall_s if window is not None else None
+    if wall_s is None:
+        wall_s = cost.wall_s
+    return cpu_s, bpf_run_time_s(cost, run_dir) or 0.0, wall_s
+
+
+def bpf_run_time_s(cost: TracerCost, run_dir: Path) -> float | None:
+    """The in-kernel run time of the tracer's BPF programs (a metric: checked here, as a
+    metric may be any number)."""
+    value = (cost.metrics or {}).get("bpf_run_time_s")
+    if value is not None and not math.isfinite(value):
+        raise UsageError(
+            f"{run_dir / 'summary.json'}: tracer_cost.metrics.bpf_run_time_s is {brief(value)}, "
+            f"not a number: {records.DAMAGED}."
+        )
+    return value
 
 
 def cpu_floor_reason(cpu_s: float, bpf_s: float) -> str | None:
@@ -230,22 +239,22 @@ def _secs(value: float) -> str:
     return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.1g}"
 
 
-def run_metrics(summary: dict, run_dir: Path = Path("."), expected_total: float | None = None) -> dict[str, object]:
+def run_metrics(summary: Summary, run_dir: Path = Path("."), expected_total: float | None = None) -> dict[str, object]:
     """The per-run figures `evt compare` compares, each None where the run did not record it
     with `why.<figure>` saying why; tracer CPU includes its BPF programs' in-kernel run time.
     `cpu_floor` says when that CPU is under MIN_CPU_S (apply_cpu_floor drops such figures).
     CPU per million events is per event the run generated (events.csv's expected totals)."""
-    cost = summary.get("tracer_cost")
-    cpu_s, bpf_s, wall_s = tracer_cpu(summary, run_dir) if cost else (None, 0.0, None)
-    tracer = tracer_name(summary)
+    cost = summary.tracer_cost
+    cpu_s, bpf_s, wall_s = tracer_cpu(cost, run_dir) if cost is not None else (None, 0.0, None)
+    tracer = summary.tracer_name
     if tracer == "none":
         no_cpu = no_tracer = "run had no tracer (tracer=none)"
-    elif not cost:
+    elif cost is None:
         no_cpu = no_tracer = f"run recorded no cost of its tracer {tracer} (summary.json has no tracer_cost)"
     else:
         no_tracer, no_cpu = "", f"tracer {tracer}'s CPU time was not recorded (tracer_cost.cpu_s is empty)"
     total = None if cpu_s is None else cpu_s + bpf_s
-    p95 = records.number(summary, run_dir, "tracer_cost", "window", "cpu_p95_pct") if cost else None
+    p95 = cost.window.cpu_p95_pct if cost is not None and cost.window is not None else None
     values: dict[str, tuple[float | None, str]] = {
         "tracer_cpu_per_mevents": (
             total / expected_total * 1e6 if total is not None and expected_total else None,
@@ -264,17 +273,17 @@ def run_metrics(summary: dict, run_dir: Path = Path("."), expected_total: float 
             no_cpu if total is None else f"tracer {tracer}'s CPU was not sampled (no cpu_p95_pct)",
         ),
         "peak_rss_bytes": (
-            records.number(summary, run_dir, "tracer_cost", "peak_rss_bytes") if cost else None,
+            cost.peak_rss_bytes if cost is not None else None,
             no_tracer or f"tracer {tracer}'s peak RSS was not recorded",
         ),
-        "total_ops_per_s": (records.number(summary, run_dir, "total_ops_per_s"), "summary.json has no total_ops_per_s"),
-        "start_skew_ms": (records.number(summary, run_dir, "start_skew_ms"), "summary.json has no start_skew_ms"),
+        "total_ops_per_s": (summary.total_ops_per_s, "summary.json has no total_ops_per_s"),
+        "start_skew_ms": (summary.start_skew_ms, "summary.json has no start_skew_ms"),
     }
     row: dict[str, object] = {name: value for name, (value, _) in values.items()}
     row.update({WHY + name: (why if value is None else None) for name, (value, why) in values.items()})
     row.update(
         tracer_cpu_s=total,
-        tracer_bpf_s=bpf_s if cost else None,
+        tracer_bpf_s=bpf_s if cost is not None else None,
         cpu_floor=cpu_floor_reason(cpu_s, bpf_s) if cpu_s is not None else None,
     )
     return row
@@ -295,12 +304,12 @@ def apply_cpu_floor(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def run_identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, object]:
+def run_identity(run_dir: Path, summary: Summary, keys: list[str]) -> dict[str, object]:
     overrides = parse_overrides(run_overrides(run_dir, summary))
     row: dict[str, object] = {
         "run_dir": str(run_dir),
-        "run_id": summary.get("run_id"),
-        "status": summary.get("status"),
+        "run_id": summary.run_id,
+        "status": summary.status,
         "scenario": scenario_label(summary),
         "whole": is_whole(summary),
         "failure": run_failure(summary),
@@ -310,10 +319,10 @@ def run_identity(run_dir: Path, summary: dict, keys: list[str]) -> dict[str, obj
 
 
 def event_rows(
-    run_dir: Path, identity: dict[str, object], summary: dict, events: list[dict[str, object]] | None = None
+    run_dir: Path, identity: dict[str, object], summary: Summary, events: list[dict[str, object]] | None = None
 ) -> list[dict[str, object]]:
     """events.csv of one run as compare rows, each empty figure with `why.<figure>`."""
-    tracer = tracer_name(summary)
+    tracer = summary.tracer_name
     rows = []
     for row in records.read_events(run_dir) if events is None else events:
         observed, expected, unit = row["observed"], row["expected"], row["unit"]
@@ -360,7 +369,7 @@ def load(result: ResultSet, keys: list[str] | None = None) -> tuple[pd.DataFrame
             rows = records.read_events(run_dir)
         elif identity["whole"]:
             raise UsageError(
-                f"{run_dir} has a summary.json of status {summary['status']} but no events.csv: the "
+                f"{run_dir} has a summary.json of status {summary.status} but no events.csv: the "
                 "run's record is damaged: rerun it, or leave it out of the set."
             )
         expected = sum(x for r in rows if isinstance(x := r["expected"], int | float)) if rows else None

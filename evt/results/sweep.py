@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from evt.errors import UsageError
 from evt.results import csvio, rundirs
+from evt.results.summary import Detection, Summary, TracerCost
 
 HEAD_COLUMNS = ["job", "host", "status", "error", "overrides"]
 FIGURE_COLUMNS = [
@@ -35,8 +37,9 @@ INTEGER_COLUMNS = ["total_ops", "ok", "errors", "expected", "observed", "lost"]
 NO_RECORD = "no_record"  # the job left no summary.json (killed before it could write one)
 
 
-def job_summaries(sweep_dir: Path, name: str = "summary.json") -> list[tuple[Path, dict[str, Any], str]]:
-    """Each job of a sweep that wrote `name`: its directory, that JSON, and the Hydra
+def job_summaries(sweep_dir: Path, name: str) -> list[tuple[Path, dict[str, Any], str]]:
+    """Each job of a sweep that wrote the JSON record `name` (bench.json: evt bench's; a
+    job's summary.json is read by job_summary): its directory, that JSON, and the Hydra
     overrides that made it (one string), in job order."""
     import yaml
 
@@ -67,33 +70,45 @@ def job_host(job_dir: Path) -> str:
     return node.get("hostname") or "unknown (host lost)"
 
 
+def job_summary(job_dir: Path) -> tuple[Summary, str]:
+    """The job's summary.json and its status (NO_RECORD without one); a record that cannot
+    be read gets a row too, its error saying why."""
+    if not rundirs.is_run(job_dir):
+        return Summary(), NO_RECORD
+    try:
+        summary = Summary.read(job_dir / "summary.json")
+    except UsageError as exc:
+        return Summary(failure=str(exc)), NO_RECORD
+    return summary, summary.status if summary.status is not None else NO_RECORD
+
+
 def job_row(job_dir: Path, keys: list[str]) -> dict[str, Any]:
-    summary = json.loads((job_dir / "summary.json").read_text()) if rundirs.is_run(job_dir) else {}
+    summary, status = job_summary(job_dir)
     given = rundirs.run_overrides(job_dir, summary)
     overrides = rundirs.parse_overrides(given)
-    detection = summary.get("detection") or {}
-    cost = summary.get("tracer_cost") or {}
+    detection = summary.detection or Detection()
+    cost = summary.tracer_cost or TracerCost()
     row: dict[str, Any] = {
         "job": job_dir.name,
         "host": job_host(job_dir),
-        "status": summary.get("status", NO_RECORD),
-        "error": summary.get("failure") or "",
+        "status": status,
+        "error": summary.failure or "",
         "overrides": " ".join(given),
     }
     row.update({key: overrides.get(key, rundirs.UNSET) for key in keys})
     row.update(
         {
-            "total_ops": summary.get("total_ops"),
-            "ok": summary.get("ok"),
-            "errors": summary.get("errors"),
-            "total_ops_per_s": summary.get("total_ops_per_s"),
-            "start_skew_ms": summary.get("start_skew_ms"),
-            "expected": detection.get("expected"),
-            "observed": detection.get("observed"),
-            "lost": detection.get("lost"),
-            "loss_pct": detection.get("loss_pct"),
-            "tracer_cpu_s": cost.get("cpu_s"),
-            "tracer_peak_rss_bytes": cost.get("peak_rss_bytes"),
+            "total_ops": summary.total_ops,
+            "ok": summary.ok,
+            "errors": summary.errors,
+            "total_ops_per_s": summary.total_ops_per_s,
+            "start_skew_ms": summary.start_skew_ms,
+            "expected": detection.expected,
+            "observed": detection.observed,
+            "lost": detection.lost,
+            "loss_pct": detection.loss_pct,
+            "tracer_cpu_s": cost.cpu_s,
+            "tracer_peak_rss_bytes": cost.peak_rss_bytes,
             "run_dir": str(job_dir),
         }
     )

@@ -10,7 +10,7 @@ an exact unit that observed more than expected: over-counting can hide loss, and
 wrong filter or ground truth in itself) and the tracer's own per-event counts where it
 has them (Tracee's kernel submit attempts/failures). tracer.csv: the tracer's cost, its resource
 figures as Tracee's perf gate computes them, and its metric deltas and maxima.
-summary.json: the headline figures.
+summary.json: the headline figures (evt.results.summary.Summary).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evt.results import csvio
+from evt.results.summary import SCHEMA_VERSION, Detection, LossGate, Summary, TracerCost, TracerIdentity
 from evt.stress.plan import Plan
 from evt.tracers.base import TracerReport
 from evt.workload.protocol import TriggerResult
@@ -154,31 +155,41 @@ def summarize(
     results: dict[str, TriggerResult | None],
     extra: dict,
     window: dict | None = None,
-) -> dict:
-    """The headline figures; `window` is the tracer's CPU over the measured window (release
-    to the units' end, evt.stress.timeseries), recorded beside its whole-run figures."""
+) -> Summary:
+    """The headline figures; `extra` is the session's record of the run (provenance,
+    timings, outcome), in summary.json's keys; `window` is the tracer's CPU over the measured
+    window (release to the units' end, evt.stress.timeseries), recorded beside its whole-run
+    figures."""
     ok = int(workers["ok"].sum()) if len(workers) else 0
     span = (workers["t_end_ns"].max() - workers["t_start_ns"].min()) / 1e9 if len(workers) else 0.0
-    summary: dict[str, object] = {
-        "run_id": plan.run_id,
-        "runner": plan.runner,
-        "tracer": plan.tracer,
-        "units": len(plan.units),
-        "workers": len(workers),
-        "total_ops": plan.total_ops,
-        "ok": ok,
-        "errors": int(workers["errors"].sum()) if len(workers) else 0,
-        "duration_s": float(span),
-        "total_ops_per_s": (ok / span) if span > 0 else 0.0,
+    summary = Summary(
+        run_id=plan.run_id,
+        runner=plan.runner,
+        tracer=TracerIdentity(name=plan.tracer),
+        units=len(plan.units),
+        workers=len(workers),
+        total_ops=plan.total_ops,
+        ok=ok,
+        errors=int(workers["errors"].sum()) if len(workers) else 0,
+        duration_s=float(span),
+        total_ops_per_s=(ok / span) if span > 0 else 0.0,
         # the ops' CPU only; what pacing cost waiting is apart (workers_pace_cpu_s)
-        "workers_cpu_s": float(workers["cpu_s"].sum()) if len(workers) else 0.0,
-        "workers_pace_cpu_s": float(workers["pace_cpu_s"].sum()) if len(workers) else 0.0,
-        "workers_late_s": float(workers["late_s"].sum()) if len(workers) else 0.0,
-        "start_skew_ms": start_skew_ms(results),
-    }
-    summary["detection"] = detection(events)
-    if report is not None:
-        summary["tracer_cost"] = {
+        workers_cpu_s=float(workers["cpu_s"].sum()) if len(workers) else 0.0,
+        workers_pace_cpu_s=float(workers["pace_cpu_s"].sum()) if len(workers) else 0.0,
+        workers_late_s=float(workers["late_s"].sum()) if len(workers) else 0.0,
+        start_skew_ms=start_skew_ms(results),
+        detection=detection(events),
+        tracer_cost=tracer_cost(report, window) if report is not None else None,
+    )
+    summary.update(extra)
+    return summary
+
+
+def tracer_cost(report: TracerReport, window: dict | None) -> TracerCost:
+    """The tracer's cost: its whole run, the measured window, its resource series' figures."""
+    resources = dict(report.resources) if report.resources is not None else dict.fromkeys(csvio.RESOURCE_FIGURES)
+    return TracerCost.of(
+        {
             "cpu_s": report.cpu_s,
             "peak_rss_bytes": report.peak_rss_bytes,
             "wall_s": report.wall_s,
@@ -187,13 +198,12 @@ def summarize(
             "metrics": report.metrics,
             "crashed": report.crashed,
             "window": window,
-            **(report.resources or dict.fromkeys(csvio.RESOURCE_FIGURES)),
+            **resources,
         }
-    summary.update(extra)
-    return summary
+    )
 
 
-def detection(events: pd.DataFrame) -> dict | None:
+def detection(events: pd.DataFrame) -> Detection | None:
     """The run's detection totals over the units this tracer counts (None: it counts none).
     `exact` is false, with the reasons in `why_not_exact`, when a unit's count is a lower
     bound, its relation to the event is not exact, or an exact unit observed more than it
@@ -217,29 +227,29 @@ def detection(events: pd.DataFrame) -> dict | None:
         for row in rows
         if row["check"] == MISCOUNTED
     ]
-    return {
-        "expected": expected,
-        "observed": observed,
-        "lost": lost,
-        "extra": int(counted["extra"].sum()),
-        "loss_pct": (100.0 * lost / expected) if expected else 0.0,
-        "exact": not reasons,
-        "why_not_exact": "; ".join(reasons) or None,
-    }
+    return Detection(
+        expected=expected,
+        observed=observed,
+        lost=lost,
+        extra=int(counted["extra"].sum()),
+        loss_pct=(100.0 * lost / expected) if expected else 0.0,
+        exact=not reasons,
+        why_not_exact="; ".join(reasons) or None,
+    )
 
 
-def apply_loss_gate(summary: dict, max_loss_pct: float | None) -> bool:
+def apply_loss_gate(summary: Summary, max_loss_pct: float | None) -> bool:
     """stress.max_loss_pct as a CI gate: records the verdict; False when the loss exceeds
     the limit. Runs without counts (tracer=none, Tracee without JSON output) record
     that the gate could not be applied and pass."""
     if max_loss_pct is None:
         return True
-    detection = summary.get("detection")
-    if not detection:
-        summary["max_loss_pct"] = {"limit": float(max_loss_pct), "passed": None, "why": "no event counts in this run"}
+    limit = float(max_loss_pct)
+    if summary.detection is None or summary.detection.loss_pct is None:
+        summary.max_loss_pct = LossGate(limit=limit, passed=None, why="no event counts in this run")
         return True
-    passed = detection["loss_pct"] <= float(max_loss_pct)
-    summary["max_loss_pct"] = {"limit": float(max_loss_pct), "passed": passed}
+    passed = summary.detection.loss_pct <= limit
+    summary.max_loss_pct = LossGate(limit=limit, passed=passed)
     return passed
 
 
@@ -252,36 +262,28 @@ def write_failure_summary(cfg, run_dir: Path, status: str, failure: str, exit_co
         record = provenance.record(cfg)
     except Exception:  # the config itself may be what is wrong
         record = {
-            "schema_version": provenance.SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION,
             "evt_version": provenance.evt_version(),
             "scenario": [],
             "overrides": provenance.job_overrides(),
             "host": provenance.host(),
             "tracer": {"name": str(cfg.tracer.name), "version": None},
         }
-    summary = {
-        "run_id": cfg.get("run_id"),
-        **record,
-        "run_dir": str(run_dir),
-        "status": status,
-        "partial": True,
-        "failure": failure,
-        "exit_code": exit_code,
-    }
+    summary = Summary(run_id=cfg.get("run_id"))
+    summary.update(record)
+    summary.update({"run_dir": str(run_dir), "status": status, "partial": True, "failure": failure})
+    summary.exit_code = exit_code
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    csvio.write_json(summary, Path(run_dir) / "summary.json")
+    csvio.write_json(summary.to_dict(), Path(run_dir) / "summary.json")
 
 
-def write_all(run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: dict) -> None:
+def write_all(
+    run_dir: Path, workers: pd.DataFrame, events: pd.DataFrame, tracer: pd.DataFrame, summary: Summary
+) -> None:
     csvio.write_csv(workers, run_dir / "workers.csv", csvio.WORKER_COLUMNS)
     csvio.write_csv(events, run_dir / "events.csv", csvio.EVENT_COLUMNS)
     csvio.write_csv(tracer, run_dir / "tracer.csv", csvio.TRACER_COLUMNS)
-    csvio.write_json(summary, run_dir / "summary.json")
-
-
-def tracer_name(summary: dict) -> str:
-    tracer = summary["tracer"]
-    return tracer["name"] if isinstance(tracer, dict) else str(tracer)
+    csvio.write_json(summary.to_dict(), run_dir / "summary.json")
 
 
 def _fmt(value: object, digits: int = 0) -> str:
@@ -328,47 +330,47 @@ def events_table(events: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def tracer_cost_line(summary: dict) -> str | None:
+def tracer_cost_line(summary: Summary) -> str | None:
     """The tracer's cost in one line, or None when it measured none."""
-    cost = summary.get("tracer_cost")
-    if not cost or (cost.get("cpu_s") is None and not cost.get("metrics")):
+    cost = summary.tracer_cost
+    if cost is None or (cost.cpu_s is None and not cost.metrics):
         return None
-    rss = cost.get("peak_rss_bytes")
-    kernel = (cost.get("metrics") or {}).get("bpf_run_time_s")
+    rss = cost.peak_rss_bytes
+    kernel = (cost.metrics or {}).get("bpf_run_time_s")
     return (
-        f"tracer {tracer_name(summary)}: cpu {_fmt(cost.get('cpu_s'), 2)} s "
-        f"({_fmt((cost.get('cpu_share') or 0) * 100, 1)}% of a core), peak RSS "
-        f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.get('lost') or {}).values()):,}"
+        f"tracer {summary.tracer_name}: cpu {_fmt(cost.cpu_s, 2)} s "
+        f"({_fmt((cost.cpu_share or 0) * 100, 1)}% of a core), peak RSS "
+        f"{_fmt(rss / 2**20 if rss else None, 1)} MiB, lost {sum((cost.lost or {}).values()):,}"
         + (f", BPF programs in the kernel {kernel:.2f} s" if kernel is not None else "")
-        + (f", crashed: {cost['crashed']}" if cost.get("crashed") else "")
+        + (f", crashed: {cost.crashed}" if cost.crashed else "")
     )
 
 
-def print_summary(console: Console, events: pd.DataFrame, summary: dict) -> None:
+def print_summary(console: Console, events: pd.DataFrame, summary: Summary) -> None:
     """The table on the terminal; the headline lines through the run's log (evt.log too)."""
-    console.print(events_table(events, f"evt stress {summary['run_id']}: {summary['status']}"))
+    console.print(events_table(events, f"evt stress {summary.run_id}: {summary.status}"))
     line = (
-        f"total {summary['ok']:,} ops ok, {summary['errors']:,} errors, "
-        f"{summary['total_ops_per_s']:,.0f} ops/s; start skew {_fmt(summary['start_skew_ms'], 2)} ms"
+        f"total {summary.ok or 0:,} ops ok, {summary.errors or 0:,} errors, "
+        f"{summary.total_ops_per_s or 0.0:,.0f} ops/s; start skew {_fmt(summary.start_skew_ms, 2)} ms"
     )
     log.info("%s", line)
     cost_line = tracer_cost_line(summary)
     if cost_line:
         log.info("%s", cost_line)
-    metrics = (summary.get("tracer_cost") or {}).get("metrics") or {}
+    metrics = (summary.tracer_cost.metrics if summary.tracer_cost is not None else None) or {}
     if "kernel_seen" in metrics:  # a tracer that knows what its probes saw apart from what it received
         console.print(
-            f"tracer {tracer_name(summary)}: its probes saw {int(metrics['kernel_seen']):,} events in the kernel, "
+            f"tracer {summary.tracer_name}: its probes saw {int(metrics['kernel_seen']):,} events in the kernel, "
             f"{int(metrics['undelivered']):,} of them never reached its userspace"
         )
-    detection = summary.get("detection")
-    if detection:
-        extra = f", {detection['extra']:,} extra" if detection.get("extra") else ""
+    detection = summary.detection
+    if detection is not None:
+        extra = f", {detection.extra:,} extra" if detection.extra else ""
         log.info(
             "%s",
-            f"detection: observed {detection['observed']:,} of {detection['expected']:,} expected "
-            f"({detection['loss_pct']:.2f}% lost{extra})",
+            f"detection: observed {detection.observed or 0:,} of {detection.expected or 0:,} expected "
+            f"({detection.loss_pct or 0.0:.2f}% lost{extra})",
         )
-        if detection.get("why_not_exact"):
-            log.info("%s", f"detection is not exact: {detection['why_not_exact']}")
-    log.info("results: %s", summary["run_dir"])
+        if detection.why_not_exact:
+            log.info("%s", f"detection is not exact: {detection.why_not_exact}")
+    log.info("results: %s", summary.run_dir)

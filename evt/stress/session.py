@@ -380,10 +380,10 @@ class StressSession:
         max_loss = self.cfg.stress.get("max_loss_pct")
         if not results.apply_loss_gate(summary, max_loss) and self.exit_code == 0:
             self.exit_code = 1
-            summary["status"] = self.status = "loss_exceeded"
-            log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary["detection"]["loss_pct"], max_loss)
-        summary["exit_code"] = self.exit_code
-        summary["cpu_outside_evt_s"] = (float(summary["workers_cpu_s"]) if self.runner.units_outside_evt else 0.0) + (
+            summary.status = self.status = "loss_exceeded"
+            log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary.loss_pct, max_loss)
+        summary.exit_code = self.exit_code
+        summary.cpu_outside_evt_s = (float(summary.workers_cpu_s or 0.0) if self.runner.units_outside_evt else 0.0) + (
             (self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0
         )
         results.write_all(self.run_dir, workers, events, tracer_table, summary)

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from evt.results import csvio
 from evt.results import writers as results
+from evt.results.summary import Detection, Summary
 from evt.stress.plan import Plan, Unit
 from evt.tracers.base import TracerReport
 from evt.workload.marker import Target
@@ -72,7 +73,7 @@ def test_without_counts_observed_and_loss_stay_empty():
     events = results.events_frame(plan, states, TracerReport("none", observed=None))
     assert events["observed"].isna().all() and events["lost"].isna().all()
     summary = results.summarize(plan, results.workers_frame(plan, states), events, None, states, {})
-    assert summary["detection"] is None
+    assert summary.detection is None
 
 
 def test_units_a_tracer_does_not_count_have_no_loss_and_stay_out_of_detection():
@@ -83,7 +84,7 @@ def test_units_a_tracer_does_not_count_have_no_loss_and_stay_out_of_detection():
     assert events.loc["security_file_open", "lost"] == 20
     assert events[["observed", "lost", "loss_pct"]].loc["ptrace"].isna().all()
     summary = results.summarize(plan, results.workers_frame(plan, states), events.reset_index(), report, states, {})
-    assert summary["detection"]["expected"] == 190 and summary["detection"]["lost"] == 20
+    assert summary.detection is not None and (summary.detection.expected, summary.detection.lost) == (190, 20)
 
 
 def test_what_the_probe_saw_is_kept_beside_what_userspace_received():
@@ -101,10 +102,12 @@ def test_summary_totals_skew_and_detection():
     plan, states = make_plan()
     report = TracerReport("bpftrace", observed={"security_file_open": 190, "ptrace": 200}, cpu_s=1.0, wall_s=4.0)
     workers = results.workers_frame(plan, states)
-    summary = results.summarize(plan, workers, results.events_frame(plan, states, report), report, states, {"x": 1})
-    assert summary["ok"] == 290 and summary["errors"] == 10 and summary["workers"] == 3
-    assert summary["start_skew_ms"] == 1.0  # units' first ops at 1.000 s and 1.001 s
-    assert summary["detection"] == {
+    summary = results.summarize(
+        plan, workers, results.events_frame(plan, states, report), report, states, {"status": "ok", "x": 1}
+    )
+    assert summary.ok == 290 and summary.errors == 10 and summary.workers == 3
+    assert summary.start_skew_ms == 1.0  # units' first ops at 1.000 s and 1.001 s
+    assert summary.detection is not None and summary.detection.to_dict() == {
         "expected": 390,
         "observed": 390,
         "lost": 0,
@@ -113,7 +116,8 @@ def test_summary_totals_skew_and_detection():
         "exact": False,
         "why_not_exact": "ptrace: its count is a lower bound; ptrace: its count's relation to the event is proxy",
     }
-    assert summary["tracer_cost"]["cpu_share"] == 0.25 and summary["x"] == 1
+    assert summary.tracer_cost is not None and summary.tracer_cost.cpu_share == 0.25
+    assert summary.status == "ok" and summary.to_dict()["x"] == 1  # the session's keys, known or not, are kept
 
 
 def test_an_exact_unit_that_over_counts_is_miscounted_and_detection_not_exact(caplog):
@@ -130,11 +134,10 @@ def test_an_exact_unit_that_over_counts_is_miscounted_and_detection_not_exact(ca
     summary = results.summarize(
         plan, results.workers_frame(plan, states), events, report, states, {"status": "ok", "run_dir": "d"}
     )
-    detection = summary["detection"]
-    assert detection["exact"] is False and detection["extra"] == 60
-    assert (
-        "security_file_open: observed 200 events where exactly 190 were made (10 extra: miscounted)"
-        in detection["why_not_exact"]
+    detection = summary.detection
+    assert detection is not None and detection.exact is False and detection.extra == 60
+    assert "security_file_open: observed 200 events where exactly 190 were made (10 extra: miscounted)" in (
+        detection.why_not_exact or ""
     )
     console = Console(record=True, width=200)
     with caplog.at_level("INFO", logger="evt.results.writers"):
@@ -152,8 +155,8 @@ def test_an_exact_unit_that_counts_exactly_is_ok_and_exact():
     report = TracerReport("bpftrace", observed={"security_file_open": 190})
     events = results.events_frame(plan, states, report)
     assert list(events["check"]) == ["ok"] and list(events["extra"]) == [0]
-    detection = results.summarize(plan, results.workers_frame(plan, states), events, report, states, {})["detection"]
-    assert detection["exact"] is True and detection["why_not_exact"] is None
+    detection = results.summarize(plan, results.workers_frame(plan, states), events, report, states, {}).detection
+    assert detection is not None and detection.exact is True and detection.why_not_exact is None
 
 
 def test_workers_report_the_ops_cpu_apart_from_pacing():
@@ -162,17 +165,20 @@ def test_workers_report_the_ops_cpu_apart_from_pacing():
         w.cpu_s, w.pace_cpu_s, w.late_s = 0.5, 0.05, 0.01
     workers = results.workers_frame(plan, states)
     summary = results.summarize(plan, workers, results.events_frame(plan, states, None), None, states, {})
-    assert (summary["workers_cpu_s"], summary["workers_pace_cpu_s"], summary["workers_late_s"]) == (1.0, 0.1, 0.02)
+    assert (summary.workers_cpu_s, summary.workers_pace_cpu_s, summary.workers_late_s) == (1.0, 0.1, 0.02)
 
 
 def test_loss_gate():
-    assert results.apply_loss_gate({"detection": {"loss_pct": 0.5}}, None)
-    summary = {"detection": {"loss_pct": 0.5}}
-    assert not results.apply_loss_gate(summary, 0.1) and summary["max_loss_pct"] == {"limit": 0.1, "passed": False}
-    summary = {"detection": {"loss_pct": 0.5}}
-    assert results.apply_loss_gate(summary, 1) and summary["max_loss_pct"]["passed"] is True
-    summary = {"detection": None}
-    assert results.apply_loss_gate(summary, 0) and summary["max_loss_pct"]["passed"] is None
+    assert results.apply_loss_gate(Summary(detection=Detection(loss_pct=0.5)), None)
+    summary = Summary(detection=Detection(loss_pct=0.5))
+    assert not results.apply_loss_gate(summary, 0.1)
+    assert summary.max_loss_pct is not None and summary.max_loss_pct.to_dict() == {"limit": 0.1, "passed": False}
+    summary = Summary(detection=Detection(loss_pct=0.5))
+    assert results.apply_loss_gate(summary, 1) and summary.max_loss_pct is not None
+    assert summary.max_loss_pct.passed is True
+    summary = Summary(detection=None)
+    assert results.apply_loss_gate(summary, 0) and summary.max_loss_pct is not None
+    assert summary.max_loss_pct.passed is None
 
 
 def test_files_have_the_stable_columns_first(tmp_path):
@@ -181,7 +187,7 @@ def test_files_have_the_stable_columns_first(tmp_path):
     workers = results.workers_frame(plan, states)
     events = results.events_frame(plan, states, report)
     tracer = results.tracer_frame(plan, report)
-    results.write_all(tmp_path, workers, events, tracer, {"run_id": "r1"})
+    results.write_all(tmp_path, workers, events, tracer, Summary(run_id="r1"))
     for name, columns in (
         ("workers.csv", csvio.WORKER_COLUMNS),
         ("events.csv", csvio.EVENT_COLUMNS),
@@ -222,7 +228,8 @@ def test_the_measured_window_sits_beside_the_whole_run():
         {},
         window=window,
     )
-    assert summary["tracer_cost"]["cpu_s"] == 1.0 and summary["tracer_cost"]["window"] == window
+    assert summary.tracer_cost is not None and summary.tracer_cost.cpu_s == 1.0
+    assert summary.tracer_cost.window is not None and summary.tracer_cost.window.to_dict() == window
     row = results.tracer_frame(plan, report, window).iloc[0]
     assert (row["cpu_s"], row["window_cpu_s"], row["window_cpu_p95_pct"]) == (1.0, 0.4, 35.0)
 
@@ -245,5 +252,5 @@ def test_detection_is_exact_only_when_every_count_and_relation_is():
         summary = results.summarize(
             plan, results.workers_frame(plan, states), results.events_frame(plan, states, report), report, states, {}
         )
-        assert summary["detection"]["exact"] is expected
-    assert summary["detection"]["why_not_exact"] == "device_add: its count's relation to the event is unverified"
+        assert summary.detection is not None and summary.detection.exact is expected
+    assert summary.detection.why_not_exact == "device_add: its count's relation to the event is unverified"
