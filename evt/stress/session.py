@@ -367,12 +367,8 @@ class StressSession:
         from evt.results import writers as results
 
         outcome = self.outcome
-        self.extra.update(
-            status=outcome.status,
-            partial=outcome.partial,
-            failure=outcome.failure,
-            wall_s=time.monotonic() - self._t_command,
-        )
+        self.extra.update(status=outcome.status, partial=outcome.partial, failure=outcome.failure)
+        self.extra["wall_s"] = time.monotonic() - self._t_command
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
         scenarios = self.extra["scenario"]  # the scenario names provenance recorded
