@@ -1,23 +1,24 @@
-"""Builds the plugins of a run from the composed config: the tracer (`tracer=<name>`) and
-the runner (`runner=<name>`).
+"""Builds the plugins of a run, each from its own config node: the tracer (`tracer=<name>`)
+and the runner (`runner=<name>`).
 
 Each conf/tracer/<name>.yaml and conf/runner/<name>.yaml names its class in `_target_`
 and holds the class's keyword arguments (its schema: a dataclass its plugin registers in
 the ConfigStore, see docs/plugins.md). The class is looked up with hydra.utils.get_class
-and built with hydra.utils.instantiate from its own node plus `run` (a RunContext): no
-plugin ever sees the root config. A class is imported only when chosen, so a host without
-one plugin's dependencies can still run the others, and a new tracer or runner is a class,
-a schema module and a YAML, with nothing to register here.
+and built with hydra.utils.instantiate from its own node (a PluginOption, cut from the
+root config where the run request is made, evt/stress/request.py) plus `run` (a
+RunContext): no plugin ever sees the root config. A class is imported only when chosen,
+so a host without one plugin's dependencies can still run the others, and a new tracer or
+runner is a class, a schema module and a YAML, with nothing to register here.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from dataclasses import dataclass
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from evt.errors import UsageError
 from evt.paths import CONF_DIR
@@ -47,9 +48,24 @@ def plugin_class(target: object, base: type) -> type | None:
     return cls if issubclass(cls, base) else None
 
 
-def build_plugin(node, group: str, run: RunContext):
-    """The plugin an option's node describes, built with its keys and `run`."""
+@dataclass(frozen=True)
+class PluginOption:
+    """A tracer's or runner's own config node, resolved and cut from the root config (what
+    hydra.utils.instantiate builds the plugin from), and the option's name."""
+
+    name: str
+    node: DictConfig
+
+    @classmethod
+    def of(cls, node) -> PluginOption:
+        """The option a group's node holds (cfg.tracer, cfg.runner, cfg.bench.baseline_tracer)."""
+        return cls(name=str(node.get("name")), node=detached(node))
+
+
+def build_plugin(option: PluginOption, group: str, run: RunContext):
+    """The plugin an option describes, built with its keys and `run`."""
     base = PLUGIN_GROUPS[group]
+    node = option.node
     target = node.get("_target_")
     if plugin_class(target, base) is None:
         choices = ", ".join(f"{group}={name}" for name in group_options(group))
@@ -58,7 +74,7 @@ def build_plugin(node, group: str, run: RunContext):
             f"use one of {choices} (the {group} config group, conf/{group}/)."
         )
     try:
-        return instantiate(detached(node), run=run)
+        return instantiate(copy.deepcopy(node), run=run)
     except InstantiationException as exc:
         # the plugin's own refusal (a UsageError naming the bad value) stays its own
         if exc.__cause__ is not None:
@@ -66,7 +82,7 @@ def build_plugin(node, group: str, run: RunContext):
         raise
 
 
-def detached(node):
+def detached(node) -> DictConfig:
     """The node resolved (`settings: ${tracee}` becomes the section's values) and cut from
     the root config, so nothing reaches the root through a plugin's keyword arguments."""
     node = copy.deepcopy(node)
@@ -75,17 +91,9 @@ def detached(node):
     return node
 
 
-def run_context(cfg, run_dir: Path, run_id: str | None = None) -> RunContext:
-    """What the plugins of the run composed as `cfg` are told of it."""
-    run_dir = Path(run_dir)
-    return RunContext(
-        run_id=str(run_id or cfg.get("run_id") or run_dir.name), run_dir=run_dir, runner=str(cfg.runner.name)
-    )
+def make_tracer(option: PluginOption, run: RunContext) -> Tracer:
+    return build_plugin(option, "tracer", run)
 
 
-def make_tracer(cfg, run_dir: Path, run_id: str | None = None) -> Tracer:
-    return build_plugin(cfg.tracer, "tracer", run_context(cfg, run_dir, run_id))
-
-
-def make_runner(cfg, run_id: str, run_dir: Path) -> Runner:
-    return build_plugin(cfg.runner, "runner", run_context(cfg, run_dir, run_id))
+def make_runner(option: PluginOption, run: RunContext) -> Runner:
+    return build_plugin(option, "runner", run)

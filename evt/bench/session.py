@@ -16,27 +16,27 @@ How a round's verdict is reached: evt.bench.search.verdict.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
+import functools
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import open_dict
 from rich.console import Console
 
 from evt.bench import report as bench_report
 from evt.bench.load import LoadMeter
+from evt.bench.rounds import RoundRequests, workload
 from evt.bench.search import OK, BenchSettings, RateSearch, verdict
 from evt.config.spec import EventSpec
 from evt.errors import RunError, UsageError
 from evt.results.summary import Summary, TracerCost
-from evt.stress.planner import new_run_id
+from evt.stress.request import RunRequest
 from evt.stress.session import StressSession
-from evt.workload.catalog import get_trigger
 
 # -- one round -------------------------------------------------------------------------
 
@@ -159,75 +159,20 @@ class Round:
         }
 
 
-def workload(cfg) -> list[EventSpec]:
-    """The config's events, each of them counted exactly and standing exactly for its event
-    (a bench measures loss: a lower bound or a stand-in count makes loss a guess)."""
-    from evt.stress.suite import resolve_specs
-
-    specs = resolve_specs(cfg)
-    for spec in specs:
-        trig = get_trigger(spec.event)
-        mode = spec.mode or trig.default_mode
-        target = trig.mode(mode).target
-        if not target.exact:
-            raise UsageError(
-                f"event {spec.event} in mode {mode} is counted as a lower bound, not exactly: a bench needs exact "
-                "counts to measure loss; use a native-mode event (see `evt list`), e.g. security_file_open."
-            )
-        if target.relation != "exact":
-            raise UsageError(
-                f"event {spec.event} in mode {mode} is counted at a stand-in whose relation to the event is "
-                f"{target.relation} ({target.reason.strip()}): a bench needs counts that are exactly the event's to "
-                "measure loss; use an event whose relation is exact (see `evt list`), e.g. security_file_open."
-            )
-    return specs
-
-
-def paced_specs(specs: list[EventSpec], target_eps: float, duration_s: float) -> list[str]:
-    """The workload's specs paced so that, all workers together, they make target_eps
-    events/s for duration_s: every worker an equal share."""
-    workers = sum(spec.instances for spec in specs)
-    paced = []
-    for spec in specs:
-        per_op = get_trigger(spec.event).mode(spec.mode or get_trigger(spec.event).default_mode).target.per_op
-        rate = target_eps / workers / per_op
-        ops = max(1, round(rate * duration_s))
-        paced.append(str(dataclasses.replace(spec, ops=ops, rate=rate)))
-    return paced
-
-
-def round_config(cfg, specs: list[EventSpec], target_eps: float, settings: BenchSettings, run_id: str, baseline: bool):
-    """The stress config of one round: the paced workload, nothing else, this round's tracer."""
-    round_cfg = copy.deepcopy(cfg)
-    with open_dict(round_cfg):
-        round_cfg.events = paced_specs(specs, target_eps, settings.round_duration_s)
-        round_cfg.scenario = None
-        round_cfg.events_files, round_cfg.scenarios, round_cfg.all_scenarios = [], [], False
-        for knob in ("instances", "ops", "sleep", "rate", "mode"):
-            round_cfg.stress[knob] = None
-        round_cfg.stress.stress_end_cooldown = "0s" if baseline else settings.cooldown
-        round_cfg.stress.max_loss_pct = None  # the bench judges loss itself
-        round_cfg.stress.dry_run = False
-        round_cfg.stress.wait_before_trigger = False
-        round_cfg.run_id = run_id
-        if baseline:
-            round_cfg.tracer = cfg.bench.baseline_tracer
-    return round_cfg
-
-
-def run_round(round_cfg, run_dir: Path) -> int:
-    """One stress run, the same session `evt stress` runs; its exit code. What it prints
-    goes to run_dir/stress.out (its log lines also reach the bench's evt.log)."""
+def run_round(round_request: Callable[[], RunRequest], run_dir: Path) -> int:
+    """One stress run, the same session `evt stress` runs, of the request `round_request`
+    makes; its exit code. What it prints goes to run_dir/stress.out (its log lines also
+    reach the bench's evt.log)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "stress.out", "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            return StressSession.prepare(round_cfg, run_dir).run()
+            return StressSession.for_request(round_request(), run_dir).run()
         except UsageError as exc:  # checked for the first rate before the bench started
             raise RunError(f"round in {run_dir}: {exc}") from exc
 
 
 def measure_rate(
-    cfg,
+    rounds: RoundRequests,
     specs: list[EventSpec],
     settings: BenchSettings,
     target: float,
@@ -243,11 +188,13 @@ def measure_rate(
     measured: dict[bool, Measured] = {}
     for baseline in (False, True) if traced_first else (True, False):
         tag = "b" if baseline else "t"
-        live.running(index, target, cfg.bench.baseline_tracer.name if baseline else cfg.tracer.name)
+        live.running(index, target, rounds.tracer_name(baseline))
         where = rounds_dir / f"{index:02d}{tag}-{target:.0f}eps"
-        round_cfg = round_config(cfg, specs, target, settings, f"{cfg.run_id}-{index:02d}{tag}", baseline)
+        request = functools.partial(
+            rounds.round, specs, target, settings, f"{rounds.run_id}-{index:02d}{tag}", baseline
+        )
         meter = LoadMeter()
-        exit_code = run_round(round_cfg, where)
+        exit_code = run_round(request, where)
         if exit_code in (130, 143):
             raise BenchInterrupted(exit_code)
         done = Measured.from_run_dir(where, target)
@@ -272,15 +219,17 @@ class BenchSession:
     """One `evt bench`: validated before anything starts, then the search, a live table,
     bench.csv/json/png (evt.cli.hydra_app runs it as `evt stress` runs a StressSession)."""
 
-    def __init__(self, cfg, run_dir: Path, settings: BenchSettings, specs: list[EventSpec]):
-        self.cfg, self.run_dir, self.settings, self.specs = cfg, Path(run_dir), settings, specs
+    def __init__(self, rounds: RoundRequests, run_dir: Path, settings: BenchSettings, specs: list[EventSpec]):
+        self.rounds, self.run_dir, self.settings, self.specs = rounds, Path(run_dir), settings, specs
 
     @classmethod
     def prepare(cls, cfg, run_dir: Path) -> BenchSession:
-        """Everything the bench and its rounds check (the rounds at the start rate, with
+        """The entrance: the composed config becomes the rounds' stress requests; then
+        everything the bench and its rounds check (the rounds at the start rate, with
         and without the tracer, prepared as sessions); starts nothing."""
         settings = BenchSettings.from_cfg(cfg.bench)
-        specs = workload(cfg)
+        rounds = RoundRequests.from_config(cfg)  # a run id made here: each round's run id starts with it
+        specs = workload(rounds.stress.specs)
         try:
             import matplotlib  # noqa: F401  (bench.png)
         except ImportError:
@@ -288,26 +237,23 @@ class BenchSession:
                 "evt bench draws bench.png with matplotlib, which is not installed: "
                 "`make setup`, or `pip install 'evt[plots]'`."
             ) from None
-        cfg = copy.deepcopy(cfg)
-        with open_dict(cfg):
-            cfg.run_id = cfg.get("run_id") or new_run_id()  # each round's run id starts with it
         for baseline in (False, True):
-            round_cfg = round_config(cfg, specs, settings.start_rate, settings, cfg.run_id, baseline)
-            StressSession.prepare(round_cfg, Path(run_dir) / "rounds")
-        return cls(cfg, run_dir, settings, specs)
+            request = rounds.round(specs, settings.start_rate, settings, rounds.run_id, baseline)
+            StressSession.for_request(request, Path(run_dir) / "rounds")
+        return cls(rounds, run_dir, settings, specs)
 
     def run(self, measure=None) -> int:
         """The search, round by round; `measure` runs one round (measure_rate's signature;
         tests give a model of a tracer instead of stress runs)."""
-        cfg, settings = self.cfg, self.settings
-        if cfg.stress.dry_run:
+        rounds, settings = self.rounds, self.settings
+        if rounds.stress.settings.dry_run:
             return self.dry_run()
         measure = measure or measure_rate
         search = RateSearch(settings)
         rows: list[dict[str, object]] = []
         started = time.monotonic()
         status, failure, code = "ok", None, 0
-        live = bench_report.LiveTable(terminal_console(), cfg.tracer.name, settings)
+        live = bench_report.LiveTable(terminal_console(), rounds.tracer_name(baseline=False), settings)
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
             with live:
@@ -315,7 +261,15 @@ class BenchSession:
                     target, phase = step
                     repeat = len(search.verdicts.get(target, []))
                     done = measure(
-                        cfg, self.specs, settings, target, len(rows) + 1, phase, repeat, self.run_dir / "rounds", live
+                        rounds,
+                        self.specs,
+                        settings,
+                        target,
+                        len(rows) + 1,
+                        phase,
+                        repeat,
+                        self.run_dir / "rounds",
+                        live,
                     )
                     search.record(target, done.verdict == OK)
                     rows.append(done.row())
@@ -330,7 +284,14 @@ class BenchSession:
             signal.signal(signal.SIGTERM, previous)
         described = [f"{s.event}:instances={s.instances}" + (f":mode={s.mode}" if s.mode else "") for s in self.specs]
         summary = bench_report.summarize(
-            cfg.tracer.name, settings, described, rows, search, status, failure, time.monotonic() - started
+            rounds.tracer_name(baseline=False),
+            settings,
+            described,
+            rows,
+            search,
+            status,
+            failure,
+            time.monotonic() - started,
         )
         bench_report.write_all(self.run_dir, rows, summary)
         bench_report.print_summary(live.console, summary, self.run_dir)
@@ -346,9 +307,9 @@ class BenchSession:
             f"rate; at most {s.max_rounds} rounds of {s.round_duration_s:g} s; loss limit {s.max_loss_pct:g}%)"
         )
         for baseline in (False, True):
-            round_cfg = round_config(self.cfg, self.specs, s.start_rate, s, self.cfg.run_id, baseline)
-            round_cfg.stress.dry_run = True
-            code = StressSession.prepare(round_cfg, self.run_dir / "rounds").run()
+            request = self.rounds.round(self.specs, s.start_rate, s, self.rounds.run_id, baseline)
+            request = dataclasses.replace(request, settings=dataclasses.replace(request.settings, dry_run=True))
+            code = StressSession.for_request(request, self.run_dir / "rounds").run()
             if code:
                 return code
         return 0

@@ -78,8 +78,8 @@ def _trigger_parser(sub: argparse._SubParsersAction) -> None:
         "--mode",
         choices=None,
         default=None,
-        help="native (syscalls from Python, no fork per op) or script (a shell script per op, as Tracee's evt runs it); "
-        "default: native where the trigger has it",
+        help="native (syscalls from Python, no fork per op) or script (a shell script per op, as Tracee's evt runs "
+        "it); default: native where the trigger has it",
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     p.add_argument(

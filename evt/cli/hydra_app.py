@@ -23,7 +23,7 @@ from evt.cli import runlog
 from evt.config import schema as evt_config
 from evt.errors import RunError, UsageError
 from evt.paths import CONF_DIR
-from evt.stress.planner import new_run_id
+from evt.stress.request import new_run_id
 from evt.stress.session import StressSession
 
 log = logging.getLogger("evt.stress.session")

@@ -168,7 +168,8 @@ def positive_int(value: object, what: str, limit: int = INT64_MAX, flag: str | N
         )
     if number > MAX_COUNT:
         raise UsageError(
-            f"{what} must be at most {MAX_COUNT} (a 32-bit count, as Tracee's evt takes it), got {number}\nGive a smaller number."
+            f"{what} must be at most {MAX_COUNT} (a 32-bit count, as Tracee's evt takes it), got {number}\n"
+            "Give a smaller number."
         )
     return number
 

@@ -78,15 +78,6 @@ def host() -> dict[str, object]:
     }
 
 
-def scenario_names(cfg) -> list[str]:
-    """The scenarios a run's events came from (empty for events given only with -e)."""
-    from evt.stress.suite import select_scenarios
-
-    names = [str(cfg.scenario.name)] if cfg.get("scenario") is not None else []
-    names += [s.name for s in select_scenarios(list(cfg.events_files), list(cfg.scenarios), bool(cfg.all_scenarios))]
-    return list(dict.fromkeys(names))
-
-
 def job_overrides() -> list[str]:
     """The Hydra overrides of the running job ([] outside a Hydra job)."""
     from hydra.core.hydra_config import HydraConfig
@@ -96,13 +87,14 @@ def job_overrides() -> list[str]:
     return [str(o) for o in HydraConfig.get().overrides.task]
 
 
-def record(cfg, tracer_version: str | None = None) -> dict[str, object]:
-    """The provenance fields of summary.json."""
+def record(scenarios: list[str], tracer: str, tracer_version: str | None = None) -> dict[str, object]:
+    """The provenance fields of summary.json: the scenarios the run's events came from (none
+    for events given only with -e) and the tracer's name, beside what this module finds out."""
     return {
         "schema_version": SCHEMA_VERSION,
         "evt_version": evt_version(),
-        "scenario": scenario_names(cfg),
+        "scenario": list(scenarios),
         "overrides": job_overrides(),
         "host": host(),
-        "tracer": {"name": str(cfg.tracer.name), "version": tracer_version},
+        "tracer": {"name": tracer, "version": tracer_version},
     }

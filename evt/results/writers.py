@@ -257,9 +257,10 @@ def write_failure_summary(cfg, run_dir: Path, status: str, failure: str, exit_co
     """summary.json of a job that ended before it had results (bad input, an error, a bug):
     a sweep still gets a row for it, with the reason."""
     from evt.results import provenance
+    from evt.stress.request import scenario_names
 
     try:
-        record = provenance.record(cfg)
+        record = provenance.record(scenario_names(cfg), str(cfg.tracer.name))
     except Exception:  # the config itself may be what is wrong
         record = {
             "schema_version": SCHEMA_VERSION,

@@ -16,7 +16,7 @@ from typing import TextIO
 from evt.errors import RunError
 from evt.procs import LOG_TAIL, log_tail
 from evt.runners.schema import RunnerConfig
-from evt.stress.plan import RunContext, Unit
+from evt.stress.plan import RunContext, RunnerDescription, Unit
 from evt.workload import protocol
 from evt.workload.protocol import TriggerResult
 
@@ -88,7 +88,6 @@ class Runner(ABC):
     """Starts units blocked at a shared FIFO barrier, releases them, follows them."""
 
     name = "runner"
-    units_noun = "process groups"  # what one unit is here, in the plan's words
     # whether the units' processes live outside evt's process tree (containers do): their
     # CPU is then not in what evt.bench.load counts as evt's own
     units_outside_evt = False
@@ -104,6 +103,10 @@ class Runner(ABC):
         self.notice: str | None = None  # one line for the user about how units run
         self.barrier_dir = self.run_dir / ".barrier"
         self.units_dir = self.run_dir / UNITS_DIR
+
+    def describe(self) -> RunnerDescription:
+        """What one unit is here, in the plan's words (a process group unless a runner says)."""
+        return RunnerDescription("process group", "process groups")
 
     def add_state(self, unit: Unit) -> UnitState:
         """The state of a unit about to start; its output goes to units/<unit>.log."""

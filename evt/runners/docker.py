@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from evt import faults, host
 from evt.errors import RunError, UsageError
 from evt.runners.base import Runner, UnitState
-from evt.stress.plan import RunContext, Unit
+from evt.stress.plan import RunContext, RunnerDescription, Unit
 
 if TYPE_CHECKING:  # docker is imported when a docker run starts
     from docker import DockerClient
@@ -67,7 +67,6 @@ def daemon_capabilities() -> set[str] | None:
 
 class DockerRunner(Runner):
     name = "docker"
-    units_noun = "containers"
     units_outside_evt = True
 
     def __init__(self, run: RunContext, **settings):
@@ -76,6 +75,9 @@ class DockerRunner(Runner):
         self.privileged = False
         self.cap_add: list[str] = []
         self._cut_short = False  # a create request was interrupted (see cleanup)
+
+    def describe(self) -> RunnerDescription:
+        return RunnerDescription("container", "containers", image=self.settings.image)
 
     def check(self, units: list[Unit]) -> None:
         import docker

@@ -17,6 +17,24 @@ class RunContext:
     runner: str  # the runner's name (a tracer scopes containers or process trees by it)
 
 
+@dataclass(frozen=True)
+class RunnerDescription:
+    """How a runner's units are named in what a run prints, and what they run from
+    (Runner.describe()): the session and the lines never ask which runner they have."""
+
+    singular: str  # one unit: "container", "process group"
+    plural: str
+    image: str | None = None  # the image every unit runs, where units are containers
+
+    @property
+    def title(self) -> str:
+        return self.plural.title()
+
+    @property
+    def ids(self) -> str:
+        return f"{self.singular.title()} IDs"
+
+
 @dataclass
 class Unit:
     """One event of the run, executed in one container (or one local process group)."""

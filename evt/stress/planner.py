@@ -1,39 +1,23 @@
 """The plan of `evt stress`: what the runner will start, exactly, and how `--dry-run`
-prints it. Building it checks every setting and starts nothing (evt/stress/session.py runs it)."""
+prints it. Built from the run request (evt/stress/request.py, its settings already checked),
+it checks every event against the host and the runner and starts nothing (evt/stress/session.py
+runs it)."""
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from dataclasses import replace
 
-from evt.config.spec import EventSpec, format_duration, parse_duration, parse_seconds
+from evt.config.spec import EventSpec
 from evt.errors import UsageError
 from evt.host import check_arch, check_kernel_feature
-from evt.stress import runstate
-from evt.stress.plan import Plan, Unit
+from evt.runners.base import Runner
+from evt.stress.plan import Plan, RunnerDescription, Unit
+from evt.stress.request import RunRequest
 from evt.workload.catalog import get_trigger
 from evt.workload.marker import Marker
 
 log = logging.getLogger("evt.stress.plan")
-DURATION_KEYS = ("timeout", "stress_end_cooldown", "signal_timeout", "progress_interval")
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def check_settings(cfg) -> None:
-    """The stress.* settings every run needs, before anything else is looked at."""
-    for key in DURATION_KEYS:
-        parse_duration(cfg.stress[key], f"stress.{key}")
-    parse_duration(cfg.runner.ready_timeout, "runner.ready_timeout")
-    if cfg.get("run_id"):
-        runstate.validate_run_id(cfg.run_id)
-    max_loss = cfg.stress.get("max_loss_pct")
-    if max_loss is not None and not 0 <= float(max_loss) <= 100:
-        raise UsageError(f"stress.max_loss_pct={max_loss} is not a percentage: give a number from 0 to 100.")
 
 
 def _check_runs_here(spec: EventSpec, needs) -> None:
@@ -56,14 +40,15 @@ def _check_unit_capabilities(trig, mode: str, held: tuple[set[str], str] | None)
         )
 
 
-def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
-    """One unit per event spec, placed by the runner (its barrier path, its names)."""
+def build_plan(request: RunRequest, runner: Runner) -> Plan:
+    """One unit per event spec of the request, placed by the runner (its barrier path, its names)."""
     units: list[Unit] = []
     seen: dict[str, int] = {}
-    signal_timeout = format_duration(parse_duration(cfg.stress.signal_timeout, "stress.signal_timeout"))
-    progress = parse_seconds(cfg.stress.progress_interval, "stress.progress_interval")
+    run_id, settings = request.run_id, request.settings
+    signal_timeout = settings.unit_signal_timeout
+    progress = settings.progress_interval.seconds
     barrier = runner.barrier_in_unit()
-    for spec in specs:
+    for spec in request.specs:
         trig = get_trigger(spec.event)
         spec = replace(spec, event=trig.event)  # an alias (socket_dup) runs its trigger
         mode = spec.mode or trig.default_mode
@@ -90,8 +75,8 @@ def build_plan(cfg, run_id: str, specs: list[EventSpec], runner) -> Plan:
                 container_name=runner.unit_container_name(name),
             )
         )
-    phases = _phases(cfg, len(units), runner.units_noun)
-    return Plan(run_id=run_id, runner=cfg.runner.name, tracer=cfg.tracer.name, units=units, phases=phases)
+    phases = _phases(request, len(units), runner.describe())
+    return Plan(run_id=run_id, runner=request.runner.name, tracer=request.tracer.name, units=units, phases=phases)
 
 
 def _unit_argv(
@@ -105,15 +90,16 @@ def _unit_argv(
     ]  # fmt: skip
 
 
-def _phases(cfg, units: int, noun: str) -> list[str]:
+def _phases(request: RunRequest, units: int, described: RunnerDescription) -> list[str]:
     """What the run will do, phase by phase, as the dry run shows it."""
+    settings = request.settings
     return [
         "1. check prerequisites (runner, image, tracer)",
-        f"2. start {units} {noun}, each waiting at the start barrier",
-        f"3. start tracer {cfg.tracer.name} scoped to the units and wait until ready",
+        f"2. start {units} {described.plural}, each waiting at the start barrier",
+        f"3. start tracer {request.tracer.name} scoped to the units and wait until ready",
         "4. release the start barrier for every unit at once",
-        f"5. follow the units until done (timeout {cfg.stress.timeout}), "
-        f"then {cfg.stress.stress_end_cooldown} end cooldown",
+        f"5. follow the units until done (timeout {settings.timeout.text}), "
+        f"then {settings.stress_end_cooldown.text} end cooldown",
         "6. stop and collect the tracer, write results, remove every unit",
     ]
 

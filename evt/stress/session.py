@@ -1,14 +1,16 @@
 """One `evt stress` run as an object with named phases, independent of where the units
 run (the runner) and what watches them (the tracer).
 
-prepare (validate everything, compose plan, runner and tracer; starts nothing)
+prepare (the composed config becomes a typed run request, evt/stress/request.py; then
+validate everything, compose plan, runner and tracer; starts nothing)
 -> [dry run: print the plan, stop] -> PREREQUISITES -> START_UNITS (all blocked at the
 start barrier) -> START_TRACER (scoped to them, confirmed ready) -> RELEASE (the barrier,
 for all at once) -> MONITOR (live progress) -> COOLDOWN -> COLLECT (tracer drained,
 stopped, reported) -> CLEANUP (always: normal end, errors, Ctrl+C, SIGTERM) -> WRITE.
 
 An error in a thread that serves the run (evt/faults.py) interrupts whichever phase runs
-and becomes the run's failure, named; cleanup follows as after any error.
+and becomes the run's failure, named; cleanup follows as after any error. What happened is
+recorded in the run's Outcome (evt/stress/outcome.py), which derives its status and exit code.
 
 Every message goes through the `evt.stress.session` logger (terminal and evt.log, evt/cli/runlog.py).
 """
@@ -29,21 +31,21 @@ from rich.live import Live
 
 from evt import faults
 from evt.cli.runlog import make_console
-from evt.config.spec import parse_seconds
 from evt.errors import RunError, UsageError
 from evt.plugins import make_runner, make_tracer
 from evt.results import provenance
+from evt.runners.base import Runner
 from evt.stress import runstate
 from evt.stress.limits import check_host_fits
+from evt.stress.outcome import Outcome
 from evt.stress.plan import Plan
-from evt.stress.planner import build_plan, check_settings, new_run_id, print_plan
+from evt.stress.planner import build_plan, print_plan
 from evt.stress.progress import ProgressDisplay
+from evt.stress.request import RunRequest
 from evt.stress.signals import Interrupted, raise_interrupted, still_cleaning_up
-from evt.stress.suite import resolve_specs
 from evt.stress.timeseries import TimeSeries
-from evt.tracers.base import TracerReport
+from evt.tracers.base import Tracer, TracerReport
 from evt.workload import lines
-from evt.workload.lines import Nouns
 
 log = logging.getLogger("evt.stress.session")
 
@@ -75,37 +77,41 @@ def wait_for_enter(prompt: str) -> None:
 class StressSession:
     """One run: its plan, runner and tracer, composed once, and what happened to them."""
 
-    def __init__(self, cfg, run_dir: Path, plan: Plan, runner, tracer):
-        self.cfg, self.run_dir, self.plan = cfg, Path(run_dir), plan
+    def __init__(self, request: RunRequest, run_dir: Path, plan: Plan, runner: Runner, tracer: Tracer):
+        self.request, self.settings = request, request.settings
+        self.run_dir, self.plan = Path(run_dir), plan
         self.runner, self.tracer = runner, tracer
         self.phase = Phase.PREREQUISITES
-        self.status, self.exit_code, self.partial = "ok", 0, True
-        self.failure: str | None = None
-        self.timed_out = False
-        self.crashed: str | None = None  # why the tracer died while the units ran
+        self.outcome = Outcome()
         self.report: TracerReport | None = None
         self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
         self.series: TimeSeries | None = None  # samples from the release to the units' end
         self._tracer_stopped = False
         self._tracer_ready = False
-        self.nouns = Nouns(runner.units_noun)
+        self.described = runner.describe()
         self._t_command = time.monotonic()
 
     @classmethod
     def prepare(cls, cfg, run_dir: Path) -> StressSession:
-        """Validate everything and compose the plan, runner and tracer; starts nothing."""
-        check_settings(cfg)
-        specs = resolve_specs(cfg)
+        """The entrance: the composed config becomes a run request (validated, typed), then
+        the session is prepared for it; starts nothing."""
+        return cls.for_request(RunRequest.from_config(cfg), run_dir)
+
+    @classmethod
+    def for_request(cls, request: RunRequest, run_dir: Path) -> StressSession:
+        """Check the request against the host, the runner and the tracer and compose the
+        plan, runner and tracer; starts nothing."""
+        specs = request.specs
         check_host_fits(workers=sum(spec.instances for spec in specs), units=len(specs))
-        run_id = cfg.get("run_id") or new_run_id()
-        runner = make_runner(cfg, run_id, run_dir)
-        plan = build_plan(cfg, run_id, specs, runner)
-        tracer = make_tracer(cfg, Path(run_dir), run_id)
+        run = request.context(run_dir)
+        runner = make_runner(request.runner, run)
+        plan = build_plan(request, runner)
+        tracer = make_tracer(request.tracer, run)
         tracer.check(plan.units)
         plan.tracer_command = tracer.command(plan.units)
-        if not cfg.stress.dry_run:  # a dry run needs no engine and no image
+        if not request.settings.dry_run:  # a dry run needs no engine and no image
             runner.check(plan.units)
-        return cls(cfg, run_dir, plan, runner, tracer)
+        return cls(request, run_dir, plan, runner, tracer)
 
     @property
     def units(self):
@@ -120,15 +126,17 @@ class StressSession:
     def run(self) -> int:
         """Run (or, with --dry-run, print) the plan; the exit code (0, 1, 130/143)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.say(lines.start(self.plan, self.cfg.runner.image if self.nouns.are_containers else None))
-        if self.cfg.stress.dry_run:
+        self.say(lines.start(self.plan, self.described.image))
+        if self.settings.dry_run:
             title = self.tracer.start_title().replace("Configuring & Starting", "Configure & Start")
-            print_plan(self.plan, lines.dry_run(self.plan, self.nouns, title))
+            print_plan(self.plan, lines.dry_run(self.plan, self.described, title))
             self._write_plan()
             return 0
         self._t_command = time.monotonic()
         self.extra["started_at"] = time.time()
-        self.extra.update(provenance.record(self.cfg, self.tracer.version()))
+        self.extra.update(
+            provenance.record(list(self.request.scenarios), self.request.tracer.name, self.tracer.version())
+        )
         previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
         runstate.begin(self.plan.run_id, str(self.run_dir))
         watch = faults.watch().__enter__()
@@ -145,11 +153,10 @@ class StressSession:
         except faults.ThreadFault as exc:
             self._fault(exc.message)
         except (RunError, UsageError) as exc:
-            self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, str(exc)
+            self.outcome.fail(str(exc))
             log.error("Error: %s", exc)
         except Exception as exc:  # recorded in summary.json, then reported by the caller (evt/cli/crash.py)
-            self.status, self.exit_code, self.partial = "failed", 1, True
-            self.failure = f"unexpected {type(exc).__name__}: {exc}"
+            self.outcome.fail(f"unexpected {type(exc).__name__}: {exc}")
             raise
         finally:
             watch.__exit__()
@@ -163,13 +170,13 @@ class StressSession:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-        return self.exit_code
+        return self.outcome.exit_code
 
     def _write_results(self) -> None:
         try:
             self.write()
         except OSError as exc:  # a full or read-only filesystem: the run itself is cleaned up already
-            self.exit_code = self.exit_code or 1
+            self.outcome.unwritten()
             log.error(
                 "Error: cannot write the results in %s: %s; free space there or choose another directory "
                 "with hydra.run.dir=DIR.",
@@ -190,14 +197,13 @@ class StressSession:
 
     def _fault(self, message: str | None) -> None:
         """A thread that served the run failed: the run fails with its error."""
-        if message is None or self.failure is not None:
+        if message is None or self.outcome.failure is not None:
             return
-        self.status, self.exit_code, self.partial, self.failure = "failed", 1, True, message
+        self.outcome.fail(message)
         log.error("Error: %s (during %s; stopping the run)", message, self.phase.value)
 
     def _interrupted(self, signame: str) -> None:
-        self.status, self.partial = "interrupted", True
-        self.exit_code = 130 if signame == "SIGINT" else 143
+        self.outcome.interrupted(signame)
         if self.phase in (Phase.RELEASE, Phase.MONITOR):
             log.warning("Monitoring interrupted (containers will be cleaned up)")
         else:
@@ -212,13 +218,12 @@ class StressSession:
         )
 
     def start_units(self) -> None:
-        self.say(lines.header(f"Phase 1: Starting {self.nouns.title}"))
+        self.say(lines.header(f"Phase 1: Starting {self.described.title}"))
         log.info("Starting %s units (%s)", len(self.units), self.runner.name)
         self.runner.start(self.units)
         if self.runner.notice:
             log.warning("%s", self.runner.notice)
-        ready_s = parse_seconds(self.cfg.runner.ready_timeout, "runner.ready_timeout")
-        early = self.runner.wait_until_waiting(ready_s)
+        early = self.runner.wait_until_waiting(self.settings.ready_timeout.seconds)
         self.extra["time_to_waiting_s"] = took = time.monotonic() - self._t_command
         for state in early:
             log.error(
@@ -229,7 +234,7 @@ class StressSession:
                 ),
             )
         waiting = [u for u in self.units if u.name not in {s.name for s in early}]
-        self.say(lines.units_started(waiting, self.nouns))
+        self.say(lines.units_started(waiting, self.described))
         log.info("%s of %s units waiting at the start barrier after %.2fs", len(waiting), len(self.units), took)
 
     def start_tracer(self) -> None:
@@ -246,16 +251,16 @@ class StressSession:
         tracer.wait_ready()
         self._tracer_ready = True
         log.info("Tracer %s ready", tracer.name)
-        if self.cfg.stress.wait_before_trigger:
+        if self.settings.wait_before_trigger:
             self.say(lines.header("Waiting Before Triggering"))
             for line in tracer.endpoints():
                 log.info("%s", line)
             wait_for_enter("Press ENTER to start triggering events...")
 
     def release(self) -> None:
-        self.say(lines.release(self.plan, self.nouns))
+        self.say(lines.release(self.plan, self.described))
         self.extra["released_ns"] = self.runner.release()
-        interval_s = parse_seconds(self.cfg.stress.progress_interval, "stress.progress_interval")
+        interval_s = self.settings.progress_interval.seconds
         states = self.runner.states
         self.series = TimeSeries(
             [u.name for u in self.units],
@@ -263,7 +268,7 @@ class StressSession:
             self.tracer.usage,
             interval_s,
         ).start()
-        self.say(lines.released(self.units, self.nouns))
+        self.say(lines.released(self.units, self.described))
         # pandas takes half a second of CPU to import: do it while the units run, not
         # after them, and not in the milliseconds in which they all start
         warm_up = threading.Timer(0.1, importlib.import_module, args=("evt.results.writers",))
@@ -271,20 +276,19 @@ class StressSession:
         warm_up.start()
 
     def monitor(self) -> None:
-        self.say(lines.monitoring(self.units, self.nouns))
+        self.say(lines.monitoring(self.units, self.described))
         console = make_console()
         progress = ProgressDisplay(self.runner, self.plan)
-        timeout_s = parse_seconds(self.cfg.stress.timeout, "stress.timeout")
+        timeout_s = self.settings.timeout.seconds
         with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
             finished = self.runner.wait_until_done(timeout_s, lambda: self._tick(live, progress))
         assert self.series is not None  # started with the release, before the units are followed
         self.series.stop()  # the measured window ends with the units
         if not finished:
-            self.failure = f"run timed out after {self.cfg.stress.timeout} (stress.timeout)"
-            self.timed_out = True
+            self.outcome.timeout(f"run timed out after {self.settings.timeout.text} (stress.timeout)")
         for number, unit in enumerate(self.units, 1):
             state = self.runner.states[unit.name]
-            log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.nouns))
+            log.info("%s", lines.completed(number, len(self.units), unit, state.exit_code, self.described))
             if state.exit_code not in (0, None) and state.waiting_since is not None:
                 log.error(
                     "%s",
@@ -294,20 +298,21 @@ class StressSession:
                     ),
                 )
         if finished:
-            log.info("All %s completed", self.nouns.plural)
+            log.info("All %s completed", self.described.plural)
         failed_units = [u.name for u in self.units if self.runner.states[u.name].exit_code != 0]
-        if failed_units and not self.failure:
-            self.failure = f"units failed: {', '.join(failed_units)}"
+        if failed_units:
+            self.outcome.unit_failures(f"units failed: {', '.join(failed_units)}")
 
     def _tick(self, live: Live, progress: ProgressDisplay) -> None:
-        if self.crashed is None:
-            self.crashed = self.tracer.poll()
-            if self.crashed:
-                log.error("tracer %s died mid-run: %s", self.tracer.name, self.crashed)
+        if self.outcome.crashed is None:
+            crashed = self.tracer.poll()
+            if crashed:
+                self.outcome.tracer_crashed(crashed)
+                log.error("tracer %s died mid-run: %s", self.tracer.name, crashed)
         live.update(progress.table())
 
     def cooldown(self) -> None:
-        cooldown = parse_seconds(self.cfg.stress.stress_end_cooldown, "stress.stress_end_cooldown")
+        cooldown = self.settings.stress_end_cooldown.seconds
         if cooldown:
             self.say(lines.cooldown(int(cooldown * 1e9)))
             time.sleep(cooldown)
@@ -316,13 +321,11 @@ class StressSession:
         self.tracer.drain()
         self._stop_tracer()
         self.report = self.tracer.report(self.units)
-        if self.crashed and not self.report.crashed:
-            self.report.crashed = self.crashed
-        self.partial = self.timed_out  # units still running were stopped: their figures are missing
+        if self.outcome.crashed and not self.report.crashed:
+            self.report.crashed = self.outcome.crashed
         if self.report.crashed:
-            self.status, self.exit_code = "tracer_crashed", 1
-        if self.failure:
-            self.status, self.exit_code = "failed", 1
+            self.outcome.tracer_crashed(self.report.crashed)
+        self.outcome.tracer_collected()  # partial still if units were stopped (timed out)
 
     def _stop_tracer(self) -> None:
         """The one place the tracer is stopped (collect, or cleanup when collect never ran)."""
@@ -346,12 +349,11 @@ class StressSession:
             self.series.stop()
         if self.report is not None and not self._tracer_ready:
             self.report.crashed = None  # stopped before it was ready (interrupted, failed): no counts, no crash
-        self.say(lines.cleanup(self.units, self.nouns))
+        self.say(lines.cleanup(self.units, self.described))
         try:
             self.runner.cleanup()
         except Exception as exc:  # e.g. the engine went away mid-run: say what is left and how to remove it
-            self.status, self.exit_code, self.partial = "failed", self.exit_code or 1, True
-            self.failure = self.failure or f"units not removed: {exc}"
+            self.outcome.cleanup_failure(f"units not removed: {exc}")
             log.error(
                 "Error: could not remove the run's units (%s); once that is fixed, "
                 "`evt cleanup --run-id %s` removes what is left.",
@@ -364,9 +366,9 @@ class StressSession:
     def write(self) -> None:
         from evt.results import writers as results
 
-        self.extra.update(
-            status=self.status, partial=self.partial, failure=self.failure, wall_s=time.monotonic() - self._t_command
-        )
+        outcome = self.outcome
+        self.extra.update(status=outcome.status, partial=outcome.partial, failure=outcome.failure)
+        self.extra["wall_s"] = time.monotonic() - self._t_command
         unit_results = self.runner.unit_results()
         workers = results.workers_frame(self.plan, unit_results)
         scenarios = self.extra["scenario"]  # the scenario names provenance recorded
@@ -377,12 +379,12 @@ class StressSession:
         summary = results.summarize(self.plan, workers, events, self.report, unit_results, self.extra, window=window)
         if self.series is not None:
             self.series.write(self.run_dir / "timeseries.csv")
-        max_loss = self.cfg.stress.get("max_loss_pct")
-        if not results.apply_loss_gate(summary, max_loss) and self.exit_code == 0:
-            self.exit_code = 1
-            summary.status = self.status = "loss_exceeded"
+        max_loss = self.settings.max_loss_pct
+        if not results.apply_loss_gate(summary, max_loss) and outcome.exit_code == 0:
+            outcome.loss_gate_failed()
+            summary.status = outcome.status
             log.error("loss %.2f%% exceeds stress.max_loss_pct=%s", summary.loss_pct, max_loss)
-        summary.exit_code = self.exit_code
+        summary.exit_code = outcome.exit_code
         summary.cpu_outside_evt_s = (float(summary.workers_cpu_s or 0.0) if self.runner.units_outside_evt else 0.0) + (
             (self.report.cpu_s or 0.0) if self.report is not None and self.tracer.outside_evt() else 0.0
         )

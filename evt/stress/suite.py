@@ -165,44 +165,78 @@ def select_scenarios(events_files: list[str], names: list[str], all_scenarios: b
     return loaded
 
 
-def resolve_specs(cfg) -> list[EventSpec]:
-    """Every event of the run, from the composed config, in PR #5238's merge order."""
+@dataclass(frozen=True)
+class EventSources:
+    """Where a run's events come from, in PR #5238's merge order: the `scenario` group (as
+    plain data), the scenarios selected from suite files (or evt's catalog), then `-e`."""
+
+    scenario: dict[str, Any] | None = None
+    events_files: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()  # --scenario names
+    all_scenarios: bool = False
+    events: tuple[str, ...] = ()  # the -e/--events specs
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """stress.instances/ops/sleep/rate/max_lag/mode as given (None: not set): the sweep knobs."""
+
+    instances: Any = None
+    ops: Any = None
+    sleep: Any = None
+    rate: Any = None
+    max_lag: Any = None
+    mode: Any = None
+
+
+@dataclass(frozen=True)
+class ResolvedEvents:
+    specs: tuple[EventSpec, ...]
+    scenario_names: tuple[str, ...]  # the scenarios the events came from (none for -e only)
+
+
+def resolve_specs(sources: EventSources, knobs: Knobs) -> ResolvedEvents:
+    """Every event of the run in PR #5238's merge order, the knobs applied, and the names of
+    the scenarios they came from."""
     texts: list[str] = []
-    if cfg.get("scenario") is not None:
-        scenario = _scenario(_plain(cfg.scenario), "scenario group", 0)
+    names: list[str] = []
+    if sources.scenario is not None:
+        scenario = _scenario(sources.scenario, "scenario group", 0)
         texts += scenario.events
-    for scenario in select_scenarios(list(cfg.events_files), list(cfg.scenarios), bool(cfg.all_scenarios)):
+        names.append(str(sources.scenario.get("name")))
+    for scenario in select_scenarios(list(sources.events_files), list(sources.scenarios), sources.all_scenarios):
         texts += scenario.events
-    texts += list(cfg.events)
+        names.append(scenario.name)
+    texts += list(sources.events)
     specs = [parse_spec(t) for t in texts]
     if not specs:
-        names = ", ".join(s.name for s in embedded_scenarios())
+        names_known = ", ".join(s.name for s in embedded_scenarios())
         raise UsageError(
             "at least one event must be specified (use --events and/or --events-file with --scenario or "
-            f"--all-scenarios)\nevt also runs its own scenarios: scenario=<name> or --scenario <name> ({names})."
+            f"--all-scenarios)\nevt also runs its own scenarios: scenario=<name> or --scenario <name> ({names_known})."
         )
-    return [apply_knobs(spec, cfg.stress) for spec in specs]
+    return ResolvedEvents(tuple(apply_knobs(spec, knobs) for spec in specs), tuple(dict.fromkeys(names)))
 
 
-def apply_knobs(spec: EventSpec, stress) -> EventSpec:
+def apply_knobs(spec: EventSpec, stress: Knobs) -> EventSpec:
     """stress.instances/ops/sleep/rate/mode, when set, override the spec (the sweep knobs);
     a rate replaces the spec's sleep and a sleep its rate."""
     changes: dict[str, Any] = {}  # EventSpec fields of several types
-    if stress.get("rate") is not None and stress.get("sleep") is not None:
+    if stress.rate is not None and stress.sleep is not None:
         raise UsageError(
             f"stress.rate={stress.rate} and stress.sleep={stress.sleep} given together: a rate sets the time "
             "between ops itself; set only one of them."
         )
-    if stress.get("instances") is not None:
+    if stress.instances is not None:
         changes["instances"] = positive_int(stress.instances, "stress.instances")
-    if stress.get("ops") is not None:
+    if stress.ops is not None:
         changes["ops"] = positive_int(stress.ops, "stress.ops", INT32_MAX)
-    if stress.get("sleep") is not None:
+    if stress.sleep is not None:
         parse_duration(stress.sleep, "stress.sleep")
         changes.update(sleep=str(stress.sleep), rate=None, max_lag=None)
-    if stress.get("rate") is not None:
+    if stress.rate is not None:
         changes.update(rate=parse_rate(stress.rate, "stress.rate"), sleep=DEFAULT_SLEEP)
-    if stress.get("max_lag") is not None:
+    if stress.max_lag is not None:
         parse_duration(stress.max_lag, "stress.max_lag")
         if changes.get("rate", spec.rate) is None:
             raise UsageError(
@@ -210,14 +244,6 @@ def apply_knobs(spec: EventSpec, stress) -> EventSpec:
                 "spec): it bounds how far a rate's schedule is caught up after a stall; set a rate too."
             )
         changes["max_lag"] = str(stress.max_lag)
-    if stress.get("mode") is not None:
+    if stress.mode is not None:
         changes["mode"] = validate_mode(stress.mode)
     return dataclasses.replace(spec, **changes) if changes else spec
-
-
-def _plain(node) -> dict:
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(data, dict)  # a mapping node
-    return data

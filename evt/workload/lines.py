@@ -3,15 +3,16 @@
 `Tracee is ready (PID:` and greps `exit code: 1`, `Container logs:`). The session logs
 them in order; evt's own lines (counts, tables, notices) come between them.
 
-Where evt's units are not containers (runner=local) the nouns follow the runner
-(`Starting Process Groups`, `Process group <pid> completed ...`). One line is not the
+Where evt's units are not containers (runner=local) the nouns follow the runner's
+description of its units (Runner.describe(): `Starting Process Groups`, `Process group
+<pid> completed ...`). One line is not the
 Go evt's: evt releases a start barrier instead of sending SIGUSR1, and says so.
 """
 
 from __future__ import annotations
 
 from evt.config.spec import format_duration
-from evt.stress.plan import Plan, Unit
+from evt.stress.plan import Plan, RunnerDescription, Unit
 
 # What Go evt's ~N counts: ops times instances, before what each trigger does.
 COUNT_NOTE = "Note: Actual event count depends on what each trigger does (may be higher)."
@@ -20,26 +21,6 @@ COUNT_NOTE = "Note: Actual event count depends on what each trigger does (may be
 def header(title: str) -> list[str]:
     """A phase header, after a blank line, as Go evt prints them."""
     return ["", f"=== {title} ==="]
-
-
-class Nouns:
-    """A runner's words for one unit: `container` / `containers` (docker), `process group` ..."""
-
-    def __init__(self, units_noun: str):
-        self.plural = units_noun
-        self.singular = units_noun[:-1] if units_noun.endswith("s") else units_noun
-
-    @property
-    def title(self) -> str:
-        return self.plural.title()
-
-    @property
-    def ids(self) -> str:
-        return f"{self.singular.title()} IDs"
-
-    @property
-    def are_containers(self) -> bool:
-        return self.plural == "containers"
 
 
 def label(unit: Unit) -> str:
@@ -59,7 +40,7 @@ def start(plan: Plan, image: str | None) -> list[str]:
     return lines
 
 
-def units_started(units: list[Unit], nouns: Nouns) -> list[str]:
+def units_started(units: list[Unit], nouns: RunnerDescription) -> list[str]:
     """Phase 1's lines per unit, then Phase 2's (said once the units wait at the barrier)."""
     lines: list[str] = []
     for unit in units:
@@ -74,7 +55,7 @@ def units_started(units: list[Unit], nouns: Nouns) -> list[str]:
     return lines
 
 
-def release(plan: Plan, nouns: Nouns) -> list[str]:
+def release(plan: Plan, nouns: RunnerDescription) -> list[str]:
     return [
         *header(f"Phase 4: Signaling {nouns.title}"),
         f"About to execute ~{plan.total_ops} trigger operations total.",
@@ -83,11 +64,11 @@ def release(plan: Plan, nouns: Nouns) -> list[str]:
     ]
 
 
-def released(units: list[Unit], nouns: Nouns) -> list[str]:
+def released(units: list[Unit], nouns: RunnerDescription) -> list[str]:
     return [*(f"  Signaled {nouns.singular}: {label(u)}" for u in units), f"All {nouns.plural} signaled successfully"]
 
 
-def monitoring(units: list[Unit], nouns: Nouns) -> list[str]:
+def monitoring(units: list[Unit], nouns: RunnerDescription) -> list[str]:
     return [
         *header("Phase 5: Monitoring"),
         f"Waiting for {len(units)} {nouns.plural} to complete...",
@@ -95,7 +76,7 @@ def monitoring(units: list[Unit], nouns: Nouns) -> list[str]:
     ]
 
 
-def completed(number: int, total: int, unit: Unit, exit_code: int | None, nouns: Nouns) -> str:
+def completed(number: int, total: int, unit: Unit, exit_code: int | None, nouns: RunnerDescription) -> str:
     return f"[{number}/{total}] {nouns.singular.capitalize()} {label(unit)} completed with exit code: {exit_code}"
 
 
@@ -103,14 +84,14 @@ def cooldown(seconds_ns: int) -> list[str]:
     return [*header("Stress End Cooldown"), f"Waiting {format_duration(seconds_ns)} for system stabilization..."]
 
 
-def cleanup(units: list[Unit], nouns: Nouns) -> list[str]:
+def cleanup(units: list[Unit], nouns: RunnerDescription) -> list[str]:
     return [
         *header(f"Cleanup: Removing {nouns.title}"),
         *(f"Removing {nouns.singular}: {label(u)}" for u in units if u.container_id or u.pid),
     ]
 
 
-def dry_run(plan: Plan, nouns: Nouns, tracer_title: str) -> dict[str, list[str]]:
+def dry_run(plan: Plan, nouns: RunnerDescription, tracer_title: str) -> dict[str, list[str]]:
     """The dry run's headers, each with the lines evt shows under it."""
     return {
         "intro": ["Dry run mode - showing what would be executed:"],

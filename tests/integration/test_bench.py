@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evt.bench import session as bench
+from evt.bench import rounds
 from evt.bench.search import BenchSettings
 from evt.config.spec import parse_spec
 from evt.errors import UsageError
@@ -27,7 +27,7 @@ def compose_bench(overrides: list[str]):
 
 def test_the_target_is_shared_equally_by_every_worker():
     specs = [parse_spec("security_file_open:instances=3"), parse_spec("ptrace")]
-    paced = [parse_spec(text) for text in bench.paced_specs(specs, 40_000, 5.0)]
+    paced = [parse_spec(text) for text in rounds.paced_specs(specs, 40_000, 5.0)]
     assert [(s.event, s.instances, s.ops, s.rate) for s in paced] == [
         ("security_file_open", 3, 50_000, 10_000.0),
         ("ptrace", 1, 50_000, 10_000.0),
@@ -46,20 +46,24 @@ def test_a_round_config_runs_the_paced_workload_and_nothing_else():
     )
     settings = BenchSettings.from_cfg(cfg.bench)
     specs = [parse_spec("security_file_open:instances=2")]
-    traced = bench.round_config(cfg, specs, 20_000, settings, "r-01t", baseline=False)
-    assert list(traced.events) == ["security_file_open:instances=2:ops=50000:rate=10000"]
-    assert traced.scenario is None and traced.stress.sleep is None and traced.stress.max_loss_pct is None
-    assert (traced.tracer.name, traced.stress.stress_end_cooldown, traced.run_id) == ("bpftrace", "2s", "r-01t")
-    baseline = bench.round_config(cfg, specs, 20_000, settings, "r-01b", baseline=True)
-    assert (baseline.tracer.name, baseline.stress.stress_end_cooldown) == ("none", "0s")
-    assert cfg.tracer.name == "bpftrace" and cfg.scenario is not None  # the bench's own config is untouched
+    requests = rounds.RoundRequests.from_config(cfg)
+    traced = requests.round(specs, 20_000, settings, "r-01t", baseline=False)
+    assert [str(spec) for spec in traced.specs] == ["security_file_open:instances=2:ops=50000:rate=10000"]
+    assert traced.scenarios == () and traced.settings.max_loss_pct is None
+    assert (traced.tracer.name, traced.settings.stress_end_cooldown.text, traced.run_id) == ("bpftrace", "2s", "r-01t")
+    baseline = requests.round(specs, 20_000, settings, "r-01b", baseline=True)
+    assert (baseline.tracer.name, baseline.settings.stress_end_cooldown.text) == ("none", "0s")
+    assert requests.stress.tracer.name == "bpftrace" and requests.stress.scenarios == ("smoke",)  # the bench's own
 
 
 def test_the_default_workload_is_counted_exactly():
-    specs = bench.workload(compose_bench(["tracer=bpftrace"]))
+    def workload(overrides: list[str]):
+        return rounds.workload(rounds.RoundRequests.from_config(compose_bench(overrides)).stress.specs)
+
+    specs = workload(["tracer=bpftrace"])
     assert [(s.event, s.instances) for s in specs] == [("security_file_open", 2)]
     with pytest.raises(UsageError, match="counted as a lower bound"):
-        bench.workload(compose_bench(["tracer=bpftrace", "events=['security_file_open:mode=script']"]))
+        workload(["tracer=bpftrace", "events=['security_file_open:mode=script']"])
 
 
 @pytest.mark.parametrize(

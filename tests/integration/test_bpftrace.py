@@ -153,9 +153,12 @@ def test_tracefs_not_mounted_is_a_clear_usage_error(tmp_path):
     code = textwrap.dedent(f"""
         from evt.errors import UsageError
         from evt.cli.hydra_app import compose
-        from evt.plugins import make_tracer
+        from pathlib import Path
+        from evt.plugins import PluginOption, make_tracer
+        from evt.stress.plan import RunContext
+        run = RunContext("r1", Path({str(tmp_path)!r}), "docker")
         try:
-            make_tracer(compose(["tracer=bpftrace"]), {str(tmp_path)!r}).check([])
+            make_tracer(PluginOption.of(compose(["tracer=bpftrace"]).tracer), run).check([])
         except UsageError as exc:
             print(exc)
     """)

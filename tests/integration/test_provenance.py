@@ -13,12 +13,13 @@ import psutil
 from evt.paths import HOME
 from evt.results import provenance
 from evt.results import writers as results
+from evt.stress.request import RunRequest
 from helpers import STANDIN, build_tracer, compose_cfg, needs_bpftrace
 
 
 def test_record_names_evt_scenario_host_and_tracer():
-    cfg = compose_cfg("scenario=smoke", "tracer=bpftrace", "scenarios=[network]")
-    record = provenance.record(cfg, tracer_version="bpftrace v0.20.2")
+    request = RunRequest.from_config(compose_cfg("scenario=smoke", "tracer=bpftrace", "scenarios=[network]"))
+    record = provenance.record(list(request.scenarios), request.tracer.name, tracer_version="bpftrace v0.20.2")
     assert record["schema_version"] == provenance.SCHEMA_VERSION
     head = subprocess.run(["git", "-C", str(HOME), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["evt_version"]["version"] == "0.1.0" and record["evt_version"]["commit"] == head
@@ -35,7 +36,7 @@ def test_record_names_evt_scenario_host_and_tracer():
 
 
 def test_events_only_runs_have_no_scenario_name():
-    assert provenance.scenario_names(compose_cfg("events=['ptrace:ops=1']", "tracer=none")) == []
+    assert RunRequest.from_config(compose_cfg("events=['ptrace:ops=1']", "tracer=none")).scenarios == ()
 
 
 def test_a_job_that_ended_early_still_leaves_its_record(tmp_path):

@@ -274,11 +274,10 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path):
 
 def test_privileges_auto_follow_what_the_daemon_can_grant(tmp_path):
     from evt import host
-    from evt.plugins import make_runner
     from evt.runners.docker import daemon_capabilities, docker_client
-    from helpers import compose_cfg
+    from helpers import compose_cfg, runner_from
 
-    runner = make_runner(compose_cfg("runner=docker"), unique_run_id("priv"), tmp_path)
+    runner = runner_from(compose_cfg("runner=docker"), unique_run_id("priv"), tmp_path)
     runner.client = docker_client()
     runner.resolve_privileges()
     held = daemon_capabilities()

@@ -60,18 +60,40 @@ def compose_cfg(*overrides: str, **updates: object):
     return cfg
 
 
+def plugin_run(cfg, run_dir, run_id: str | None = None):
+    """The RunContext a run of `cfg` gives its plugins (evt.stress.request.RunRequest.context)."""
+    from evt.stress.plan import RunContext
+
+    run_dir = Path(run_dir)
+    return RunContext(
+        run_id=str(run_id or cfg.get("run_id") or run_dir.name), run_dir=run_dir, runner=str(cfg.runner.name)
+    )
+
+
+def tracer_from(cfg, run_dir, run_id: str | None = None):
+    """The tracer `cfg` chooses, built as a run builds it: from its own node (evt.plugins.make_tracer)."""
+    from evt.plugins import PluginOption, make_tracer
+
+    return make_tracer(PluginOption.of(cfg.tracer), plugin_run(cfg, run_dir, run_id))
+
+
+def runner_from(cfg, run_id: str, run_dir):
+    """The runner `cfg` chooses, built as a run builds it: from its own node (evt.plugins.make_runner)."""
+    from evt.plugins import PluginOption, make_runner
+
+    return make_runner(PluginOption.of(cfg.runner), plugin_run(cfg, run_dir, run_id))
+
+
 def build_tracer(cls: type, cfg, run_dir, run_id: str = "test-run"):
     """A tracer of class `cls` built as evt builds it (evt.plugins.make_tracer): from its
     option's node, the one `cfg` chose when it names `cls`, else conf/tracer/<cls.name>.yaml
     put in a copy of `cfg` (so its sections, e.g. cfg.bpftrace, are the ones it reads)."""
     from hydra.utils import get_class
 
-    from evt.plugins import make_tracer
-
     if get_class(str(cfg.tracer._target_)) is not cls:
         cfg = cfg.copy()
         cfg.tracer = compose([f"tracer={cls.name}"]).tracer
-    return make_tracer(cfg, Path(run_dir), run_id)
+    return tracer_from(cfg, run_dir, run_id)
 
 
 def make_unit(

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import Container, DictConfig, OmegaConf
 
-from evt.plugins import PLUGIN_GROUPS, build_plugin, group_options, plugin_class, run_context
-from helpers import compose_cfg
+from evt.plugins import PLUGIN_GROUPS, PluginOption, build_plugin, group_options, plugin_class
+from helpers import compose_cfg, plugin_run
 
 EVT = Path(__file__).resolve().parents[2] / "evt"
 MAX_MODULE_LINES = 400
@@ -197,7 +197,7 @@ def test_no_tracer_or_runner_receives_the_root_config(group, option, tmp_path):
     assert cls is not None
     parameters = set(inspect.signature(cls.__init__).parameters) - {"self"}
     assert not parameters & {"cfg", "config", "root"}, f"{cls.__qualname__} takes {parameters}"
-    plugin = build_plugin(cfg[group], group, run_context(cfg, tmp_path, "r1"))
+    plugin = build_plugin(PluginOption.of(cfg[group]), group, plugin_run(cfg, tmp_path, "r1"))
     kept = [name for name, value in vars(plugin).items() if value is cfg or reaches_the_root_config(value)]
     assert kept == [], f"{cls.__qualname__} keeps the root config in {kept}"
 

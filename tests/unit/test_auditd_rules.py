@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from evt.errors import UsageError
-from evt.plugins import make_tracer
 from evt.tracers.auditd import records, rules
 from evt.tracers.auditd.control import parse_status, saved_settings
 from evt.tracers.auditd.records import matcher_of
 from evt.tracers.auditd.tracer import AuditdTracer
-from helpers import compose_cfg, make_unit
+from helpers import compose_cfg, make_unit, tracer_from
 
 FIXTURES = Path(__file__).resolve().parents[1] / "support" / "fixtures" / "auditd"  # see its README
 X86_64 = {"open", "openat", "openat2", "execve", "execveat", "connect", "unlink", "unlinkat"}
@@ -157,7 +156,7 @@ def test_an_exec_counts_when_its_execve_record_runs_the_marker_executable():
     ],
 )
 def test_bad_settings_are_refused_naming_the_value(tmp_path, override, message):
-    tracer = make_tracer(compose_cfg("tracer=auditd", override), tmp_path)
+    tracer = tracer_from(compose_cfg("tracer=auditd", override), tmp_path)
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)").replace("`", ".")):
         tracer.check([make_unit()])
     assert isinstance(tracer, AuditdTracer) and not (tmp_path / "tracer").exists()

@@ -13,6 +13,7 @@ import pytest
 from omegaconf import open_dict
 
 from evt.bench import session as bench
+from evt.bench.rounds import RoundRequests
 from evt.bench.search import BenchSettings, verdict
 from evt.cli.hydra_app import compose
 from evt.config.spec import parse_spec
@@ -51,7 +52,7 @@ class ModelRounds:
         self.spikes, self.random = set(spikes), random.Random(seed)
         self.calls: list[tuple[float, str, int]] = []
 
-    def __call__(self, cfg, specs, settings: BenchSettings, target, index, phase, repeat, rounds_dir, live):
+    def __call__(self, requests, specs, settings: BenchSettings, target, index, phase, repeat, rounds_dir, live):
         self.calls.append((target, phase, repeat))
         achieved = min(target, CAPACITY * (1 + self.random.uniform(-JITTER, JITTER)))
         if index in self.spikes:
@@ -66,7 +67,10 @@ def run_bench(tmp_path: Path, rounds: ModelRounds, *overrides: str) -> tuple[int
     with open_dict(cfg):
         cfg.run_id = "model"
     session = bench.BenchSession(
-        cfg, tmp_path, BenchSettings.from_cfg(cfg.bench), [parse_spec("security_file_open:instances=2")]
+        RoundRequests.from_config(cfg),
+        tmp_path,
+        BenchSettings.from_cfg(cfg.bench),
+        [parse_spec("security_file_open:instances=2")],
     )
     code = session.run(measure=rounds)
     return code, json.loads((tmp_path / "bench.json").read_text()), pd.read_csv(tmp_path / "bench.csv")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from evt.stress.plan import Plan
+from evt.stress.plan import Plan, RunnerDescription
 from evt.workload import lines
-from evt.workload.lines import Nouns
 from helpers import make_unit
 
 CID = "0123456789ab" + "c" * 52
@@ -28,7 +27,7 @@ def test_start_lines_are_the_originals():
 
 def test_container_lines_name_the_short_id():
     unit = make_unit("ptrace", container_id=CID)
-    containers = Nouns("containers")
+    containers = RunnerDescription("container", "containers")
     assert lines.units_started([unit], containers) == [
         "Starting container for trigger: ptrace",
         "  Started container: 0123456789ab",
@@ -48,14 +47,14 @@ def test_container_lines_name_the_short_id():
 
 def test_process_groups_get_their_own_nouns_and_pids():
     unit = make_unit("ptrace", pid=4242)
-    groups = Nouns("process groups")
+    groups = RunnerDescription("process group", "process groups")
     assert lines.header(f"Phase 1: Starting {groups.title}") == ["", "=== Phase 1: Starting Process Groups ==="]
     assert lines.completed(1, 1, unit, 1, groups) == "[1/1] Process group 4242 completed with exit code: 1"
 
 
 def test_release_cooldown_and_dry_run_lines():
     plan = plan_of(make_unit("ptrace"), make_unit("ptrace"))
-    release = lines.release(plan, Nouns("containers"))
+    release = lines.release(plan, RunnerDescription("container", "containers"))
     assert release[:4] == [
         "",
         "=== Phase 4: Signaling Containers ===",
@@ -63,7 +62,7 @@ def test_release_cooldown_and_dry_run_lines():
         "Note: Actual event count depends on what each trigger does (may be higher).",
     ]
     assert lines.cooldown(10 * 10**9) == ["", "=== Stress End Cooldown ===", "Waiting 10s for system stabilization..."]
-    dry = lines.dry_run(plan, Nouns("containers"), "Configure & Start Tracee")
+    dry = lines.dry_run(plan, RunnerDescription("container", "containers"), "Configure & Start Tracee")
     assert dry["intro"] == ["Dry run mode - showing what would be executed:"]
     assert dry["release"] == ["", "=== Phase 4: Signal Containers ===", "  Would execute ~20 trigger operations total"]
     assert dry["monitor"][-1] == "=== Phase 5: Monitor & Cleanup ==="

@@ -6,15 +6,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from evt.errors import UsageError
-from evt.plugins import make_tracer, tracer_names
+from evt.plugins import tracer_names
 from evt.tracers.base import TracerReport
 from evt.tracers.none import NoneTracer
-from helpers import compose_cfg, make_unit
+from helpers import compose_cfg, make_unit, tracer_from
 
 
 def test_none_tracer_does_nothing(tmp_path):
     cfg = compose_cfg("tracer=none")
-    tracer = make_tracer(cfg, tmp_path)
+    tracer = tracer_from(cfg, tmp_path)
     assert isinstance(tracer, NoneTracer)
     units = [make_unit("security_file_open", container_id="ab" * 32)]
     tracer.check(units)
@@ -37,12 +37,12 @@ def test_none_tracer_does_nothing(tmp_path):
 def test_config_picks_tracee(tmp_path):
     from evt.tracers.tracee.tracer import TraceeTracer
 
-    tracer = make_tracer(compose_cfg("tracer=tracee"), tmp_path)
+    tracer = tracer_from(compose_cfg("tracer=tracee"), tmp_path)
     assert isinstance(tracer, TraceeTracer) and tracer.name == "tracee"
 
 
 def test_config_picks_bpftrace(tmp_path):
-    tracer = make_tracer(compose_cfg("tracer=bpftrace"), tmp_path)
+    tracer = tracer_from(compose_cfg("tracer=bpftrace"), tmp_path)
     assert tracer.name == "bpftrace"
 
 
@@ -55,15 +55,15 @@ def test_unknown_tracer_names_the_valid_ones(tmp_path):
         match=r"unknown tracer 'falco'.*use one of tracer=auditd, tracer=bpftrace, "
         r"tracer=execsnoop, tracer=none, tracer=opensnoop, tracer=tracee",
     ):
-        make_tracer(cfg, tmp_path)
+        tracer_from(cfg, tmp_path)
     OmegaConf.update(cfg, "tracer._target_", "evt.stress.plan.Unit")  # a class, but no tracer
     with pytest.raises(UsageError, match="is not a tracer class"):
-        make_tracer(cfg, tmp_path)
+        tracer_from(cfg, tmp_path)
     assert tracer_names() == ["auditd", "bpftrace", "execsnoop", "none", "opensnoop", "tracee"]
 
 
 def test_the_none_tracer_keeps_the_hook_defaults(tmp_path):
-    tracer = make_tracer(compose_cfg("tracer=none"), tmp_path)
+    tracer = tracer_from(compose_cfg("tracer=none"), tmp_path)
     assert tracer.start_title() == "Starting tracer none"
     assert tracer.manual_instructions([make_unit("ptrace", pid=1)]) == []
     assert tracer.manual_prompt() is None and tracer.endpoints() == []

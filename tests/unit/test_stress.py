@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from evt.config.spec import EventSpec
 from evt.errors import UsageError
-from evt.plugins import make_runner
-from evt.stress.planner import build_plan, check_settings
-from helpers import compose_cfg
+from evt.stress.planner import build_plan
+from evt.stress.request import RunRequest, StressSettings
+from helpers import compose_cfg, runner_from
+
+
+def planned(tmp_path, cfg, specs: list[EventSpec]):
+    """The plan of a run of `cfg` with these specs, run id r1."""
+    request = dataclasses.replace(RunRequest.from_config(cfg), run_id="r1", specs=tuple(specs))
+    return build_plan(request, runner_from(cfg, "r1", tmp_path))
 
 
 def plan_for(tmp_path, runner: str):
-    cfg = compose_cfg(f"runner={runner}", "tracer=none")
-    specs = [EventSpec("ptrace", 1, 5, "0s", None), EventSpec("ptrace", 2, 3, "0s", None)]
-    return build_plan(cfg, "r1", specs, make_runner(cfg, "r1", tmp_path))
+    cfg = compose_cfg(f"runner={runner}", "tracer=none", "events=[ptrace]")
+    return planned(tmp_path, cfg, [EventSpec("ptrace", 1, 5, "0s", None), EventSpec("ptrace", 2, 3, "0s", None)])
 
 
 def test_docker_units_are_named_containers(tmp_path):
@@ -34,9 +41,9 @@ def test_local_units_are_process_groups(tmp_path):
 
 
 def test_units_are_paced_by_their_sleep_or_their_rate(tmp_path):
-    cfg = compose_cfg("runner=local", "tracer=none")
+    cfg = compose_cfg("runner=local", "tracer=none", "events=[ptrace]")
     specs = [EventSpec("ptrace", 1, 5, "1ms", None), EventSpec("security_file_open", 2, 3, rate=2500.0)]
-    slept, paced = build_plan(cfg, "r1", specs, make_runner(cfg, "r1", tmp_path)).units
+    slept, paced = planned(tmp_path, cfg, specs).units
     assert (
         slept.argv[slept.argv.index("--ops") :][:4] == ["--ops", "5", "--sleep", "1ms"] and "--rate" not in slept.argv
     )
@@ -56,4 +63,4 @@ def test_units_are_paced_by_their_sleep_or_their_rate(tmp_path):
 )
 def test_bad_settings_are_refused(override, message):
     with pytest.raises(UsageError, match=message):
-        check_settings(compose_cfg(override))
+        StressSettings.from_config(compose_cfg(override))

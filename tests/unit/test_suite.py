@@ -8,20 +8,26 @@ import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
-from omegaconf import OmegaConf
 
 from evt.config.spec import EventSpec
 from evt.errors import UsageError
 from evt.stress.suite import (
     MAX_SUITE_BYTES,
     MAX_SUITE_EVENTS,
+    Knobs,
     apply_knobs,
     embedded_scenarios,
     load_suite,
-    resolve_specs,
     select_scenarios,
 )
 from helpers import assert_one_paragraph, compose_cfg
+
+
+def resolve_specs(cfg) -> list[EventSpec]:
+    """The events of a composed config as a run resolves them (evt.stress.request)."""
+    from evt.stress import request, suite
+
+    return list(suite.resolve_specs(request.event_sources(cfg), request.knobs(cfg)).specs)
 
 
 def write(tmp_path, text, name="suite.yaml"):
@@ -147,6 +153,15 @@ def test_scenario_names_without_files_come_from_the_embedded_catalog():
     assert [s.name for s in select_scenarios([], ["network"], False)] == ["network"]
 
 
+def test_the_scenarios_the_events_came_from_are_named_once_in_order(tmp_path):
+    from evt.stress import request, suite
+
+    cfg = compose_cfg("scenario=bpf", "scenarios=[smoke,bpf]", "events=['ptrace:ops=1']")
+    resolved = suite.resolve_specs(request.event_sources(cfg), request.knobs(cfg))
+    assert resolved.scenario_names == ("bpf", "smoke") == tuple(request.scenario_names(cfg))
+    assert suite.resolve_specs(suite.EventSources(events=("ptrace",)), Knobs()).scenario_names == ()
+
+
 def test_merge_order_is_group_scenario_then_suite_then_cli(tmp_path):
     suite = write(tmp_path, SUITE)
     cfg = compose_cfg(
@@ -196,10 +211,10 @@ def test_rate_and_sleep_knobs_together_are_an_error():
 
 
 def test_knobs_are_validated():
-    stress = OmegaConf.create({"instances": 0, "ops": None, "sleep": None, "mode": None})
+    stress = Knobs(instances=0)
     with pytest.raises(UsageError, match=r"stress\.instances"):
         apply_knobs(EventSpec("ptrace"), stress)
-    stress = OmegaConf.create({"instances": None, "ops": None, "sleep": "fast", "mode": None})
+    stress = Knobs(sleep="fast")
     with pytest.raises(UsageError, match="fast"):
         apply_knobs(EventSpec("ptrace"), stress)
 

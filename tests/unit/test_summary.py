@@ -66,6 +66,7 @@ def test_a_job_that_ended_early_is_written_byte_for_byte_as_before(tmp_path, cas
         mock.patch.object(provenance, "evt_version", lambda: cases.PROVENANCE["evt_version"]),
         mock.patch.object(provenance, "host", lambda: cases.PROVENANCE["host"]),
         mock.patch.object(provenance, "job_overrides", lambda: cases.PROVENANCE["overrides"]),
+        mock.patch("evt.stress.request.scenario_names", lambda cfg: list(cases.PROVENANCE["scenario"])),
     ):
         results.write_failure_summary(cfg, tmp_path / "job", case["status"], case["failure"], case["exit_code"])
     text = (tmp_path / "job" / "summary.json").read_text().replace(str(tmp_path / "job"), "RUN_DIR")
