@@ -28,3 +28,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 def cfg():
     """The default composed config, as a tracer sees it."""
     return compose_cfg()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` first: pytest-xdist hands out the files in this order, and a file
+    that takes minutes (the VM, Ray clusters) started last would leave the other workers idle
+    at the end of `make test`."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: the rest keep their order

@@ -20,7 +20,7 @@ from evt.errors import UsageError
 from evt.stress import remote
 from helpers import EVT, needs_bpftrace, run_evt
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]  # Ray clusters
 
 # Units paced by sleep: a job takes seconds whatever the load, so jobs overlap in time.
 PACED = "security_file_open:ops=400:sleep=5ms"

@@ -20,7 +20,7 @@ import pytest
 from evt.workload.catalog import load_catalog
 from helpers import EVT, run_evt
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]  # a VM under TCG: minutes
 KERNEL = "debian-6.1"
 KPROBE_ONLY = ("bpf_attach", "kallsyms_lookup_name", "kprobe_attach")
 BOOT_DEADLINE_S = 1800  # a cold cache builds the image first
