@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from evt import faults, host
 from evt.errors import RunError, UsageError
+from evt.runners import capcache
 from evt.runners.base import Runner, UnitState
 from evt.stress.plan import RunContext, Unit
 
@@ -75,6 +76,7 @@ class DockerRunner(Runner):
         self.client: DockerClient | None = None  # connected by check()
         self.privileged = False
         self.cap_add: list[str] = []
+        self.image_id: str | None = None  # found by check()
         self._cut_short = False  # a create request was interrupted (see cleanup)
 
     def check(self, units: list[Unit]) -> None:
@@ -89,7 +91,7 @@ class DockerRunner(Runner):
         self.client = docker_client()
         image = self.settings.image
         try:
-            self.client.images.get(image)
+            self.image_id = self.client.images.get(image).id
         except docker.errors.ImageNotFound:
             raise UsageError(
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
@@ -151,7 +153,21 @@ class DockerRunner(Runner):
         return self.client
 
     def _probe_caps(self) -> list[str]:
-        """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF)."""
+        """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF): as
+        the probe found them for this daemon, image and set before (evt/runners/capcache.py),
+        else as a probe finds them now."""
+        image_id = self.image_id or self._connected.images.get(self.settings.image).id
+        key = capcache.probe_key(self._connected, image_id, self.cap_add)
+        unknown = capcache.cached_unknown(key, self.cap_add)
+        if unknown is not None:
+            self.cap_add = [c for c in self.cap_add if c not in unknown]
+            return unknown
+        unknown = self._probe_with_containers()
+        capcache.remember(key, unknown)
+        return unknown
+
+    def _probe_with_containers(self) -> list[str]:
+        """Create (and remove) a container with the set until the daemon accepts it."""
         import docker
 
         unknown: list[str] = []
@@ -240,6 +256,8 @@ class DockerRunner(Runner):
                     f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); "
                     f"use another run_id."
                 ) from exc
+            if "unknown capability" in str(exc):  # a remembered probe answer that no longer holds
+                capcache.forget()
             raise RunError(f"container for {unit.name} could not be created: {exc.explanation or exc}") from exc
 
     def _follow(self, container, state: UnitState) -> None:
