@@ -5,6 +5,8 @@ record compared months later still says where it came from."""
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -107,3 +109,27 @@ def record(cfg, tracer_version: str | None = None) -> dict[str, object]:
         "host": host(),
         "tracer": {"name": str(cfg.tracer.name), "version": tracer_version},
     }
+
+
+class Recording:
+    """record() in a thread of its own, started as a run starts: git, the Docker engine and
+    the tracer's binary answer while the units start instead of before them."""
+
+    def __init__(self, cfg, tracer_version: Callable[[], str | None]):
+        self._fields: dict[str, object] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._record, args=(cfg, tracer_version), name="provenance", daemon=True)
+        self._thread.start()
+
+    def _record(self, cfg, tracer_version: Callable[[], str | None]) -> None:
+        try:
+            self._fields = record(cfg, tracer_version())
+        except BaseException as exc:  # raised where the run asks for the fields
+            self._error = exc
+
+    def fields(self) -> dict[str, object]:
+        """The provenance fields, once recorded; record()'s error if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._fields

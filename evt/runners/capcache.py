@@ -26,7 +26,7 @@ def cache_path() -> Path:
     return cache_root() / CACHE_FILE
 
 
-def probe_key(client: Any, image_id: str, cap_add: list[str]) -> dict[str, object]:
+def probe_key(client: Any, image_id: str | None, cap_add: list[str]) -> dict[str, object]:
     """What the probe's answer depends on: this daemon, this image, this capability set."""
     info = client.info()
     return {
