@@ -26,9 +26,13 @@ def cache_path() -> Path:
     return cache_root() / CACHE_FILE
 
 
-def probe_key(client: Any, image_id: str | None, cap_add: list[str]) -> dict[str, object]:
-    """What the probe's answer depends on: this daemon, this image, this capability set."""
-    info = client.info()
+def probe_key(client: Any, image_id: str | None, cap_add: list[str]) -> dict[str, object] | None:
+    """What the probe's answer depends on: this daemon, this image, this capability set
+    (None when the daemon does not say who it is: then the probe runs, and fails as it would)."""
+    try:
+        info = client.info()
+    except Exception:
+        return None
     return {
         "daemon": str(client.api.base_url),
         "daemon_id": info.get("ID"),
@@ -40,8 +44,10 @@ def probe_key(client: Any, image_id: str | None, cap_add: list[str]) -> dict[str
     }
 
 
-def cached_unknown(key: dict[str, object], cap_add: list[str]) -> list[str] | None:
+def cached_unknown(key: dict[str, object] | None, cap_add: list[str]) -> list[str] | None:
     """The capabilities the probe found unknown for this key, or None (probe again)."""
+    if key is None:
+        return None
     try:
         entry = json.loads(cache_path().read_text())
     except (OSError, ValueError):
@@ -54,8 +60,10 @@ def cached_unknown(key: dict[str, object], cap_add: list[str]) -> list[str] | No
     return unknown
 
 
-def remember(key: dict[str, object], unknown: list[str]) -> None:
+def remember(key: dict[str, object] | None, unknown: list[str]) -> None:
     """Keep the probe's answer; evt runs on without it where the cache cannot be written."""
+    if key is None:
+        return
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

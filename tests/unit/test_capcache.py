@@ -129,3 +129,16 @@ def test_an_unwritable_cache_leaves_the_probe_working(tmp_path, monkeypatch):
     containers = FakeContainers()
     assert probe(tmp_path, FakeClient(containers)) == (["BPF", "PERFMON"], ["SYS_ADMIN", "SYS_PTRACE"])
     assert probe(tmp_path, FakeClient(containers))[0] == ["BPF", "PERFMON"]
+
+
+def test_a_daemon_that_does_not_say_who_it_is_is_probed_every_time(tmp_path):
+    class Anonymous(FakeClient):
+        def info(self):
+            raise docker.errors.APIError("info unavailable")
+
+    containers = FakeContainers()
+    for _ in range(2):
+        before = containers.creates
+        assert probe(tmp_path, Anonymous(containers)) == (["BPF", "PERFMON"], ["SYS_ADMIN", "SYS_PTRACE"])
+        assert containers.creates > before
+    assert not capcache.cache_path().exists()
