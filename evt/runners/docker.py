@@ -7,7 +7,6 @@ import contextlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evt import faults, host
@@ -21,7 +20,6 @@ if TYPE_CHECKING:  # docker is imported when a docker run starts
 
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
-DOCKER_PIDFILE = Path("/var/run/docker.pid")
 TMPFS_OPTIONS = "exec,mode=1777"  # as /tmp is; Docker's default would be noexec (scripts run from there)
 # What an unprivileged container holds without cap_add (moby's default capability set).
 DOCKER_DEFAULT_CAPS = {
@@ -60,7 +58,7 @@ def docker_client(timeout: int = 120) -> DockerClient:
 def daemon_capabilities() -> set[str] | None:
     """The capability bounding set of the local dockerd, when it can be read."""
     try:
-        pid = int(DOCKER_PIDFILE.read_text().strip())
+        pid = int(capcache.DOCKER_PIDFILE.read_text().strip())
         return host.capability_set("CapBnd", pid)
     except (OSError, ValueError):
         return None

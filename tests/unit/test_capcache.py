@@ -49,6 +49,7 @@ class FakeClient:
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("EVT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_HOST", "tcp://daemon.example:2375")  # a daemon named by `docker info`
     return tmp_path / "cache"
 
 
@@ -142,3 +143,24 @@ def test_a_daemon_that_does_not_say_who_it_is_is_probed_every_time(tmp_path):
         assert probe(tmp_path, Anonymous(containers)) == (["BPF", "PERFMON"], ["SYS_ADMIN", "SYS_PTRACE"])
         assert containers.creates > before
     assert not capcache.cache_path().exists()
+
+
+def test_the_local_daemon_is_known_by_its_process_without_asking_it(tmp_path, monkeypatch):
+    import os
+
+    class Silent(FakeClient):
+        def info(self):
+            raise AssertionError("the local daemon was asked who it is")
+
+    pidfile = tmp_path / "docker.pid"
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setattr(capcache, "DOCKER_PIDFILE", pidfile)
+    containers = FakeContainers()
+    pidfile.write_text(f"{os.getpid()}\n")  # this process stands for the daemon
+    assert probe(tmp_path, Silent(containers))[0] == ["BPF", "PERFMON"]
+    before = containers.creates
+    assert probe(tmp_path, Silent(containers))[0] == ["BPF", "PERFMON"]
+    assert containers.creates == before, "the remembered answer was not used"
+    pidfile.write_text(f"{os.getppid()}\n")  # another daemon process (a restart, an upgrade)
+    probe(tmp_path, Silent(containers))
+    assert containers.creates > before
