@@ -18,3 +18,10 @@ HOME = Path(os.environ.get("EVT_HOME") or CHECKOUT or PACKAGE)
 CONF_DIR = HOME / "conf"
 TEMPLATES_DIR = HOME / "templates"
 TRIGGERS_DIR = HOME / "triggers"
+
+
+def cache_root() -> Path:
+    """evt's cache: $EVT_CACHE_DIR, else $XDG_CACHE_HOME/evt, else ~/.cache/evt."""
+    if os.environ.get("EVT_CACHE_DIR"):
+        return Path(os.environ["EVT_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evt"

@@ -5,6 +5,8 @@ record compared months later still says where it came from."""
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,7 +89,7 @@ def job_overrides() -> list[str]:
     return [str(o) for o in HydraConfig.get().overrides.task]
 
 
-def record(scenarios: list[str], tracer: str, tracer_version: str | None = None) -> dict[str, object]:
+def record(scenarios: Sequence[str], tracer: str, tracer_version: str | None = None) -> dict[str, object]:
     """The provenance fields of summary.json: the scenarios the run's events came from (none
     for events given only with -e) and the tracer's name, beside what this module finds out."""
     return {
@@ -98,3 +100,29 @@ def record(scenarios: list[str], tracer: str, tracer_version: str | None = None)
         "host": host(),
         "tracer": {"name": tracer, "version": tracer_version},
     }
+
+
+class Recording:
+    """record() in a thread of its own, started as a run starts: git, the Docker engine and
+    the tracer's binary answer while the units start instead of before them."""
+
+    def __init__(self, scenarios: Sequence[str], tracer: str, tracer_version: Callable[[], str | None]):
+        self._fields: dict[str, object] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._record, args=(scenarios, tracer, tracer_version), name="provenance", daemon=True
+        )
+        self._thread.start()
+
+    def _record(self, scenarios: Sequence[str], tracer: str, tracer_version: Callable[[], str | None]) -> None:
+        try:
+            self._fields = record(scenarios, tracer, tracer_version())
+        except BaseException as exc:  # raised where the run asks for the fields
+            self._error = exc
+
+    def fields(self) -> dict[str, object]:
+        """The provenance fields, once recorded; record()'s error if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._fields

@@ -7,11 +7,11 @@ import contextlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evt import faults, host
 from evt.errors import RunError, UsageError
+from evt.runners import capcache
 from evt.runners.base import Runner, UnitState
 from evt.stress.plan import RunContext, RunnerDescription, Unit
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # docker is imported when a docker run starts
 
 LABEL = "evt.run_id"
 BARRIER_MOUNT = "/evt-barrier"
-DOCKER_PIDFILE = Path("/var/run/docker.pid")
 TMPFS_OPTIONS = "exec,mode=1777"  # as /tmp is; Docker's default would be noexec (scripts run from there)
 # What an unprivileged container holds without cap_add (moby's default capability set).
 DOCKER_DEFAULT_CAPS = {
@@ -59,7 +58,7 @@ def docker_client(timeout: int = 120) -> DockerClient:
 def daemon_capabilities() -> set[str] | None:
     """The capability bounding set of the local dockerd, when it can be read."""
     try:
-        pid = int(DOCKER_PIDFILE.read_text().strip())
+        pid = int(capcache.DOCKER_PIDFILE.read_text().strip())
         return host.capability_set("CapBnd", pid)
     except (OSError, ValueError):
         return None
@@ -74,6 +73,7 @@ class DockerRunner(Runner):
         self.client: DockerClient | None = None  # connected by check()
         self.privileged = False
         self.cap_add: list[str] = []
+        self.image_id: str | None = None  # found by check()
         self._cut_short = False  # a create request was interrupted (see cleanup)
 
     def describe(self) -> RunnerDescription:
@@ -91,7 +91,7 @@ class DockerRunner(Runner):
         self.client = docker_client()
         image = self.settings.image
         try:
-            self.client.images.get(image)
+            self.image_id = self.client.images.get(image).id
         except docker.errors.ImageNotFound:
             raise UsageError(
                 f'container image "{image}" not found: build it with `make evt-trigger-runner` '
@@ -153,7 +153,21 @@ class DockerRunner(Runner):
         return self.client
 
     def _probe_caps(self) -> list[str]:
-        """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF)."""
+        """Drop capabilities this Docker version does not know (20.10 knows no CAP_BPF): as
+        the probe found them for this daemon, image and set before (evt/runners/capcache.py),
+        else as a probe finds them now."""
+        image_id = self.image_id or self._connected.images.get(self.settings.image).id
+        key = capcache.probe_key(self._connected, image_id, self.cap_add)
+        unknown = capcache.cached_unknown(key, self.cap_add)
+        if unknown is not None:
+            self.cap_add = [c for c in self.cap_add if c not in unknown]
+            return unknown
+        unknown = self._probe_with_containers()
+        capcache.remember(key, unknown)
+        return unknown
+
+    def _probe_with_containers(self) -> list[str]:
+        """Create (and remove) a container with the set until the daemon accepts it."""
         import docker
 
         unknown: list[str] = []
@@ -242,6 +256,8 @@ class DockerRunner(Runner):
                     f"run, live or killed (`evt cleanup --run-id {self.run_id}` removes a killed one's); "
                     f"use another run_id."
                 ) from exc
+            if "unknown capability" in str(exc):  # a remembered probe answer that no longer holds
+                capcache.forget()
             raise RunError(f"container for {unit.name} could not be created: {exc.explanation or exc}") from exc
 
     def _follow(self, container, state: UnitState) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psutil
-
 from evt.errors import UsageError
 
 WORKER_MIB = 4  # memory one worker needs of its own over a run (copy-on-write pages it dirties)
@@ -33,7 +31,24 @@ def tasks_in_use() -> int:
     try:
         return int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
     except (OSError, ValueError, IndexError):
+        import psutil
+
         return len(psutil.pids())
+
+
+def memory_available() -> int:
+    """Bytes of memory available without swapping: MemAvailable in /proc/meminfo, which is
+    what psutil reports too; psutil (its own estimate) where the kernel does not say. Read
+    directly because every unit checks it at its start, and psutil costs an import there."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import psutil
+
+    return psutil.virtual_memory().available
 
 
 def _sum(workers: int, per_worker: object, units: int, per_unit: object) -> str:
@@ -60,7 +75,7 @@ def check_host_fits(workers: int, units: int) -> None:
                 f"number of events, or raise the limit with `sysctl -w {name}=N` (kernel.pid_max goes up to 4194304)."
             )
     need_mib = workers * WORKER_MIB + units * UNIT_MIB
-    available_mib = psutil.virtual_memory().available // (1 << 20)
+    available_mib = memory_available() // (1 << 20)
     if need_mib > available_mib:
         raise UsageError(
             f"this run needs about {need_mib:,} MiB of memory "

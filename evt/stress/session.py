@@ -86,6 +86,7 @@ class StressSession:
         self.report: TracerReport | None = None
         self.extra: dict[str, object] = {"run_dir": str(self.run_dir)}
         self.series: TimeSeries | None = None  # samples from the release to the units' end
+        self._provenance: provenance.Recording | None = None  # recorded while the units start
         self._tracer_stopped = False
         self._tracer_ready = False
         self.described = runner.describe()
@@ -134,9 +135,7 @@ class StressSession:
             return 0
         self._t_command = time.monotonic()
         self.extra["started_at"] = time.time()
-        self.extra.update(
-            provenance.record(list(self.request.scenarios), self.request.tracer.name, self.tracer.version())
-        )
+        self._provenance = provenance.Recording(self.request.scenarios, self.request.tracer.name, self.tracer.version)
         previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
         runstate.begin(self.plan.run_id, str(self.run_dir))
         watch = faults.watch().__enter__()
@@ -258,6 +257,8 @@ class StressSession:
             wait_for_enter("Press ENTER to start triggering events...")
 
     def release(self) -> None:
+        if self._provenance is not None:  # recorded while the units started: none of it in the measured window
+            self.extra.update(self._provenance.fields())
         self.say(lines.release(self.plan, self.described))
         self.extra["released_ns"] = self.runner.release()
         interval_s = self.settings.progress_interval.seconds
@@ -366,6 +367,8 @@ class StressSession:
     def write(self) -> None:
         from evt.results import writers as results
 
+        if self._provenance is not None:
+            self.extra.update(self._provenance.fields())
         outcome = self.outcome
         self.extra.update(status=outcome.status, partial=outcome.partial, failure=outcome.failure)
         self.extra["wall_s"] = time.monotonic() - self._t_command

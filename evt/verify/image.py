@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from evt.errors import RunError, UsageError
-from evt.paths import CHECKOUT, PACKAGE
+from evt.paths import CHECKOUT, PACKAGE, cache_root
 from evt.procs import ManagedProcess, exit_text
-from evt.verify.kernels import cache_root
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

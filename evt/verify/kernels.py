@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evt.errors import RunError, UsageError, brief
+from evt.paths import cache_root
 
 # Debian's cloud flavour: virtio and the serial console built in, BTF and kprobes on.
 KERNELS = {
@@ -36,13 +37,6 @@ class Kernel:
     version: str
     vmlinuz: Path
     release: str  # uname -r
-
-
-def cache_root() -> Path:
-    """evt's cache: $EVT_CACHE_DIR, else $XDG_CACHE_HOME/evt, else ~/.cache/evt."""
-    if os.environ.get("EVT_CACHE_DIR"):
-        return Path(os.environ["EVT_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evt"
 
 
 def validate(name: str) -> str:

@@ -337,6 +337,7 @@ def parse_trigger(raw: object, source: Path) -> Trigger:
 def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
     """Every trigger in the directory, by event; refuses duplicates and malformed entries."""
     catalog: dict[str, Trigger] = {}
+    stems = {p.stem for p in directory.glob("*.y*ml")}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         raw = yamlfile.load(path, path.name, MAX_TRIGGER_FILE_BYTES, CatalogError)
         event = raw.get("event") if isinstance(raw, dict) else None
@@ -346,7 +347,7 @@ def load_catalog(directory: Path = TRIGGERS_DIR) -> dict[str, Trigger]:
                 "keep one file per event"
             )
         trigger = parse_trigger(raw, path)
-        taken = {p.stem for p in directory.glob("*.y*ml")} | {a for t in catalog.values() for a in t.aliases}
+        taken = stems | {a for t in catalog.values() for a in t.aliases}
         for name in trigger.aliases:
             if name in taken:
                 raise CatalogError(

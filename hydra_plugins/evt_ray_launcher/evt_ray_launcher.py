@@ -16,14 +16,18 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from omegaconf import OmegaConf, open_dict
 
 from evt.cli import hydra_app
-from evt.stress import remote
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 
 log = logging.getLogger(__name__)
 
 
 class EvtRayLauncher(RayLauncher):
+    # evt.stress.remote is imported where a sweep uses it: Hydra imports every plugin module
+    # on every run, a single run and a dry run included
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from evt.stress import remote
+
         assert self.config is not None  # setup() sets it
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -40,6 +44,8 @@ class EvtRayLauncher(RayLauncher):
         return [self._collect(*job) for job in jobs]
 
     def _submit(self, idx: int, overrides: list[str]):
+        from evt.stress import remote
+
         assert self.config is not None and self.hydra_context is not None  # setup() sets them
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(sweep_config):
@@ -64,6 +70,8 @@ class EvtRayLauncher(RayLauncher):
 
     def _collect(self, ref, sweep_config, overrides: list[str], job_dir: Path) -> JobReturn:
         import ray
+
+        from evt.stress import remote
 
         try:
             result = ray.get(ref)

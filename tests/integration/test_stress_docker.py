@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import EVT, run_containers, run_evt, unique_run_id, unit_log_is_whole
+from helpers import EVT, run_containers, run_evt, runner_from, unique_run_id, unit_log_is_whole
 
 pytestmark = pytest.mark.integration
 
@@ -293,6 +293,27 @@ def test_privileges_auto_follow_what_the_daemon_can_grant(tmp_path):
     # the probe's refused creates (a capability this Docker does not know) were answered:
     # cleanup has no cut-short create to wait for (it waited 5 s after every run when it did)
     assert runner._cut_short is False
+
+
+def test_the_capability_probe_is_remembered_for_this_daemon_and_image(tmp_path, monkeypatch):
+    from evt import host
+    from evt.runners.docker import DockerRunner, daemon_capabilities, docker_client
+    from helpers import compose_cfg
+
+    if host.all_capabilities() <= (daemon_capabilities() or set()):
+        pytest.skip("this daemon runs privileged containers: nothing to probe")
+    monkeypatch.setenv("EVT_CACHE_DIR", str(tmp_path / "cache"))
+
+    def resolved() -> tuple[list[str], str | None]:
+        runner = runner_from(compose_cfg("runner=docker"), unique_run_id("capcache"), tmp_path)
+        runner.client = docker_client()
+        runner.resolve_privileges()
+        return runner.cap_add, runner.notice
+
+    first = resolved()
+    assert (tmp_path / "cache" / "docker-capabilities.json").is_file()
+    monkeypatch.setattr(DockerRunner, "_probe_with_containers", lambda self: pytest.fail("probed again"))
+    assert resolved() == first  # the same capabilities and the same notice, without a probe container
 
 
 def test_explicit_privileged_that_the_daemon_refuses_names_the_fix(tmp_path):

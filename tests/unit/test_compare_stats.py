@@ -7,7 +7,7 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from evt.analysis import verdicts
@@ -46,7 +46,6 @@ def test_three_against_three(base, cand, higher, p):
 
 
 @pytest.mark.property
-@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.integers(0, 3), min_size=3, max_size=6),
     st.lists(st.integers(0, 3), min_size=3, max_size=6),

@@ -59,3 +59,9 @@ def test_a_hundred_thousand_workers_are_refused_before_any_starts(args):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("Error: this run needs about") and "Traceback" not in result.stderr
     assert "Starting triggering" not in result.stdout
+
+
+def test_memory_available_is_what_psutil_reports():
+    # read from /proc/meminfo without psutil (a unit checks it at its start); 64 MiB of slack
+    # for what the host allocates or frees between the two readings
+    assert abs(limits.memory_available() - psutil.virtual_memory().available) < 64 << 20

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from prometheus_client.parser import text_string_to_metric_families
+if TYPE_CHECKING:  # urllib.request and prometheus_client are imported when a run scrapes, not to plan one
+    import urllib.request
 
 # Reported name -> the sample names it may appear under, in order of preference.
 COUNTERS: dict[str, tuple[str, ...]] = {}
@@ -63,6 +63,8 @@ class ScrapeError(Exception):
 def parse(text: str) -> dict[str, float]:
     """Every sample of a Prometheus text page, keyed by sample name (labels appended
     as `name{k="v",...}` when present). ScrapeError when the text does not parse."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     samples: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(text):
@@ -166,6 +168,8 @@ def lost(delta: dict[str, float]) -> dict[str, int]:
 
 
 def _opener() -> urllib.request.OpenerDirector:
+    import urllib.request
+
     # No proxies: the endpoint is Tracee's local HTTP server; an http_proxy in the
     # environment must not route loopback requests elsewhere.
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -173,6 +177,8 @@ def _opener() -> urllib.request.OpenerDirector:
 
 def http_fetch(url: str, timeout: float = 2.0) -> tuple[int, bytes | str]:
     """(status, body bytes) of a GET; status 0 with the reason (a str) when nothing answered."""
+    import urllib.error
+
     try:
         with _opener().open(url, timeout=timeout) as resp:
             return resp.status, resp.read()
