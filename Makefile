@@ -41,9 +41,10 @@ test: image
 	$(PYTHON) -m pytest -ra -n $(TEST_WORKERS) --dist loadfile -m "not alone" tests/integration
 	$(PYTHON) -m pytest -ra -m alone tests/integration
 
-# the fast lane: tests that need no root, no dockerd and no tracer (under a minute, anywhere)
+# the fast lane: the unit tests that need no root, no dockerd and no tracer, but for those
+# marked slow (a second or more each, waiting on processes or time): under a minute, anywhere
 test-fast: venv
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra -n $(TEST_WORKERS) tests/unit
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest -ra -n $(TEST_WORKERS) -m "not slow" tests/unit
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml
 LINT_PATHS := evt hydra_plugins tests benchmarks scripts

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from evt.bench.load import LoadMeter
 
 # Forks, and the child (no longer evt's: its parent exits at once) burns CPU until it has
@@ -36,6 +38,7 @@ def test_cpu_used_by_a_process_that_is_not_evts_counts_as_other_work(tmp_path):
     assert load.wall_s > 0 and load.other_cpu_cores == load.other_cpu_s / load.wall_s and load.load_avg_1m >= 0
 
 
+@pytest.mark.slow
 def test_the_run_window_is_measured_between_the_samples_around_it():
     """Only the window counts, not the time before and after it (containers starting)."""
     began = time.monotonic()

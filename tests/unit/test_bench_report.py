@@ -143,6 +143,7 @@ def test_the_headline_is_never_above_what_the_workload_achieved(rounds):
         assert summary["target_eps_at_max"] < summary["first_bad_eps"]
 
 
+@pytest.mark.slow
 def test_write_all_writes_csv_json_and_a_png(tmp_path):
     rows = [
         row(10_000, "ok"),

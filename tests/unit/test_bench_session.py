@@ -148,6 +148,7 @@ def test_a_bench_on_a_busy_machine_says_it_is_noisy(tmp_path, capsys):
     assert "noisy: rounds saw up to 0.80 cores of other work" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_first_rounds_plans_and_starts_nothing(tmp_path):
     """`evt bench --dry-run` shows the search's settings and the first round's two runs (with
     the tracer and without) as `evt stress --dry-run` does, and measures nothing."""

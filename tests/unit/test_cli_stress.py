@@ -194,6 +194,7 @@ def validated(argv: list[str]):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.property
 @given(st.lists(_override, max_size=4))
 @example(["stress.ops=99999999999"])
@@ -215,6 +216,7 @@ def test_any_overrides_are_accepted_or_refused_before_anything_starts(overrides)
     assert loss is None or 0 <= loss <= 100
 
 
+@pytest.mark.slow
 @pytest.mark.property
 @given(st.sampled_from(_VALUE_FLAGS), st.text(max_size=30))
 @example("--image", "\\${x}")
@@ -236,6 +238,7 @@ def test_any_seed_flag_value_reaches_the_config_verbatim(flag, value):
     assert OmegaConf.select(compose_cfg(*overrides), key) == value
 
 
+@pytest.mark.slow
 @pytest.mark.property
 @given(st.lists(st.text(max_size=15), min_size=1, max_size=3))
 def test_any_event_flags_reach_the_config_verbatim_and_in_order(values):

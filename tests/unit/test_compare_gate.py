@@ -266,6 +266,7 @@ def test_a_damaged_job_of_a_sweep_exits_2_naming_its_file(tmp_path):
 # -- 4. statistics and thresholds --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_loss_is_judged_on_the_worst_run_by_default(tmp_path):
     for i in range(3):
         write_run(tmp_path / "base" / f"run{i}", {"ptrace": (1000, 0.0)})

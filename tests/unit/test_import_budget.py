@@ -41,6 +41,7 @@ def imported_by(tmp_path, *argv: str) -> set[str]:
     return set(result["modules"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -129,6 +129,7 @@ def test_ops_leak_no_file_descriptors(name, marker):
     assert run_action(name, marker, 1, fd_count) == run_action(name, marker, 30, fd_count)
 
 
+@pytest.mark.slow
 def test_ptrace_child_dies_with_a_killed_worker(marker):
     """A worker killed before close() (a gate timeout, Ctrl+C) must not leave its tracee
     behind: it would hold the trigger's output pipe open forever."""

@@ -86,6 +86,7 @@ def test_batches_are_as_small_as_a_sleep_allows():
     assert batch_size(1e6, SleepCost(300_000, 0)) == 300  # the floor: no sleep is shorter
 
 
+@pytest.mark.slow
 def test_a_10000_ops_per_s_worker_keeps_its_rate_for_2_s():
     """20,000 ops at 10,000/s: 2 s (+-5%) from the first op to the last, and the ops
     started in the first 2 s are within 2% of 20,000. A max lag of 1 s catches up
@@ -101,6 +102,7 @@ def test_a_10000_ops_per_s_worker_keeps_its_rate_for_2_s():
     assert pacer.late_ns == 0
 
 
+@pytest.mark.slow
 def test_with_the_default_max_lag_a_run_is_late_by_what_it_skipped():
     """With the default 10 ms max lag, a stall the scheduler makes is not caught up but
     counted: 20,000 ops at 10,000/s last 2 s plus the late time (+-5%)."""
@@ -113,6 +115,7 @@ def test_with_the_default_max_lag_a_run_is_late_by_what_it_skipped():
     assert abs(span_s - (2.0 + late_s)) <= 0.1, (span_s, late_s)
 
 
+@pytest.mark.slow
 def test_batches_resized_from_what_sleeps_cost_keep_the_rate(monkeypatch):
     """Batches start from the calibration's cost and are re-sized from the CPU the sleeps
     then take. Here the calibration claims 10 ms of CPU per sleep (and batches may span
@@ -131,6 +134,7 @@ def test_batches_resized_from_what_sleeps_cost_keep_the_rate(monkeypatch):
     assert span_s >= (total - 5000) / rate, span_s  # never ahead of the schedule by more than a batch
 
 
+@pytest.mark.slow
 def test_pacing_a_fast_rate_costs_at_most_a_tenth_of_a_core():
     """At 50,000 ops/s (a 20us period, under what a sleep costs) a worker does not spin:
     its thread's CPU over 1 s of paced no-op ops is what the ops cost unpaced plus at most

@@ -57,6 +57,7 @@ def test_every_plugin_schema_module_is_found():
     } <= set(plugin_schema_modules())
 
 
+@pytest.mark.slow
 def test_tool_sections_compose_whichever_tracer_runs():
     """tracee.* and bpftrace.* are top-level sections their plugins declare: a sweep over
     tracer=... with either's keys composes for every job, and a wrong key is still refused."""

@@ -129,6 +129,7 @@ MISSES_THE_FIRST_SIGINT = """
 """
 
 
+@pytest.mark.slow
 def test_a_missed_stop_signal_is_repeated_while_the_process_shows_no_progress(started, tmp_path):
     proc = start(started, py(MISSES_THE_FIRST_SIGINT), tmp_path)
     assert log_says(proc, "ready")
@@ -136,12 +137,14 @@ def test_a_missed_stop_signal_is_repeated_while_the_process_shows_no_progress(st
     assert "stopped after 2 SIGINTs" in proc.log_path.read_text()
 
 
+@pytest.mark.slow
 def test_without_repeats_a_missed_stop_signal_ends_in_sigkill(started, tmp_path):
     proc = start(started, py(MISSES_THE_FIRST_SIGINT), tmp_path)
     assert log_says(proc, "ready")
     assert proc.stop(1.5, first_signal=signal.SIGINT) is Stop.KILLED
 
 
+@pytest.mark.slow
 def test_a_process_draining_its_output_gets_no_second_signal(started, tmp_path):
     # writes for ~2.5 s after the SIGINT (more than RESIGNAL_S): a repeat would cut its drain short
     code = """
@@ -211,6 +214,7 @@ def test_tail_is_the_last_non_blank_lines(started, tmp_path):
     assert log_tail(tmp_path / "missing.log") == []
 
 
+@pytest.mark.slow
 def test_cpu_and_memory_are_sampled(started, tmp_path):
     code = """
         import time
@@ -272,6 +276,7 @@ def test_exit_text():
 # ---------------------------------------------------------------- the resource time series
 
 
+@pytest.mark.slow
 def test_a_managed_process_gets_a_per_second_resource_series(tmp_path):
     busy = py("""
         import time
@@ -355,6 +360,7 @@ def test_a_signal_during_the_fork_is_delivered_after_it_not_lost(tmp_path):
     assert "child mask 0000000000000000" in out.stdout  # the child starts with nothing blocked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outlives_evt", [False, True])
 def test_a_process_dies_with_evt_unless_it_is_to_outlive_it(tmp_path, outlives_evt):
     """`kill -9` of evt right after a tracer's fork, before its pid is recorded for `evt

@@ -7,10 +7,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from evt.procs import ProcessSampler
 from evt.stress.timeseries import TimeSeries
 
 
+@pytest.mark.slow
 def test_samples_ops_and_tracer_cpu_over_the_window(tmp_path):
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     sampler = ProcessSampler(busy.pid, interval_s=0.05).start()

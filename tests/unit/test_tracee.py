@@ -518,6 +518,7 @@ def test_standin_is_executable():
     assert "NOT TRACEE" in STANDIN.read_text()[:200]
 
 
+@pytest.mark.slow
 def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monkeypatch, said):
     monkeypatch.setenv("EVT_STANDIN_MODE", "slow_ready=0.6")
     monkeypatch.setenv("EVT_STANDIN_LOST_PER_SCRAPE", "7")
@@ -560,6 +561,7 @@ def test_lifecycle_ready_via_healthz_metrics_and_sigterm(tmp_path, tracers, monk
     assert lifecycle["stopped_by"] == "sigterm"
 
 
+@pytest.mark.slow
 def test_lifecycle_pre_november_2025_metric_names(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_METRIC_PREFIX", "tracee_ebpf")
     monkeypatch.setenv("EVT_STANDIN_LOST_PER_SCRAPE", "2")
@@ -574,6 +576,7 @@ def test_lifecycle_pre_november_2025_metric_names(tmp_path, tracers, monkeypatch
     assert "tracee_ebpf_" in (tmp_path / "run" / "tracer" / "metrics-end.prom").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("syntax", ["destinations", "legacy"])
 def test_lifecycle_json_output_counted_per_unit(tmp_path, tracers, monkeypatch, syntax):
     legacy = [json.loads(line) for line in fixture("events-legacy.jsonl").read_text().splitlines() if line]
@@ -613,6 +616,7 @@ def test_lifecycle_json_output_counted_per_unit(tmp_path, tracers, monkeypatch, 
     assert counts["by_unit_marked"]["security_file_open"]["security_file_open"] == 3  # and marked
 
 
+@pytest.mark.slow
 def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkeypatch, procs):
     unit_proc = spawn(procs, ["sh", "-c", "sleep 30 & wait"])
     time.sleep(0.2)
@@ -640,6 +644,7 @@ def test_lifecycle_local_units_counted_by_process_tree(tmp_path, tracers, monkey
     assert tracer.report(units).observed == {"security_file_open": 2}
 
 
+@pytest.mark.slow
 def test_socked_dup_unit_counts_tracees_socket_dup_events(tmp_path, tracers, monkeypatch, procs):
     """evt asks Tracee for socket_dup (the stand-in, like Tracee, refuses socked_dup) and counts
     the socket_dup events it writes for the socked_dup unit."""
@@ -672,6 +677,7 @@ def test_socked_dup_unit_counts_tracees_socket_dup_events(tmp_path, tracers, mon
     assert tracer.report([unit]).observed == {"socked_dup": 2}
 
 
+@pytest.mark.slow
 def test_lifecycle_crash_at_start(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_MODE", "crash_at_start")
     tracer = new_tracer(tracers, standin_cfg(tmp_path, free_port()), tmp_path)
@@ -685,6 +691,7 @@ def test_lifecycle_crash_at_start(tmp_path, tracers, monkeypatch):
     assert tracer.lifecycle.stop_method == "exited"
 
 
+@pytest.mark.slow
 def test_lifecycle_crash_at_start_without_healthz(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_MODE", "crash_at_start")
     cfg = standin_cfg(tmp_path, free_port(), "tracee.healthz=false", "tracee.start_grace=3s")
@@ -711,6 +718,7 @@ def test_lifecycle_start_grace_without_healthz(tmp_path, tracers):
     assert not (tmp_path / "run" / "tracer" / "metrics-start.prom").exists()
 
 
+@pytest.mark.slow
 def test_lifecycle_crash_mid_run(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_MODE", "crash_after=1.0")
     tracer = new_tracer(tracers, standin_cfg(tmp_path, free_port()), tmp_path)
@@ -735,6 +743,7 @@ def test_lifecycle_crash_mid_run(tmp_path, tracers, monkeypatch):
     assert (tmp_path / "run" / "tracer" / "metrics-start.prom").is_file()
 
 
+@pytest.mark.slow
 def test_lifecycle_ignores_sigterm_gets_sigkill(tmp_path, tracers, monkeypatch, said):
     monkeypatch.setenv("EVT_STANDIN_MODE", "ignore_sigterm")
     cfg = standin_cfg(tmp_path, free_port(), "tracee.stop_timeout=1s")
@@ -753,6 +762,7 @@ def test_lifecycle_ignores_sigterm_gets_sigkill(tmp_path, tracers, monkeypatch, 
     tracer.stop()  # again: nothing happens
 
 
+@pytest.mark.slow
 def test_lifecycle_keep_leaves_it_running(tmp_path, tracers, said):
     cfg = standin_cfg(tmp_path, free_port(), "tracee.keep=true")
     tracer = new_tracer(tracers, cfg, tmp_path)
@@ -772,6 +782,7 @@ def test_lifecycle_keep_leaves_it_running(tmp_path, tracers, said):
     assert gone(pid)
 
 
+@pytest.mark.slow
 def test_lifecycle_keep_does_not_keep_a_failed_start(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_MODE", "never_ready")
     cfg = standin_cfg(tmp_path, free_port(), "tracee.keep=true", "tracee.ready_timeout=500ms")
@@ -783,6 +794,7 @@ def test_lifecycle_keep_does_not_keep_a_failed_start(tmp_path, tracers, monkeypa
     assert tracer.lifecycle.stop_method == "sigterm" and not tracer.lifecycle.process.running
 
 
+@pytest.mark.slow
 def test_lifecycle_never_ready_deadline(tmp_path, tracers, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_MODE", "never_ready")
     port = free_port()

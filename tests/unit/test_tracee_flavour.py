@@ -197,6 +197,7 @@ def test_the_standin_refuses_what_tracee_refuses(args, env, refusal):
     assert done.returncode == 1 and refusal in done.stderr
 
 
+@pytest.mark.slow
 def test_the_standin_runs_what_tracee_accepts():
     """The other side of the refusals above: valid flags start it and it exits 0."""
     assert standin("--events", "socket_dup,ptrace", "--output", "none").returncode == 0
@@ -217,6 +218,7 @@ def test_a_flavour_mismatch_fails_the_start_with_traces_refusal(tmp_path, monkey
 # ------------------------------------------------------------------ readiness and the HTTP address
 
 
+@pytest.mark.slow
 def test_main_healthz_goes_refused_then_503_then_200(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("EVT_STANDIN_HEARTBEAT", "1.0")
@@ -263,6 +265,7 @@ def test_main_healthz_goes_refused_then_503_then_200(tmp_path, monkeypatch):
         reap(proc.pid)
 
 
+@pytest.mark.slow
 def test_v024_readiness_reads_the_body_of_a_200(tmp_path, monkeypatch):
     monkeypatch.setenv("EVT_STANDIN_FLAVOUR", "v0.24")
     monkeypatch.setenv("EVT_STANDIN_HEARTBEAT", "1.5")  # 200 `NOT OK` for 1.5 s after start
@@ -296,6 +299,7 @@ def test_an_http_address_in_use_is_refused_before_start(tmp_path):
         ).check(UNITS)  # no HTTP: no check
 
 
+@pytest.mark.slow
 def test_the_standin_runs_on_without_http_when_its_port_is_taken(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
