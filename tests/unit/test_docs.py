@@ -124,13 +124,18 @@ def comments_and_docstrings(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def test_comments_in_evt_explain_the_code_on_its_own_terms():
-    offending = [
+def offending_texts(texts_of, pattern: re.Pattern) -> list[str]:
+    """`path:line: text` of every text of evt/'s modules (as `texts_of` finds them) that `pattern` matches."""
+    return [
         f"{path.relative_to(ROOT)}:{line}: {text.strip()[:100]}"
         for path in sorted((ROOT / "evt").rglob("*.py"))
-        for line, text in comments_and_docstrings(path)
-        if FORBIDDEN.search(text)
+        for line, text in texts_of(path)
+        if pattern.search(text)
     ]
+
+
+def test_comments_in_evt_explain_the_code_on_its_own_terms():
+    offending = offending_texts(comments_and_docstrings, FORBIDDEN)
     assert offending == [], (
         "say what the behaviour is and why (e.g. 'as Tracee's Go evt does'), and point "
         "only at files in the repository:\n" + "\n".join(offending)
@@ -151,12 +156,7 @@ def string_literals(path: Path) -> list[tuple[int, str]]:
 
 
 def test_messages_and_help_texts_name_tracees_evt_not_the_original():
-    offending = [
-        f"{path.relative_to(ROOT)}:{line}: {text.strip()[:100]}"
-        for path in sorted((ROOT / "evt").rglob("*.py"))
-        for line, text in string_literals(path)
-        if USER_TEXT_FORBIDDEN.search(text)
-    ]
+    offending = offending_texts(string_literals, USER_TEXT_FORBIDDEN)
     assert offending == [], 'say "Tracee\'s evt" (the Go tool evt follows):\n' + "\n".join(offending)
 
 
