@@ -311,7 +311,9 @@ class DockerRunner(Runner):
 def remove_run_containers(client, run_id: str | None = None) -> list[str]:
     """Remove the containers of one run (or of every evt run) by label, in parallel."""
     label = f"{LABEL}={run_id}" if run_id else LABEL
-    containers = client.containers.list(all=True, filters={"label": label})
+    # ignore_removed: a container that goes away between the listing and its inspection
+    # (another run ending) is not an error, it is one less to remove
+    containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
 
     def remove(container) -> str:
         try:

@@ -56,7 +56,8 @@ def run(run_id: str | None = None) -> int:
 
         client = docker_client(timeout=30)
         labels = set()
-        for container in client.containers.list(all=True, filters={"label": LABEL}):
+        # every evt run's containers: one that another run removes meanwhile is skipped, not an error
+        for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
             label = container.labels.get(LABEL)
             if label and label not in active and (run_id is None or label == run_id):
                 labels.add(label)
