@@ -11,6 +11,7 @@ Every step is a line in Tracee's Go evt's words, through logging.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from pathlib import Path
@@ -74,6 +75,9 @@ class AutoLifecycle(Lifecycle):
             Path(json_file).parent.mkdir(parents=True, exist_ok=True)
         log.info("Starting Tracee: %s [%s]", argv[0], " ".join(argv[1:]))  # Go evt prints a Go slice
         log.info("Tracee logs: %s", self.log_path)
+        # the HTTP client (urllib, ssl) is imported now, not at the first /healthz poll: a
+        # Ctrl+C that lands inside an extension module's import crashes instead of interrupting
+        importlib.import_module("urllib.request")
         self.process.start(argv, outlives_evt=bool(self.tcfg.keep))
         self.pid = self.process.pid
         self.sampler = self.process.sampler
